@@ -1,0 +1,361 @@
+"""The `cairn` command line. Thin commands over the governed services; one error handler.
+
+Heavy modules are imported inside commands so `cairn --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+
+class Env:
+    def __init__(self, home: str | None, url: str | None, principal: str | None, as_json: bool) -> None:
+        self.home, self.url, self.principal, self.as_json = home, url, principal, as_json
+        self._metastore = None
+
+    @property
+    def metastore(self):  # type: ignore[no-untyped-def]
+        if self._metastore is None:
+            from catalog.client import Metastore
+
+            self._metastore = Metastore.open(self.home, self.url)
+        return self._metastore
+
+    def cairn(self):  # type: ignore[no-untyped-def]
+        from catalog.entities import Source
+
+        return self.metastore.as_principal(self.principal, Source.CLI)
+
+
+def governed(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a command with the client as its first argument; turn Cairn errors into one clear line."""
+
+    @click.pass_obj
+    @functools.wraps(fn)
+    def wrapper(env: Env, *args: Any, **kwargs: Any) -> Any:
+        from catalog.errors import CairnError
+
+        try:
+            return fn(env, *args, **kwargs)
+        except CairnError as exc:
+            click.echo(f"error: {exc.code}: {exc}", err=True)
+            sys.exit(2 if exc.code == "INVALID_ARGUMENT" else 1)
+
+    return wrapper
+
+
+def emit(env: Env, rows: list[dict[str, Any]] | dict[str, Any], title: str | None = None) -> None:
+    """Print rows as a rich table, or as JSON with --json."""
+    if env.as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if isinstance(rows, dict):
+        rows = [{"field": k, "value": v} for k, v in rows.items()]
+    if not rows:
+        console.print("[dim](none)[/dim]")
+        return
+    table = Table(title=title)
+    for key in rows[0]:
+        table.add_column(str(key))
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    console.print(table)
+
+
+def securable_row(s: Any) -> dict[str, Any]:
+    return {"name": s.full_name, "kind": s.kind.value, "owner": s.owner, "comment": s.comment, "type": s.table_type.value if s.table_type else None}
+
+
+@click.group()
+@click.option("--home", envvar="CAIRN_HOME", help="Cairn home (default ./.cairn).")
+@click.option("--url", envvar="CAIRN_METASTORE_URL", help="Metastore URL (default SQLite under the home).")
+@click.option("--as", "principal", envvar="CAIRN_PRINCIPAL", help="Act as this principal.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, url: str | None, principal: str | None, as_json: bool) -> None:
+    """Cairn: a governance catalog and lineage service for ML lakehouses."""
+    ctx.obj = Env(home, url, principal, as_json)
+
+
+@cli.command()
+@click.option("--admin", required=True, help="Name of the first metastore admin.")
+@governed
+def init(env: Env, admin: str) -> None:
+    """Create the metastore and its first admin."""
+    env.metastore.initialize(admin)
+    click.echo(f"initialized metastore at {env.metastore.settings.metastore_url} with admin '{admin}'")
+
+
+# namespace -------------------------------------------------------------------------------------
+@cli.group()
+def catalog() -> None:
+    """Catalogs."""
+
+
+@catalog.command("create")
+@click.argument("name")
+@click.option("--comment")
+@governed
+def catalog_create(env: Env, name: str, comment: str | None) -> None:
+    emit(env, securable_row(env.cairn().catalogs.create_catalog(name, comment=comment)))
+
+
+@catalog.command("list")
+@governed
+def catalog_list(env: Env) -> None:
+    emit(env, [securable_row(c) for c in env.cairn().catalogs.list_catalogs(max_results=1000)], "catalogs")
+
+
+@catalog.command("drop")
+@click.argument("name")
+@click.option("--cascade", is_flag=True)
+@governed
+def catalog_drop(env: Env, name: str, cascade: bool) -> None:
+    env.cairn().catalogs.delete_catalog(name, cascade=cascade)
+    click.echo(f"dropped catalog {name}")
+
+
+@cli.group()
+def schema() -> None:
+    """Schemas."""
+
+
+@schema.command("create")
+@click.argument("name")
+@click.option("--comment")
+@governed
+def schema_create(env: Env, name: str, comment: str | None) -> None:
+    emit(env, securable_row(env.cairn().schemas.create_schema(name, comment=comment)))
+
+
+@schema.command("list")
+@click.argument("catalog_name")
+@governed
+def schema_list(env: Env, catalog_name: str) -> None:
+    emit(env, [securable_row(s) for s in env.cairn().schemas.list_schemas(catalog_name, max_results=1000)], "schemas")
+
+
+@schema.command("drop")
+@click.argument("name")
+@click.option("--cascade", is_flag=True)
+@governed
+def schema_drop(env: Env, name: str, cascade: bool) -> None:
+    env.cairn().schemas.delete_schema(name, cascade=cascade)
+    click.echo(f"dropped schema {name}")
+
+
+@cli.group()
+def table() -> None:
+    """Tables."""
+
+
+@table.command("create")
+@click.argument("name")
+@click.option("--column", "columns", multiple=True, required=True, help="name:type[:not null], repeatable.")
+@click.option("--comment")
+@click.option("--primary-key", "primary_keys", multiple=True)
+@click.option("--timestamp-key", "timestamp_keys", multiple=True)
+@governed
+def table_create(env: Env, name: str, columns: tuple[str, ...], comment: str | None, primary_keys: tuple[str, ...], timestamp_keys: tuple[str, ...]) -> None:
+    cols = []
+    for spec in columns:
+        parts = spec.split(":")
+        if len(parts) < 2:
+            raise click.BadParameter(f"{spec!r} is not name:type[:not null]", param_hint="--column")
+        cols.append({"name": parts[0], "type": parts[1], "nullable": not (len(parts) > 2 and parts[2].strip().lower() == "not null")})
+    t = env.cairn().tables.create_table(name, cols, comment=comment, primary_keys=primary_keys, timestamp_keys=timestamp_keys)
+    emit(env, securable_row(t))
+
+
+@table.command("list")
+@click.argument("scope")
+@governed
+def table_list(env: Env, scope: str) -> None:
+    """Tables in CATALOG or CATALOG.SCHEMA that you may see."""
+    from catalog import names
+
+    fn = names.parse(scope)
+    tables = env.cairn().tables.list_tables(fn.catalog, fn.schema if len(fn.parts) > 1 else None, max_results=1000)
+    emit(env, [securable_row(t) for t in tables], "tables")
+
+
+@table.command("get")
+@click.argument("name")
+@governed
+def table_get(env: Env, name: str) -> None:
+    t = env.cairn().tables.get_table(name)
+    if env.as_json:
+        import dataclasses
+
+        emit(env, dataclasses.asdict(t))
+        return
+    emit(env, securable_row(t))
+    emit(env, [{"column": c.name, "type": c.type_text, "nullable": c.nullable, "comment": c.comment} for c in t.columns])
+
+
+@table.command("drop")
+@click.argument("name")
+@governed
+def table_drop(env: Env, name: str) -> None:
+    env.cairn().tables.delete_table(name)
+    click.echo(f"dropped table {name}")
+
+
+# principals ------------------------------------------------------------------------------------
+@cli.group()
+def principal() -> None:
+    """Users, groups and service principals."""
+
+
+@principal.command("create")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["user", "group", "service_principal"], case_sensitive=False), default="user")
+@click.option("--admin", "is_admin", is_flag=True, help="Make it a metastore admin.")
+@governed
+def principal_create(env: Env, name: str, kind: str, is_admin: bool) -> None:
+    p = env.cairn().principals.create_principal(name, kind, is_admin=is_admin)
+    emit(env, {"name": p.name, "kind": p.kind.value, "admin": p.is_admin})
+
+
+@principal.command("list")
+@governed
+def principal_list(env: Env) -> None:
+    rows = env.cairn().principals.list_principals(max_results=1000)
+    emit(env, [{"name": p.name, "kind": p.kind.value, "admin": p.is_admin} for p in rows], "principals")
+
+
+@principal.command("add-member")
+@click.argument("group")
+@click.argument("member")
+@governed
+def principal_add_member(env: Env, group: str, member: str) -> None:
+    members = env.cairn().principals.add_member(group, member)
+    click.echo(f"{group}: {', '.join(members)}")
+
+
+@principal.command("remove-member")
+@click.argument("group")
+@click.argument("member")
+@governed
+def principal_remove_member(env: Env, group: str, member: str) -> None:
+    members = env.cairn().principals.remove_member(group, member)
+    click.echo(f"{group}: {', '.join(members) or '(no members)'}")
+
+
+# grants ----------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("privileges")
+@click.argument("kind")
+@click.argument("name")
+@click.argument("to_principal", metavar="PRINCIPAL")
+@governed
+def grant(env: Env, privileges: str, kind: str, name: str, to_principal: str) -> None:
+    """Grant PRIVILEGES (comma-separated) on KIND NAME to PRINCIPAL."""
+    grants = env.cairn().grants.grant(kind, name, to_principal, [p.strip() for p in privileges.split(",")])
+    emit(env, [{"principal": g.principal, "privilege": g.privilege.value, "on": f"{g.securable_kind.value} {g.securable_name}"} for g in grants])
+
+
+@cli.command()
+@click.argument("privileges")
+@click.argument("kind")
+@click.argument("name")
+@click.argument("from_principal", metavar="PRINCIPAL")
+@governed
+def revoke(env: Env, privileges: str, kind: str, name: str, from_principal: str) -> None:
+    """Revoke PRIVILEGES (comma-separated) on KIND NAME from PRINCIPAL."""
+    env.cairn().grants.revoke(kind, name, from_principal, [p.strip() for p in privileges.split(",")])
+    click.echo(f"revoked {privileges} on {kind} {name} from {from_principal}")
+
+
+@cli.command()
+@click.argument("kind")
+@click.argument("name")
+@click.option("--principal", "who", help="Whose privileges (default: you).")
+@governed
+def why(env: Env, kind: str, name: str, who: str | None) -> None:
+    """Every privilege a principal holds on KIND NAME, and why."""
+    eff = env.cairn().grants.get_effective_privileges(kind, name, who)
+    emit(env, [{"privilege": e.privilege.value, "because": "; ".join(r.describe() for r in e.reasons)} for e in eff])
+
+
+@cli.command("grants")
+@click.argument("kind")
+@click.argument("name")
+@governed
+def grants_show(env: Env, kind: str, name: str) -> None:
+    """Direct grants on KIND NAME."""
+    rows = env.cairn().grants.list_grants(kind, name)
+    emit(env, [{"principal": g.principal, "privilege": g.privilege.value} for g in rows])
+
+
+# tags ------------------------------------------------------------------------------------------
+@cli.group()
+def tag() -> None:
+    """Tags on securables and columns."""
+
+
+@tag.command("set")
+@click.argument("kind")
+@click.argument("name")
+@click.argument("pairs", nargs=-1, required=True)
+@click.option("--column")
+@governed
+def tag_set(env: Env, kind: str, name: str, pairs: tuple[str, ...], column: str | None) -> None:
+    """Set KEY=VALUE tags."""
+    tags = dict(p.split("=", 1) if "=" in p else (p, "") for p in pairs)
+    rows = env.cairn().tags.set_tags(kind, name, tags, column=column)
+    emit(env, [{"column": t.column, "key": t.key, "value": t.value} for t in rows])
+
+
+@tag.command("list")
+@click.argument("kind")
+@click.argument("name")
+@governed
+def tag_list(env: Env, kind: str, name: str) -> None:
+    rows = env.cairn().tags.list_tags(kind, name)
+    emit(env, [{"column": t.column, "key": t.key, "value": t.value} for t in rows])
+
+
+# audit -----------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--principal", "who")
+@click.option("--action")
+@click.option("--securable", "prefix", help="A securable and everything below it.")
+@click.option("--result", type=click.Choice(["ALLOWED", "DENIED", "FAILED"], case_sensitive=False))
+@click.option("--limit", default=100, show_default=True)
+@governed
+def audit(env: Env, who: str | None, action: str | None, prefix: str | None, result: str | None, limit: int) -> None:
+    """Audit events (admins see all, others their own)."""
+    page = env.cairn().audit.list_events(principal=who, action=action, securable_prefix=prefix, result=result, max_results=limit)
+    emit(env, [
+        {"id": e.id, "time": e.event_time.isoformat(timespec="seconds"), "principal": e.principal, "action": e.action,
+         "securable": e.securable_name, "result": e.result.value, "error": e.error_code, "source": e.source}
+        for e in page
+    ], "audit")
+
+
+@cli.command()
+@governed
+def demo(env: Env) -> None:
+    """Initialize the embedded home if needed and run a short governed scenario."""
+    from api.demo import run_demo
+
+    run_demo(env.metastore, env.principal or "admin")
+
+
+def main() -> None:
+    cli(prog_name="cairn")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The process-wide metastore handle and the principal-bound client every transport uses.
+
+>>> import tempfile
+>>> home = tempfile.mkdtemp()
+>>> ms = Metastore.open(home=home)
+>>> _ = ms.initialize(admin="admin")
+>>> cairn = ms.as_principal("admin")
+>>> cairn.catalogs.create_catalog("main").full_name
+'main'
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from catalog import config
+from catalog.authz import AuthzCache
+from catalog.entities import AuditResult, Context, Principal, PrincipalKind, Source
+from catalog.errors import FailedPrecondition, InvalidArgument, Unavailable
+from catalog.privileges import Kind
+from catalog.service.audit import AuditService
+from catalog.service.grants import GrantService
+from catalog.service.models import FunctionService, ModelService
+from catalog.service.namespace import CatalogService, SchemaService
+from catalog.service.principals import PrincipalService, validate_principal_name
+from catalog.service.tables import TableService
+from catalog.service.tags import TagService
+from catalog.store import db
+from catalog.store.metastore import MetastoreStore
+
+
+class Metastore:
+    """One metastore: its engine, its authorization cache and its warehouse root.
+
+    Open one per process and share it; bind a principal with `as_principal` per caller.
+    """
+
+    def __init__(self, settings: config.Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.authz_cache = AuthzCache()
+
+    @classmethod
+    def open(cls, home: str | os.PathLike[str] | None = None, url: str | None = None) -> Metastore:
+        """Open (creating and migrating as needed) the metastore under `home` or at `url`."""
+        settings = config.load(home, url)
+        if settings.metastore_url.startswith("sqlite"):
+            settings.home.mkdir(parents=True, exist_ok=True)
+        engine = db.make_engine(settings.metastore_url)
+        db.upgrade(engine)
+        return cls(settings, engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def initialized(self) -> bool:
+        with self.engine.connect() as conn:
+            return MetastoreStore(conn).get_setting("metastore_id") is not None
+
+    def initialize(self, admin: str) -> Principal:
+        """Create the metastore root and its first admin. Refused once initialized."""
+        admin = validate_principal_name(admin)
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                store = MetastoreStore(conn)
+                if store.get_setting("metastore_id") is not None:
+                    raise FailedPrecondition("the metastore is already initialized; an admin can add more admins")
+                principal = store.insert_principal(admin, PrincipalKind.USER, None, is_admin=True)
+                store.insert_securable(Kind.METASTORE, None, "", "", admin, admin)
+                store.set_setting("metastore_id", str(uuid.uuid4()))
+                store.log_authz_change("PRINCIPAL", principal=admin)
+                store.insert_audit(
+                    principal=admin, action="initialize_metastore", securable_kind=Kind.METASTORE.value,
+                    securable_name="metastore", parameters={"admin": admin}, result=AuditResult.ALLOWED.value,
+                    error_code=None, error_message=None, request_id=uuid.uuid4().hex, source=Source.CLI.value,
+                )
+                return principal
+        except Exception as exc:
+            from sqlalchemy.exc import OperationalError
+
+            if isinstance(exc, OperationalError):
+                raise Unavailable(f"the metastore is unavailable: {exc.orig}") from exc
+            raise
+
+    def as_principal(self, principal: str | None = None, source: Source | str = Source.PYTHON, request_id: str = "") -> Cairn:
+        """A client acting as `principal` (default: `CAIRN_PRINCIPAL`)."""
+        who = principal or self.settings.principal
+        if not who:
+            raise InvalidArgument("no principal: pass one or set CAIRN_PRINCIPAL")
+        src = source if isinstance(source, Source) else Source(source)
+        return Cairn(self, Context(who, src, request_id))
+
+    def managed_location(self, catalog: str, schema: str, securable_id: int, kind: str = "tables") -> str:
+        """Where a managed object's files live: `<warehouse>/<catalog>/<schema>/<id>`."""
+        root = self.settings.warehouse / catalog / schema
+        return str(root / str(securable_id)) if kind == "tables" else str(root / kind / str(securable_id))
+
+
+class Cairn:
+    """All governed services, acting as one principal from one source."""
+
+    def __init__(self, metastore: Metastore, ctx: Context) -> None:
+        self.metastore = metastore
+        self.ctx = ctx
+        self.catalogs = CatalogService(metastore, ctx)
+        self.schemas = SchemaService(metastore, ctx)
+        self.tables = TableService(metastore, ctx)
+        self.models = ModelService(metastore, ctx)
+        self.functions = FunctionService(metastore, ctx)
+        self.principals = PrincipalService(metastore, ctx)
+        self.grants = GrantService(metastore, ctx)
+        self.tags = TagService(metastore, ctx)
+        self.audit = AuditService(metastore, ctx)
+
+    @property
+    def principal(self) -> str:
+        return self.ctx.principal
+
+
+def connect(home: str | Path | None = None, url: str | None = None, principal: str | None = None) -> Cairn:
+    """Open the metastore and return a client acting as `principal` (or `CAIRN_PRINCIPAL`)."""
+    return Metastore.open(home, url).as_principal(principal)

@@ -1,0 +1,189 @@
+"""Frozen dataclasses handed across service boundaries. No SQLAlchemy, sqlglot or pyspark types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+from catalog.privileges import Kind, Privilege
+
+
+class PrincipalKind(str, Enum):
+    USER = "USER"
+    GROUP = "GROUP"
+    SERVICE_PRINCIPAL = "SERVICE_PRINCIPAL"
+
+
+class TableType(str, Enum):
+    MANAGED = "MANAGED"
+    EXTERNAL = "EXTERNAL"
+    VIEW = "VIEW"
+
+
+class AuditResult(str, Enum):
+    ALLOWED = "ALLOWED"
+    DENIED = "DENIED"
+    FAILED = "FAILED"
+
+
+class Source(str, Enum):
+    PYTHON = "python"
+    CLI = "cli"
+    SQL = "sql"
+    GRAPHQL = "graphql"
+    REST = "rest"
+    SPARK = "spark"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    kind: PrincipalKind
+    is_admin: bool
+    created_at: datetime
+    created_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type_text: str
+    nullable: bool = True
+    comment: str | None = None
+    position: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Securable:
+    """Any catalog object: catalog, schema, table, registered model, model version, function.
+
+    `full_name` is the canonical lower-case name (`main.sales.orders`; a model version is
+    `main.ml.churn/3`). Kind-specific fields are None where they do not apply.
+    """
+
+    id: int
+    kind: Kind
+    full_name: str
+    name: str
+    owner: str
+    comment: str | None
+    properties: dict[str, str]
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    updated_by: str
+    table_type: TableType | None = None
+    data_source_format: str | None = None
+    storage_location: str | None = None
+    columns: tuple[Column, ...] = ()
+    primary_keys: tuple[str, ...] = ()
+    timestamp_keys: tuple[str, ...] = ()
+    view_definition: str | None = None
+    version: int | None = None
+    status: str | None = None
+    source: str | None = None
+    run_id: str | None = None
+    routine_definition: str | None = None
+
+    @property
+    def catalog_name(self) -> str:
+        return self.full_name.split(".")[0]
+
+    @property
+    def schema_name(self) -> str | None:
+        parts = self.full_name.split(".")
+        return parts[1] if len(parts) > 1 else None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    principal: str
+    privilege: Privilege
+    securable_kind: Kind
+    securable_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a principal holds a privilege.
+
+    kind: ADMIN (metastore admin), OWNER (owns the securable), DIRECT (granted on the securable
+    itself) or INHERITED (granted on an ancestor). `grantee` is who the grant names: the principal
+    itself or a group, reached through `via_groups` (the chain from the principal to the grantee).
+    """
+
+    kind: str
+    privilege_granted: str | None = None
+    granted_on_kind: Kind | None = None
+    granted_on: str | None = None
+    grantee: str | None = None
+    via_groups: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.kind == "ADMIN":
+            return "metastore admin"
+        chain = f" through group {' > '.join(self.via_groups)}" if self.via_groups else ""
+        where = f"{(self.granted_on_kind or Kind.METASTORE).value.lower()} {self.granted_on or ''}".strip()
+        if self.kind == "OWNER":
+            return f"owner of {where}{chain}"
+        how = "granted on" if self.kind == "DIRECT" else "inherited from"
+        return f"{self.privilege_granted} {how} {where} to {self.grantee}{chain}"
+
+
+@dataclass(frozen=True, slots=True)
+class EffectivePrivilege:
+    privilege: Privilege
+    reasons: tuple[Reason, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    securable_kind: Kind
+    securable_name: str
+    key: str
+    value: str
+    column: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    id: int
+    event_time: datetime
+    principal: str
+    action: str
+    securable_kind: str | None
+    securable_name: str | None
+    parameters: dict[str, Any]
+    result: AuditResult
+    error_code: str | None
+    error_message: str | None
+    request_id: str
+    source: str
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a list. `next_page_token` is None on the last page."""
+
+    items: tuple[T, ...]
+    next_page_token: str | None = None
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Who is acting, from where, under which request id."""
+
+    principal: str
+    source: Source = Source.PYTHON
+    request_id: str = field(default="")

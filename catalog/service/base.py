@@ -1,0 +1,213 @@
+"""The unit of work every service method runs in: authorize, mutate, audit, commit — or nothing.
+
+Fail closed twice: a method must record an authorization decision (`require`, `allow`,
+`require_admin`, ...) before it can commit; a unit of work that ends without one is rolled back
+and reported as an internal error. A denial is rolled back and then written to the audit log in
+a transaction of its own, so the log shows it although nothing changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from catalog.authz import AuthzCache, AuthzView
+from catalog.entities import AuditResult, Context
+from catalog.errors import CairnError, Conflict, Internal, NotFound, PermissionDenied, Unavailable
+from catalog.privileges import Kind, Privilege
+from catalog.store.metastore import MetastoreStore
+
+log = logging.getLogger("cairn")
+
+_SECRET_WORDS = ("password", "secret", "token", "credential", "private_key", "access_key", "authorization")
+
+
+def redact(value: Any) -> Any:
+    """Parameters as they go into the audit log: secrets masked, long values shortened."""
+    if isinstance(value, dict):
+        return {
+            str(k): ("***" if any(w in str(k).lower() for w in _SECRET_WORDS) else redact(v)) for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = list(value)
+        return [redact(v) for v in items[:100]] + (["..."] if len(items) > 100 else [])
+    if isinstance(value, str):
+        return value if len(value) <= 2000 else value[:2000] + "..."
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return str(getattr(value, "value", value))
+
+
+class UnitOfWork:
+    """One transaction around one service call. Use as a context manager."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        cache: AuthzCache,
+        ctx: Context,
+        action: str,
+        kind: Kind | None,
+        name: str | None,
+        params: dict[str, Any],
+        write: bool,
+    ) -> None:
+        self.engine = engine
+        self.cache = cache
+        self.ctx = ctx
+        self.action = action
+        self.kind = kind
+        self.name = name
+        self.params = params
+        self.write = write
+        self.request_id = ctx.request_id or uuid.uuid4().hex
+        self.decided = False
+        self._hidden_denial = False
+
+    # lifecycle -----------------------------------------------------------------------------
+    def __enter__(self) -> UnitOfWork:
+        try:
+            self.conn = self.engine.connect().execution_options(cairn_write=self.write)
+            self.tx = self.conn.begin()
+        except OperationalError as exc:
+            raise Unavailable(f"the metastore is unavailable: {exc.orig}") from exc
+        self.store = MetastoreStore(self.conn)
+        try:
+            self.authz: AuthzView = self.cache.view(self.store)
+        except BaseException:
+            self.tx.rollback()
+            self.conn.close()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[no-untyped-def]
+        try:
+            if exc is None:
+                if not self.decided:
+                    self.tx.rollback()
+                    self._audit_apart(AuditResult.FAILED, "INTERNAL", "no authorization decision was recorded")
+                    raise Internal(f"{self.action} made no authorization decision (request id {self.request_id})")
+                if self.write:
+                    self._audit(self.store, AuditResult.ALLOWED, None, None)
+                    self.tx.commit()
+                else:
+                    # Reads change nothing; their audit row goes in a short write transaction of its
+                    # own so readers never hold SQLite's write lock while they work.
+                    self.tx.commit()
+                    self._audit_apart(AuditResult.ALLOWED, None, None)
+                return False
+            self.tx.rollback()
+            if isinstance(exc, PermissionDenied) or (isinstance(exc, NotFound) and self._hidden_denial):
+                self._audit_apart(AuditResult.DENIED, "PERMISSION_DENIED", str(exc))
+                return False
+            if isinstance(exc, CairnError):
+                self._audit_apart(AuditResult.FAILED, exc.code, str(exc))
+                return False
+            if isinstance(exc, IntegrityError):
+                self._audit_apart(AuditResult.FAILED, Conflict.code, "conflicting concurrent change")
+                raise Conflict(f"{self.action} conflicted with a concurrent change; retry") from exc
+            if isinstance(exc, OperationalError):
+                self._audit_apart(AuditResult.FAILED, Unavailable.code, str(exc.orig))
+                raise Unavailable(f"the metastore is unavailable: {exc.orig}") from exc
+            log.exception("internal error in %s (request id %s)", self.action, self.request_id)
+            self._audit_apart(AuditResult.FAILED, Internal.code, type(exc).__name__)
+            raise Internal(f"internal error (request id {self.request_id})") from exc
+        finally:
+            self.conn.close()
+
+    def _audit(self, store: MetastoreStore, result: AuditResult, code: str | None, message: str | None) -> None:
+        store.insert_audit(
+            principal=self.ctx.principal,
+            action=self.action,
+            securable_kind=self.kind.value if self.kind else None,
+            securable_name=self.name,
+            parameters=redact(self.params),
+            result=result.value,
+            error_code=code,
+            error_message=message,
+            request_id=self.request_id,
+            source=self.ctx.source.value,
+        )
+
+    def _audit_apart(self, result: AuditResult, code: str | None, message: str | None) -> None:
+        try:
+            with self.engine.connect().execution_options(cairn_write=True) as conn, conn.begin():
+                self._audit(MetastoreStore(conn), result, code, message)
+        except OperationalError as exc:
+            raise Unavailable(f"the metastore is unavailable: {exc.orig}") from exc
+
+    # authorization decisions ---------------------------------------------------------------
+    @property
+    def principal(self) -> str:
+        return self.ctx.principal
+
+    def allow(self) -> None:
+        """Record that this call needs no privilege beyond being a known principal (lists filter)."""
+        self.authz.principals(self.principal)
+        self.decided = True
+
+    def deny(self, message: str) -> None:
+        self.decided = True
+        raise PermissionDenied(message)
+
+    def require_admin(self, what: str) -> None:
+        if not self.authz.is_admin(self.principal):
+            self.deny(f"{self.principal} is not a metastore admin; {what} needs one")
+        self.decided = True
+
+    def require_visible(self, sid: int, kind: Kind, name: str) -> None:
+        """NotFound (audited as a denial) when the caller may not see the securable."""
+        if not self.authz.can_see(self.principal, sid):
+            self.decided = True
+            self._hidden_denial = True
+            raise NotFound(f"{_label(kind)} '{name}' does not exist")
+        self.decided = True
+
+    def require(self, privilege: Privilege, sid: int, kind: Kind, name: str, *, usage: bool = True) -> None:
+        """`privilege` on `sid`, plus USE CATALOG / USE SCHEMA on its containers when `usage`."""
+        a, p = self.authz, self.principal
+        if usage and not a.has_usage(p, sid if kind in (Kind.CATALOG, Kind.SCHEMA) else a.chain(sid)[1].id):
+            self._deny_or_hide(sid, kind, name, self._usage_message(sid))
+        if not a.has(p, privilege, sid):
+            self._deny_or_hide(sid, kind, name, f"{p} lacks {privilege.value} on {_label(kind)} '{name}'")
+        self.decided = True
+
+    def require_manage(self, sid: int, kind: Kind, name: str, what: str) -> None:
+        if not self.authz.can_manage(self.principal, sid):
+            self._deny_or_hide(
+                sid, kind, name, f"{self.principal} may not {what} {_label(kind)} '{name}': needs ownership or MANAGE"
+            )
+        self.decided = True
+
+    def require_tagging(self, sid: int, kind: Kind, name: str) -> None:
+        a, p = self.authz, self.principal
+        ok = a.is_admin(p) or a.owns(p, sid) or (a.has(p, Privilege.APPLY_TAG, sid) and a.has_usage(p, a.chain(sid)[1].id if kind not in (Kind.CATALOG,) else sid))
+        if not ok:
+            self._deny_or_hide(sid, kind, name, f"{p} lacks APPLY TAG on {_label(kind)} '{name}'")
+        self.decided = True
+
+    def _deny_or_hide(self, sid: int, kind: Kind, name: str, message: str) -> None:
+        self.decided = True
+        if not self.authz.can_see(self.principal, sid):
+            self._hidden_denial = True
+            raise NotFound(f"{_label(kind)} '{name}' does not exist")
+        raise PermissionDenied(message)
+
+    def _usage_message(self, sid: int) -> str:
+        for node in self.authz.chain(sid):
+            if node.kind is Kind.CATALOG and not self.authz.has(self.principal, Privilege.USE_CATALOG, node.id):
+                return f"{self.principal} lacks USE CATALOG on catalog '{node.full_name}'"
+            if node.kind is Kind.SCHEMA and not self.authz.has(self.principal, Privilege.USE_SCHEMA, node.id):
+                return f"{self.principal} lacks USE SCHEMA on schema '{node.full_name}'"
+        return f"{self.principal} lacks usage on the containers of '{self.name}'"
+
+
+def _label(kind: Kind) -> str:
+    return {Kind.MODEL: "registered model", Kind.MODEL_VERSION: "model version"}.get(kind, kind.value.lower())
+
+
+label = _label

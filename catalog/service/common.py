@@ -1,0 +1,194 @@
+"""What every service shares: the unit-of-work factory, name resolution, paging."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from catalog import names
+from catalog.authz import Node
+from catalog.entities import Context, Page, Securable
+from catalog.errors import InvalidArgument, NotFound
+from catalog.privileges import Kind
+from catalog.service.base import UnitOfWork, label
+
+if TYPE_CHECKING:
+    from catalog.client import Metastore
+
+T = TypeVar("T")
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+
+
+class Service:
+    """Base of the governed services: one instance is bound to one acting principal."""
+
+    def __init__(self, metastore: Metastore, ctx: Context) -> None:
+        self.metastore = metastore
+        self.ctx = ctx
+
+    def _uow(self, action: str, kind: Kind | None, name: str | None, /, *, write: bool = True, **params: Any) -> UnitOfWork:
+        return UnitOfWork(self.metastore.engine, self.metastore.authz_cache, self.ctx, action, kind, name, params, write)
+
+
+def display(name: Any) -> str:
+    """The name as the caller wrote it, for audit rows written before it is validated."""
+    return name if isinstance(name, str) else repr(name)
+
+
+def parse_for(kind: Kind, name: str) -> names.FullName:
+    levels = {Kind.CATALOG: 1, Kind.SCHEMA: 2}.get(kind, 3)
+    return names.parse(name, levels)
+
+
+def resolve(uow: UnitOfWork, kind: Kind, full_name: str) -> int:
+    """The id of an existing securable, or NotFound."""
+    sid = uow.authz.resolve(kind, full_name)
+    if sid is None:
+        raise NotFound(f"{label(kind)} '{full_name}' does not exist")
+    return sid
+
+
+def fetch(uow: UnitOfWork, sid: int) -> Securable:
+    return uow.store.get_securable_by_id(sid)
+
+
+def page_size(max_results: int | None) -> int:
+    if max_results is None or max_results == 0:
+        return DEFAULT_PAGE
+    if not isinstance(max_results, int) or max_results < 0:
+        raise InvalidArgument(f"max_results must be a positive integer, got {max_results!r}")
+    return min(max_results, MAX_PAGE)
+
+
+def encode_token(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def decode_token(token: str | None) -> str | None:
+    if not token:
+        return None
+    try:
+        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except Exception:
+        raise InvalidArgument(f"page_token {token!r} is not a token this service issued") from None
+
+
+def visible_children(
+    uow: UnitOfWork,
+    parent_id: int,
+    kinds: tuple[Kind, ...],
+    after: str | None,
+    limit: int,
+    keep: Callable[[int], bool] | None = None,
+) -> Page[Securable]:
+    """A page of the children of `parent_id` the caller may see, in name order.
+
+    Reads children in batches, seeds the authorization cache for the whole batch (one query for
+    their grants) and filters in memory, so listing costs a few queries whatever the page size.
+    """
+    keep = keep or (lambda sid: uow.authz.can_see(uow.principal, sid))
+    parent_chain = uow.authz.chain(parent_id)
+    out: list[Securable] = []
+    cursor = after
+    while len(out) < limit:
+        batch = uow.store.list_children(parent_id, kinds, after=cursor, limit=max(limit * 2, 200))
+        if not batch:
+            return Page(tuple(out))
+        nodes = [Node(s.id, s.kind, parent_id, s.full_name, s.owner) for s in batch]
+        uow.authz.remember_children(parent_chain, nodes)
+        uow.authz.load_grants(nodes)
+        for s in batch:
+            if keep(s.id):
+                out.append(s)
+                if len(out) == limit:
+                    more = s is not batch[-1] or len(batch) == max(limit * 2, 200)
+                    return Page(tuple(out), encode_token(s.name) if more else None)
+        cursor = batch[-1].name
+    return Page(tuple(out))
+
+
+def validate_properties(properties: dict[str, str] | None) -> dict[str, str] | None:
+    if properties is None:
+        return None
+    if not isinstance(properties, dict):
+        raise InvalidArgument("properties must be a mapping of strings to strings")
+    out = {}
+    for k, v in properties.items():
+        if not isinstance(k, str) or not k or len(k) > 255:
+            raise InvalidArgument(f"property key {k!r} must be a non-empty string of at most 255 characters")
+        out[k] = "" if v is None else str(v)
+    return out
+
+
+def validate_comment(comment: str | None) -> str | None:
+    if comment is not None and not isinstance(comment, str):
+        raise InvalidArgument("comment must be a string")
+    if comment is not None and len(comment) > 65535:
+        raise InvalidArgument("comment is longer than 65535 characters")
+    return comment
+
+
+def update_securable(
+    uow: UnitOfWork,
+    sid: int,
+    kind: Kind,
+    full_name: str,
+    *,
+    comment: str | None = None,
+    properties: dict[str, str] | None = None,
+    new_name: str | None = None,
+) -> Securable:
+    """Alter comment, properties or name of a securable the caller may manage."""
+    uow.require_manage(sid, kind, full_name, "alter")
+    changes: dict[str, Any] = {}
+    if comment is not None:
+        changes["comment"] = validate_comment(comment)
+    if properties is not None:
+        changes["properties"] = validate_properties(properties)
+    if new_name is not None:
+        part = names.validate_part(new_name.strip("`"))
+        parent = full_name.rsplit(".", 1)[0] + "." if "." in full_name else ""
+        new_full = parent + part
+        if new_full != full_name:
+            if uow.authz.resolve(kind, new_full) is not None:
+                from catalog.errors import AlreadyExists
+
+                raise AlreadyExists(f"{label(kind)} '{new_full}' already exists")
+            changes.update(name=part, full_name=new_full)
+            uow.store.rename_subtree(sid, full_name + ".", new_full + ".")
+            uow.store.log_authz_change("SUBTREE", sid)
+    if not changes:
+        raise InvalidArgument("nothing to update: give a comment, properties or a new name")
+    uow.store.update_securable(sid, uow.principal, **changes)
+    return fetch(uow, sid)
+
+
+def delete_securable(uow: UnitOfWork, sid: int, kind: Kind, full_name: str, cascade: bool) -> None:
+    """Drop a securable the caller may manage; a non-empty container needs `cascade`."""
+    uow.require_manage(sid, kind, full_name, "drop")
+    if not cascade and kind in (Kind.CATALOG, Kind.SCHEMA) and uow.store.count_children(sid):
+        from catalog.errors import FailedPrecondition
+
+        raise FailedPrecondition(f"{label(kind)} '{full_name}' is not empty; drop it with cascade")
+    uow.store.delete_securable(sid)
+    uow.store.log_authz_change("SUBTREE", sid)
+
+
+def locate(uow: UnitOfWork, kind: Kind | str, name: str | None) -> tuple[Kind, int, str]:
+    """Resolve any securable by kind and name: `metastore`, `cat`, `cat.sch`, `cat.sch.obj`,
+    or `cat.sch.model/3` for a model version. Returns (kind, id, canonical name)."""
+    kind = Kind.parse(kind)
+    if kind is Kind.METASTORE:
+        return kind, uow.store.metastore_id(), "metastore"
+    if not isinstance(name, str):
+        raise InvalidArgument(f"a {label(kind)} name is required")
+    if kind is Kind.MODEL_VERSION:
+        model, _, number = name.rpartition("/")
+        if not model or not number.isdigit():
+            raise InvalidArgument(f"a model version is named 'catalog.schema.model/N', not {name!r}")
+        key = f"{parse_for(Kind.MODEL, model).key}/{int(number)}"
+    else:
+        key = parse_for(kind, name).key
+    return kind, resolve(uow, kind, key), key

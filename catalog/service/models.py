@@ -1,0 +1,193 @@
+"""Registered models, their versions, and functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from catalog.entities import Column, Page, Securable
+from catalog.errors import FailedPrecondition, InvalidArgument, NotFound
+from catalog.privileges import Kind, Privilege
+from catalog.service.common import (
+    Service,
+    decode_token,
+    delete_securable,
+    display,
+    fetch,
+    page_size,
+    parse_for,
+    resolve,
+    update_securable,
+    validate_comment,
+    validate_properties,
+    visible_children,
+)
+from catalog.service.tables import normalize_type, validate_columns
+
+VERSION_STATUSES = ("PENDING_REGISTRATION", "READY", "FAILED_REGISTRATION")
+
+
+def version_key(model: str, version: int) -> str:
+    return f"{model}/{version}"
+
+
+class ModelService(Service):
+    def create_registered_model(self, name: str, comment: str | None = None, properties: dict[str, str] | None = None) -> Securable:
+        """Register a model in `catalog.schema`. Needs USE CATALOG, USE SCHEMA, CREATE MODEL."""
+        with self._uow("create_registered_model", Kind.MODEL, display(name), comment=comment) as uow:
+            fn = parse_for(Kind.MODEL, name)
+            schema_id = resolve(uow, Kind.SCHEMA, f"{fn.catalog}.{fn.schema}")
+            uow.require(Privilege.CREATE_MODEL, schema_id, Kind.SCHEMA, f"{fn.catalog}.{fn.schema}")
+            model = uow.store.insert_securable(
+                Kind.MODEL, schema_id, fn.name, fn.key, uow.principal, uow.principal,
+                validate_comment(comment), validate_properties(properties),
+            )
+            location = self.metastore.managed_location(fn.catalog, fn.schema, model.id, kind="models")
+            uow.store.update_securable(model.id, uow.principal, storage_location=location)
+            return fetch(uow, model.id)
+
+    def get_registered_model(self, name: str) -> Securable:
+        with self._uow("get_registered_model", Kind.MODEL, display(name), write=False) as uow:
+            fn = parse_for(Kind.MODEL, name)
+            sid = resolve(uow, Kind.MODEL, fn.key)
+            uow.require_visible(sid, Kind.MODEL, fn.key)
+            return fetch(uow, sid)
+
+    def list_registered_models(self, catalog: str, schema: str, page_token: str | None = None, max_results: int | None = None) -> Page[Securable]:
+        with self._uow("list_registered_models", Kind.SCHEMA, f"{catalog}.{schema}", write=False) as uow:
+            fn = parse_for(Kind.SCHEMA, f"{catalog}.{schema}")
+            sid = resolve(uow, Kind.SCHEMA, fn.key)
+            uow.require_visible(sid, Kind.SCHEMA, fn.key)
+            return visible_children(uow, sid, (Kind.MODEL,), decode_token(page_token), page_size(max_results))
+
+    def update_registered_model(self, name: str, comment: str | None = None, properties: dict[str, str] | None = None, new_name: str | None = None) -> Securable:
+        with self._uow("update_registered_model", Kind.MODEL, display(name), comment=comment, new_name=new_name) as uow:
+            fn = parse_for(Kind.MODEL, name)
+            sid = resolve(uow, Kind.MODEL, fn.key)
+            return update_securable(uow, sid, Kind.MODEL, fn.key, comment=comment, properties=properties, new_name=new_name)
+
+    def delete_registered_model(self, name: str) -> None:
+        """Drop a registered model and all its versions. Needs ownership or MANAGE."""
+        with self._uow("delete_registered_model", Kind.MODEL, display(name)) as uow:
+            fn = parse_for(Kind.MODEL, name)
+            sid = resolve(uow, Kind.MODEL, fn.key)
+            delete_securable(uow, sid, Kind.MODEL, fn.key, cascade=True)
+
+    # versions ------------------------------------------------------------------------------
+    def create_model_version(self, model: str, source: str, run_id: str | None = None, comment: str | None = None) -> Securable:
+        """Add version N+1 in PENDING_REGISTRATION with a storage location to upload to.
+
+        Needs ownership or MANAGE on the registered model (and usage on its containers).
+        """
+        with self._uow("create_model_version", Kind.MODEL, display(model), source=source, run_id=run_id) as uow:
+            fn = parse_for(Kind.MODEL, model)
+            mid = resolve(uow, Kind.MODEL, fn.key)
+            uow.require_manage(mid, Kind.MODEL, fn.key, "add versions to")
+            if not source or not isinstance(source, str):
+                raise InvalidArgument("a model version needs a source (the artifact URI it was logged at)")
+            parent = fetch(uow, mid)
+            # The model keeps a counter, so a number is never reused after a version is deleted.
+            number = (parent.version or 0) + 1
+            uow.store.update_securable(mid, uow.principal, version=number)
+            version = uow.store.insert_securable(
+                Kind.MODEL_VERSION, mid, f"{number:010d}", version_key(fn.key, number), uow.principal, uow.principal,
+                validate_comment(comment), None,
+                dict(version=number, status="PENDING_REGISTRATION", source=source, run_id=run_id,
+                     storage_location=f"{parent.storage_location}/versions/{number}"),
+            )
+            return version
+
+    def finalize_model_version(self, model: str, version: int) -> Securable:
+        """Mark an uploaded version READY. Needs ownership or MANAGE on the registered model."""
+        with self._uow("finalize_model_version", Kind.MODEL_VERSION, f"{display(model)}/{version}") as uow:
+            sid, key = self._version(uow, model, version)
+            uow.require_manage(sid, Kind.MODEL_VERSION, key, "finalize")
+            current = fetch(uow, sid)
+            if current.status != "PENDING_REGISTRATION":
+                raise FailedPrecondition(f"model version '{key}' is {current.status}, not PENDING_REGISTRATION")
+            uow.store.update_securable(sid, uow.principal, status="READY")
+            return fetch(uow, sid)
+
+    def get_model_version(self, model: str, version: int) -> Securable:
+        with self._uow("get_model_version", Kind.MODEL_VERSION, f"{display(model)}/{version}", write=False) as uow:
+            sid, key = self._version(uow, model, version)
+            uow.require_visible(sid, Kind.MODEL_VERSION, key)
+            return fetch(uow, sid)
+
+    def list_model_versions(self, model: str, page_token: str | None = None, max_results: int | None = None) -> Page[Securable]:
+        with self._uow("list_model_versions", Kind.MODEL, display(model), write=False) as uow:
+            fn = parse_for(Kind.MODEL, model)
+            mid = resolve(uow, Kind.MODEL, fn.key)
+            uow.require_visible(mid, Kind.MODEL, fn.key)
+            return visible_children(uow, mid, (Kind.MODEL_VERSION,), decode_token(page_token), page_size(max_results), keep=lambda _sid: True)
+
+    def update_model_version(self, model: str, version: int, comment: str) -> Securable:
+        with self._uow("update_model_version", Kind.MODEL_VERSION, f"{display(model)}/{version}", comment=comment) as uow:
+            sid, key = self._version(uow, model, version)
+            uow.require_manage(sid, Kind.MODEL_VERSION, key, "alter")
+            uow.store.update_securable(sid, uow.principal, comment=validate_comment(comment))
+            return fetch(uow, sid)
+
+    def delete_model_version(self, model: str, version: int) -> None:
+        with self._uow("delete_model_version", Kind.MODEL_VERSION, f"{display(model)}/{version}") as uow:
+            sid, key = self._version(uow, model, version)
+            delete_securable(uow, sid, Kind.MODEL_VERSION, key, cascade=False)
+
+    def _version(self, uow: Any, model: str, version: int) -> tuple[int, str]:
+        fn = parse_for(Kind.MODEL, model)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise InvalidArgument(f"a model version is a positive integer, not {version!r}")
+        key = version_key(fn.key, version)
+        sid = uow.authz.resolve(Kind.MODEL_VERSION, key)
+        if sid is None:
+            raise NotFound(f"model version '{key}' does not exist")
+        return sid, key
+
+
+class FunctionService(Service):
+    def create_function(
+        self,
+        name: str,
+        routine_definition: str,
+        data_type: str,
+        input_params: Sequence[Column | dict[str, Any]] = (),
+        language: str = "SQL",
+        comment: str | None = None,
+    ) -> Securable:
+        """Register a SQL or Python function. Needs USE CATALOG, USE SCHEMA, CREATE FUNCTION."""
+        with self._uow("create_function", Kind.FUNCTION, display(name), data_type=data_type, language=language) as uow:
+            fn = parse_for(Kind.FUNCTION, name)
+            schema_id = resolve(uow, Kind.SCHEMA, f"{fn.catalog}.{fn.schema}")
+            uow.require(Privilege.CREATE_FUNCTION, schema_id, Kind.SCHEMA, f"{fn.catalog}.{fn.schema}")
+            if not routine_definition or not isinstance(routine_definition, str):
+                raise InvalidArgument("a function needs a routine_definition (its body)")
+            lang = str(language).upper()
+            if lang not in ("SQL", "PYTHON"):
+                raise InvalidArgument(f"language must be SQL or PYTHON, not {language!r}")
+            params = validate_columns(input_params)
+            spec = dict(routine_definition=routine_definition, data_source_format=lang, source=normalize_type(data_type, "RETURNS"))
+            # Input parameters are stored like columns, in order.
+            return uow.store.insert_securable(
+                Kind.FUNCTION, schema_id, fn.name, fn.key, uow.principal, uow.principal,
+                validate_comment(comment), None, spec, params,
+            )
+
+    def get_function(self, name: str) -> Securable:
+        with self._uow("get_function", Kind.FUNCTION, display(name), write=False) as uow:
+            fn = parse_for(Kind.FUNCTION, name)
+            sid = resolve(uow, Kind.FUNCTION, fn.key)
+            uow.require_visible(sid, Kind.FUNCTION, fn.key)
+            return fetch(uow, sid)
+
+    def list_functions(self, catalog: str, schema: str, page_token: str | None = None, max_results: int | None = None) -> Page[Securable]:
+        with self._uow("list_functions", Kind.SCHEMA, f"{catalog}.{schema}", write=False) as uow:
+            fn = parse_for(Kind.SCHEMA, f"{catalog}.{schema}")
+            sid = resolve(uow, Kind.SCHEMA, fn.key)
+            uow.require_visible(sid, Kind.SCHEMA, fn.key)
+            return visible_children(uow, sid, (Kind.FUNCTION,), decode_token(page_token), page_size(max_results))
+
+    def delete_function(self, name: str) -> None:
+        with self._uow("delete_function", Kind.FUNCTION, display(name)) as uow:
+            fn = parse_for(Kind.FUNCTION, name)
+            sid = resolve(uow, Kind.FUNCTION, fn.key)
+            delete_securable(uow, sid, Kind.FUNCTION, fn.key, cascade=False)

@@ -1,0 +1,220 @@
+"""Table metadata: columns, type, storage, feature-table keys. Data access lives with Delta."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from catalog.entities import Column, Page, Securable, TableType
+from catalog.errors import InvalidArgument
+from catalog.privileges import Kind, Privilege
+from catalog import names
+from catalog.service.common import (
+    Service,
+    decode_token,
+    delete_securable,
+    encode_token,
+    display,
+    fetch,
+    page_size,
+    parse_for,
+    resolve,
+    update_securable,
+    validate_comment,
+    validate_properties,
+    visible_children,
+)
+
+_TYPE_SHAPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\s*([<(].*[>)])?", re.S)
+_TIME_TYPES = ("timestamp", "timestamp_ntz", "date")
+
+
+def normalize_type(type_text: str, column: str) -> str:
+    """Validate a Databricks SQL type and return its canonical lower-case spelling.
+
+    >>> normalize_type("DECIMAL(10,2)", "price")
+    'decimal(10, 2)'
+    """
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    text = (type_text or "").strip()
+    if not _TYPE_SHAPE.fullmatch(text):
+        raise InvalidArgument(f"column '{column}': {type_text!r} is not a SQL type")
+    try:
+        dtype = exp.DataType.build(text, dialect="databricks", udt=False)
+    except (SqlglotError, ValueError) as exc:
+        raise InvalidArgument(f"column '{column}': {type_text!r} is not a SQL type ({exc})") from None
+    return dtype.sql("databricks").lower()
+
+
+def validate_columns(columns: Sequence[Column | dict[str, Any]]) -> list[Column]:
+    """Columns with valid, unique names and types, in the given order."""
+    out: list[Column] = []
+    seen: set[str] = set()
+    for i, c in enumerate(columns):
+        if isinstance(c, dict):
+            unknown = set(c) - {"name", "type_text", "type", "nullable", "comment", "position"}
+            if unknown:
+                raise InvalidArgument(f"column {i + 1}: unknown field(s) {sorted(unknown)}")
+            c = Column(str(c.get("name", "")), str(c.get("type_text") or c.get("type") or ""), bool(c.get("nullable", True)), c.get("comment"))
+        name = names.validate_part(c.name, whole=c.name or f"column {i + 1}")
+        if name in seen:
+            raise InvalidArgument(f"column '{name}' appears twice")
+        seen.add(name)
+        out.append(Column(name, normalize_type(c.type_text, name), c.nullable, validate_comment(c.comment), i))
+    return out
+
+
+def _validate_keys(columns: list[Column], primary_keys: Sequence[str], timestamp_keys: Sequence[str]) -> tuple[list[str], list[str]]:
+    by_name = {c.name: c for c in columns}
+    pks = [k.lower() for k in primary_keys]
+    tks = [k.lower() for k in timestamp_keys]
+    for k in pks:
+        if k not in by_name:
+            raise InvalidArgument(f"primary key column '{k}' is not a column of the table")
+        if by_name[k].nullable:
+            raise InvalidArgument(f"primary key column '{k}' must be NOT NULL")
+    for k in tks:
+        if k not in by_name:
+            raise InvalidArgument(f"timestamp key column '{k}' is not a column of the table")
+        if by_name[k].type_text not in _TIME_TYPES:
+            raise InvalidArgument(f"timestamp key column '{k}' must be a timestamp or date, not {by_name[k].type_text}")
+        if k not in pks:
+            raise InvalidArgument(f"timestamp key column '{k}' must also be part of the primary key")
+    if len(set(pks)) != len(pks):
+        raise InvalidArgument("primary key columns repeat")
+    return pks, tks
+
+
+class TableService(Service):
+    def create_table(
+        self,
+        name: str,
+        columns: Sequence[Column | dict[str, Any]] = (),
+        table_type: TableType | str = TableType.MANAGED,
+        storage_location: str | None = None,
+        comment: str | None = None,
+        properties: dict[str, str] | None = None,
+        primary_keys: Sequence[str] = (),
+        timestamp_keys: Sequence[str] = (),
+        view_definition: str | None = None,
+        data_source_format: str = "DELTA",
+    ) -> Securable:
+        """Register a table or view in `catalog.schema`. Needs USE CATALOG, USE SCHEMA, CREATE TABLE.
+
+        Managed tables get a location under the warehouse; external tables must name one; views
+        carry their SQL. Feature tables declare primary keys (NOT NULL columns) and timestamp keys.
+        Raises InvalidArgument, PermissionDenied, NotFound (schema), AlreadyExists.
+        """
+        with self._uow(
+            "create_table", Kind.TABLE, display(name), columns=[getattr(c, "name", c) for c in columns],
+            table_type=str(getattr(table_type, "value", table_type)), storage_location=storage_location,
+        ) as uow:
+            fn = parse_for(Kind.TABLE, name)
+            try:
+                ttype = TableType(str(getattr(table_type, "value", table_type)).upper())
+            except ValueError:
+                raise InvalidArgument(f"table_type must be MANAGED, EXTERNAL or VIEW, not {table_type!r}") from None
+            schema_id = resolve(uow, Kind.SCHEMA, f"{fn.catalog}.{fn.schema}")
+            uow.require(Privilege.CREATE_TABLE, schema_id, Kind.SCHEMA, f"{fn.catalog}.{fn.schema}")
+            cols = validate_columns(columns)
+            if not cols and ttype is not TableType.VIEW:
+                raise InvalidArgument(f"table '{fn.key}' needs at least one column")
+            pks, tks = _validate_keys(cols, primary_keys, timestamp_keys)
+            if ttype is TableType.EXTERNAL and not storage_location:
+                raise InvalidArgument("an EXTERNAL table needs a storage_location")
+            if ttype is TableType.MANAGED and storage_location:
+                raise InvalidArgument("a MANAGED table's location is chosen by Cairn; use EXTERNAL to give one")
+            if ttype is TableType.VIEW and not view_definition:
+                raise InvalidArgument("a VIEW needs a view_definition")
+            spec = dict(
+                table_type=ttype.value,
+                data_source_format=None if ttype is TableType.VIEW else data_source_format.upper(),
+                storage_location=storage_location,
+                primary_keys=pks or None,
+                timestamp_keys=tks or None,
+                view_definition=view_definition,
+            )
+            table = uow.store.insert_securable(
+                Kind.TABLE, schema_id, fn.name, fn.key, uow.principal, uow.principal,
+                validate_comment(comment), validate_properties(properties), spec, cols,
+            )
+            if ttype is TableType.MANAGED:
+                location = self.metastore.managed_location(fn.catalog, fn.schema, table.id)
+                uow.store.update_securable(table.id, uow.principal, storage_location=location)
+                table = fetch(uow, table.id)
+            return table
+
+    def get_table(self, name: str) -> Securable:
+        """A table the caller may see (BROWSE, ownership, or usage and any privilege on it)."""
+        with self._uow("get_table", Kind.TABLE, display(name), write=False) as uow:
+            fn = parse_for(Kind.TABLE, name)
+            sid = resolve(uow, Kind.TABLE, fn.key)
+            uow.require_visible(sid, Kind.TABLE, fn.key)
+            return fetch(uow, sid)
+
+    def list_tables(
+        self, catalog: str, schema: str | None = None, page_token: str | None = None, max_results: int | None = None
+    ) -> Page[Securable]:
+        """The tables the caller may see in one schema, or in every schema of a catalog."""
+        scope = f"{catalog}.{schema}" if schema is not None else catalog
+        with self._uow("list_tables", Kind.SCHEMA if schema else Kind.CATALOG, display(scope), write=False, page_token=page_token) as uow:
+            limit = page_size(max_results)
+            if schema is not None:
+                fn = parse_for(Kind.SCHEMA, f"{names.quote(catalog)}.{names.quote(schema)}" if "." not in catalog else catalog)
+                sid = resolve(uow, Kind.SCHEMA, fn.key)
+                uow.require_visible(sid, Kind.SCHEMA, fn.key)
+                return visible_children(uow, sid, (Kind.TABLE,), decode_token(page_token), limit)
+            cat = parse_for(Kind.CATALOG, catalog)
+            cid = resolve(uow, Kind.CATALOG, cat.key)
+            uow.require_visible(cid, Kind.CATALOG, cat.key)
+            # Across a catalog, pages run over schema then table name; the token carries both.
+            after = decode_token(page_token)
+            after_schema, after_table = (after.split("\x00", 1) + [None])[:2] if after else (None, None)
+            out: list[Securable] = []
+            schemas = visible_children(uow, cid, (Kind.SCHEMA,), None, 1000)
+            for s in schemas:
+                if after_schema is not None and s.name < after_schema:
+                    continue
+                cursor = after_table if s.name == after_schema else None
+                page = visible_children(uow, s.id, (Kind.TABLE,), cursor, limit - len(out))
+                out.extend(page.items)
+                if len(out) >= limit:
+                    return Page(tuple(out), encode_token(f"{s.name}\x00{out[-1].name}"))
+            return Page(tuple(out))
+
+    def update_table(
+        self,
+        name: str,
+        comment: str | None = None,
+        properties: dict[str, str] | None = None,
+        new_name: str | None = None,
+        column_comments: dict[str, str] | None = None,
+    ) -> Securable:
+        """Alter a table's comment, properties, name or column comments. Needs ownership or MANAGE."""
+        with self._uow("update_table", Kind.TABLE, display(name), comment=comment, properties=properties, new_name=new_name, column_comments=column_comments) as uow:
+            fn = parse_for(Kind.TABLE, name)
+            sid = resolve(uow, Kind.TABLE, fn.key)
+            if column_comments:
+                uow.require_manage(sid, Kind.TABLE, fn.key, "alter")
+                current = fetch(uow, sid)
+                by_name = {c.name: c for c in current.columns}
+                for col, text in column_comments.items():
+                    if col.lower() not in by_name:
+                        raise InvalidArgument(f"table '{fn.key}' has no column '{col}'")
+                    c = by_name[col.lower()]
+                    by_name[c.name] = Column(c.name, c.type_text, c.nullable, validate_comment(text), c.position)
+                uow.store.replace_columns(sid, sorted(by_name.values(), key=lambda c: c.position))
+                if comment is None and properties is None and new_name is None:
+                    uow.store.update_securable(sid, uow.principal)
+                    return fetch(uow, sid)
+            return update_securable(uow, sid, Kind.TABLE, fn.key, comment=comment, properties=properties, new_name=new_name)
+
+    def delete_table(self, name: str) -> None:
+        """Drop a table's registration, with its grants and tags. Needs ownership or MANAGE."""
+        with self._uow("delete_table", Kind.TABLE, display(name)) as uow:
+            fn = parse_for(Kind.TABLE, name)
+            sid = resolve(uow, Kind.TABLE, fn.key)
+            delete_securable(uow, sid, Kind.TABLE, fn.key, cascade=False)

@@ -1,0 +1,84 @@
+"""Engine creation and schema migrations for the metastore (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.pool import NullPool
+
+from catalog.errors import Unavailable
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url` with the settings Cairn relies on (foreign keys, WAL, busy timeout)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, poolclass=NullPool if ":memory:" not in url else None)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=16)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    # Let SQLAlchemy, not pysqlite, decide when transactions begin (see the "begin" listener).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
+    # A unit of work that will write takes the write lock at BEGIN, so two writers queue on the
+    # busy timeout instead of one failing half-way; readers stay concurrent under WAL.
+    write = conn.get_execution_options().get("cairn_write", True)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()  # type: ignore[return-value]
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the metastore schema to the newest revision; a no-op when it is already there."""
+    from alembic import command
+
+    try:
+        if current_revision(engine) == head_revision():
+            return
+        command.upgrade(_alembic_config(engine), "head")
+    except Exception as exc:  # the database is unreachable or refuses us
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(exc, OperationalError):
+            raise Unavailable(f"cannot open the metastore at {engine.url!r}: {exc.orig}") from exc
+        raise
+
+
+def is_initialized(engine: Engine) -> bool:
+    return inspect(engine).has_table("settings")
