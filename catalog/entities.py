@@ -163,6 +163,19 @@ class AuditEvent:
     source: str
 
 
+@dataclass(frozen=True, slots=True)
+class TemporaryCredentials:
+    """What an engine gets to read or write a securable's files (UC credential vending).
+
+    For local and mounted storage there is no secret to vend: the grant is the location itself,
+    valid until `expiration_time`.
+    """
+
+    url: str
+    operation: str
+    expiration_time: datetime
+
+
 T = TypeVar("T")
 
 

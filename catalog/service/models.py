@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from catalog.entities import Column, Page, Securable
+from catalog.entities import Column, Page, Securable, TemporaryCredentials
 from catalog.errors import FailedPrecondition, InvalidArgument, NotFound
 from catalog.privileges import Kind, Privilege
 from catalog.service.common import (
@@ -22,7 +22,8 @@ from catalog.service.common import (
     validate_properties,
     visible_children,
 )
-from catalog.service.tables import normalize_type, validate_columns
+from catalog.service.tables import CREDENTIAL_TTL, normalize_type, validate_columns
+from catalog.store.metastore import now
 
 VERSION_STATUSES = ("PENDING_REGISTRATION", "READY", "FAILED_REGISTRATION")
 
@@ -133,6 +134,25 @@ class ModelService(Service):
             sid, key = self._version(uow, model, version)
             delete_securable(uow, sid, Kind.MODEL_VERSION, key, cascade=False)
 
+    def generate_temporary_credentials(self, model: str, version: int, operation: str = "READ_MODEL_VERSION") -> TemporaryCredentials:
+        """Access to a version's artifacts: reading needs EXECUTE on the model, writing (uploading
+        a PENDING_REGISTRATION version) needs ownership or MANAGE. Both need usage on the containers."""
+        with self._uow("generate_temporary_model_version_credentials", Kind.MODEL_VERSION, f"{display(model)}/{version}", operation=operation) as uow:
+            op = str(operation).upper()
+            if op not in ("READ_MODEL_VERSION", "READ_WRITE_MODEL_VERSION"):
+                raise InvalidArgument(f"operation must be READ_MODEL_VERSION or READ_WRITE_MODEL_VERSION, not {operation!r}")
+            fn = parse_for(Kind.MODEL, model)
+            mid = resolve(uow, Kind.MODEL, fn.key)
+            if op == "READ_MODEL_VERSION":
+                uow.require(Privilege.EXECUTE, mid, Kind.MODEL, fn.key)
+            else:
+                uow.require_manage(mid, Kind.MODEL, fn.key, "upload versions of")
+            sid, key = self._version(uow, model, version)
+            current = fetch(uow, sid)
+            if op == "READ_WRITE_MODEL_VERSION" and current.status != "PENDING_REGISTRATION":
+                raise FailedPrecondition(f"model version '{key}' is {current.status}; only a pending version can be written")
+            return TemporaryCredentials(current.storage_location or "", op, now() + CREDENTIAL_TTL)
+
     def _version(self, uow: Any, model: str, version: int) -> tuple[int, str]:
         fn = parse_for(Kind.MODEL, model)
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
@@ -185,6 +205,14 @@ class FunctionService(Service):
             sid = resolve(uow, Kind.SCHEMA, fn.key)
             uow.require_visible(sid, Kind.SCHEMA, fn.key)
             return visible_children(uow, sid, (Kind.FUNCTION,), decode_token(page_token), page_size(max_results))
+
+    def authorize_execute(self, name: str) -> Securable:
+        """The function, for an engine about to run it. Needs EXECUTE, USE CATALOG and USE SCHEMA."""
+        with self._uow("execute_function", Kind.FUNCTION, display(name), write=False) as uow:
+            fn = parse_for(Kind.FUNCTION, name)
+            sid = resolve(uow, Kind.FUNCTION, fn.key)
+            uow.require(Privilege.EXECUTE, sid, Kind.FUNCTION, fn.key)
+            return fetch(uow, sid)
 
     def delete_function(self, name: str) -> None:
         with self._uow("delete_function", Kind.FUNCTION, display(name)) as uow:

@@ -6,10 +6,13 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from catalog.entities import Column, Page, Securable, TableType
-from catalog.errors import InvalidArgument
+from datetime import timedelta
+
+from catalog.entities import Column, Page, Securable, TableType, TemporaryCredentials
+from catalog.errors import FailedPrecondition, InvalidArgument
 from catalog.privileges import Kind, Privilege
 from catalog import names
+from catalog.store.metastore import now
 from catalog.service.common import (
     Service,
     decode_token,
@@ -26,6 +29,7 @@ from catalog.service.common import (
     visible_children,
 )
 
+CREDENTIAL_TTL = timedelta(hours=1)
 _TYPE_SHAPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\s*([<(].*[>)])?", re.S)
 _TIME_TYPES = ("timestamp", "timestamp_ntz", "date")
 
@@ -211,6 +215,25 @@ class TableService(Service):
                     uow.store.update_securable(sid, uow.principal)
                     return fetch(uow, sid)
             return update_securable(uow, sid, Kind.TABLE, fn.key, comment=comment, properties=properties, new_name=new_name)
+
+    def generate_temporary_credentials(self, name: str, operation: str = "READ") -> TemporaryCredentials:
+        """Access to a table's files for an engine: READ needs SELECT, READ_WRITE also MODIFY.
+
+        Both need USE CATALOG and USE SCHEMA. Views have no files to vend.
+        """
+        with self._uow("generate_temporary_table_credentials", Kind.TABLE, display(name), operation=operation) as uow:
+            fn = parse_for(Kind.TABLE, name)
+            op = str(operation).upper()
+            if op not in ("READ", "READ_WRITE"):
+                raise InvalidArgument(f"operation must be READ or READ_WRITE, not {operation!r}")
+            sid = resolve(uow, Kind.TABLE, fn.key)
+            uow.require(Privilege.SELECT, sid, Kind.TABLE, fn.key)
+            if op == "READ_WRITE":
+                uow.require(Privilege.MODIFY, sid, Kind.TABLE, fn.key)
+            table = fetch(uow, sid)
+            if not table.storage_location:
+                raise FailedPrecondition(f"table '{fn.key}' is a {table.table_type.value if table.table_type else 'table'} without storage")
+            return TemporaryCredentials(table.storage_location, op, now() + CREDENTIAL_TTL)
 
     def delete_table(self, name: str) -> None:
         """Drop a table's registration, with its grants and tags. Needs ownership or MANAGE."""
