@@ -198,7 +198,7 @@ class UnitOfWork:
         raise PermissionDenied(message)
 
     def _usage_message(self, sid: int) -> str:
-        for node in self.authz.chain(sid):
+        for node in reversed(self.authz.chain(sid)):
             if node.kind is Kind.CATALOG and not self.authz.has(self.principal, Privilege.USE_CATALOG, node.id):
                 return f"{self.principal} lacks USE CATALOG on catalog '{node.full_name}'"
             if node.kind is Kind.SCHEMA and not self.authz.has(self.principal, Privilege.USE_SCHEMA, node.id):

@@ -70,7 +70,7 @@ def decode_token(token: str | None) -> str | None:
     if not token:
         return None
     try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        return base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True).decode()
     except Exception:
         raise InvalidArgument(f"page_token {token!r} is not a token this service issued") from None
 

@@ -1,0 +1,43 @@
+"""Opening a metastore brings its schema to the newest Alembic revision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import inspect
+
+from catalog.client import Metastore
+from catalog.store import db
+from catalog.store.tables import metadata
+
+
+def test_open_creates_and_stamps_a_new_metastore(tmp_path: Path) -> None:
+    ms = Metastore.open(home=tmp_path)
+    assert db.current_revision(ms.engine) == db.head_revision()
+    assert set(inspect(ms.engine).get_table_names()) >= {t.name for t in metadata.sorted_tables}
+
+
+def test_opening_an_older_metastore_upgrades_it_and_keeps_data(tmp_path: Path) -> None:
+    from alembic import command
+
+    ms = Metastore.open(home=tmp_path)
+    ms.initialize("admin")
+    ms.as_principal("admin").catalogs.create_catalog("kept")
+    # Roll the schema back to an older revision the way an old release would have left it.
+    cfg = db._alembic_config(ms.engine)
+    command.downgrade(cfg, "base")
+    assert db.current_revision(ms.engine) is None
+    assert "securables" not in inspect(ms.engine).get_table_names()
+    ms.close()
+    reopened = Metastore.open(home=tmp_path)
+    assert db.current_revision(reopened.engine) == db.head_revision()
+    assert not reopened.initialized  # base had no data; the upgrade created an empty metastore
+
+
+def test_reopening_at_head_is_a_no_op(tmp_path: Path) -> None:
+    ms = Metastore.open(home=tmp_path)
+    ms.initialize("admin")
+    ms.as_principal("admin").catalogs.create_catalog("kept")
+    ms.close()
+    again = Metastore.open(home=tmp_path)
+    assert [c.name for c in again.as_principal("admin").catalogs.list_catalogs()] == ["kept"]

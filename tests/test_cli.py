@@ -1,0 +1,61 @@
+"""The real `cairn` console script, in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CAIRN = str(Path(sys.executable).parent / "cairn")
+
+
+def run(home: Path, *args: str, principal: str = "admin") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CAIRN_HOME": str(home), "CAIRN_PRINCIPAL": principal}
+    env.pop("CAIRN_METASTORE_URL", None)
+    return subprocess.run([CAIRN, *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_help_is_fast() -> None:
+    start = time.perf_counter()
+    out = subprocess.run([CAIRN, "--help"], capture_output=True, text=True, timeout=30)
+    elapsed = time.perf_counter() - start
+    assert out.returncode == 0 and "governance catalog" in out.stdout
+    assert elapsed < 0.5, f"cairn --help took {elapsed:.2f}s"
+
+
+def test_init_grant_why_and_audit(tmp_path: Path) -> None:
+    assert "with admin 'root'" in run(tmp_path, "init", "--admin", "root").stdout
+    again = run(tmp_path, "init", "--admin", "root")
+    assert again.returncode == 1 and "FAILED_PRECONDITION" in again.stderr
+    for args in (["principal", "create", "alice"], ["principal", "create", "eng", "--kind", "group"],
+                 ["principal", "add-member", "eng", "alice"], ["catalog", "create", "main"], ["schema", "create", "main.s"],
+                 ["table", "create", "main.s.t", "--column", "id:bigint:not null", "--column", "email:string"],
+                 ["grant", "USE CATALOG,USE SCHEMA,SELECT", "catalog", "main", "eng"],
+                 ["tag", "set", "table", "main.s.t", "pii=true", "--column", "email"]):
+        res = run(tmp_path, *args, principal="root")
+        assert res.returncode == 0, (args, res.stderr)
+    why = json.loads(run(tmp_path, "--json", "why", "table", "main.s.t", principal="alice").stdout)
+    assert why == [{"privilege": "SELECT", "because": "SELECT inherited from catalog main to eng through group eng"}]
+    tables = json.loads(run(tmp_path, "--json", "table", "list", "main", principal="alice").stdout)
+    assert [t["name"] for t in tables] == ["main.s.t"]
+    denied = run(tmp_path, "table", "drop", "main.s.t", principal="alice")
+    assert denied.returncode == 1 and "PERMISSION_DENIED" in denied.stderr and "Traceback" not in denied.stderr
+    bad = run(tmp_path, "table", "get", "main..t", principal="alice")
+    assert bad.returncode == 2 and "part 2 is empty" in bad.stderr
+    events = json.loads(run(tmp_path, "--json", "audit", "--result", "DENIED", principal="root").stdout)
+    assert [(e["principal"], e["action"], e["source"]) for e in events] == [("alice", "delete_table", "cli")]
+
+
+@pytest.mark.slow
+def test_demo_runs_twice(tmp_path: Path) -> None:
+    first = run(tmp_path, "demo")
+    assert first.returncode == 0, first.stderr
+    assert "alice: sees main.features.user_activity; SELECT allowed: True" in first.stdout
+    assert "bob: NOT_FOUND" in first.stdout
+    second = run(tmp_path, "demo")
+    assert second.returncode == 0 and "initialized" not in second.stdout
