@@ -119,13 +119,14 @@ class AuthzView:
         while node is not None:
             chain.append(node)
             node = by_id.get(node.parent_id) if node.parent_id is not None else None
+        # Every suffix of the chain is the chain of that ancestor.
+        target = self.cache.chains if self._fresh() else self._local_chains
+        for i, n in enumerate(chain):
+            target[n.id] = tuple(chain[i:])
         if self._fresh():
             for n in chain_nodes:
                 self.cache.nodes[n.id] = n
                 self.cache.ids[(n.kind, n.full_name)] = n.id
-            self.cache.chains[first.id] = tuple(chain)
-        else:
-            self._local_chains[first.id] = tuple(chain)
 
     def remember_children(self, parent_chain: tuple[Node, ...], rows: list[Node]) -> None:
         """Seed chains for many children of one parent at once (listing without N+1 queries)."""
@@ -197,14 +198,23 @@ class AuthzView:
 
     def has(self, principal: str, privilege: Privilege, sid: int) -> bool:
         """Whether `principal` holds `privilege` on securable `sid` (owner, grant, inheritance, admin)."""
-        ps = self.principals(principal)
-        if not self.admins().isdisjoint(ps):
+        # The hot path of every check: plain dictionary lookups, loaders only on a miss.
+        cache = self.cache
+        ps = cache.closures.get(principal) or self.principals(principal)
+        admins = cache.admins if cache.admins is not None else self.admins()
+        if admins and not admins.isdisjoint(ps):
             return True
-        chain = self.chain(sid)
-        if chain and chain[0].owner in ps and holds_on(privilege, chain[0].kind):
+        chain = cache.chains.get(sid) or self.chain(sid)
+        if not chain:
+            return False
+        if chain[0].owner in ps and holds_on(privilege, chain[0].kind):
             return True
+        grants = cache.grants
         for node in chain:
-            holders = self._grants(node).get(privilege)
+            g = grants.get(node.id)
+            if g is None:
+                g = self._grants(node)
+            holders = g.get(privilege)
             if holders is not None and not holders.isdisjoint(ps):
                 return True
         return False
@@ -218,11 +228,14 @@ class AuthzView:
 
     def has_usage(self, principal: str, sid: int) -> bool:
         """USE CATALOG on the catalog and USE SCHEMA on the schema above (or at) `sid`."""
-        for node in self.chain(sid):
-            if node.kind is Kind.CATALOG and not self.has(principal, Privilege.USE_CATALOG, node.id):
-                return False
-            if node.kind is Kind.SCHEMA and not self.has(principal, Privilege.USE_SCHEMA, node.id):
-                return False
+        for node in self.cache.chains.get(sid) or self.chain(sid):
+            kind = node.kind
+            if kind is Kind.SCHEMA:
+                if not self.has(principal, Privilege.USE_SCHEMA, node.id):
+                    return False
+            elif kind is Kind.CATALOG:
+                if not self.has(principal, Privilege.USE_CATALOG, node.id):
+                    return False
         return True
 
     def has_any(self, principal: str, sid: int) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.pool import NullPool
 
 from catalog.errors import Unavailable
 
@@ -15,7 +14,7 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 def make_engine(url: str) -> Engine:
     """An engine for `url` with the settings Cairn relies on (foreign keys, WAL, busy timeout)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, poolclass=NullPool if ":memory:" not in url else None)
+        engine = create_engine(url, pool_size=8, max_overflow=16)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog.entities import (
@@ -70,6 +70,29 @@ def _securable(row: Any, cols: Sequence[Column] = ()) -> Securable:
         columns=tuple(cols),
         **kw,
     )
+
+
+def _chain_by_name() -> Any:
+    # Built once: constructing a recursive CTE costs more than running it on a hot path.
+    s = t.securables
+    cols = (s.c.id, s.c.kind, s.c.parent_id, s.c.full_name, s.c.owner)
+    chain = select(*cols).where(s.c.kind == bindparam("kind"), s.c.full_name == bindparam("full_name")).cte("chain", recursive=True)
+    parent = s.alias("p")
+    chain = chain.union_all(
+        select(parent.c.id, parent.c.kind, parent.c.parent_id, parent.c.full_name, parent.c.owner).join(chain, parent.c.id == chain.c.parent_id)
+    )
+    return select(chain)
+
+
+def _groups_up() -> Any:
+    gm = t.group_members
+    up = select(gm.c.member_name, gm.c.group_name).where(gm.c.member_name == bindparam("member")).cte("up", recursive=True)
+    up = up.union(select(gm.c.member_name, gm.c.group_name).join(up, gm.c.member_name == up.c.group_name))
+    return select(up.c.member_name, up.c.group_name)
+
+
+_CHAIN_BY_NAME = _chain_by_name()
+_GROUPS_UP = _groups_up()
 
 
 class MetastoreStore:
@@ -152,10 +175,7 @@ class MetastoreStore:
 
     def group_edges_from(self, member: str) -> list[tuple[str, str]]:
         """(member, group) edges reachable upward from `member`, for chains and cycle checks."""
-        gm = t.group_members
-        up = select(gm.c.member_name, gm.c.group_name).where(gm.c.member_name == member).cte("up", recursive=True)
-        up = up.union(select(gm.c.member_name, gm.c.group_name).join(up, gm.c.member_name == up.c.group_name))
-        return [(r[0], r[1]) for r in self.conn.execute(select(up.c.member_name, up.c.group_name))]
+        return [(r[0], r[1]) for r in self.conn.execute(_GROUPS_UP, {"member": member})]
 
     # securables ----------------------------------------------------------------------------
     def insert_securable(
@@ -286,15 +306,7 @@ class MetastoreStore:
 
     def chain_rows_by_name(self, kind: Kind, full_name: str) -> list[Any]:
         """The securable and all its ancestors, in one query."""
-        s = t.securables
-        chain = select(s.c.id, s.c.kind, s.c.parent_id, s.c.full_name, s.c.owner).where(
-            s.c.kind == kind.value, s.c.full_name == full_name
-        ).cte("chain", recursive=True)
-        parent = s.alias("p")
-        chain = chain.union_all(
-            select(parent.c.id, parent.c.kind, parent.c.parent_id, parent.c.full_name, parent.c.owner).join(chain, parent.c.id == chain.c.parent_id)
-        )
-        return list(self.conn.execute(select(chain)))
+        return list(self.conn.execute(_CHAIN_BY_NAME, {"kind": kind.value, "full_name": full_name}))
 
     def search_securables(self, kinds: Sequence[Kind], prefix: str | None, after: int | None, limit: int) -> list[Securable]:
         s = t.securables
