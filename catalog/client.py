@@ -23,6 +23,7 @@ from catalog.entities import AuditResult, Context, Principal, PrincipalKind, Sou
 from catalog.errors import FailedPrecondition, InvalidArgument, Unavailable
 from catalog.privileges import Kind
 from catalog.service.audit import AuditService
+from catalog.service.data import TableDataService
 from catalog.service.grants import GrantService
 from catalog.service.models import FunctionService, ModelService
 from catalog.service.namespace import CatalogService, SchemaService
@@ -110,6 +111,7 @@ class Cairn:
         self.catalogs = CatalogService(metastore, ctx)
         self.schemas = SchemaService(metastore, ctx)
         self.tables = TableService(metastore, ctx)
+        self.data = TableDataService(metastore, ctx)
         self.models = ModelService(metastore, ctx)
         self.functions = FunctionService(metastore, ctx)
         self.principals = PrincipalService(metastore, ctx)

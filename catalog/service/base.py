@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
@@ -67,6 +68,9 @@ class UnitOfWork:
         self.request_id = ctx.request_id or uuid.uuid4().hex
         self.decided = False
         self._hidden_denial = False
+        # Metastore changes that follow work done outside the database (a Delta commit): they
+        # are applied in the same transaction as the audit row.
+        self.deferred: list[Callable[[MetastoreStore], None]] = []
 
     # lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> UnitOfWork:
@@ -98,7 +102,7 @@ class UnitOfWork:
                     # Reads change nothing; their audit row goes in a short write transaction of its
                     # own so readers never hold SQLite's write lock while they work.
                     self.tx.commit()
-                    self._audit_apart(AuditResult.ALLOWED, None, None)
+                    self._audit_apart(AuditResult.ALLOWED, None, None, self.deferred)
                 return False
             self.tx.rollback()
             if isinstance(exc, PermissionDenied) or (isinstance(exc, NotFound) and self._hidden_denial):
@@ -133,10 +137,15 @@ class UnitOfWork:
             source=self.ctx.source.value,
         )
 
-    def _audit_apart(self, result: AuditResult, code: str | None, message: str | None) -> None:
+    def _audit_apart(
+        self, result: AuditResult, code: str | None, message: str | None, deferred: list[Callable[[MetastoreStore], None]] = ()
+    ) -> None:
         try:
             with self.engine.connect().execution_options(cairn_write=True) as conn, conn.begin():
-                self._audit(MetastoreStore(conn), result, code, message)
+                store = MetastoreStore(conn)
+                for apply in deferred:
+                    apply(store)
+                self._audit(store, result, code, message)
         except OperationalError as exc:
             raise Unavailable(f"the metastore is unavailable: {exc.orig}") from exc
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 from catalog.entities import Column, Page, Securable, TableType, TemporaryCredentials
 from catalog.errors import FailedPrecondition, InvalidArgument
 from catalog.privileges import Kind, Privilege
-from catalog import names
+from catalog import delta, names
 from catalog.store.metastore import now
 from catalog.service.common import (
     Service,
@@ -92,6 +92,29 @@ def _validate_keys(columns: list[Column], primary_keys: Sequence[str], timestamp
     return pks, tks
 
 
+def create_delta(table: Securable, data: Any, change_data_feed: bool) -> int:
+    """Create (or, for an external location, adopt) the Delta table behind a catalog table."""
+    from deltalake import DeltaTable, write_deltalake
+
+    location = table.storage_location or ""
+    schema = delta.arrow_schema(table.columns)
+    config = {"delta.enableChangeDataFeed": "true"} if change_data_feed else None
+    if delta.is_delta(location):
+        if table.table_type is not TableType.EXTERNAL:
+            raise FailedPrecondition(f"a Delta table already exists at {location}")
+        existing = delta.columns_of(delta.table_schema(delta.open_table(location)))
+        if [(c.name, c.type_text) for c in existing] != [(c.name, c.type_text) for c in table.columns]:
+            raise InvalidArgument(f"the columns given do not match the Delta table at {location}; leave them out to import them")
+        if data is not None:
+            raise InvalidArgument(f"a Delta table already exists at {location}; append to it instead")
+        return DeltaTable(location).version()
+    if data is not None:
+        write_deltalake(location, delta.conform(data, schema, table.full_name, allow_new=False), mode="error", configuration=config)
+    else:
+        DeltaTable.create(location, schema, mode="error", configuration=config)
+    return DeltaTable(location).version()
+
+
 class TableService(Service):
     def create_table(
         self,
@@ -105,11 +128,15 @@ class TableService(Service):
         timestamp_keys: Sequence[str] = (),
         view_definition: str | None = None,
         data_source_format: str = "DELTA",
+        data: Any = None,
+        enable_change_data_feed: bool = False,
     ) -> Securable:
-        """Register a table or view in `catalog.schema`. Needs USE CATALOG, USE SCHEMA, CREATE TABLE.
+        """Create a table or view in `catalog.schema`. Needs USE CATALOG, USE SCHEMA, CREATE TABLE.
 
-        Managed tables get a location under the warehouse; external tables must name one; views
-        carry their SQL. Feature tables declare primary keys (NOT NULL columns) and timestamp keys.
+        Managed tables get a Delta table under the warehouse; external tables name a location,
+        and an existing Delta table there is registered with its schema. `data` (Arrow, pandas or
+        a list of dicts) fills the new table and, without `columns`, defines them. Views carry
+        their SQL. Feature tables declare primary keys (NOT NULL columns) and timestamp keys.
         Raises InvalidArgument, PermissionDenied, NotFound (schema), AlreadyExists.
         """
         with self._uow(
@@ -123,6 +150,16 @@ class TableService(Service):
                 raise InvalidArgument(f"table_type must be MANAGED, EXTERNAL or VIEW, not {table_type!r}") from None
             schema_id = resolve(uow, Kind.SCHEMA, f"{fn.catalog}.{fn.schema}")
             uow.require(Privilege.CREATE_TABLE, schema_id, Kind.SCHEMA, f"{fn.catalog}.{fn.schema}")
+            delta_format = ttype is not TableType.VIEW and data_source_format.upper() == "DELTA"
+            incoming = None
+            if data is not None:
+                if not delta_format:
+                    raise InvalidArgument("only Delta tables can be created with data")
+                incoming = delta.to_arrow(data)
+                if not columns:
+                    columns = delta.columns_of(incoming.schema)
+            elif not columns and ttype is TableType.EXTERNAL and storage_location and delta_format and delta.is_delta(storage_location):
+                columns = delta.columns_of(delta.table_schema(delta.open_table(storage_location)))
             cols = validate_columns(columns)
             if not cols and ttype is not TableType.VIEW:
                 raise InvalidArgument(f"table '{fn.key}' needs at least one column")
@@ -149,6 +186,10 @@ class TableService(Service):
                 location = self.metastore.managed_location(fn.catalog, fn.schema, table.id)
                 uow.store.update_securable(table.id, uow.principal, storage_location=location)
                 table = fetch(uow, table.id)
+            if delta_format:
+                # The Delta commit comes last: if it fails, the metastore rolls back with it.
+                version = create_delta(table, incoming, enable_change_data_feed)
+                uow.params["delta_version"] = version
             return table
 
     def get_table(self, name: str) -> Securable:

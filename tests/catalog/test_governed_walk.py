@@ -29,6 +29,11 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
         "create_table": ("c.s.t2", COLS), "get_table": ("c.s.t",), "list_tables": ("c", "s"), "update_table": ("c.s.t", "x"),
         "delete_table": ("c.s.t",), "generate_temporary_credentials": ("c.s.t",),
     },
+    "data": {
+        "read": ("c.s.t",), "read_pandas": ("c.s.t",), "history": ("c.s.t",), "read_changes": ("c.s.t", 0),
+        "write": ("c.s.t", [{"x": 1}]), "merge": ("c.s.t", [{"x": 1}], ["x"]), "delete": ("c.s.t", "x = 1"),
+        "update": ("c.s.t", {"x": "2"}), "optimize": ("c.s.t",), "vacuum": ("c.s.t",), "restore": ("c.s.t", 0),
+    },
     "models": {
         "create_registered_model": ("c.s.m2",), "get_registered_model": ("c.s.m",), "list_registered_models": ("c", "s"),
         "update_registered_model": ("c.s.m", "x"), "delete_registered_model": ("c.s.m",),

@@ -85,9 +85,10 @@ def test_duplicate_names_conflict_case_insensitively(world: Cairn) -> None:
         world.tables.create_table("main.sales.Orders", COLS)
 
 
-def test_external_table_and_view(world: Cairn) -> None:
-    ext = world.tables.create_table("main.sales.raw", [{"name": "x", "type": "int"}], table_type="EXTERNAL", storage_location="s3://bucket/raw")
-    assert (ext.table_type, ext.storage_location) == (TableType.EXTERNAL, "s3://bucket/raw")
+def test_external_table_and_view(world: Cairn, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    where = str(tmp_path / "raw")
+    ext = world.tables.create_table("main.sales.raw", [{"name": "x", "type": "int"}], table_type="EXTERNAL", storage_location=where)
+    assert (ext.table_type, ext.storage_location) == (TableType.EXTERNAL, where)
     view = world.tables.create_table("main.sales.v", [], table_type="VIEW", view_definition="SELECT 1 AS x")
     assert (view.table_type, view.view_definition, view.storage_location) == (TableType.VIEW, "SELECT 1 AS x", None)
 

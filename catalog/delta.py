@@ -1,0 +1,223 @@
+"""Delta table storage through `deltalake` (delta-rs): type mapping, schema checks, opening tables.
+
+Pure helpers; the governed operations are in `catalog/service/data.py`.
+
+>>> import pyarrow as pa
+>>> arrow_type("decimal(10, 2)")
+Decimal128Type(decimal128(10, 2))
+>>> type_text(pa.list_(pa.int64()))
+'array<bigint>'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from catalog.entities import Column
+from catalog.errors import InvalidArgument, NotFound
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+_SIMPLE = {
+    "bigint": "int64", "int": "int32", "smallint": "int16", "tinyint": "int8", "double": "float64", "float": "float32",
+    "boolean": "bool_", "string": "string", "binary": "binary", "date": "date32",
+}
+
+
+def _split_top(text: str) -> list[str]:
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        if ch in "<(":
+            depth += 1
+        elif ch in ">)":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        parts.append(cur.strip())
+    return parts
+
+
+def arrow_type(text: str) -> pa.DataType:
+    """The Arrow type of a (normalized) Databricks SQL type."""
+    import pyarrow as pa
+
+    t = text.strip().lower()
+    if t in _SIMPLE:
+        return getattr(pa, _SIMPLE[t])()
+    if t == "timestamp":
+        return pa.timestamp("us", tz="UTC")
+    if t == "timestamp_ntz":
+        return pa.timestamp("us")
+    if m := re.fullmatch(r"decimal\((\d+),\s*(\d+)\)", t):
+        return pa.decimal128(int(m[1]), int(m[2]))
+    if t == "decimal":
+        return pa.decimal128(10, 0)
+    if m := re.fullmatch(r"(?:varchar|char)\(\d+\)", t):
+        return pa.string()
+    if t.startswith("array<") and t.endswith(">"):
+        return pa.list_(arrow_type(t[6:-1]))
+    if t.startswith("map<") and t.endswith(">"):
+        k, v = _split_top(t[4:-1])
+        return pa.map_(arrow_type(k), arrow_type(v))
+    if t.startswith("struct<") and t.endswith(">"):
+        fields = []
+        for part in _split_top(t[7:-1]):
+            name, _, ftype = part.partition(":")
+            fields.append(pa.field(name.strip().strip("`"), arrow_type(ftype)))
+        return pa.struct(fields)
+    raise InvalidArgument(f"type {text!r} has no Delta equivalent")
+
+
+def type_text(dtype: pa.DataType) -> str:
+    """The Databricks SQL type of an Arrow type."""
+    import pyarrow as pa
+    import pyarrow.types as pt
+
+    if pt.is_int64(dtype):
+        return "bigint"
+    if pt.is_int32(dtype):
+        return "int"
+    if pt.is_int16(dtype):
+        return "smallint"
+    if pt.is_int8(dtype):
+        return "tinyint"
+    if pt.is_float64(dtype):
+        return "double"
+    if pt.is_float32(dtype):
+        return "float"
+    if pt.is_boolean(dtype):
+        return "boolean"
+    if pt.is_string(dtype) or pt.is_large_string(dtype) or pa.types.is_string_view(dtype):
+        return "string"
+    if pt.is_binary(dtype) or pt.is_large_binary(dtype):
+        return "binary"
+    if pt.is_date(dtype):
+        return "date"
+    if pt.is_timestamp(dtype):
+        return "timestamp" if dtype.tz else "timestamp_ntz"
+    if pt.is_decimal(dtype):
+        return f"decimal({dtype.precision}, {dtype.scale})"
+    if pt.is_list(dtype) or pt.is_large_list(dtype):
+        return f"array<{type_text(dtype.value_type)}>"
+    if pt.is_map(dtype):
+        return f"map<{type_text(dtype.key_type)}, {type_text(dtype.item_type)}>"
+    if pt.is_struct(dtype):
+        return "struct<" + ", ".join(f"{f.name}: {type_text(f.type)}" for f in dtype) + ">"
+    if pt.is_uint64(dtype) or pt.is_uint32(dtype):
+        return "bigint"
+    if pt.is_uint16(dtype) or pt.is_uint8(dtype):
+        return "int"
+    raise InvalidArgument(f"Arrow type {dtype} has no Delta equivalent")
+
+
+def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([pa.field(c.name, arrow_type(c.type_text), nullable=c.nullable) for c in columns])
+
+
+def columns_of(schema: pa.Schema, comments: dict[str, str | None] | None = None) -> list[Column]:
+    comments = comments or {}
+    return [Column(f.name.lower(), type_text(f.type), f.nullable, comments.get(f.name.lower()), i) for i, f in enumerate(schema)]
+
+
+def to_arrow(data: Any) -> pa.Table:
+    """Accept an Arrow table, record batch, pandas DataFrame, or a list of row dicts."""
+    import pyarrow as pa
+
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if isinstance(data, list):
+        return pa.Table.from_pylist(data)
+    if type(data).__name__ == "DataFrame" and hasattr(data, "to_dict"):
+        return pa.Table.from_pandas(data, preserve_index=False)
+    if hasattr(data, "__arrow_c_stream__"):
+        return pa.table(data)
+    raise InvalidArgument(f"cannot write {type(data).__name__}; give an Arrow table, a pandas DataFrame or a list of dicts")
+
+
+def conform(data: pa.Table, target: pa.Schema, table: str, allow_new: bool) -> pa.Table:
+    """Cast incoming data to the table's schema, or fail naming the column that does not fit.
+
+    Unknown columns fail unless `allow_new` (schema evolution); missing nullable columns are
+    filled with nulls; a missing or null value in a NOT NULL column fails.
+    """
+    import pyarrow as pa
+
+    incoming = {f.name.lower(): i for i, f in enumerate(data.schema)}
+    if len(incoming) != len(data.schema):
+        raise InvalidArgument(f"write to '{table}': column names repeat (case-insensitively)")
+    extra = [data.schema[i].name for name, i in incoming.items() if target.get_field_index(name) < 0]
+    if extra and not allow_new:
+        raise InvalidArgument(f"write to '{table}': unknown column '{extra[0]}'; pass merge_schema=True to add it")
+    arrays, fields = [], []
+    for f in target:
+        if f.name in incoming:
+            col = data.column(incoming[f.name])
+            if col.type != f.type:
+                try:
+                    col = col.cast(f.type, safe=True)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    raise InvalidArgument(
+                        f"write to '{table}': column '{f.name}' is {type_text(f.type)}, got {data.schema[incoming[f.name]].type}"
+                    ) from None
+        else:
+            if not f.nullable:
+                raise InvalidArgument(f"write to '{table}': NOT NULL column '{f.name}' is missing")
+            col = pa.nulls(data.num_rows, f.type)
+        if not f.nullable and col.null_count:
+            raise InvalidArgument(f"write to '{table}': NOT NULL column '{f.name}' has {col.null_count} null value(s)")
+        arrays.append(col)
+        fields.append(f)
+    for name in extra:
+        col = data.column(name)
+        arrays.append(col)
+        fields.append(pa.field(name.lower(), col.type, nullable=True))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def open_table(location: str, version: int | None = None, timestamp: Any = None) -> DeltaTable:
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        dt = DeltaTable(location)
+    except TableNotFoundError:
+        raise NotFound(f"no Delta table at {location}") from None
+    if version is not None:
+        try:
+            dt.load_as_version(version)
+        except Exception as exc:
+            raise InvalidArgument(f"version {version} does not exist (latest is {dt.version()}): {exc}") from None
+    elif timestamp is not None:
+        try:
+            dt.load_as_version(timestamp)
+        except Exception as exc:
+            raise InvalidArgument(f"no version at or before {timestamp}: {exc}") from None
+    return dt
+
+
+def is_delta(location: str) -> bool:
+    from deltalake import DeltaTable
+
+    try:
+        return DeltaTable.is_deltatable(location)
+    except Exception:
+        return False
+
+
+def table_schema(dt: DeltaTable) -> pa.Schema:
+    """The Delta table's schema as a pyarrow schema (deltalake hands out arro3 objects)."""
+    import pyarrow as pa
+
+    return pa.schema(dt.schema().to_arrow())

@@ -1,0 +1,241 @@
+"""Governed reads and writes of Delta table data, through `deltalake`.
+
+Every operation is checked (SELECT to read; MODIFY to write; both for merge, update and delete),
+audited with the Delta version it read or produced, and committed atomically by the Delta log.
+The metastore transaction is not held open while data moves: the check runs first, the Delta
+commit follows, and the audit row (with any column change schema evolution made) is written last
+in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from catalog import delta
+from catalog.entities import Securable
+from catalog.errors import CairnError, Conflict, FailedPrecondition, InvalidArgument
+from catalog.privileges import Kind, Privilege
+from catalog.service.base import UnitOfWork
+from catalog.service.common import Service, display, fetch, parse_for, resolve
+
+MIN_VACUUM_RETENTION_HOURS = 168
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    table: str
+    version: int
+    operation: str
+    metrics: dict[str, Any]
+
+
+def _delta_errors(table: str, exc: Exception) -> CairnError:
+    """Translate a delta-rs failure into Cairn's errors, naming the table."""
+    from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchError
+
+    if isinstance(exc, CommitFailedError):
+        return Conflict(f"'{table}' was changed by a concurrent writer; retry: {exc}")
+    if isinstance(exc, SchemaMismatchError):
+        return InvalidArgument(f"write to '{table}': {exc}")
+    if isinstance(exc, (DeltaError, ValueError, TypeError)):
+        return InvalidArgument(f"'{table}': {exc}")
+    raise exc
+
+
+class TableDataService(Service):
+    def _open(self, uow: UnitOfWork, name: str, *privileges: Privilege) -> Securable:
+        fn = parse_for(Kind.TABLE, name)
+        sid = resolve(uow, Kind.TABLE, fn.key)
+        for p in privileges:
+            uow.require(p, sid, Kind.TABLE, fn.key)
+        table = fetch(uow, sid)
+        if (table.data_source_format or "") != "DELTA" or not table.storage_location:
+            raise FailedPrecondition(f"'{fn.key}' is not a Delta table")
+        return table
+
+    def _sync_columns(self, uow: UnitOfWork, table: Securable, dt: Any) -> None:
+        """After schema evolution, make the catalog's columns follow the Delta schema."""
+        cols = delta.columns_of(delta.table_schema(dt), {c.name: c.comment for c in table.columns})
+        if [(c.name, c.type_text, c.nullable) for c in cols] != [(c.name, c.type_text, c.nullable) for c in table.columns]:
+            uow.deferred.append(lambda store: (store.replace_columns(table.id, cols), store.update_securable(table.id, uow.principal)))
+
+    # reads ---------------------------------------------------------------------------------
+    def read(
+        self,
+        name: str,
+        columns: list[str] | None = None,
+        filters: list[tuple[str, str, Any]] | None = None,
+        version: int | None = None,
+        timestamp: datetime | str | None = None,
+    ) -> Any:
+        """Read a table as an Arrow table, projected and filtered, optionally as of a version or time.
+
+        `filters` is a conjunction of (column, op, value) with op in =, !=, <, <=, >, >=, in, not in.
+        Needs USE CATALOG, USE SCHEMA and SELECT.
+        """
+        with self._uow("read_table", Kind.TABLE, display(name), write=False, columns=columns, version=version,
+                       timestamp=str(timestamp) if timestamp else None) as uow:
+            table = self._open(uow, name, Privilege.SELECT)
+            if version is not None and timestamp is not None:
+                raise InvalidArgument("give a version or a timestamp, not both")
+            dt = delta.open_table(table.storage_location or "", version, timestamp)
+            known = {c.name for c in table.columns} | {f.name for f in delta.table_schema(dt)}
+            for c in (columns or []) + [f[0] for f in (filters or [])]:
+                if c.lower() not in known:
+                    raise InvalidArgument(f"table '{table.full_name}' has no column '{c}'")
+            try:
+                out = dt.to_pyarrow_table(columns=[c.lower() for c in columns] if columns else None,
+                                          filters=[(c.lower(), op, v) for c, op, v in filters] if filters else None)
+            except Exception as exc:
+                raise _delta_errors(table.full_name, exc) from None
+            uow.params["delta_version"] = dt.version()
+            return out
+
+    def read_pandas(self, name: str, **kwargs: Any) -> Any:
+        return self.read(name, **kwargs).to_pandas()
+
+    def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """The Delta log of a table, newest first (DESCRIBE HISTORY). Needs SELECT."""
+        with self._uow("describe_history", Kind.TABLE, display(name), write=False) as uow:
+            table = self._open(uow, name, Privilege.SELECT)
+            return delta.open_table(table.storage_location or "").history(limit)
+
+    def read_changes(self, name: str, starting_version: int, ending_version: int | None = None) -> Any:
+        """Change data feed rows between versions (`_change_type`, `_commit_version`). Needs SELECT."""
+        with self._uow("read_table_changes", Kind.TABLE, display(name), write=False, starting_version=starting_version,
+                       ending_version=ending_version) as uow:
+            table = self._open(uow, name, Privilege.SELECT)
+            dt = delta.open_table(table.storage_location or "")
+            if dt.metadata().configuration.get("delta.enableChangeDataFeed") != "true":
+                raise FailedPrecondition(f"change data feed is not enabled on '{table.full_name}'")
+            try:
+                return dt.load_cdf(starting_version=starting_version, ending_version=ending_version).read_all()
+            except Exception as exc:
+                raise _delta_errors(table.full_name, exc) from None
+
+    # writes --------------------------------------------------------------------------------
+    def write(self, name: str, data: Any, mode: str = "append", merge_schema: bool = False, replace_where: str | None = None) -> WriteResult:
+        """Append to or overwrite a table (optionally only the rows matching `replace_where`).
+
+        Data that does not fit the schema fails naming the column and writes nothing; with
+        `merge_schema=True` new columns are added and the catalog's columns follow. Needs MODIFY.
+        """
+        from deltalake import write_deltalake
+
+        if mode not in ("append", "overwrite"):
+            raise InvalidArgument(f"mode must be append or overwrite, not {mode!r}")
+        with self._uow("write_table", Kind.TABLE, display(name), write=False, mode=mode, merge_schema=merge_schema,
+                       replace_where=replace_where) as uow:
+            table = self._open(uow, name, Privilege.MODIFY)
+            location = table.storage_location or ""
+            dt = delta.open_table(location)
+            incoming = delta.conform(delta.to_arrow(data), delta.table_schema(dt), table.full_name, allow_new=merge_schema)
+            try:
+                write_deltalake(dt, incoming, mode=mode, schema_mode="merge" if merge_schema else None, predicate=replace_where)
+            except Exception as exc:
+                raise _delta_errors(table.full_name, exc) from None
+            dt = delta.open_table(location)
+            if merge_schema:
+                self._sync_columns(uow, table, dt)
+            uow.params["delta_version"] = dt.version()
+            return WriteResult(table.full_name, dt.version(), mode.upper(), {"num_rows": incoming.num_rows})
+
+    def merge(
+        self,
+        name: str,
+        source: Any,
+        on: list[str],
+        when_matched_update: dict[str, str] | str | None = "*",
+        when_matched_update_condition: str | None = None,
+        when_matched_delete_condition: str | None = None,
+        when_not_matched_insert: bool = True,
+        when_not_matched_insert_condition: str | None = None,
+        merge_schema: bool = False,
+    ) -> WriteResult:
+        """Upsert `source` by key columns `on` (MERGE INTO): update or delete matches, insert the rest.
+
+        `when_matched_update` is "*" (all columns), a mapping of column to SQL expression over
+        `source.` and `target.`, or None. Needs SELECT and MODIFY.
+        """
+        with self._uow("merge_table", Kind.TABLE, display(name), write=False, on=on, merge_schema=merge_schema) as uow:
+            table = self._open(uow, name, Privilege.SELECT, Privilege.MODIFY)
+            if not on:
+                raise InvalidArgument("merge needs the key columns to match on")
+            location = table.storage_location or ""
+            dt = delta.open_table(location)
+            src = delta.conform(delta.to_arrow(source), delta.table_schema(dt), table.full_name, allow_new=merge_schema) \
+                if not merge_schema else delta.to_arrow(source)
+            names_ = {f.name.lower() for f in delta.table_schema(dt)}
+            for key in on:
+                if key.lower() not in names_:
+                    raise InvalidArgument(f"merge key '{key}' is not a column of '{table.full_name}'")
+            predicate = " AND ".join(f"target.{k.lower()} = source.{k.lower()}" for k in on)
+            try:
+                merger = dt.merge(src, predicate, source_alias="source", target_alias="target", merge_schema=merge_schema)
+                if when_matched_delete_condition:
+                    merger = merger.when_matched_delete(when_matched_delete_condition)
+                if when_matched_update == "*":
+                    merger = merger.when_matched_update_all(when_matched_update_condition)
+                elif when_matched_update:
+                    merger = merger.when_matched_update(dict(when_matched_update), when_matched_update_condition)
+                if when_not_matched_insert:
+                    merger = merger.when_not_matched_insert_all(when_not_matched_insert_condition)
+                metrics = merger.execute()
+            except CairnError:
+                raise
+            except Exception as exc:
+                raise _delta_errors(table.full_name, exc) from None
+            dt = delta.open_table(location)
+            if merge_schema:
+                self._sync_columns(uow, table, dt)
+            uow.params["delta_version"] = dt.version()
+            return WriteResult(table.full_name, dt.version(), "MERGE", dict(metrics))
+
+    def delete(self, name: str, where: str) -> WriteResult:
+        """Delete the rows matching a SQL predicate. Needs SELECT and MODIFY."""
+        return self._dml("delete_rows", name, lambda dt: dt.delete(where), where=where)
+
+    def update(self, name: str, set: dict[str, str], where: str | None = None) -> WriteResult:  # noqa: A002
+        """Set columns to SQL expressions on the rows matching `where`. Needs SELECT and MODIFY."""
+        if not set:
+            raise InvalidArgument("update needs at least one column to set")
+        return self._dml("update_rows", name, lambda dt: dt.update(updates=dict(set), predicate=where), where=where, set=set)
+
+    def optimize(self, name: str, zorder_by: list[str] | None = None) -> WriteResult:
+        """Compact small files, or Z-order them by the given columns. Needs MODIFY."""
+        def run(dt: Any) -> dict[str, Any]:
+            return dt.optimize.z_order(zorder_by) if zorder_by else dt.optimize.compact()
+        return self._dml("optimize_table", name, run, privileges=(Privilege.MODIFY,), zorder_by=zorder_by)
+
+    def vacuum(self, name: str, retention_hours: int = MIN_VACUUM_RETENTION_HOURS, force: bool = False, dry_run: bool = False) -> list[str]:
+        """Remove files no version within the retention needs. Under 7 days is refused unless forced,
+        because it breaks time travel and concurrent readers. Needs MODIFY."""
+        with self._uow("vacuum_table", Kind.TABLE, display(name), write=False, retention_hours=retention_hours, force=force) as uow:
+            table = self._open(uow, name, Privilege.MODIFY)
+            if retention_hours < MIN_VACUUM_RETENTION_HOURS and not force:
+                raise FailedPrecondition(
+                    f"retention of {retention_hours} hours is under the {MIN_VACUUM_RETENTION_HOURS}-hour minimum; pass force=True to vacuum anyway"
+                )
+            dt = delta.open_table(table.storage_location or "")
+            return dt.vacuum(retention_hours=retention_hours, dry_run=dry_run, enforce_retention_duration=False)
+
+    def restore(self, name: str, version: int) -> WriteResult:
+        """Restore the table to an earlier version, as a new commit. Needs MODIFY."""
+        return self._dml("restore_table", name, lambda dt: dt.restore(version), privileges=(Privilege.MODIFY,), to_version=version)
+
+    def _dml(self, action: str, name: str, run: Any, privileges: tuple[Privilege, ...] = (Privilege.SELECT, Privilege.MODIFY), **params: Any) -> WriteResult:
+        with self._uow(action, Kind.TABLE, display(name), write=False, **params) as uow:
+            table = self._open(uow, name, *privileges)
+            location = table.storage_location or ""
+            dt = delta.open_table(location)
+            try:
+                metrics = run(dt)
+            except CairnError:
+                raise
+            except Exception as exc:
+                raise _delta_errors(table.full_name, exc) from None
+            version = delta.open_table(location).version()
+            uow.params["delta_version"] = version
+            return WriteResult(table.full_name, version, action.split("_")[0].upper(), dict(metrics or {}))
