@@ -14,13 +14,33 @@ from datetime import datetime
 from typing import Any
 
 from catalog import delta
-from catalog.entities import Securable
+from catalog.entities import Column, Securable
 from catalog.errors import CairnError, Conflict, FailedPrecondition, InvalidArgument
 from catalog.privileges import Kind, Privilege
 from catalog.service.base import UnitOfWork
 from catalog.service.common import Service, display, fetch, parse_for, resolve
 
 MIN_VACUUM_RETENTION_HOURS = 168
+
+
+@dataclass(frozen=True, slots=True)
+class ScanPlan:
+    """What an engine needs to read one snapshot of a table itself: files, schema, version."""
+
+    table: str
+    version: int
+    files: tuple[str, ...]
+    columns: tuple[Column, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DataFile:
+    """A Parquet file an engine wrote into a table's location, to be committed by `commit_files`."""
+
+    path: str
+    size: int
+    num_records: int
+    modification_time: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +134,61 @@ class TableDataService(Service):
                 return dt.load_cdf(starting_version=starting_version, ending_version=ending_version).read_all()
             except Exception as exc:
                 raise _delta_errors(table.full_name, exc) from None
+
+    def plan_scan(self, name: str, version: int | None = None, timestamp: datetime | str | None = None) -> ScanPlan:
+        """The files of one snapshot, for an engine (Spark) that reads them on its executors.
+
+        Checked and audited like `read`: needs USE CATALOG, USE SCHEMA and SELECT.
+        """
+        with self._uow("read_table", Kind.TABLE, display(name), write=False, version=version,
+                       timestamp=str(timestamp) if timestamp else None, plan="scan") as uow:
+            table = self._open(uow, name, Privilege.SELECT)
+            dt = delta.open_table(table.storage_location or "", version, timestamp)
+            uow.params["delta_version"] = dt.version()
+            return ScanPlan(table.full_name, dt.version(), tuple(dt.file_uris()), tuple(delta.columns_of(delta.table_schema(dt))))
+
+    def prepare_write(self, name: str, mode: str = "append") -> ScanPlan:
+        """Where and in which schema an engine may write files for a later `commit_files`. Needs MODIFY."""
+        if mode not in ("append", "overwrite"):
+            raise InvalidArgument(f"mode must be append or overwrite, not {mode!r}")
+        with self._uow("prepare_write", Kind.TABLE, display(name), write=False, mode=mode) as uow:
+            table = self._open(uow, name, Privilege.MODIFY)
+            dt = delta.open_table(table.storage_location or "")
+            return ScanPlan(table.full_name, dt.version(), (table.storage_location or "",), tuple(delta.columns_of(delta.table_schema(dt))))
+
+    def commit_files(self, name: str, files: list[DataFile], mode: str = "append") -> WriteResult:
+        """Commit Parquet files written by an engine's executors to the Delta log, in one transaction.
+
+        The files must lie in the table's location and match its schema. Needs MODIFY.
+        """
+        import json
+        import os
+
+        import pyarrow.parquet as pq
+        from deltalake.transaction import AddAction
+
+        if mode not in ("append", "overwrite"):
+            raise InvalidArgument(f"mode must be append or overwrite, not {mode!r}")
+        with self._uow("write_table", Kind.TABLE, display(name), write=False, mode=mode, files=len(files), engine_files=True) as uow:
+            table = self._open(uow, name, Privilege.MODIFY)
+            location = (table.storage_location or "").rstrip("/")
+            dt = delta.open_table(location)
+            schema = delta.table_schema(dt)
+            actions = []
+            for f in files:
+                full = f.path if os.path.isabs(f.path) else os.path.join(location, f.path)
+                if not os.path.realpath(full).startswith(os.path.realpath(location) + os.sep):
+                    raise InvalidArgument(f"file {f.path} is not inside the location of '{table.full_name}'")
+                delta.conform(pq.read_schema(full).empty_table(), schema, table.full_name, allow_new=False)
+                rel = os.path.relpath(full, location)
+                actions.append(AddAction(rel, f.size, {}, f.modification_time, True, json.dumps({"numRecords": f.num_records})))
+            try:
+                dt.create_write_transaction(actions, mode, schema)
+            except Exception as exc:
+                raise _delta_errors(table.full_name, exc) from None
+            version = delta.open_table(location).version()
+            uow.params["delta_version"] = version
+            return WriteResult(table.full_name, version, mode.upper(), {"num_rows": sum(f.num_records for f in files), "num_files": len(files)})
 
     # writes --------------------------------------------------------------------------------
     def write(self, name: str, data: Any, mode: str = "append", merge_schema: bool = False, replace_where: str | None = None) -> WriteResult:

@@ -1,0 +1,177 @@
+"""A governed PySpark data source on Spark 4's Python Data Source API.
+
+    from pipelines.spark import register
+    register(spark)                                   # once per session
+    df = spark.read.format("cairn").option("versionAsOf", 3).load("main.raw.events")
+    df.write.format("cairn").mode("append").save("main.features.user_activity")
+
+Planning runs in Spark's Python worker on the driver host and goes through the governed services
+as the acting principal (option `principal`, or `CAIRN_PRINCIPAL`): it checks SELECT or MODIFY,
+writes the audit rows and fixes the snapshot version. Executors then read the snapshot's Parquet
+files (one partition per file) or write new Parquet files into the table's location; the driver
+commits those files to the Delta log in one transaction, or deletes them on abort. Executors never
+touch the metastore, so this runs unchanged on a cluster whose nodes share the table storage.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql.datasource import (
+    DataSource,
+    DataSourceArrowWriter,
+    DataSourceReader,
+    InputPartition,
+    WriterCommitMessage,
+)
+from pyspark.sql.types import StructType
+
+FORMAT = "cairn"
+
+
+def _client(options: dict[str, str]) -> Any:
+    from catalog.client import Metastore
+    from catalog.entities import Source
+
+    metastore = Metastore.open(options.get("home") or None, options.get("url") or None)
+    return metastore.as_principal(options.get("principal") or None, Source.SPARK)
+
+
+def _ddl(columns: Any) -> str:
+    return ", ".join(f"`{c.name}` {c.type_text}" + ("" if c.nullable else " NOT NULL") for c in columns)
+
+
+def _table_name(options: dict[str, str]) -> str:
+    name = options.get("path") or options.get("table")
+    if not name:
+        from catalog.errors import InvalidArgument
+
+        raise InvalidArgument("name the table: .load('catalog.schema.table') or .save('catalog.schema.table')")
+    return name
+
+
+class CairnDataSource(DataSource):
+    """`format("cairn")`: governed reads and writes of catalog tables."""
+
+    @classmethod
+    def name(cls) -> str:
+        return FORMAT
+
+    def schema(self) -> str:
+        return _ddl(self._scan().columns)
+
+    def _scan(self) -> Any:
+        if not hasattr(self, "_plan"):
+            version = self.options.get("versionAsOf")
+            self._plan = _client(self.options).data.plan_scan(
+                _table_name(self.options), int(version) if version is not None else None, self.options.get("timestampAsOf")
+            )
+        return self._plan
+
+    def reader(self, schema: StructType) -> DataSourceReader:
+        return CairnReader(self._scan(), schema)
+
+    def writer(self, schema: StructType, overwrite: bool) -> CairnWriter:
+        mode = "overwrite" if overwrite else "append"
+        plan = _client(self.options).data.prepare_write(_table_name(self.options), mode)
+        return CairnWriter(dict(self.options), plan.table, plan.files[0], mode)
+
+
+@dataclass
+class FilePartition(InputPartition):
+    path: str
+
+
+class CairnReader(DataSourceReader):
+    def __init__(self, plan: Any, schema: StructType) -> None:
+        self.files = list(plan.files)
+        self.columns = [f.name for f in schema.fields]
+
+    def partitions(self) -> list[InputPartition]:
+        return [FilePartition(p) for p in self.files]
+
+    def read(self, partition: InputPartition) -> Iterator[Any]:
+        import pyarrow.parquet as pq
+
+        path = partition.path  # type: ignore[attr-defined]
+        if path.startswith("file://"):
+            path = path[len("file://") :]
+        table = pq.read_table(path)
+        present = [c for c in self.columns if c in table.column_names]
+        for batch in table.select(present).to_batches():
+            yield batch
+
+
+@dataclass
+class FilesWritten(WriterCommitMessage):
+    files: list[tuple[str, int, int, int]]  # (path, size, rows, mtime in ms)
+
+
+class CairnWriter(DataSourceArrowWriter):
+    def __init__(self, options: dict[str, str], table: str, location: str, mode: str) -> None:
+        self.options, self.table, self.location, self.mode = options, table, location, mode
+
+    def write(self, iterator: Iterator[Any]) -> FilesWritten:
+        import pyarrow.parquet as pq
+
+        path = os.path.join(self.location, f"part-{uuid.uuid4().hex}.snappy.parquet")
+        writer = None
+        rows = 0
+        try:
+            for batch in iterator:
+                if writer is None:
+                    writer = pq.ParquetWriter(path, batch.schema, compression="snappy")
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            return FilesWritten([])
+        st = os.stat(path)
+        return FilesWritten([(path, st.st_size, rows, int(st.st_mtime * 1000))])
+
+    def commit(self, messages: list[WriterCommitMessage | None]) -> None:
+        from catalog.service.data import DataFile
+
+        files = [DataFile(p, size, n, mtime) for m in messages if m is not None for p, size, n, mtime in m.files]  # type: ignore[attr-defined]
+        _client(self.options).data.commit_files(self.table, files, self.mode)
+
+    def abort(self, messages: list[WriterCommitMessage | None]) -> None:
+        for m in messages:
+            for path, *_ in getattr(m, "files", []) if m is not None else []:
+                try:
+                    os.remove(path)
+                except FileNotFoundError:
+                    pass
+
+
+def register(spark: Any) -> None:
+    """Make `format("cairn")` available in this Spark session."""
+    spark.dataSource.register(CairnDataSource)
+
+
+def local_session(app_name: str = "cairn", cores: str = "*") -> Any:
+    """A `local[*]` SparkSession whose Python workers use this interpreter, with `cairn` registered."""
+    import sys
+
+    from pyspark.sql import SparkSession
+
+    # Spark's planning workers for Python data sources read the interpreter from the environment.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    spark = (
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName(app_name)
+        .config("spark.pyspark.python", sys.executable)
+        .config("spark.pyspark.driver.python", sys.executable)
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    register(spark)
+    return spark
