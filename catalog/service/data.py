@@ -76,7 +76,8 @@ class TableDataService(Service):
         return table
 
     def _sync_columns(self, uow: UnitOfWork, table: Securable, dt: Any) -> None:
-        """After schema evolution, make the catalog's columns follow the Delta schema."""
+        """Make the catalog's columns follow the Delta schema, the source of truth: after schema
+        evolution, and after a writer died between its Delta commit and its metastore update."""
         cols = delta.columns_of(delta.table_schema(dt), {c.name: c.comment for c in table.columns})
         if [(c.name, c.type_text, c.nullable) for c in cols] != [(c.name, c.type_text, c.nullable) for c in table.columns]:
             uow.deferred.append(lambda store: (store.replace_columns(table.id, cols), store.update_securable(table.id, uow.principal)))
@@ -101,6 +102,8 @@ class TableDataService(Service):
             if version is not None and timestamp is not None:
                 raise InvalidArgument("give a version or a timestamp, not both")
             dt = delta.open_table(table.storage_location or "", version, timestamp)
+            if version is None and timestamp is None:
+                self._sync_columns(uow, table, dt)
             known = {c.name for c in table.columns} | {f.name for f in delta.table_schema(dt)}
             for c in (columns or []) + [f[0] for f in (filters or [])]:
                 if c.lower() not in known:
@@ -212,8 +215,7 @@ class TableDataService(Service):
             except Exception as exc:
                 raise _delta_errors(table.full_name, exc) from None
             dt = delta.open_table(location)
-            if merge_schema:
-                self._sync_columns(uow, table, dt)
+            self._sync_columns(uow, table, dt)
             uow.params["delta_version"] = dt.version()
             return WriteResult(table.full_name, dt.version(), mode.upper(), {"num_rows": incoming.num_rows})
 
@@ -263,8 +265,7 @@ class TableDataService(Service):
             except Exception as exc:
                 raise _delta_errors(table.full_name, exc) from None
             dt = delta.open_table(location)
-            if merge_schema:
-                self._sync_columns(uow, table, dt)
+            self._sync_columns(uow, table, dt)
             uow.params["delta_version"] = dt.version()
             return WriteResult(table.full_name, dt.version(), "MERGE", dict(metrics))
 

@@ -199,3 +199,16 @@ def test_a_writer_killed_mid_write_leaves_old_or_new_state(metastore: Metastore,
     assert len(history) - 2 == (table.num_rows - 2) // 300_000
     lake.data.write("main.raw.events", [{"user_id": -1, "spend": 0.0}])  # still writable
     assert lake.data.read("main.raw.events").num_rows == table.num_rows + 1
+
+
+def test_catalog_columns_catch_up_with_a_delta_schema_changed_behind_its_back(lake: Cairn) -> None:
+    """A writer that died after its Delta commit but before its metastore update leaves the log
+    ahead; the next read brings the catalog's columns in line with the Delta schema."""
+    from deltalake import write_deltalake
+
+    location = lake.tables.get_table("main.raw.events").storage_location
+    write_deltalake(location, pa.table({"user_id": pa.array([3], pa.int64()), "spend": [1.0], "country": ["fr"]}),
+                    mode="append", schema_mode="merge")
+    assert [c.name for c in lake.tables.get_table("main.raw.events").columns] == ["user_id", "spend"]
+    assert lake.data.read("main.raw.events").num_rows == 3
+    assert [c.name for c in lake.tables.get_table("main.raw.events").columns] == ["user_id", "spend", "country"]
