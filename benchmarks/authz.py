@@ -34,7 +34,7 @@ from catalog.store.metastore import MetastoreStore, now  # noqa: E402
 NAIVE = text(
     """
     WITH RECURSIVE g(name) AS (
-        SELECT :p UNION SELECT gm.group_name FROM group_members gm JOIN g ON gm.member_name = g.name
+        SELECT CAST(:p AS VARCHAR(255)) UNION SELECT gm.group_name FROM group_members gm JOIN g ON gm.member_name = g.name
     ), chain(id, parent_id) AS (
         SELECT id, parent_id FROM securables WHERE kind = 'TABLE' AND full_name = :n
         UNION ALL SELECT s.id, s.parent_id FROM securables s JOIN chain c ON s.id = c.parent_id
@@ -114,6 +114,18 @@ def build(ms: Metastore, catalogs: int, schemas: int, tables: int, users: int, g
     return {"tables": len(table_ids), "grants": total, "build_s": round(time.perf_counter() - started, 1)}
 
 
+def fresh_database(url: str, name: str) -> str:
+    """A new, empty database next to the one `url` names (PostgreSQL), so every run starts clean."""
+    from catalog.store import db
+
+    admin = db.make_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="a small metastore, under 30 s")
@@ -127,6 +139,8 @@ def main() -> None:
         shape = dict(catalogs=100, schemas=10, tables=100, users=10_000, groups=1_000, grants_per_table=10)
         samples = 20_000
     home = tempfile.mkdtemp(prefix="cairn-authz-")
+    if args.url:
+        args.url = fresh_database(args.url, "cairn_bench_authz")
     ms = Metastore.open(home=home, url=args.url)
     ms.initialize("admin")
     built = build(ms, rng=rng, **shape)
