@@ -212,3 +212,30 @@ def test_catalog_columns_catch_up_with_a_delta_schema_changed_behind_its_back(la
     assert [c.name for c in lake.tables.get_table("main.raw.events").columns] == ["user_id", "spend"]
     assert lake.data.read("main.raw.events").num_rows == 3
     assert [c.name for c in lake.tables.get_table("main.raw.events").columns] == ["user_id", "spend", "country"]
+
+
+@pytest.mark.slow
+def test_two_writer_processes_lose_no_rows(metastore: Metastore, lake: Cairn) -> None:
+    if metastore.engine.dialect.name != "sqlite":
+        pytest.skip("one backend is enough: the Delta log arbitrates concurrent commits")
+    script = textwrap.dedent(f"""
+        import sys
+        from catalog.client import Metastore
+        from catalog.errors import Conflict
+        c = Metastore.open(home={str(metastore.settings.home)!r}).as_principal("admin")
+        base, conflicts = int(sys.argv[1]), 0
+        for i in range(8):
+            try:
+                c.data.write("main.raw.events", [{{"user_id": base + i, "spend": 1.0}}])
+            except Conflict:
+                conflicts += 1
+        print(conflicts)
+    """)
+    root = Path(__file__).parents[2]
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(base)], stdout=subprocess.PIPE, text=True, cwd=root,
+                              env={**os.environ, "PYTHONPATH": str(root)}) for base in (1000, 2000)]
+    conflicts = sum(int(p.communicate(timeout=120)[0].strip()) for p in procs)
+    assert all(p.returncode == 0 for p in procs)
+    ids = [r[0] for r in rows(lake)]
+    assert len(ids) == 2 + 16 - conflicts and len(set(ids)) == len(ids)
+    assert len(lake.data.history("main.raw.events")) == 2 + 16 - conflicts
