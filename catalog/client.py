@@ -32,6 +32,7 @@ from catalog.service.tables import TableService
 from catalog.service.tags import TagService
 from catalog.store import db
 from catalog.store.metastore import MetastoreStore
+from lineage.service import LineageService
 
 
 class Metastore:
@@ -118,6 +119,7 @@ class Cairn:
         self.grants = GrantService(metastore, ctx)
         self.tags = TagService(metastore, ctx)
         self.audit = AuditService(metastore, ctx)
+        self.lineage = LineageService(metastore, ctx)
 
     @property
     def principal(self) -> str:

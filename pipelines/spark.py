@@ -5,6 +5,9 @@
     df = spark.read.format("cairn").option("versionAsOf", 3).load("main.raw.events")
     df.write.format("cairn").mode("append").save("main.features.user_activity")
 
+With `.option("run", run_id)` on reads and writes (a run from `cairn.lineage.start_run`), the
+lineage graph records that this Spark application read these versions and wrote that one.
+
 Planning runs in Spark's Python worker on the driver host and goes through the governed services
 as the acting principal (option `principal`, or `CAIRN_PRINCIPAL`): it checks SELECT or MODIFY,
 writes the audit rows and fixes the snapshot version. Executors then read the snapshot's Parquet
@@ -68,7 +71,8 @@ class CairnDataSource(DataSource):
         if not hasattr(self, "_plan"):
             version = self.options.get("versionAsOf")
             self._plan = _client(self.options).data.plan_scan(
-                _table_name(self.options), int(version) if version is not None else None, self.options.get("timestampAsOf")
+                _table_name(self.options), int(version) if version is not None else None, self.options.get("timestampAsOf"),
+                run_id=self.options.get("run") or None,
             )
         return self._plan
 
@@ -139,7 +143,7 @@ class CairnWriter(DataSourceArrowWriter):
         from catalog.service.data import DataFile
 
         files = [DataFile(p, size, n, mtime) for m in messages if m is not None for p, size, n, mtime in m.files]  # type: ignore[attr-defined]
-        _client(self.options).data.commit_files(self.table, files, self.mode)
+        _client(self.options).data.commit_files(self.table, files, self.mode, run_id=self.options.get("run") or None)
 
     def abort(self, messages: list[WriterCommitMessage | None]) -> None:
         for m in messages:

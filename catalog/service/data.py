@@ -75,6 +75,16 @@ class TableDataService(Service):
             raise FailedPrecondition(f"'{fn.key}' is not a Delta table")
         return table
 
+    def _lineage(self, uow: UnitOfWork, run_id: str | None, table: Securable, version: int, is_output: bool) -> None:
+        """Record the read or write in the run's lineage, in the audit row's transaction."""
+        if not run_id:
+            return
+        from lineage.service import record_run_io
+        from lineage.store import LineageStore
+
+        uow.params["run_id"] = run_id
+        uow.deferred.append(lambda store: record_run_io(LineageStore(store.conn), run_id, uow.principal, table.full_name, version, is_output))
+
     def _sync_columns(self, uow: UnitOfWork, table: Securable, dt: Any) -> None:
         """Make the catalog's columns follow the Delta schema, the source of truth: after schema
         evolution, and after a writer died between its Delta commit and its metastore update."""
@@ -90,10 +100,12 @@ class TableDataService(Service):
         filters: list[tuple[str, str, Any]] | None = None,
         version: int | None = None,
         timestamp: datetime | str | None = None,
+        run_id: str | None = None,
     ) -> Any:
         """Read a table as an Arrow table, projected and filtered, optionally as of a version or time.
 
         `filters` is a conjunction of (column, op, value) with op in =, !=, <, <=, >, >=, in, not in.
+        With `run_id`, the version read becomes an input of that lineage run.
         Needs USE CATALOG, USE SCHEMA and SELECT.
         """
         with self._uow("read_table", Kind.TABLE, display(name), write=False, columns=columns, version=version,
@@ -114,6 +126,7 @@ class TableDataService(Service):
             except Exception as exc:
                 raise _delta_errors(table.full_name, exc) from None
             uow.params["delta_version"] = dt.version()
+            self._lineage(uow, run_id, table, dt.version(), is_output=False)
             return out
 
     def read_pandas(self, name: str, **kwargs: Any) -> Any:
@@ -138,7 +151,7 @@ class TableDataService(Service):
             except Exception as exc:
                 raise _delta_errors(table.full_name, exc) from None
 
-    def plan_scan(self, name: str, version: int | None = None, timestamp: datetime | str | None = None) -> ScanPlan:
+    def plan_scan(self, name: str, version: int | None = None, timestamp: datetime | str | None = None, run_id: str | None = None) -> ScanPlan:
         """The files of one snapshot, for an engine (Spark) that reads them on its executors.
 
         Checked and audited like `read`: needs USE CATALOG, USE SCHEMA and SELECT.
@@ -148,6 +161,7 @@ class TableDataService(Service):
             table = self._open(uow, name, Privilege.SELECT)
             dt = delta.open_table(table.storage_location or "", version, timestamp)
             uow.params["delta_version"] = dt.version()
+            self._lineage(uow, run_id, table, dt.version(), is_output=False)
             return ScanPlan(table.full_name, dt.version(), tuple(dt.file_uris()), tuple(delta.columns_of(delta.table_schema(dt))))
 
     def prepare_write(self, name: str, mode: str = "append") -> ScanPlan:
@@ -159,7 +173,7 @@ class TableDataService(Service):
             dt = delta.open_table(table.storage_location or "")
             return ScanPlan(table.full_name, dt.version(), (table.storage_location or "",), tuple(delta.columns_of(delta.table_schema(dt))))
 
-    def commit_files(self, name: str, files: list[DataFile], mode: str = "append") -> WriteResult:
+    def commit_files(self, name: str, files: list[DataFile], mode: str = "append", run_id: str | None = None) -> WriteResult:
         """Commit Parquet files written by an engine's executors to the Delta log, in one transaction.
 
         The files must lie in the table's location and match its schema. Needs MODIFY.
@@ -191,10 +205,14 @@ class TableDataService(Service):
                 raise _delta_errors(table.full_name, exc) from None
             version = delta.open_table(location).version()
             uow.params["delta_version"] = version
+            self._lineage(uow, run_id, table, version, is_output=True)
             return WriteResult(table.full_name, version, mode.upper(), {"num_rows": sum(f.num_records for f in files), "num_files": len(files)})
 
     # writes --------------------------------------------------------------------------------
-    def write(self, name: str, data: Any, mode: str = "append", merge_schema: bool = False, replace_where: str | None = None) -> WriteResult:
+    def write(
+        self, name: str, data: Any, mode: str = "append", merge_schema: bool = False, replace_where: str | None = None,
+        run_id: str | None = None,
+    ) -> WriteResult:
         """Append to or overwrite a table (optionally only the rows matching `replace_where`).
 
         Data that does not fit the schema fails naming the column and writes nothing; with
@@ -217,6 +235,7 @@ class TableDataService(Service):
             dt = delta.open_table(location)
             self._sync_columns(uow, table, dt)
             uow.params["delta_version"] = dt.version()
+            self._lineage(uow, run_id, table, dt.version(), is_output=True)
             return WriteResult(table.full_name, dt.version(), mode.upper(), {"num_rows": incoming.num_rows})
 
     def merge(
@@ -230,6 +249,7 @@ class TableDataService(Service):
         when_not_matched_insert: bool = True,
         when_not_matched_insert_condition: str | None = None,
         merge_schema: bool = False,
+        run_id: str | None = None,
     ) -> WriteResult:
         """Upsert `source` by key columns `on` (MERGE INTO): update or delete matches, insert the rest.
 
@@ -267,6 +287,7 @@ class TableDataService(Service):
             dt = delta.open_table(location)
             self._sync_columns(uow, table, dt)
             uow.params["delta_version"] = dt.version()
+            self._lineage(uow, run_id, table, dt.version(), is_output=True)
             return WriteResult(table.full_name, dt.version(), "MERGE", dict(metrics))
 
     def delete(self, name: str, where: str) -> WriteResult:

@@ -60,10 +60,14 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
         "set_tags": ("table", "c.s.t", {"a": "b"}), "unset_tags": ("table", "c.s.t", ["k"]), "list_tags": ("table", "c.s.t"),
     },
     "audit": {"list_events": ()},
+    "lineage": {
+        "start_run": ("job",), "complete_run": ("run-of-other",), "record": (["c.s.t"], ["c.s.t2"]),
+        "get_downstream": ("c.s.t",), "get_upstream": ("c.s.t",), "get_path": ("c.s.t", "c.s.t"), "get_impact": ("c.s.t.x",),
+    },
 }
 
 # Open to every known principal, as in Databricks: directory lookups and filtered lists.
-OPEN = {"list_catalogs", "get_principal", "list_principals", "list_members", "list_groups_of", "list_events"}
+OPEN = {"list_catalogs", "get_principal", "list_principals", "list_members", "list_groups_of", "list_events", "start_run"}
 
 
 def public_methods(service: object) -> set[str]:
@@ -88,6 +92,9 @@ def test_every_method_is_governed_and_audited(metastore: Metastore, admin: Cairn
     admin.models.create_registered_model("c.s.m")
     admin.models.create_model_version("c.s.m", "file:///m")
     admin.functions.create_function("c.s.f", "1", "int")
+    admin.tables.create_table("c.s.t2", COLS)
+    other_run = metastore.as_principal("other").lineage.start_run("theirs")
+    CALLS["lineage"]["complete_run"] = (other_run,)
     nobody = metastore.as_principal("nobody")
 
     def audit_count() -> list[tuple[str, str]]:

@@ -23,15 +23,15 @@ def test_opening_an_older_metastore_upgrades_it_and_keeps_data(tmp_path: Path) -
     ms = Metastore.open(home=tmp_path)
     ms.initialize("admin")
     ms.as_principal("admin").catalogs.create_catalog("kept")
-    # Roll the schema back to an older revision the way an old release would have left it.
-    cfg = db._alembic_config(ms.engine)
-    command.downgrade(cfg, "base")
-    assert db.current_revision(ms.engine) is None
-    assert "securables" not in inspect(ms.engine).get_table_names()
+    # Roll the schema back to 0001 (before lineage), as a release of that time left it.
+    command.downgrade(db._alembic_config(ms.engine), "0001")
+    assert db.current_revision(ms.engine) == "0001"
+    assert "lineage_edges" not in inspect(ms.engine).get_table_names()
     ms.close()
     reopened = Metastore.open(home=tmp_path)
-    assert db.current_revision(reopened.engine) == db.head_revision()
-    assert not reopened.initialized  # base had no data; the upgrade created an empty metastore
+    assert db.current_revision(reopened.engine) == db.head_revision() == "0002"
+    assert "lineage_edges" in inspect(reopened.engine).get_table_names()
+    assert [c.name for c in reopened.as_principal("admin").catalogs.list_catalogs()] == ["kept"]
 
 
 def test_reopening_at_head_is_a_no_op(tmp_path: Path) -> None:

@@ -88,3 +88,18 @@ def test_files_outside_the_table_are_refused(lake: Cairn, tmp_path: Path) -> Non
     with pytest.raises(InvalidArgument, match="not inside the location"):
         lake.data.commit_files("main.raw.out", [DataFile(str(stray), stray.stat().st_size, 1, 0)])
     assert lake.data.read("main.raw.out").num_rows == 0
+
+
+def test_a_spark_run_records_which_versions_it_read_and_wrote(spark, lake: Cairn) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from lineage.store import edges
+
+    run = lake.lineage.start_run("spark-copy")
+    o = {**opts(lake), "run": run}
+    spark.read.format("cairn").options(**o).option("versionAsOf", 0).load("main.raw.events") \
+        .write.format("cairn").options(**o).mode("append").save("main.raw.out")
+    assert [(n.name, n.depth) for n in lake.lineage.get_upstream("main.raw.out").nodes] == [("main.raw.events", 1)]
+    with lake.metastore.engine.connect() as conn:
+        edge = conn.execute(select(edges)).one()
+    assert (edge.run_id, edge.source_version, edge.target_version) == (run, 0, 1)

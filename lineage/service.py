@@ -1,0 +1,299 @@
+"""Governed lineage: record runs and edges, traverse upstream and downstream, paths and impact.
+
+Callers see only nodes they may see (BROWSE, ownership, or usage and a privilege); a hidden node
+comes back as a restricted placeholder with no name, so paths stay connected without leaking.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from catalog import names
+from catalog.errors import InvalidArgument, NotFound
+from catalog.privileges import Kind, Privilege
+from catalog.service.base import UnitOfWork
+from catalog.service.common import Service, display
+from lineage.graph import LineageGraph
+from lineage.store import LineageStore
+
+CAIRN = "cairn"
+NODE_KINDS = ("TABLE", "COLUMN", "MODEL", "MODEL_VERSION", "FUNCTION", "ENDPOINT", "DATASET")
+SUBTYPES = {"IDENTITY", "TRANSFORMATION", "AGGREGATION", "JOIN", "FILTER", "GROUP_BY", "SORT", "WINDOW", "CONDITIONAL"}
+_SECURABLE = {"TABLE": Kind.TABLE, "MODEL": Kind.MODEL, "MODEL_VERSION": Kind.MODEL_VERSION, "FUNCTION": Kind.FUNCTION}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    id: int
+    kind: str
+    namespace: str | None
+    name: str | None
+    restricted: bool
+    depth: int
+    path: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LineageResult:
+    root: NodeView
+    nodes: tuple[NodeView, ...]
+    edges: tuple[tuple[int, int], ...]
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnEdge:
+    source: str  # "catalog.schema.table.column"
+    target: str
+    transformation_type: str = "DIRECT"
+    transformation_subtype: str = "IDENTITY"
+
+
+@dataclass(frozen=True, slots=True)
+class Impact:
+    column: str
+    columns: tuple[str, ...]
+    tables: tuple[str, ...]
+    owners: dict[str, str] = field(default_factory=dict)  # table -> owner to notify
+    restricted: int = 0
+
+
+def _split_column(ref: str) -> tuple[str, str]:
+    table, _, column = ref.rpartition(".")
+    if not table or not column:
+        raise InvalidArgument(f"a column is named 'catalog.schema.table.column', not {ref!r}")
+    return names.parse(table, 3).key, column.strip("`").lower()
+
+
+def record_edges(
+    store: LineageStore,
+    run_id: str | None,
+    inputs: Sequence[tuple[str, int | None]],
+    outputs: Sequence[tuple[str, int | None]],
+    column_edges: Sequence[ColumnEdge] = (),
+) -> int:
+    """Append table edges from every input to every output, and the column edges. Not governed:
+    callers (governed services) have already authorized the write they describe."""
+    rows = []
+    out_ids = [(store.node_id("TABLE", CAIRN, o), v) for o, v in outputs]
+    for i, iv in inputs:
+        src = store.node_id("TABLE", CAIRN, i)
+        if run_id:
+            store.add_run_input(run_id, src, iv)
+        for dst, ov in out_ids:
+            if src != dst:
+                rows.append(dict(source_id=src, target_id=dst, kind="DATASET", run_id=run_id, source_version=iv, target_version=ov))
+    for e in column_edges:
+        st, sc = _split_column(e.source)
+        tt, tc = _split_column(e.target)
+        s_table, t_table = store.node_id("TABLE", CAIRN, st), store.node_id("TABLE", CAIRN, tt)
+        rows.append(dict(
+            source_id=store.node_id("COLUMN", CAIRN, f"{st}.{sc}", s_table), target_id=store.node_id("COLUMN", CAIRN, f"{tt}.{tc}", t_table),
+            kind="COLUMN", run_id=run_id, transformation_type=e.transformation_type, transformation_subtype=e.transformation_subtype,
+        ))
+    store.add_edges(rows)
+    return len(rows)
+
+
+def record_run_io(store: LineageStore, run_id: str, principal: str, table: str, version: int | None, is_output: bool) -> None:
+    """Note a read (an input) or a write (an output, with edges from every input read so far) of a
+    catalog table by a run. Called by governed services after their own checks."""
+    run = store.get_run(run_id)
+    if run is None:
+        raise NotFound(f"run '{run_id}' does not exist; start one with lineage.start_run")
+    if run.principal != principal:
+        raise InvalidArgument(f"run '{run_id}' belongs to another principal")
+    node = store.node_id("TABLE", CAIRN, table)
+    if not is_output:
+        store.add_run_input(run_id, node, version)
+        return
+    store.add_edges([
+        dict(source_id=src, target_id=node, kind="DATASET", run_id=run_id, source_version=sv, target_version=version)
+        for src, sv in store.run_inputs_of(run_id) if src != node
+    ])
+
+
+class LineageService(Service):
+    @property
+    def graph(self) -> LineageGraph:
+        ms = self.metastore
+        if not hasattr(ms, "_lineage_graph"):
+            ms._lineage_graph = LineageGraph()  # type: ignore[attr-defined]
+        return ms._lineage_graph  # type: ignore[attr-defined]
+
+    # recording -----------------------------------------------------------------------------
+    def start_run(self, job_name: str, job_namespace: str = CAIRN, parameters: dict[str, Any] | None = None, code_ref: str | None = None) -> str:
+        """Open a run of a job; reads and writes made with its id become its inputs and outputs."""
+        with self._uow("start_run", None, job_name, job_namespace=job_namespace, parameters=parameters) as uow:
+            uow.allow()
+            if not job_name or not isinstance(job_name, str):
+                raise InvalidArgument("a run needs a job name")
+            run_id = uuid.uuid4().hex
+            LineageStore(uow.conn).upsert_run(run_id, job_namespace, job_name, "RUNNING", uow.principal, parameters, code_ref)
+            return run_id
+
+    def complete_run(self, run_id: str, state: str = "COMPLETE") -> None:
+        with self._uow("complete_run", None, run_id, state=state) as uow:
+            store = LineageStore(uow.conn)
+            run = store.get_run(run_id)
+            if run is None:
+                raise NotFound(f"run '{run_id}' does not exist")
+            if run.principal != uow.principal and not uow.authz.is_admin(uow.principal):
+                uow.deny(f"run '{run_id}' belongs to {run.principal}")
+            uow.allow()
+            if state not in ("COMPLETE", "FAIL", "ABORT"):
+                raise InvalidArgument("state must be COMPLETE, FAIL or ABORT")
+            store.upsert_run(run_id, run.job_namespace, run.job_name, state, run.principal)
+
+    def record(
+        self,
+        inputs: Sequence[str],
+        outputs: Sequence[str],
+        column_edges: Sequence[ColumnEdge] = (),
+        run_id: str | None = None,
+    ) -> int:
+        """Record that `inputs` fed `outputs` (catalog tables), with column edges.
+
+        Needs to see every input and MODIFY on every output: nobody claims lineage into a table
+        they may not write. Returns the number of edges written.
+        """
+        with self._uow("record_lineage", Kind.TABLE, ",".join(map(str, outputs)), inputs=list(inputs), run_id=run_id) as uow:
+            ins = [self._table(uow, n, None) for n in inputs]
+            outs = [self._table(uow, n, Privilege.MODIFY) for n in outputs]
+            cols = [ColumnEdge(**e) if isinstance(e, dict) else e for e in column_edges]
+            for e in cols:
+                for ref, need in ((e.source, None), (e.target, Privilege.MODIFY)):
+                    self._table(uow, ref.rsplit(".", 1)[0], need)
+                if e.transformation_type not in ("DIRECT", "INDIRECT") or e.transformation_subtype not in SUBTYPES:
+                    raise InvalidArgument(f"unknown transformation {e.transformation_type}/{e.transformation_subtype}")
+            if not outs and not cols:
+                raise InvalidArgument("lineage needs at least one output")
+            return record_edges(LineageStore(uow.conn), run_id, [(i, None) for i in ins], [(o, None) for o in outs], cols)
+
+    def _table(self, uow: UnitOfWork, name: str, privilege: Privilege | None) -> str:
+        fn = names.parse(name, 3)
+        sid = uow.authz.resolve(Kind.TABLE, fn.key)
+        if sid is None:
+            raise NotFound(f"table '{fn.key}' does not exist")
+        if privilege is None:
+            uow.require_visible(sid, Kind.TABLE, fn.key)
+        else:
+            uow.require(privilege, sid, Kind.TABLE, fn.key)
+        return fn.key
+
+    # traversal -----------------------------------------------------------------------------
+    def get_downstream(self, name: str, **kwargs: Any) -> LineageResult:
+        """Everything fed by `name` (a table, or `table.column` with level COLUMN)."""
+        return self._walk("get_downstream_lineage", name, True, **kwargs)
+
+    def get_upstream(self, name: str, **kwargs: Any) -> LineageResult:
+        """Everything that fed `name`."""
+        return self._walk("get_upstream_lineage", name, False, **kwargs)
+
+    def _walk(
+        self, action: str, name: str, downstream: bool, level: str = "TABLE", depth: int = 10,
+        node_kinds: Sequence[str] | None = None, as_of: datetime | None = None, limit: int = 10_000,
+    ) -> LineageResult:
+        with self._uow(action, Kind.TABLE, display(name), write=False, level=level, depth=depth, as_of=str(as_of) if as_of else None) as uow:
+            if level not in ("TABLE", "COLUMN"):
+                raise InvalidArgument("level must be TABLE or COLUMN")
+            if not isinstance(depth, int) or depth < 1 or depth > 100:
+                raise InvalidArgument("depth must be between 1 and 100")
+            for k in node_kinds or ():
+                if k not in NODE_KINDS:
+                    raise InvalidArgument(f"unknown node kind {k!r}; expected one of {', '.join(NODE_KINDS)}")
+            store = LineageStore(uow.conn)
+            start = self._start(uow, store, name, level)
+            self.graph.sync(store)
+            t = self.graph.traverse(start, downstream, "COLUMN" if level == "COLUMN" else "DATASET", depth, as_of, limit)
+            return self._view(uow, store, t, node_kinds)
+
+    def _start(self, uow: UnitOfWork, store: LineageStore, name: str, level: str) -> int:
+        if level == "COLUMN":
+            table, column = _split_column(name)
+            key, kind = f"{table}.{column}", "COLUMN"
+        else:
+            table = key = names.parse(name, 3).key
+            kind = "TABLE"
+        sid = uow.authz.resolve(Kind.TABLE, table)
+        if sid is not None:
+            uow.require_visible(sid, Kind.TABLE, table)
+        else:
+            uow.allow()  # a table dropped since: its history is still lineage, under its old name
+        node = store.find_node(kind, CAIRN, key)
+        if node is None:
+            if sid is None:
+                raise NotFound(f"no lineage for '{key}'")
+            node = store.node_id(kind, CAIRN, key)
+        return node
+
+    def _visible(self, uow: UnitOfWork, row: Any, parents: dict[int, Any]) -> bool:
+        if row.namespace != CAIRN:
+            return True
+        kind = row.kind
+        name = row.name
+        if kind == "COLUMN":
+            parent = parents.get(row.parent_id)
+            if parent is None:
+                return False
+            kind, name = "TABLE", parent.name
+        securable = _SECURABLE.get(kind)
+        if securable is None:
+            return True
+        sid = uow.authz.resolve(securable, name)
+        return sid is None or uow.authz.can_see(uow.principal, sid)  # dropped objects keep their history
+
+    def _view(self, uow: UnitOfWork, store: LineageStore, t: Any, node_kinds: Sequence[str] | None) -> LineageResult:
+        ids = [t.start, *t.depth]
+        rows = store.nodes_by_id(ids)
+        parents = store.nodes_by_id({r.parent_id for r in rows.values() if r.parent_id})
+        visible: dict[int, bool] = {}
+        views = []
+        for nid in ids:
+            row = rows[nid]
+            ok = visible.setdefault(nid, self._visible(uow, row, parents))
+            d = 0 if nid == t.start else t.depth[nid]
+            path = tuple(t.path_to(nid)) if nid != t.start else (nid,)
+            views.append(NodeView(nid, row.kind, row.namespace if ok else None, row.name if ok else None, not ok, d, path))
+        root, rest = views[0], views[1:]
+        if node_kinds:
+            rest = [v for v in rest if v.kind in node_kinds or v.restricted]
+        edges = tuple((t.parent[v.id], v.id) for v in rest)
+        return LineageResult(root, tuple(sorted(rest, key=lambda v: (v.depth, v.id))), edges, t.truncated)
+
+    def get_path(self, source: str, target: str, level: str = "TABLE", as_of: datetime | None = None) -> list[NodeView]:
+        """The shortest directed path from source to target; empty when none."""
+        with self._uow("get_lineage_path", Kind.TABLE, display(source), write=False, target=target) as uow:
+            store = LineageStore(uow.conn)
+            s = self._start(uow, store, source, level)
+            tnode = self._start(uow, store, target, level)
+            self.graph.sync(store)
+            path = self.graph.shortest_path(s, tnode, "COLUMN" if level == "COLUMN" else "DATASET", as_of)
+            if not path:
+                return []
+            rows = store.nodes_by_id(path)
+            parents = store.nodes_by_id({r.parent_id for r in rows.values() if r.parent_id})
+            out = []
+            for i, nid in enumerate(path):
+                ok = self._visible(uow, rows[nid], parents)
+                out.append(NodeView(nid, rows[nid].kind, rows[nid].namespace if ok else None, rows[nid].name if ok else None, not ok, i, tuple(path[: i + 1])))
+            return out
+
+    def get_impact(self, column: str, depth: int = 20) -> Impact:
+        """Everything downstream that a change to `catalog.schema.table.column` touches, with the
+        owners of the affected tables to notify."""
+        result = self.get_downstream(column, level="COLUMN", depth=depth)
+        cols = [v.name for v in result.nodes if not v.restricted and v.name]
+        tables = sorted({c.rsplit(".", 1)[0] for c in cols})
+        owners = {}
+        with self._uow("get_lineage_impact", Kind.TABLE, display(column), write=False) as uow:
+            uow.allow()
+            for tname in tables:
+                sid = uow.authz.resolve(Kind.TABLE, tname)
+                if sid is not None:
+                    owners[tname] = uow.authz.chain(sid)[0].owner
+        return Impact(column, tuple(sorted(cols)), tuple(tables), owners, sum(v.restricted for v in result.nodes))

@@ -1,0 +1,116 @@
+"""Lineage recorded by governed writes and through the API; traversal, paths, impact, visibility."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import select
+
+from catalog.client import Cairn, Metastore
+from catalog.errors import InvalidArgument, NotFound, PermissionDenied
+from lineage.service import ColumnEdge
+from lineage.store import edges
+
+COLS = [{"name": "user_id", "type": "bigint"}, {"name": "amount", "type": "double"}]
+
+
+@pytest.fixture
+def lake(admin: Cairn) -> Cairn:
+    admin.catalogs.create_catalog("main")
+    admin.schemas.create_schema("main.s")
+    for t in ("raw", "clean", "features", "preds"):
+        admin.tables.create_table(f"main.s.{t}", COLS)
+    admin.principals.create_user("ana")
+    return admin
+
+
+def names(result) -> list[tuple[str | None, int]]:  # type: ignore[no-untyped-def]
+    return [(n.name, n.depth) for n in result.nodes]
+
+
+def test_a_run_links_the_versions_it_read_to_the_version_it_wrote(lake: Cairn, metastore: Metastore) -> None:
+    lake.data.write("main.s.raw", [{"user_id": 1, "amount": 2.0}])
+    run = lake.lineage.start_run("build_features", parameters={"window": "30d"})
+    assert lake.data.read("main.s.raw", run_id=run).num_rows == 1
+    written = lake.data.write("main.s.features", [{"user_id": 1, "amount": 2.0}], run_id=run)
+    lake.lineage.complete_run(run)
+    up = lake.lineage.get_upstream("main.s.features")
+    assert names(up) == [("main.s.raw", 1)]
+    with metastore.engine.connect() as conn:
+        row = conn.execute(select(edges)).one()
+    assert (row.run_id, row.source_version, row.target_version) == (run, 1, written.version)
+    with pytest.raises(NotFound, match="run 'nope'"):
+        lake.data.write("main.s.features", [{"user_id": 2, "amount": 1.0}], run_id="nope")
+
+
+def test_recording_needs_modify_on_outputs_and_sight_of_inputs(lake: Cairn, metastore: Metastore) -> None:
+    ana = metastore.as_principal("ana")
+    with pytest.raises(NotFound):
+        ana.lineage.record(["main.s.raw"], ["main.s.clean"])
+    lake.grants.grant("catalog", "main", "ana", ["USE CATALOG", "USE SCHEMA", "SELECT"])
+    with pytest.raises(PermissionDenied, match="lacks MODIFY"):
+        ana.lineage.record(["main.s.raw"], ["main.s.clean"])
+    with metastore.engine.connect() as conn:
+        assert conn.execute(select(edges)).all() == []
+    lake.grants.grant("table", "main.s.clean", "ana", "MODIFY")
+    assert ana.lineage.record(["main.s.raw"], ["main.s.clean"]) == 1
+
+
+def test_traversal_columns_depth_cycles_and_paths(lake: Cairn) -> None:
+    lake.lineage.record(["main.s.raw"], ["main.s.clean"], [ColumnEdge("main.s.raw.amount", "main.s.clean.amount")])
+    lake.lineage.record(["main.s.clean"], ["main.s.features"],
+                        [ColumnEdge("main.s.clean.amount", "main.s.features.amount", "DIRECT", "AGGREGATION"),
+                         ColumnEdge("main.s.clean.user_id", "main.s.features.amount", "INDIRECT", "GROUP_BY")])
+    lake.lineage.record(["main.s.features"], ["main.s.preds"])
+    lake.lineage.record(["main.s.preds"], ["main.s.raw"])  # a feedback loop: traversal must stop
+    down = lake.lineage.get_downstream("main.s.raw")
+    assert names(down) == [("main.s.clean", 1), ("main.s.features", 2), ("main.s.preds", 3)]
+    assert not down.truncated
+    preds = next(n for n in down.nodes if n.name == "main.s.preds")
+    assert len(preds.path) == 4 and preds.path[0] == down.root.id
+    cut = lake.lineage.get_downstream("main.s.raw", depth=1)
+    assert names(cut) == [("main.s.clean", 1)] and cut.truncated
+    cols = lake.lineage.get_downstream("main.s.raw.amount", level="COLUMN")
+    assert names(cols) == [("main.s.clean.amount", 1), ("main.s.features.amount", 2)]
+    path = lake.lineage.get_path("main.s.raw", "main.s.preds")
+    assert [p.name for p in path] == ["main.s.raw", "main.s.clean", "main.s.features", "main.s.preds"]
+    assert lake.lineage.get_path("main.s.clean", "main.s.clean")[0].name == "main.s.clean"
+    impact = lake.lineage.get_impact("main.s.clean.user_id")
+    assert (impact.columns, impact.tables, impact.owners) == (("main.s.features.amount",), ("main.s.features",), {"main.s.features": "admin"})
+
+
+def test_lineage_as_of_a_time(lake: Cairn) -> None:
+    lake.lineage.record(["main.s.raw"], ["main.s.clean"])
+    time.sleep(0.02)
+    between = datetime.now(timezone.utc)
+    time.sleep(0.02)
+    lake.lineage.record(["main.s.clean"], ["main.s.features"])
+    assert names(lake.lineage.get_downstream("main.s.raw", as_of=between)) == [("main.s.clean", 1)]
+    assert len(lake.lineage.get_downstream("main.s.raw").nodes) == 2
+
+
+def test_hidden_nodes_are_placeholders_that_keep_paths_connected(lake: Cairn, metastore: Metastore) -> None:
+    lake.lineage.record(["main.s.raw"], ["main.s.clean"])
+    lake.lineage.record(["main.s.clean"], ["main.s.features"])
+    lake.grants.grant("catalog", "main", "ana", ["USE CATALOG", "USE SCHEMA"])
+    lake.grants.grant("table", "main.s.raw", "ana", "SELECT")
+    lake.grants.grant("table", "main.s.features", "ana", "SELECT")
+    down = metastore.as_principal("ana").lineage.get_downstream("main.s.raw")
+    hidden, shown = down.nodes
+    assert (hidden.restricted, hidden.name, hidden.namespace, hidden.depth) == (True, None, None, 1)
+    assert (shown.name, shown.depth, shown.path[1]) == ("main.s.features", 2, hidden.id)
+    with pytest.raises(NotFound):
+        metastore.as_principal("ana").lineage.get_upstream("main.s.clean")
+
+
+def test_bad_traversal_arguments(lake: Cairn) -> None:
+    with pytest.raises(InvalidArgument, match="depth"):
+        lake.lineage.get_downstream("main.s.raw", depth=0)
+    with pytest.raises(InvalidArgument, match="level"):
+        lake.lineage.get_downstream("main.s.raw", level="ROW")
+    with pytest.raises(InvalidArgument, match="unknown node kind"):
+        lake.lineage.get_downstream("main.s.raw", node_kinds=["PLANET"])
+    with pytest.raises(NotFound, match="no lineage"):
+        lake.lineage.get_downstream("main.s.gone")
