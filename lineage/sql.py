@@ -1,10 +1,10 @@
 """Table and column lineage of SQL statements, built on sqlglot.
 
-    >>> lin = extract("INSERT INTO out SELECT a, sum(b) AS total FROM db.src GROUP BY a")
+    >>> lin = extract("INSERT INTO daily SELECT a, sum(b) AS total FROM db.src GROUP BY a")
     >>> sorted(lin.sources), sorted(lin.targets)
-    (['db.src'], ['out'])
+    (['db.src'], ['daily'])
     >>> sorted((e.source, e.target, e.kind, e.subtype) for e in lin.columns)[:2]
-    [('db.src.a', 'out.a', 'DIRECT', 'IDENTITY'), ('db.src.a', 'out.a', 'INDIRECT', 'GROUP_BY')]
+    [('db.src.a', 'daily.a', 'DIRECT', 'IDENTITY'), ('db.src.a', 'daily.a', 'INDIRECT', 'GROUP_BY')]
 
 Small steps: parse (errors carry line and column), find each statement's target and the query
 that feeds it, qualify columns against the schema (expanding `*`), then walk sqlglot's scopes from
@@ -64,8 +64,9 @@ def extract(sql: str, dialect: str | None = None, schema: Mapping[str, Sequence[
     if dialect not in DIALECTS:
         return SqlLineage(errors=[SqlError(f"unknown dialect {dialect!r}; expected one of {', '.join(DIALECTS)}")])
     out = SqlLineage()
+    read = "" if dialect == "ansi" else dialect
     try:
-        statements = sqlglot.parse(sql, read=dialect, error_level=ErrorLevel.RAISE)
+        statements = sqlglot.parse(sql, read=read, error_level=ErrorLevel.RAISE)
     except ParseError as exc:
         for e in exc.errors or [{"description": str(exc)}]:
             out.errors.append(SqlError(e.get("description") or str(exc), e.get("line"), e.get("col")))
@@ -76,7 +77,7 @@ def extract(sql: str, dialect: str | None = None, schema: Mapping[str, Sequence[
     known = _schema(schema)
     for i, stmt in enumerate(s for s in statements if s is not None):
         try:
-            _statement(stmt, dialect, known, out)
+            _statement(stmt, read, known, out)
         except (SqlglotError, OptimizeError, RecursionError, KeyError, ValueError) as exc:
             out.errors.append(SqlError(f"statement {i + 1}: {exc}", statement=i + 1))
         # A table created earlier in the script is known to later statements.
@@ -115,7 +116,12 @@ def _uniform_depth(known: dict[str, list[str]]) -> dict[str, list[str]]:
     return {k: v for k, v in known.items() if k.count(".") == depth}
 
 
+_LINEAGE_STATEMENTS = (exp.Query, exp.Insert, exp.Create, exp.Merge, exp.Update, exp.Delete)
+
+
 def _statement(stmt: exp.Expression, dialect: str, known: dict[str, list[str]], out: SqlLineage) -> None:
+    if not isinstance(stmt, _LINEAGE_STATEMENTS):
+        return  # USE, SET, SHOW, GRANT ... read and write no data
     target, target_cols, query, extra = _target(stmt, known)
     for t in stmt.find_all(exp.Table):
         name = table_name(t)
@@ -269,10 +275,14 @@ def _trace_output(scope: Scope, index: int, seen: set[tuple[int, int]]) -> list[
     return _trace_expression(scope, value, seen)
 
 
+_NAVIGATION = (exp.Lag, exp.Lead, exp.FirstValue, exp.LastValue, exp.NthValue)
+
+
 def _value_subtype(value: exp.Expression) -> str:
     if isinstance(value, exp.Column):
         return "IDENTITY"
-    if isinstance(value, exp.AggFunc) or value.find(exp.AggFunc) is not None:
+    # LAG, LEAD, FIRST_VALUE ... pick one row's value: a transformation, not an aggregation.
+    if any(not isinstance(a, _NAVIGATION) for a in value.find_all(exp.AggFunc)):
         return "AGGREGATION"
     return "TRANSFORMATION"
 
@@ -329,6 +339,8 @@ def _resolve(scope: Scope, col: exp.Column, seen: set[tuple[int, int]]) -> list[
     """A qualified column to the physical columns behind it."""
     alias = col.table
     source = scope.sources.get(alias) if alias else None
+    if source is None and alias and scope.parent is not None and alias not in scope.sources:
+        return _resolve(scope.parent, col, seen)  # a correlated reference to the outer query
     if source is None and not alias:
         # Unqualified after qualification: a lateral alias or an unknown column; take a single source.
         if len(scope.sources) == 1:
@@ -378,6 +390,7 @@ def _indirect(scope: Scope, seen: set[int]) -> list[tuple[str, str]]:
                 inner = _subquery_scope(scope, sub)
                 if inner is not None:
                     out += [(s, subtype) for s, _k, _t in _trace_output(inner, 0, set())]
+                    out += [(s, subtype) for s, _t in _indirect(inner, seen)]
     children: Iterable[Scope] = list(scope.union_scopes) + [s for s in scope.sources.values() if isinstance(s, Scope)]
     for child in children:
         out += _indirect(child, seen)
@@ -443,8 +456,8 @@ def _merge(stmt: exp.Merge, dialect: str, known: dict[str, list[str]], out: SqlL
             cols_node, vals_node = then.this, then.expression
             cols = [c.name.lower() for c in (cols_node.expressions if isinstance(cols_node, exp.Tuple) else [cols_node] if cols_node else [])]
             vals = list(vals_node.expressions) if isinstance(vals_node, exp.Tuple) else ([vals_node] if vals_node else [])
-            if not cols and then.args.get("expression") is None and known.get(tname):  # INSERT *
-                cols = known[tname]
+            if isinstance(cols_node, exp.Star) or (not cols and then.args.get("expression") is None):  # INSERT *
+                cols = known.get(tname) or []
                 vals = [exp.column(c, src_alias) for c in cols]
             for col, value in zip(cols, vals):
                 written.add(col)

@@ -59,3 +59,17 @@ def test_demo_runs_twice(tmp_path: Path) -> None:
     assert "bob: NOT_FOUND" in first.stdout
     second = run(tmp_path, "demo")
     assert second.returncode == 0 and "initialized" not in second.stdout
+
+
+def test_lineage_sql_command(tmp_path: Path) -> None:
+    script = tmp_path / "job.sql"
+    script.write_text("INSERT INTO gold.spend SELECT user_id, sum(amount) AS total FROM raw.orders GROUP BY user_id;\n")
+    res = run(tmp_path, "lineage", "sql", str(script), "--dialect", "databricks", "--json")
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    assert (got["sources"], got["targets"]) == (["raw.orders"], ["gold.spend"])
+    assert {"source": "raw.orders.amount", "target": "gold.spend.total", "kind": "DIRECT", "subtype": "AGGREGATION"} in got["columns"]
+    bad = tmp_path / "bad.sql"
+    bad.write_text("SELECT a\nFROM t WHERE (")
+    res = run(tmp_path, "lineage", "sql", str(bad))
+    assert res.returncode == 1 and "line 2, column 14" in res.stderr
