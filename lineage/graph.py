@@ -79,14 +79,12 @@ class LineageGraph:
                 if self.fwd is None or len(rows) > _OVERLAY_MAX:
                     self._append_arrays(rows)
                 else:
-                    for r in rows:
-                        t = _micros(r.created_at)
-                        k = KINDS[r.kind]
-                        self.over_fwd[r.source_id].append((r.target_id, t, k))
-                        self.over_bwd[r.target_id].append((r.source_id, t, k))
-                        self.n = max(self.n, r.source_id + 1, r.target_id + 1)
+                    for _id, src, dst, k, t in rows:
+                        self.over_fwd[src].append((dst, t, k))
+                        self.over_bwd[dst].append((src, t, k))
+                        self.n = max(self.n, src + 1, dst + 1)
                     self.over_count += len(rows)
-                self.last_id = rows[-1].id
+                self.last_id = rows[-1][0]
                 rows = store.edges_after(self.last_id)
             if self.over_count > _OVERLAY_MAX:
                 self._fold_overlay()
@@ -102,11 +100,9 @@ class LineageGraph:
             self.last_id = last_id
             self._rebuild()
 
-    def _append_arrays(self, rows: list) -> None:  # type: ignore[type-arg]
-        src = np.fromiter((r.source_id for r in rows), np.int64, len(rows))
-        dst = np.fromiter((r.target_id for r in rows), np.int64, len(rows))
-        ts = np.fromiter((_micros(r.created_at) for r in rows), np.int64, len(rows))
-        kind = np.fromiter((KINDS[r.kind] for r in rows), np.int8, len(rows))
+    def _append_arrays(self, rows: list[tuple[int, int, int, int, int]]) -> None:
+        table = np.array(rows, dtype=np.int64)
+        src, dst, kind, ts = table[:, 1], table[:, 2], table[:, 3].astype(np.int8), table[:, 4]
         for key, arr in (("src", src), ("dst", dst), ("ts", ts), ("kind", kind)):
             self._cols[key].append(arr)
         self.n = max(self.n, int(src.max()) + 1, int(dst.max()) + 1)
@@ -144,6 +140,7 @@ class LineageGraph:
         max_depth: int = 20,
         as_of: datetime | None = None,
         limit: int = 100_000,
+        stop_at: int | None = None,
     ) -> Traversal:
         """Breadth-first closure from `start`; `truncated` says whether depth or `limit` cut it."""
         csr = self.fwd if downstream else self.bwd
@@ -175,7 +172,7 @@ class LineageGraph:
             visited[nbr] = True
             result.depth.update(dict.fromkeys(nbr.tolist(), depth))
             result.parent.update(zip(nbr.tolist(), par.tolist()))
-            if result.truncated:
+            if result.truncated or (stop_at is not None and stop_at in result.depth):
                 break
             frontier = nbr
         return result
@@ -222,5 +219,5 @@ class LineageGraph:
         """The shortest directed path from source to target, or None."""
         if source == target:
             return [source]
-        t = self.traverse(source, True, level, max_depth, as_of, limit=10_000_000)
+        t = self.traverse(source, True, level, max_depth, as_of, limit=10_000_000, stop_at=target)
         return t.path_to(target) if target in t.depth else None

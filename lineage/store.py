@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    case,
     func,
     insert,
     select,
@@ -89,6 +90,8 @@ edges = Table(
     Column("transformation_type", String(16)),  # DIRECT | INDIRECT
     Column("transformation_subtype", String(32)),  # IDENTITY, TRANSFORMATION, AGGREGATION, JOIN, ...
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The same instant in microseconds since the epoch: what traversal compares against as-of times.
+    Column("created_us", BigInteger, nullable=False),
     Index("ix_lineage_edges_source", "source_id"),
     Index("ix_lineage_edges_target", "target_id"),
     sqlite_autoincrement=True,
@@ -156,12 +159,15 @@ class LineageStore:
         if rows:
             ts = now()
             blank = dict(run_id=None, source_version=None, target_version=None, transformation_type=None, transformation_subtype=None)
-            self.conn.execute(insert(edges), [{**blank, "created_at": ts, **r} for r in rows])
+            us = int(ts.timestamp() * 1_000_000)
+            self.conn.execute(insert(edges), [{**blank, "created_at": ts, "created_us": us, **r} for r in rows])
 
-    def edges_after(self, last_id: int, limit: int = 1_000_000) -> list[Any]:
-        q = select(edges.c.id, edges.c.source_id, edges.c.target_id, edges.c.kind, edges.c.created_at).where(
-            edges.c.id > last_id).order_by(edges.c.id).limit(limit)
-        return list(self.conn.execute(q))
+    def edges_after(self, last_id: int, limit: int = 1_000_000) -> list[tuple[int, int, int, int, int]]:
+        """(id, source, target, kind code: 0 dataset / 1 column, created_us) past `last_id`, in id order."""
+        q = select(
+            edges.c.id, edges.c.source_id, edges.c.target_id, case((edges.c.kind == "COLUMN", 1), else_=0), edges.c.created_us
+        ).where(edges.c.id > last_id).order_by(edges.c.id).limit(limit)
+        return [tuple(r) for r in self.conn.execute(q)]  # type: ignore[misc]
 
     def max_edge_id(self) -> int:
         return self.conn.execute(select(func.coalesce(func.max(edges.c.id), 0))).scalar_one()

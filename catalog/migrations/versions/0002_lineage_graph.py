@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-24 04:04:52.728488
+Create Date: 2026-11-24 04:16:43.410915
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def upgrade() -> None:
     sa.Column('transformation_type', sa.String(length=16), nullable=True),
     sa.Column('transformation_subtype', sa.String(length=32), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('created_us', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['source_id'], ['lineage_nodes.id'], name=op.f('fk_lineage_edges_source_id_lineage_nodes')),
     sa.ForeignKeyConstraint(['target_id'], ['lineage_nodes.id'], name=op.f('fk_lineage_edges_target_id_lineage_nodes')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_lineage_edges')),
