@@ -30,6 +30,7 @@ test: $(STAMP) postgres java
 	CAIRN_TEST_PG_URL=$$(bash tests/pg.sh --url) $(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	for b in benchmarks/*.py; do $(BIN)/python $$b --quick; done
 
 clean:

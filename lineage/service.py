@@ -174,6 +174,63 @@ class LineageService(Service):
                 raise InvalidArgument("lineage needs at least one output")
             return record_edges(LineageStore(uow.conn), run_id, [(i, None) for i in ins], [(o, None) for o in outs], cols)
 
+    def ingest_openlineage(self, body: Any) -> dict[str, Any]:
+        """Store an OpenLineage RunEvent, DatasetEvent or JobEvent (spec 2-0-x).
+
+        Datasets that are catalog tables (namespace `cairn`, or a symlink to one) are governed like
+        `record`: inputs must be visible, outputs need MODIFY. Runs and their states are kept;
+        a COMPLETE (or OTHER) run event, or a job event, adds edges from every input to every
+        output, and column edges from the columnLineage facet. Raises InvalidArgument naming the
+        first bad field.
+        """
+        from lineage.openlineage import parse
+
+        with self._uow("ingest_openlineage", None, None, event_type=body.get("eventType") if isinstance(body, dict) else None) as uow:
+            event = parse(body)
+            uow.name = f"{event.job_namespace}/{event.job_name}" if event.job_name else None
+            store = LineageStore(uow.conn)
+            uow.allow()
+            node_of: dict[tuple[str, str], int] = {}
+            for role, group in (("input", event.inputs), ("output", event.outputs), ("dataset", event.datasets)):
+                for d in group:
+                    table = d.catalog_name
+                    if table is not None:
+                        key = self._table(uow, table, Privilege.MODIFY if role == "output" else None)
+                        nid = store.node_id("TABLE", CAIRN, key)
+                    else:
+                        nid = store.node_id("DATASET", d.namespace, d.name)
+                    if table is not None:  # physical names of a catalog table are the same node
+                        for ns, name in [(d.namespace, d.name), *d.symlinks]:
+                            if ns != CAIRN:
+                                store.link(ns, name, nid)
+                    node_of[(d.namespace, d.name)] = nid
+            if event.kind == "RunEvent":
+                store.upsert_run(event.run_id or "", event.job_namespace or "", event.job_name or "", event.event_type or "OTHER",
+                                 uow.principal, {"facets": list(event.run_facets)}, None, event.event_time)
+            written = 0
+            if event.kind == "JobEvent" or event.event_type in ("COMPLETE", "OTHER"):
+                rows = []
+                for i in event.inputs:
+                    for o in event.outputs:
+                        src, dst = node_of[(i.namespace, i.name)], node_of[(o.namespace, o.name)]
+                        if src != dst:
+                            rows.append(dict(source_id=src, target_id=dst, kind="DATASET", run_id=event.run_id))
+                for o in event.outputs:
+                    dst_table = node_of[(o.namespace, o.name)]
+                    for fl in o.column_lineage:
+                        src_table = node_of.get((fl.input_namespace, fl.input_name)) or store.node_id("DATASET", fl.input_namespace, fl.input_name)
+                        parents = store.nodes_by_id([src_table, dst_table])
+                        src, dst = parents[src_table], parents[dst_table]
+                        rows.append(dict(
+                            source_id=store.node_id("COLUMN", src.namespace, f"{src.name}.{fl.input_field.lower()}", src_table),
+                            target_id=store.node_id("COLUMN", dst.namespace, f"{dst.name}.{fl.output_field.lower()}", dst_table),
+                            kind="COLUMN", run_id=event.run_id, transformation_type=fl.type,
+                            transformation_subtype=fl.subtype if fl.subtype in SUBTYPES else "TRANSFORMATION",
+                        ))
+                store.add_edges(rows)
+                written = len(rows)
+            return {"kind": event.kind, "run_id": event.run_id, "edges": written}
+
     def _table(self, uow: UnitOfWork, name: str, privilege: Privilege | None) -> str:
         fn = names.parse(name, 3)
         sid = uow.authz.resolve(Kind.TABLE, fn.key)
