@@ -1,7 +1,7 @@
 """Lineage benchmark: traversal over a large graph, and SQL lineage extraction throughput.
 
 Builds 100,000 tables in 100 layers of 1,000, 10 columns each (1,000,000 columns), with each table
-fed by 3 tables of the layer before and each column by 9 columns of its feeders: about 3,000,000
+fed by 3 tables of the layer before and each column by the same column of each feeder: about 3,300,000
 edges, bulk-loaded into the metastore. Measures, on the same data: Cairn's engine (in-memory CSR,
 loaded from the edge table), a recursive CTE in the same database, and networkx over the whole graph
 in memory — a downstream closure of about 100,000 nodes, a 3-hop neighbourhood, a shortest path.
@@ -80,9 +80,10 @@ def build(ms_: Metastore, layers: int, width: int, cols: int, fanin: int, rng: n
                 for f in feeders.tolist():
                     rows.append(dict(source_id=f + 1, target_id=t + 1, kind="DATASET", created_at=ts, created_us=ts_us))
                 for c in range(cols):
-                    for k in range(fanin * 3):
+                    for k in range(fanin):
                         f = int(feeders[k % fanin])
-                        rows.append(dict(source_id=tables + f * cols + int(rng.integers(cols)) + 1,
+                        # Feature columns carry through: column c of a table is fed by column c of each feeder.
+                        rows.append(dict(source_id=tables + f * cols + c + 1,
                                          target_id=tables + t * cols + c + 1, kind="COLUMN", created_at=ts, created_us=ts_us))
             conn.execute(insert(edges), rows)
             n_edges += len(rows)
@@ -99,6 +100,8 @@ def extract_benchmark(reps: int) -> dict:
     from lineage.sql import extract
 
     statements = [("\n".join(c.sql), c.dialect, c.schema) for c in load_cases() if not c.error]
+    for sql, dialect, schema in statements:  # warm up imports and caches
+        extract(sql, dialect, schema)
     start = time.perf_counter()
     for _ in range(reps):
         for sql, dialect, schema in statements:
@@ -110,18 +113,25 @@ def extract_benchmark(reps: int) -> dict:
     except ImportError:
         out["sqllineage"] = "not installed"
         return out
-    ok = 0
+    dialects = {"databricks": "databricks", "postgres": "postgres", "bigquery": "bigquery", "snowflake": "snowflake",
+                "tsql": "tsql", "duckdb": "duckdb", "mysql": "mysql", "hive": "hive"}
+
+    def theirs_once() -> int:
+        ok = 0
+        for sql, dialect, _schema in statements:
+            try:
+                LineageRunner(sql, dialect=dialects.get(dialect or "", "sparksql")).get_column_lineage()
+                ok += 1
+            except Exception:
+                pass
+        return ok
+
+    theirs_once()  # warm up
+    their_reps = max(1, reps // 3)
     start = time.perf_counter()
-    for sql, dialect, _schema in statements:
-        try:
-            runner = LineageRunner(sql, dialect={"databricks": "databricks", "postgres": "postgres", "bigquery": "bigquery",
-                                                 "snowflake": "snowflake", "tsql": "tsql", "duckdb": "duckdb", "mysql": "mysql",
-                                                 "hive": "hive"}.get(dialect or "", "sparksql"))
-            runner.get_column_lineage()
-            ok += 1
-        except Exception:
-            pass
-    theirs = len(statements) / (time.perf_counter() - start)
+    for _ in range(their_reps):
+        ok = theirs_once()
+    theirs = their_reps * len(statements) / (time.perf_counter() - start)
     out.update({"sqllineage_statements_per_s": round(theirs, 1), "sqllineage_parsed": ok, "extract_speedup_vs_sqllineage": round(ours / theirs, 1)})
     return out
 
@@ -146,9 +156,8 @@ def main() -> None:
         graph.sync(store)
         load_s = time.perf_counter() - t0
 
-        # A column about 9 layers from the end has ~100,000 descendants at column level.
-        start_layer = max(0, layers - 12)
-        start_col = tables + (start_layer * width) * cols + 1
+        # A column of the first layer reaches about one column per downstream table (~100,000).
+        start_col = tables + 1
         closure_t, closure = timed(lambda: graph.traverse(start_col, True, "COLUMN", max_depth=1000, limit=10_000_000), 5)
         descendants = len(closure.depth)  # type: ignore[attr-defined]
 

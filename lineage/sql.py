@@ -216,9 +216,10 @@ def _with_ctes(stmt: exp.Expression, query: exp.Expression | None) -> exp.Expres
 
 
 def _qualified(query: exp.Expression, dialect: str, known: dict[str, list[str]]) -> exp.Expression:
+    # In place: the statement was parsed for this call and its tables are already collected.
     return qualify(
-        query.copy(), schema=_nested_schema(_uniform_depth(known)) or None, dialect=dialect,
-        validate_qualify_columns=False, quote_identifiers=False, identify=False,
+        query, schema=_nested_schema(_uniform_depth(known)) or None, dialect=dialect,
+        validate_qualify_columns=False, quote_identifiers=False, identify=False, isolate_tables=False,
     )
 
 
