@@ -231,6 +231,51 @@ class LineageService(Service):
                 written = len(rows)
             return {"kind": event.kind, "run_id": event.run_id, "edges": written}
 
+    def extract_sql(self, sql: str, dialect: str | None = None, default_catalog: str | None = None, default_schema: str | None = None) -> Any:
+        """Lineage of SQL text, with the columns of the catalog tables it names (so `*` expands).
+
+        Only tables the caller may see lend their columns; names resolve against the defaults
+        given (as after USE CATALOG / USE SCHEMA). Returns `lineage.sql.SqlLineage`.
+        """
+        from lineage.sql import extract
+
+        with self._uow("extract_sql_lineage", None, None, write=False, dialect=dialect) as uow:
+            uow.allow()
+            first = extract(sql, dialect)
+            schema: dict[str, list[str]] = {}
+            for name in first.sources | first.targets:
+                key = self._qualify_name(name, default_catalog, default_schema)
+                sid = uow.authz.resolve(Kind.TABLE, key) if key else None
+                if sid is not None and uow.authz.can_see(uow.principal, sid):
+                    schema[name] = [c.name for c in uow.store.get_securable_by_id(sid).columns]
+            return extract(sql, dialect, schema) if schema else first
+
+    def record_sql(self, sql: str, dialect: str | None = None, run_id: str | None = None,
+                   default_catalog: str | None = None, default_schema: str | None = None) -> int:
+        """Record the table and column lineage of SQL that wrote catalog tables (the SQL shim's
+        writes). Needs MODIFY on every target and sight of every source; returns edges written."""
+        lin = self.extract_sql(sql, dialect, default_catalog, default_schema)
+        if lin.errors:
+            raise InvalidArgument(f"cannot read the SQL: {lin.errors[0]}")
+        q = lambda n: self._qualify_name(n, default_catalog, default_schema) or n  # noqa: E731
+        cols = [ColumnEdge(f"{q(e.source.rsplit('.', 1)[0])}.{e.source.rsplit('.', 1)[1]}",
+                           f"{q(e.target.rsplit('.', 1)[0])}.{e.target.rsplit('.', 1)[1]}",
+                           e.kind, e.subtype or ("TRANSFORMATION" if e.kind == "DIRECT" else "FILTER"))
+                for e in lin.columns if q(e.source.rsplit(".", 1)[0]) != q(e.target.rsplit(".", 1)[0]) or e.kind == "DIRECT"]
+        sources = sorted({q(n) for n in lin.sources} - {q(n) for n in lin.targets})
+        return self.record(sources, sorted(q(n) for n in lin.targets), cols, run_id)
+
+    @staticmethod
+    def _qualify_name(name: str, catalog: str | None, schema: str | None) -> str | None:
+        parts = name.split(".")
+        if len(parts) == 3:
+            return name.lower()
+        if len(parts) == 2 and catalog:
+            return f"{catalog}.{name}".lower()
+        if len(parts) == 1 and catalog and schema:
+            return f"{catalog}.{schema}.{name}".lower()
+        return None
+
     def _table(self, uow: UnitOfWork, name: str, privilege: Privilege | None) -> str:
         fn = names.parse(name, 3)
         sid = uow.authz.resolve(Kind.TABLE, fn.key)

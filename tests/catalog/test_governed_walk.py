@@ -63,11 +63,15 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
     "lineage": {
         "start_run": ("job",), "complete_run": ("run-of-other",), "record": (["c.s.t"], ["c.s.t2"]),
         "get_downstream": ("c.s.t",), "get_upstream": ("c.s.t",), "get_path": ("c.s.t", "c.s.t"), "get_impact": ("c.s.t.x",),
+        "ingest_openlineage": ({"eventTime": "2026-01-01T00:00:00Z", "producer": "p", "schemaURL": "s", "eventType": "COMPLETE",
+                                "run": {"runId": "3f1c0a56-0b5e-4c1b-9a7e-1d2c3b4a5f60"}, "job": {"namespace": "n", "name": "j"},
+                                "outputs": [{"namespace": "cairn", "name": "c.s.t"}]},),
+        "extract_sql": ("SELECT x FROM c.s.t",), "record_sql": ("INSERT INTO c.s.t2 SELECT x FROM c.s.t",),
     },
 }
 
 # Open to every known principal, as in Databricks: directory lookups and filtered lists.
-OPEN = {"list_catalogs", "get_principal", "list_principals", "list_members", "list_groups_of", "list_events", "start_run"}
+OPEN = {"list_catalogs", "get_principal", "list_principals", "list_members", "list_groups_of", "list_events", "start_run", "extract_sql"}
 
 
 def public_methods(service: object) -> set[str]:

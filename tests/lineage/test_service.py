@@ -114,3 +114,19 @@ def test_bad_traversal_arguments(lake: Cairn) -> None:
         lake.lineage.get_downstream("main.s.raw", node_kinds=["PLANET"])
     with pytest.raises(NotFound, match="no lineage"):
         lake.lineage.get_downstream("main.s.gone")
+
+
+def test_sql_lineage_uses_catalog_columns_and_records_edges(lake: Cairn, metastore: Metastore) -> None:
+    sql = "INSERT INTO features SELECT * FROM raw WHERE amount > 0"
+    lin = lake.lineage.extract_sql(sql, "databricks", "main", "s")
+    assert {(e.source, e.target, e.kind) for e in lin.columns} >= {("raw.user_id", "features.user_id", "DIRECT"), ("raw.amount", "features.amount", "DIRECT")}
+    assert lake.lineage.record_sql(sql, "databricks", default_catalog="main", default_schema="s") > 1
+    cols = lake.lineage.get_upstream("main.s.features.user_id", level="COLUMN")
+    assert sorted(n.name for n in cols.nodes) == ["main.s.raw.amount", "main.s.raw.user_id"]  # direct, and the filter
+    # Someone who cannot see `raw` gets no columns from the catalog for it: `*` stays unexpanded.
+    lake.grants.grant("catalog", "main", "ana", ["USE CATALOG", "USE SCHEMA"])
+    lake.grants.grant("table", "main.s.features", "ana", "SELECT")
+    hidden = metastore.as_principal("ana").lineage.extract_sql(sql, "databricks", "main", "s")
+    assert {e for e in hidden.columns if e.kind == "DIRECT"} == set()
+    with pytest.raises(InvalidArgument, match="cannot read the SQL"):
+        lake.lineage.record_sql("INSERT INTO", "databricks")
