@@ -162,17 +162,20 @@ class LineageService(Service):
         they may not write. Returns the number of edges written.
         """
         with self._uow("record_lineage", Kind.TABLE, ",".join(map(str, outputs)), inputs=list(inputs), run_id=run_id) as uow:
-            ins = [self._table(uow, n, None) for n in inputs]
-            outs = [self._table(uow, n, Privilege.MODIFY) for n in outputs]
-            cols = [ColumnEdge(**e) if isinstance(e, dict) else e for e in column_edges]
-            for e in cols:
-                for ref, need in ((e.source, None), (e.target, Privilege.MODIFY)):
-                    self._table(uow, ref.rsplit(".", 1)[0], need)
-                if e.transformation_type not in ("DIRECT", "INDIRECT") or e.transformation_subtype not in SUBTYPES:
-                    raise InvalidArgument(f"unknown transformation {e.transformation_type}/{e.transformation_subtype}")
-            if not outs and not cols:
-                raise InvalidArgument("lineage needs at least one output")
-            return record_edges(LineageStore(uow.conn), run_id, [(i, None) for i in ins], [(o, None) for o in outs], cols)
+            return self._record(uow, inputs, outputs, column_edges, run_id)
+
+    def _record(self, uow: UnitOfWork, inputs: Sequence[str], outputs: Sequence[str], column_edges: Sequence[Any], run_id: str | None) -> int:
+        ins = [self._table(uow, n, None) for n in inputs]
+        outs = [self._table(uow, n, Privilege.MODIFY) for n in outputs]
+        cols = [ColumnEdge(**e) if isinstance(e, dict) else e for e in column_edges]
+        for e in cols:
+            for ref, need in ((e.source, None), (e.target, Privilege.MODIFY)):
+                self._table(uow, ref.rsplit(".", 1)[0], need)
+            if e.transformation_type not in ("DIRECT", "INDIRECT") or e.transformation_subtype not in SUBTYPES:
+                raise InvalidArgument(f"unknown transformation {e.transformation_type}/{e.transformation_subtype}")
+        if not outs and not cols:
+            raise InvalidArgument("lineage needs at least one output")
+        return record_edges(LineageStore(uow.conn), run_id, [(i, None) for i in ins], [(o, None) for o in outs], cols)
 
     def ingest_openlineage(self, body: Any) -> dict[str, Any]:
         """Store an OpenLineage RunEvent, DatasetEvent or JobEvent (spec 2-0-x).
@@ -237,33 +240,43 @@ class LineageService(Service):
         Only tables the caller may see lend their columns; names resolve against the defaults
         given (as after USE CATALOG / USE SCHEMA). Returns `lineage.sql.SqlLineage`.
         """
-        from lineage.sql import extract
-
         with self._uow("extract_sql_lineage", None, None, write=False, dialect=dialect) as uow:
             uow.allow()
-            first = extract(sql, dialect)
-            schema: dict[str, list[str]] = {}
-            for name in first.sources | first.targets:
-                key = self._qualify_name(name, default_catalog, default_schema)
-                sid = uow.authz.resolve(Kind.TABLE, key) if key else None
-                if sid is not None and uow.authz.can_see(uow.principal, sid):
-                    schema[name] = [c.name for c in uow.store.get_securable_by_id(sid).columns]
-            return extract(sql, dialect, schema) if schema else first
+            return self._extract(uow, sql, dialect, default_catalog, default_schema)
+
+    def _extract(self, uow: UnitOfWork, sql: str, dialect: str | None, catalog: str | None, schema_name: str | None) -> Any:
+        from lineage.sql import extract
+
+        first = extract(sql, dialect)
+        schema: dict[str, list[str]] = {}
+        for name in first.sources | first.targets:
+            key = self._qualify_name(name, catalog, schema_name)
+            sid = uow.authz.resolve(Kind.TABLE, key) if key else None
+            if sid is not None and uow.authz.can_see(uow.principal, sid):
+                schema[name] = [c.name for c in uow.store.get_securable_by_id(sid).columns]
+        return extract(sql, dialect, schema) if schema else first
 
     def record_sql(self, sql: str, dialect: str | None = None, run_id: str | None = None,
                    default_catalog: str | None = None, default_schema: str | None = None) -> int:
         """Record the table and column lineage of SQL that wrote catalog tables (the SQL shim's
         writes). Needs MODIFY on every target and sight of every source; returns edges written."""
-        lin = self.extract_sql(sql, dialect, default_catalog, default_schema)
-        if lin.errors:
-            raise InvalidArgument(f"cannot read the SQL: {lin.errors[0]}")
-        q = lambda n: self._qualify_name(n, default_catalog, default_schema) or n  # noqa: E731
-        cols = [ColumnEdge(f"{q(e.source.rsplit('.', 1)[0])}.{e.source.rsplit('.', 1)[1]}",
-                           f"{q(e.target.rsplit('.', 1)[0])}.{e.target.rsplit('.', 1)[1]}",
-                           e.kind, e.subtype or ("TRANSFORMATION" if e.kind == "DIRECT" else "FILTER"))
-                for e in lin.columns if q(e.source.rsplit(".", 1)[0]) != q(e.target.rsplit(".", 1)[0]) or e.kind == "DIRECT"]
-        sources = sorted({q(n) for n in lin.sources} - {q(n) for n in lin.targets})
-        return self.record(sources, sorted(q(n) for n in lin.targets), cols, run_id)
+        with self._uow("record_sql_lineage", Kind.TABLE, None, dialect=dialect, run_id=run_id) as uow:
+            lin = self._extract(uow, sql, dialect, default_catalog, default_schema)
+            if lin.errors:
+                raise InvalidArgument(f"cannot read the SQL: {lin.errors[0]}")
+
+            def q(name: str) -> str:
+                return self._qualify_name(name, default_catalog, default_schema) or name
+
+            def col(ref: str) -> str:
+                table, _, column = ref.rpartition(".")
+                return f"{q(table)}.{column}"
+
+            cols = [ColumnEdge(col(e.source), col(e.target), e.kind, e.subtype or ("TRANSFORMATION" if e.kind == "DIRECT" else "FILTER"))
+                    for e in lin.columns]
+            targets = sorted({q(n) for n in lin.targets})
+            uow.name = ",".join(targets)
+            return self._record(uow, sorted({q(n) for n in lin.sources} - set(targets)), targets, cols, run_id)
 
     @staticmethod
     def _qualify_name(name: str, catalog: str | None, schema: str | None) -> str | None:
