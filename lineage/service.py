@@ -134,7 +134,8 @@ class LineageService(Service):
                 raise InvalidArgument("a run needs a job name")
             run_id = uuid.uuid4().hex
             LineageStore(uow.conn).upsert_run(run_id, job_namespace, job_name, "RUNNING", uow.principal, parameters, code_ref)
-            return run_id
+        self._emit(run_id, job_name, job_namespace, "START", [], [])
+        return run_id
 
     def complete_run(self, run_id: str, state: str = "COMPLETE") -> None:
         with self._uow("complete_run", None, run_id, state=state) as uow:
@@ -148,6 +149,17 @@ class LineageService(Service):
             if state not in ("COMPLETE", "FAIL", "ABORT"):
                 raise InvalidArgument("state must be COMPLETE, FAIL or ABORT")
             store.upsert_run(run_id, run.job_namespace, run.job_name, state, run.principal)
+            inputs, outputs = store.run_inputs_of(run_id), store.run_outputs_of(run_id)
+            names_ = {nid: row.name for nid, row in store.nodes_by_id([n for n, _ in inputs + outputs]).items()}
+        self._emit(run_id, run.job_name, run.job_namespace, state, [(names_[n], v) for n, v in inputs], [(names_[n], v) for n, v in outputs])
+
+    def _emit(self, run_id: str, job: str, namespace: str, state: str, inputs: list[tuple[str, int | None]], outputs: list[tuple[str, int | None]]) -> None:
+        from lineage import emit
+
+        if emit.configured():
+            from lineage.openlineage import run_event
+
+            emit.emit(run_event(run_id, job, state, inputs, outputs, job_namespace=namespace))
 
     def record(
         self,

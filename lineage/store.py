@@ -155,6 +155,11 @@ class LineageStore:
         q = select(run_inputs.c.node_id, run_inputs.c.version).where(run_inputs.c.run_id == run_id)
         return [(r[0], None if r[1] == -1 else r[1]) for r in self.conn.execute(q)]
 
+    def run_outputs_of(self, run_id: str) -> list[tuple[int, int | None]]:
+        q = select(edges.c.target_id, func.max(edges.c.target_version)).where(
+            edges.c.run_id == run_id, edges.c.kind == "DATASET").group_by(edges.c.target_id)
+        return [(r[0], r[1]) for r in self.conn.execute(q)]
+
     def add_edges(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             ts = now()

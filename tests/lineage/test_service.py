@@ -130,3 +130,43 @@ def test_sql_lineage_uses_catalog_columns_and_records_edges(lake: Cairn, metasto
     assert {e for e in hidden.columns if e.kind == "DIRECT"} == set()
     with pytest.raises(InvalidArgument, match="cannot read the SQL"):
         lake.lineage.record_sql("INSERT INTO", "databricks")
+
+
+def test_runs_are_emitted_as_openlineage_events(lake: Cairn, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from lineage.openlineage import parse
+
+    received: list[tuple[str, str | None, dict]] = []
+
+    class Consumer(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append((self.path, self.headers.get("Authorization"), body))
+            self.send_response(201)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Consumer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("CAIRN_OPENLINEAGE_URL", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setenv("CAIRN_OPENLINEAGE_API_KEY", "k")
+    try:
+        lake.data.write("main.s.raw", [{"user_id": 1, "amount": 1.0}])
+        run = lake.lineage.start_run("daily_features")
+        lake.data.read("main.s.raw", run_id=run)
+        lake.data.write("main.s.features", [{"user_id": 1, "amount": 1.0}], run_id=run)
+        lake.lineage.complete_run(run)
+    finally:
+        server.shutdown()
+    assert [(p, a, b["eventType"]) for p, a, b in received] == [("/api/v1/lineage", "Bearer k", "START"), ("/api/v1/lineage", "Bearer k", "COMPLETE")]
+    complete = parse(received[1][2])
+    assert (complete.job_name, [d.name for d in complete.inputs], [d.name for d in complete.outputs]) == ("daily_features", ["main.s.raw"], ["main.s.features"])
+    assert received[1][2]["inputs"][0]["facets"]["version"]["datasetVersion"] == "1"
+    # A consumer that is down does not fail the run.
+    monkeypatch.setenv("CAIRN_OPENLINEAGE_URL", "http://127.0.0.1:9")
+    lake.lineage.complete_run(lake.lineage.start_run("job2"))
