@@ -62,6 +62,34 @@ class Impact:
     restricted: int = 0
 
 
+_PREFIXES = {"model": "MODEL", "function": "FUNCTION", "endpoint": "ENDPOINT", "table": "TABLE"}
+
+
+def parse_ref(ref: str) -> tuple[str, str]:
+    """A lineage node reference: `cat.sch.table`, `model:cat.sch.m`, `model:cat.sch.m/3` (a
+    version), `function:cat.sch.f` or `endpoint:name`. Returns (node kind, canonical name).
+
+    >>> parse_ref("model:Main.ML.Churn/3"), parse_ref("main.raw.events")
+    (('MODEL_VERSION', 'main.ml.churn/3'), ('TABLE', 'main.raw.events'))
+    """
+    prefix, sep, rest = ref.partition(":")
+    if not sep or "." in prefix:
+        return "TABLE", names.parse(ref, 3).key
+    kind = _PREFIXES.get(prefix.lower())
+    if kind is None:
+        raise InvalidArgument(f"unknown lineage reference {ref!r}; use table:, model:, function: or endpoint:")
+    if kind == "ENDPOINT":
+        if not rest.strip():
+            raise InvalidArgument("an endpoint reference needs a name")
+        return kind, rest.strip().lower()
+    if kind == "MODEL" and "/" in rest:
+        model, _, version = rest.rpartition("/")
+        if not version.isdigit():
+            raise InvalidArgument(f"model version in {ref!r} must be a number")
+        return "MODEL_VERSION", f"{names.parse(model, 3).key}/{int(version)}"
+    return kind, names.parse(rest, 3).key
+
+
 def _split_column(ref: str) -> tuple[str, str]:
     table, _, column = ref.rpartition(".")
     if not table or not column:
@@ -79,9 +107,9 @@ def record_edges(
     """Append table edges from every input to every output, and the column edges. Not governed:
     callers (governed services) have already authorized the write they describe."""
     rows = []
-    out_ids = [(store.node_id("TABLE", CAIRN, o), v) for o, v in outputs]
+    out_ids = [(store.node_id(*_node_key(o)), v) for o, v in outputs]
     for i, iv in inputs:
-        src = store.node_id("TABLE", CAIRN, i)
+        src = store.node_id(*_node_key(i))
         if run_id:
             store.add_run_input(run_id, src, iv)
         for dst, ov in out_ids:
@@ -97,6 +125,11 @@ def record_edges(
         ))
     store.add_edges(rows)
     return len(rows)
+
+
+def _node_key(ref: str) -> tuple[str, str, str]:
+    kind, name = parse_ref(ref)
+    return kind, CAIRN, name
 
 
 def record_run_io(store: LineageStore, run_id: str, principal: str, table: str, version: int | None, is_output: bool) -> None:
@@ -177,8 +210,8 @@ class LineageService(Service):
             return self._record(uow, inputs, outputs, column_edges, run_id)
 
     def _record(self, uow: UnitOfWork, inputs: Sequence[str], outputs: Sequence[str], column_edges: Sequence[Any], run_id: str | None) -> int:
-        ins = [self._table(uow, n, None) for n in inputs]
-        outs = [self._table(uow, n, Privilege.MODIFY) for n in outputs]
+        ins = [self._ref(uow, n, output=False) for n in inputs]
+        outs = [self._ref(uow, n, output=True) for n in outputs]
         cols = [ColumnEdge(**e) if isinstance(e, dict) else e for e in column_edges]
         for e in cols:
             for ref, need in ((e.source, None), (e.target, Privilege.MODIFY)):
@@ -301,6 +334,26 @@ class LineageService(Service):
             return f"{catalog}.{schema}.{name}".lower()
         return None
 
+    def _ref(self, uow: UnitOfWork, ref: str, output: bool) -> str:
+        """Check a lineage reference: inputs must be visible; outputs writable (MODIFY on a table,
+        manage rights on a model or function). Endpoints are not securables yet."""
+        kind, name = parse_ref(ref)
+        if kind == "TABLE":
+            return self._table(uow, name, Privilege.MODIFY if output else None)
+        if kind == "ENDPOINT":
+            uow.allow()
+            return f"endpoint:{name}"
+        securable = _SECURABLE[kind]
+        sid = uow.authz.resolve(securable, name)
+        if sid is None:
+            raise NotFound(f"{kind.lower().replace('_', ' ')} '{name}' does not exist")
+        if output:
+            uow.require_manage(sid, securable, name, "record lineage into")
+        else:
+            uow.require_visible(sid, securable, name)
+        prefix = "model" if kind in ("MODEL", "MODEL_VERSION") else "function"
+        return f"{prefix}:{name}"
+
     def _table(self, uow: UnitOfWork, name: str, privilege: Privilege | None) -> str:
         fn = names.parse(name, 3)
         sid = uow.authz.resolve(Kind.TABLE, fn.key)
@@ -340,15 +393,17 @@ class LineageService(Service):
             return self._view(uow, store, t, node_kinds)
 
     def _start(self, uow: UnitOfWork, store: LineageStore, name: str, level: str) -> int:
+        securable = Kind.TABLE
         if level == "COLUMN":
             table, column = _split_column(name)
             key, kind = f"{table}.{column}", "COLUMN"
         else:
-            table = key = names.parse(name, 3).key
-            kind = "TABLE"
-        sid = uow.authz.resolve(Kind.TABLE, table)
+            kind, key = parse_ref(name)
+            table = key
+            securable = _SECURABLE.get(kind, Kind.TABLE)
+        sid = uow.authz.resolve(securable, table) if kind != "ENDPOINT" else None
         if sid is not None:
-            uow.require_visible(sid, Kind.TABLE, table)
+            uow.require_visible(sid, securable, table)
         else:
             uow.allow()  # a table dropped since: its history is still lineage, under its old name
         node = store.find_node(kind, CAIRN, key)

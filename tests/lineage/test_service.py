@@ -170,3 +170,26 @@ def test_runs_are_emitted_as_openlineage_events(lake: Cairn, monkeypatch: pytest
     # A consumer that is down does not fail the run.
     monkeypatch.setenv("CAIRN_OPENLINEAGE_URL", "http://127.0.0.1:9")
     lake.lineage.complete_run(lake.lineage.start_run("job2"))
+
+
+def test_models_versions_and_endpoints_are_lineage_nodes(lake: Cairn, metastore: Metastore) -> None:
+    lake.models.create_registered_model("main.s.churn")
+    lake.models.create_model_version("main.s.churn", "runs:/r/model")
+    lake.lineage.record(["main.s.features"], ["model:main.s.churn/1"])
+    lake.lineage.record(["model:main.s.churn/1"], ["endpoint:churn-prod"])
+    lake.lineage.record(["endpoint:churn-prod"], ["main.s.preds"])
+    down = lake.lineage.get_downstream("main.s.features")
+    assert [(n.kind, n.name, n.depth) for n in down.nodes] == [
+        ("MODEL_VERSION", "main.s.churn/1", 1), ("ENDPOINT", "churn-prod", 2), ("TABLE", "main.s.preds", 3)]
+    only_tables = lake.lineage.get_downstream("main.s.features", node_kinds=["TABLE"])
+    assert [n.name for n in only_tables.nodes] == ["main.s.preds"]
+    up = lake.lineage.get_upstream("model:main.s.churn/1")
+    assert [n.name for n in up.nodes] == ["main.s.features"]
+    lake.grants.grant("catalog", "main", "ana", ["USE CATALOG", "USE SCHEMA", "SELECT"])
+    with pytest.raises(NotFound, match="main.s.churn/1"):  # ana cannot even see the model
+        metastore.as_principal("ana").lineage.record(["main.s.raw"], ["model:main.s.churn/1"])
+    lake.grants.grant("model", "main.s.churn", "ana", "EXECUTE")
+    with pytest.raises(PermissionDenied, match="ownership or MANAGE"):
+        metastore.as_principal("ana").lineage.record(["main.s.raw"], ["model:main.s.churn/1"])
+    with pytest.raises(InvalidArgument, match="unknown lineage reference"):
+        lake.lineage.record(["main.s.raw"], ["planet:earth"])
