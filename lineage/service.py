@@ -170,6 +170,28 @@ class LineageService(Service):
         self._emit(run_id, job_name, job_namespace, "START", [], [])
         return run_id
 
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """A run: its job, who ran it, when, state, parameters, code reference, and the versions it
+        read and wrote. Visible to whoever ran it and to admins."""
+        with self._uow("get_run", None, run_id, write=False) as uow:
+            store = LineageStore(uow.conn)
+            run = store.get_run(run_id)
+            if run is None:
+                raise NotFound(f"run '{run_id}' does not exist")
+            if run.principal != uow.principal and not uow.authz.is_admin(uow.principal):
+                uow._hidden_denial = True
+                uow.decided = True
+                raise NotFound(f"run '{run_id}' does not exist")
+            uow.allow()
+            inputs, outputs = store.run_inputs_of(run_id), store.run_outputs_of(run_id)
+            rows = store.nodes_by_id([n for n, _ in inputs + outputs])
+            return {
+                "run_id": run.run_id, "job_namespace": run.job_namespace, "job_name": run.job_name, "state": run.state,
+                "principal": run.principal, "started_at": run.started_at, "ended_at": run.ended_at,
+                "parameters": dict(run.parameters or {}), "code_ref": run.code_ref,
+                "inputs": [(rows[n].name, v) for n, v in inputs], "outputs": [(rows[n].name, v) for n, v in outputs],
+            }
+
     def complete_run(self, run_id: str, state: str = "COMPLETE") -> None:
         with self._uow("complete_run", None, run_id, state=state) as uow:
             store = LineageStore(uow.conn)

@@ -25,7 +25,7 @@ from sqlalchemy import (
     select,
 )
 
-from catalog.store.metastore import now
+from catalog.store.metastore import LINEAGE_EDGES_LOCK, now, serialize_appends
 from catalog.store.tables import metadata
 
 Id = BigInteger().with_variant(Integer, "sqlite")
@@ -162,6 +162,7 @@ class LineageStore:
 
     def add_edges(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
+            serialize_appends(self.conn, LINEAGE_EDGES_LOCK)
             ts = now()
             blank = dict(run_id=None, source_version=None, target_version=None, transformation_type=None, transformation_subtype=None)
             us = int(ts.timestamp() * 1_000_000)

@@ -25,6 +25,22 @@ from catalog.privileges import Kind, Privilege
 from catalog.store import tables as t
 
 
+AUTHZ_LOG_LOCK = 0x43414952  # "CAIR"
+LINEAGE_EDGES_LOCK = 0x43414953
+
+
+def serialize_appends(conn: Connection, key: int) -> None:
+    """Make ids of an append-only log commit in order across processes (PostgreSQL).
+
+    Readers follow such logs by id (`id > last seen`). A sequence hands out ids before commit, so
+    without this a later id could commit first and an earlier one be skipped forever. Holding a
+    transaction-scoped advisory lock from the insert to the commit closes that gap; SQLite
+    serializes writers anyway.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({key})")
+
+
 def now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -413,6 +429,7 @@ class MetastoreStore:
 
     # authorization change log --------------------------------------------------------------
     def log_authz_change(self, scope: str, securable_id: int | None = None, principal: str | None = None) -> None:
+        serialize_appends(self.conn, AUTHZ_LOG_LOCK)
         self.conn.execute(insert(t.authz_log).values(scope=scope, securable_id=securable_id, principal=principal))
 
     def authz_changes_after(self, seq: int) -> list[tuple[int, str, int | None, str | None]]:

@@ -61,7 +61,7 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
     },
     "audit": {"list_events": ()},
     "lineage": {
-        "start_run": ("job",), "complete_run": ("run-of-other",), "record": (["c.s.t"], ["c.s.t2"]),
+        "start_run": ("job",), "complete_run": ("run-of-other",), "get_run": ("run-of-other",), "record": (["c.s.t"], ["c.s.t2"]),
         "get_downstream": ("c.s.t",), "get_upstream": ("c.s.t",), "get_path": ("c.s.t", "c.s.t"), "get_impact": ("c.s.t.x",),
         "ingest_openlineage": ({"eventTime": "2026-01-01T00:00:00Z", "producer": "p", "schemaURL": "s", "eventType": "COMPLETE",
                                 "run": {"runId": "3f1c0a56-0b5e-4c1b-9a7e-1d2c3b4a5f60"}, "job": {"namespace": "n", "name": "j"},
@@ -99,6 +99,7 @@ def test_every_method_is_governed_and_audited(metastore: Metastore, admin: Cairn
     admin.tables.create_table("c.s.t2", COLS)
     other_run = metastore.as_principal("other").lineage.start_run("theirs")
     CALLS["lineage"]["complete_run"] = (other_run,)
+    CALLS["lineage"]["get_run"] = (other_run,)
     nobody = metastore.as_principal("nobody")
 
     def audit_count() -> list[tuple[str, str]]:

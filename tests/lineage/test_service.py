@@ -38,6 +38,11 @@ def test_a_run_links_the_versions_it_read_to_the_version_it_wrote(lake: Cairn, m
     lake.lineage.complete_run(run)
     up = lake.lineage.get_upstream("main.s.features")
     assert names(up) == [("main.s.raw", 1)]
+    info = lake.lineage.get_run(run)
+    assert (info["job_name"], info["state"], info["principal"], info["parameters"]) == ("build_features", "COMPLETE", "admin", {"window": "30d"})
+    assert (info["inputs"], info["outputs"]) == ([("main.s.raw", 1)], [("main.s.features", written.version)])
+    with pytest.raises(NotFound):
+        metastore.as_principal("ana").lineage.get_run(run)
     with metastore.engine.connect() as conn:
         row = conn.execute(select(edges)).one()
     assert (row.run_id, row.source_version, row.target_version) == (run, 1, written.version)
