@@ -384,7 +384,8 @@ def lineage_show(env: Env, name: str, upstream: bool, level: str, depth: int) ->
     """Downstream (or upstream) of a table, or of catalog.schema.table.column with --level COLUMN."""
     svc = env.cairn().lineage
     res = (svc.get_upstream if upstream else svc.get_downstream)(name, level=level.upper(), depth=depth)
-    emit(env, [{"depth": n.depth, "node": n.name or "(restricted)", "kind": n.kind, "via": " > ".join(str(p) for p in n.path)} for n in res.nodes],
+    label = {n.id: n.name or "(restricted)" for n in (res.root, *res.nodes)}
+    emit(env, [{"depth": n.depth, "node": label[n.id], "kind": n.kind, "path": " > ".join(label[p] for p in n.path)} for n in res.nodes],
          f"{'upstream' if upstream else 'downstream'} of {name}" + (" (truncated)" if res.truncated else ""))
 
 
