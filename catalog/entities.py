@@ -86,6 +86,10 @@ class Securable:
     source: str | None = None
     run_id: str | None = None
     routine_definition: str | None = None
+    # {"function": "cat.sch.f", "columns": [...]}: rows a reader may see.
+    row_filter: dict[str, Any] | None = None
+    # {"column": {"function": "cat.sch.f", "using": [...]}}: what a reader sees in a column.
+    column_masks: dict[str, Any] = field(default_factory=dict)
 
     @property
     def catalog_name(self) -> str:

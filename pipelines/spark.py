@@ -94,6 +94,8 @@ class CairnReader(DataSourceReader):
     def __init__(self, plan: Any, schema: StructType) -> None:
         self.files = list(plan.files)
         self.columns = [f.name for f in schema.fields]
+        # The reader's row filter and masks travel with the plan and run on the executors.
+        self.policy = plan.policy
 
     def partitions(self) -> list[InputPartition]:
         return [FilePartition(p) for p in self.files]
@@ -106,6 +108,10 @@ class CairnReader(DataSourceReader):
             path = path[len("file://") :]
         table = pq.read_table(path)
         present = [c for c in self.columns if c in table.column_names]
+        if not self.policy.empty:
+            from catalog.service.data import apply_policy
+
+            table = apply_policy(table, self.policy, present, None)
         for batch in table.select(present).to_batches():
             yield batch
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from catalog import delta
+from catalog.policies import Policy, quote, render_function
 from catalog.entities import Column, Securable
 from catalog.errors import CairnError, Conflict, FailedPrecondition, InvalidArgument
 from catalog.privileges import Kind, Privilege
@@ -31,6 +32,7 @@ class ScanPlan:
     version: int
     files: tuple[str, ...]
     columns: tuple[Column, ...]
+    policy: Policy = Policy(None, {})  # applied by the engine to every batch it reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,44 @@ def _delta_errors(table: str, exc: Exception) -> CairnError:
     raise exc
 
 
+_OPS = {"=": "=", "==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">=", "in": "IN", "not in": "NOT IN"}
+
+
+def policy_sql(policy: Policy, source: str, schema_names: list[str], columns: list[str] | None = None) -> str:
+    """DuckDB SQL reading `source` as the policy allows: masked columns, filtered rows."""
+    wanted = columns or schema_names
+    select = ", ".join(f'{policy.masks[c]} AS "{c}"' if c in policy.masks else f'"{c}"' for c in wanted)
+    return f"SELECT {select} FROM {source}" + (f" WHERE {policy.row_filter}" if policy.row_filter else "")
+
+
+def apply_policy(source: Any, policy: Policy, columns: list[str] | None, filters: list[tuple[str, str, Any]] | None) -> Any:
+    """Run the policy over an Arrow dataset, table or batch in DuckDB; then the caller's filters."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.register("src", source)
+        names_ = [f.name for f in source.schema]
+        inner = policy_sql(policy, "src", names_)
+        sql = f"SELECT {', '.join(chr(34) + c + chr(34) for c in columns) if columns else '*'} FROM ({inner}) AS p"
+        params: list[Any] = []
+        if filters:
+            conds = []
+            for col, op, value in filters:
+                sql_op = _OPS.get(str(op).lower())
+                if sql_op is None:
+                    raise InvalidArgument(f"filter operator {op!r} is not one of {', '.join(_OPS)}")
+                if sql_op in ("IN", "NOT IN"):
+                    conds.append(f'"{col.lower()}" {sql_op} (SELECT unnest(?))')
+                else:
+                    conds.append(f'"{col.lower()}" {sql_op} ?')
+                params.append(list(value) if sql_op in ("IN", "NOT IN") else value)
+            sql += " WHERE " + " AND ".join(conds)
+        return con.execute(sql, params).fetch_arrow_table()
+    finally:
+        con.close()
+
+
 class TableDataService(Service):
     def _open(self, uow: UnitOfWork, name: str, *privileges: Privilege) -> Securable:
         fn = parse_for(Kind.TABLE, name)
@@ -74,6 +114,27 @@ class TableDataService(Service):
         if (table.data_source_format or "") != "DELTA" or not table.storage_location:
             raise FailedPrecondition(f"'{fn.key}' is not a Delta table")
         return table
+
+    def _policy(self, uow: UnitOfWork, table: Securable) -> Policy:
+        """The row filter and masks of `table` rendered for the caller (see catalog/policies.py)."""
+        if table.row_filter is None and not table.column_masks:
+            return Policy(None, {})
+        groups = set(uow.authz.principals(uow.principal))
+        admin = uow.authz.is_admin(uow.principal)
+
+        def render(function: str, args: list[str]) -> str:
+            fid = uow.authz.resolve(Kind.FUNCTION, function)
+            if fid is None:  # a policy whose function was dropped hides everything: fail closed
+                return "NULL"
+            fn = uow.store.get_securable_by_id(fid)
+            return render_function(fn.routine_definition or "NULL", [c.name for c in fn.columns], [quote(a) for a in args], uow.principal, groups)
+
+        del admin  # admins are subject to policies too, as in Databricks
+        row = None
+        if table.row_filter:
+            row = render(table.row_filter["function"], list(table.row_filter["columns"]))
+        masks = {col: render(m["function"], [col, *m.get("using", [])]) for col, m in table.column_masks.items()}
+        return Policy(row, masks)
 
     def _lineage(self, uow: UnitOfWork, run_id: str | None, table: Securable, version: int, is_output: bool) -> None:
         """Record the read or write in the run's lineage, in the audit row's transaction."""
@@ -120,9 +181,15 @@ class TableDataService(Service):
             for c in (columns or []) + [f[0] for f in (filters or [])]:
                 if c.lower() not in known:
                     raise InvalidArgument(f"table '{table.full_name}' has no column '{c}'")
+            policy = self._policy(uow, table)
             try:
-                out = dt.to_pyarrow_table(columns=[c.lower() for c in columns] if columns else None,
-                                          filters=[(c.lower(), op, v) for c, op, v in filters] if filters else None)
+                if policy.empty:
+                    out = dt.to_pyarrow_table(columns=[c.lower() for c in columns] if columns else None,
+                                              filters=[(c.lower(), op, v) for c, op, v in filters] if filters else None)
+                else:
+                    out = apply_policy(dt.to_pyarrow_dataset(), policy, [c.lower() for c in columns] if columns else None, filters)
+            except CairnError:
+                raise
             except Exception as exc:
                 raise _delta_errors(table.full_name, exc) from None
             uow.params["delta_version"] = dt.version()
@@ -162,7 +229,8 @@ class TableDataService(Service):
             dt = delta.open_table(table.storage_location or "", version, timestamp)
             uow.params["delta_version"] = dt.version()
             self._lineage(uow, run_id, table, dt.version(), is_output=False)
-            return ScanPlan(table.full_name, dt.version(), tuple(dt.file_uris()), tuple(delta.columns_of(delta.table_schema(dt))))
+            return ScanPlan(table.full_name, dt.version(), tuple(dt.file_uris()), tuple(delta.columns_of(delta.table_schema(dt))),
+                            self._policy(uow, table))
 
     def prepare_write(self, name: str, mode: str = "append") -> ScanPlan:
         """Where and in which schema an engine may write files for a later `commit_files`. Needs MODIFY."""

@@ -276,6 +276,73 @@ class TableService(Service):
                 raise FailedPrecondition(f"table '{fn.key}' is a {table.table_type.value if table.table_type else 'table'} without storage")
             return TemporaryCredentials(table.storage_location, op, now() + CREDENTIAL_TTL)
 
+    def set_row_filter(self, name: str, function: str, columns: Sequence[str]) -> Securable:
+        """ALTER TABLE t SET ROW FILTER f ON (cols): readers see only rows where f(cols) is true.
+
+        Needs ownership or MANAGE on the table and EXECUTE on the function.
+        """
+        with self._uow("set_row_filter", Kind.TABLE, display(name), function=function, columns=list(columns)) as uow:
+            sid, table, fn = self._policy_target(uow, name, function, len(columns))
+            cols = self._known_columns(table, columns)
+            uow.store.update_securable(sid, uow.principal, row_filter={"function": fn.full_name, "columns": cols})
+            uow.store.log_authz_change("SECURABLE", sid)
+            return fetch(uow, sid)
+
+    def drop_row_filter(self, name: str) -> Securable:
+        with self._uow("drop_row_filter", Kind.TABLE, display(name)) as uow:
+            fn = parse_for(Kind.TABLE, name)
+            sid = resolve(uow, Kind.TABLE, fn.key)
+            uow.require_manage(sid, Kind.TABLE, fn.key, "change the row filter of")
+            uow.store.update_securable(sid, uow.principal, row_filter=None)
+            return fetch(uow, sid)
+
+    def set_column_mask(self, name: str, column: str, function: str, using_columns: Sequence[str] = ()) -> Securable:
+        """ALTER TABLE t ALTER COLUMN c SET MASK f [USING COLUMNS (...)]: readers see f(c, ...) instead of c.
+
+        Needs ownership or MANAGE on the table and EXECUTE on the function.
+        """
+        with self._uow("set_column_mask", Kind.TABLE, display(name), column=column, function=function) as uow:
+            sid, table, fn = self._policy_target(uow, name, function, 1 + len(using_columns))
+            col = self._known_columns(table, [column])[0]
+            using = self._known_columns(table, using_columns)
+            masks = dict(table.column_masks)
+            masks[col] = {"function": fn.full_name, "using": using}
+            uow.store.update_securable(sid, uow.principal, column_masks=masks)
+            return fetch(uow, sid)
+
+    def drop_column_mask(self, name: str, column: str) -> Securable:
+        with self._uow("drop_column_mask", Kind.TABLE, display(name), column=column) as uow:
+            fn = parse_for(Kind.TABLE, name)
+            sid = resolve(uow, Kind.TABLE, fn.key)
+            uow.require_manage(sid, Kind.TABLE, fn.key, "change the masks of")
+            masks = dict(fetch(uow, sid).column_masks)
+            if masks.pop(column.lower(), None) is None:
+                raise InvalidArgument(f"column '{column}' of '{fn.key}' has no mask")
+            uow.store.update_securable(sid, uow.principal, column_masks=masks)
+            return fetch(uow, sid)
+
+    def _policy_target(self, uow: Any, name: str, function: str, arity: int) -> tuple[int, Securable, Securable]:
+        fn = parse_for(Kind.TABLE, name)
+        sid = resolve(uow, Kind.TABLE, fn.key)
+        uow.require_manage(sid, Kind.TABLE, fn.key, "set policies on")
+        func_name = parse_for(Kind.FUNCTION, function)
+        fid = resolve(uow, Kind.FUNCTION, func_name.key)
+        uow.require(Privilege.EXECUTE, fid, Kind.FUNCTION, func_name.key)
+        func = fetch(uow, fid)
+        if len(func.columns) != arity:
+            raise InvalidArgument(f"function '{func.full_name}' takes {len(func.columns)} argument(s), the policy passes {arity}")
+        return sid, fetch(uow, sid), func
+
+    @staticmethod
+    def _known_columns(table: Securable, columns: Sequence[str]) -> list[str]:
+        names_ = {c.name for c in table.columns}
+        out = []
+        for c in columns:
+            if c.lower() not in names_:
+                raise InvalidArgument(f"table '{table.full_name}' has no column '{c}'")
+            out.append(c.lower())
+        return out
+
     def delete_table(self, name: str) -> None:
         """Drop a table's registration, with its grants and tags. Needs ownership or MANAGE."""
         with self._uow("delete_table", Kind.TABLE, display(name)) as uow:

@@ -62,6 +62,8 @@ _SPEC_FIELDS = (
     "source",
     "run_id",
     "routine_definition",
+    "row_filter",
+    "column_masks",
 )
 
 
@@ -71,6 +73,7 @@ def _securable(row: Any, cols: Sequence[Column] = ()) -> Securable:
     kw["table_type"] = TableType(kw["table_type"]) if kw["table_type"] else None
     kw["primary_keys"] = tuple(kw["primary_keys"] or ())
     kw["timestamp_keys"] = tuple(kw["timestamp_keys"] or ())
+    kw["column_masks"] = dict(kw["column_masks"] or {})
     return Securable(
         id=row.id,
         kind=Kind(row.kind),

@@ -28,6 +28,8 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
     "tables": {
         "create_table": ("c.s.t2", COLS), "get_table": ("c.s.t",), "list_tables": ("c", "s"), "update_table": ("c.s.t", "x"),
         "delete_table": ("c.s.t",), "generate_temporary_credentials": ("c.s.t",),
+        "set_row_filter": ("c.s.t", "c.s.f", []), "drop_row_filter": ("c.s.t",), "set_column_mask": ("c.s.t", "x", "c.s.f"),
+        "drop_column_mask": ("c.s.t", "x"),
     },
     "data": {
         "read": ("c.s.t",), "read_pandas": ("c.s.t",), "history": ("c.s.t",), "read_changes": ("c.s.t", 0),

@@ -103,3 +103,13 @@ def test_a_spark_run_records_which_versions_it_read_and_wrote(spark, lake: Cairn
     with lake.metastore.engine.connect() as conn:
         edge = conn.execute(select(edges)).one()
     assert (edge.run_id, edge.source_version, edge.target_version) == (run, 0, 1)
+
+
+def test_row_filters_and_masks_apply_on_executors(spark, lake: Cairn) -> None:  # type: ignore[no-untyped-def]
+    lake.functions.create_function("main.raw.small", "user_id < 3", "boolean", [{"name": "user_id", "type": "bigint"}])
+    lake.functions.create_function("main.raw.hide", "CASE WHEN is_account_group_member('finance') THEN spend ELSE -1 END", "double",
+                                   [{"name": "spend", "type": "double"}])
+    lake.tables.set_row_filter("main.raw.events", "main.raw.small", ["user_id"])
+    lake.tables.set_column_mask("main.raw.events", "spend", "main.raw.hide")
+    rows = spark.read.format("cairn").options(**opts(lake)).load("main.raw.events").orderBy("user_id").collect()
+    assert [(r.user_id, r.spend) for r in rows] == [(0, -1.0), (1, -1.0), (2, -1.0)]
