@@ -33,6 +33,7 @@ from catalog.service.tags import TagService
 from catalog.store import db
 from catalog.store.metastore import MetastoreStore
 from lineage.service import LineageService
+from catalog.sql.shim import SqlResult, SqlService
 
 
 class Metastore:
@@ -120,10 +121,22 @@ class Cairn:
         self.tags = TagService(metastore, ctx)
         self.audit = AuditService(metastore, ctx)
         self.lineage = LineageService(metastore, ctx)
+        self._sql: SqlService | None = None
 
     @property
     def principal(self) -> str:
         return self.ctx.principal
+
+    @property
+    def sql_session(self) -> SqlService:
+        """The SQL session of this client: USE CATALOG / USE SCHEMA persist across calls."""
+        if self._sql is None:
+            self._sql = SqlService(self.metastore, self.ctx, self)
+        return self._sql
+
+    def sql(self, script: str) -> SqlResult:
+        """Run one or more SQL statements; returns the result of the last one (rows, or a message)."""
+        return self.sql_session.execute(script)[-1]
 
 
 def connect(home: str | Path | None = None, url: str | None = None, principal: str | None = None) -> Cairn:

@@ -469,6 +469,32 @@ class LineageService(Service):
         edges = tuple((t.parent[v.id], v.id) for v in rest)
         return LineageResult(root, tuple(sorted(rest, key=lambda v: (v.depth, v.id))), edges, t.truncated)
 
+    def list_edges(self, level: str = "TABLE", limit: int = 100_000) -> list[dict[str, Any]]:
+        """Edges whose both ends the caller may see (system.access.table_lineage / column_lineage)."""
+        from sqlalchemy import select
+
+        from lineage.store import edges as e
+
+        with self._uow("list_lineage_edges", None, None, write=False, level=level) as uow:
+            uow.allow()
+            if level not in ("TABLE", "COLUMN"):
+                raise InvalidArgument("level must be TABLE or COLUMN")
+            store = LineageStore(uow.conn)
+            rows = list(uow.conn.execute(select(e).where(e.c.kind == ("COLUMN" if level == "COLUMN" else "DATASET")).order_by(e.c.id).limit(limit)))
+            nodes = store.nodes_by_id({r.source_id for r in rows} | {r.target_id for r in rows})
+            parents = store.nodes_by_id({n.parent_id for n in nodes.values() if n.parent_id})
+            seen: dict[int, bool] = {}
+
+            def ok(nid: int) -> bool:
+                if nid not in seen:
+                    seen[nid] = self._visible(uow, nodes[nid], parents)
+                return seen[nid]
+
+            return [dict(source=nodes[r.source_id].name, target=nodes[r.target_id].name, run_id=r.run_id, source_version=r.source_version,
+                         target_version=r.target_version, transformation_type=r.transformation_type,
+                         transformation_subtype=r.transformation_subtype, created_at=r.created_at)
+                    for r in rows if ok(r.source_id) and ok(r.target_id)]
+
     def get_path(self, source: str, target: str, level: str = "TABLE", as_of: datetime | None = None) -> list[NodeView]:
         """The shortest directed path from source to target; empty when none."""
         with self._uow("get_lineage_path", Kind.TABLE, display(source), write=False, target=target) as uow:

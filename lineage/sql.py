@@ -442,7 +442,10 @@ def _merge(stmt: exp.Merge, dialect: str, known: dict[str, list[str]], out: SqlL
         then = when.args.get("then")
         cond = when.args.get("condition")
         if isinstance(then, exp.Update):
-            for eq in then.expressions:
+            assignments = then.expressions
+            if not assignments or any(isinstance(x, exp.Star) for x in assignments):  # UPDATE SET *
+                assignments = [exp.EQ(this=exp.column(c), expression=exp.column(c, src_alias)) for c in known.get(tname, [])]
+            for eq in assignments:
                 col = eq.this.name.lower()
                 written.add(col)
                 value = eq.expression

@@ -1,0 +1,335 @@
+"""Queries and writes of the SQL shim, on DuckDB over governed snapshots of catalog tables."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from catalog.entities import TableType
+from catalog.errors import CairnError, FailedPrecondition, InvalidArgument
+from catalog.service.data import policy_sql
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+    from catalog.sql.shim import SqlResult, SqlService
+
+
+def run_sql(session: SqlService, text: str) -> SqlResult:
+    from catalog.sql.shim import SqlResult, parse
+
+    tree = parse(text)
+    if isinstance(tree, exp.Query):
+        return SqlResult.of(query(session, tree))
+    if isinstance(tree, exp.Insert):
+        return _insert(session, tree, text)
+    if isinstance(tree, exp.Create):
+        return _create(session, tree, text)
+    if isinstance(tree, exp.Update):
+        return _update(session, tree, text)
+    if isinstance(tree, exp.Delete):
+        return _delete(session, tree)
+    if isinstance(tree, exp.Merge):
+        return _merge(session, tree, text)
+    raise InvalidArgument(f"unsupported statement: {text.split()[0].upper()} ...")
+
+
+def table_key(session: SqlService, t: exp.Table) -> str:
+    parts = [p.name for p in (t.args.get("catalog"), t.args.get("db"), t.this) if p is not None]
+    quoted = ".".join("`" + p.replace("`", "``") + "`" for p in parts)
+    return session.full(quoted, 3)
+
+
+def query(session: SqlService, tree: exp.Expression) -> pa.Table:
+    """Run a query: bind every table it names as a governed view, then execute on DuckDB."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        bind_tables(session, con, tree)
+        return con.execute(tree.sql("duckdb")).fetch_arrow_table()
+    except duckdb.Error as exc:
+        raise InvalidArgument(f"the query failed: {str(exc).splitlines()[0]}") from None
+    finally:
+        con.close()
+
+
+def bind_tables(session: SqlService, con: duckdb.DuckDBPyConnection, tree: exp.Expression, as_client: Any = None) -> None:
+    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    client = as_client or session.cairn
+    for i, t in enumerate(list(tree.find_all(exp.Table))):
+        if isinstance(t.parent, (exp.Insert, exp.Schema)) and t.parent.this is t:
+            continue  # a write target, not a read
+        if not t.args.get("db") and t.name.lower() in ctes:
+            continue
+        if not t.name:
+            continue
+        key = table_key(session, t)
+        view = f"__cairn_{id(tree)}_{i}"
+        _bind(session, client, con, view, key, t.args.get("version"))
+        alias = t.alias or t.name
+        t.replace(exp.Table(this=exp.to_identifier(view), alias=exp.TableAlias(this=exp.to_identifier(alias))))
+
+
+def _bind(session: SqlService, client: Any, con: duckdb.DuckDBPyConnection, view: str, key: str, version: exp.Version | None) -> None:
+    if key.startswith("system."):
+        from catalog.sql.system import system_table
+
+        con.register(view, system_table(client, key))
+        return
+    v = ts = None
+    if version is not None:
+        value = version.expression.name if isinstance(version.expression, exp.Literal) else version.expression.sql()
+        if version.name.upper() == "VERSION":
+            if not str(value).isdigit():
+                raise InvalidArgument(f"VERSION AS OF needs a number, not {value!r}")
+            v = int(value)
+        else:
+            ts = value
+    try:
+        plan = client.data.plan_scan(key, v, ts)
+    except FailedPrecondition:
+        table = client.tables.get_table(key)
+        if table.table_type is not TableType.VIEW:
+            raise
+        _bind_view(session, client, con, view, table)
+        return
+    names = [c.name for c in plan.columns]
+    files = [f[len("file://"):] if f.startswith("file://") else f for f in plan.files]
+    if files:
+        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        source = f"read_parquet([{listed}], union_by_name = true)"
+    else:
+        from sqlglot import exp as e
+
+        typed = ", ".join(f'CAST(NULL AS {e.DataType.build(c.type_text, dialect="databricks").sql("duckdb")}) AS "{c.name}"' for c in plan.columns)
+        source = f"(SELECT {typed} WHERE false)"
+    con.execute(f'CREATE TEMP VIEW "{view}" AS {policy_sql(plan.policy, source + " AS src", names)}')
+
+
+def _bind_view(session: SqlService, client: Any, con: duckdb.DuckDBPyConnection, view: str, table: Any) -> None:
+    """A catalog view reads its tables with its owner's rights (definer's rights), as in Databricks."""
+    from catalog.sql.shim import parse
+
+    client.data  # the reader's own sight of the view was checked by get_table
+    owner = client.metastore.as_principal(table.owner, client.ctx.source, client.ctx.request_id)
+    inner = parse(table.view_definition or "")
+    bind_tables(session, con, inner, as_client=owner)
+    con.execute(f'CREATE TEMP VIEW "{view}" AS {inner.sql("duckdb")}')
+
+
+def _arrow_to_table_columns(data: pa.Table, target_columns: list[str], names: list[str] | None, what: str) -> pa.Table:
+    cols = names or target_columns
+    if data.num_columns != len(cols):
+        raise InvalidArgument(f"{what} gives {data.num_columns} column(s) for {len(cols)} target column(s)")
+    return data.rename_columns(cols)
+
+
+def _record_lineage(session: SqlService, text: str) -> None:
+    try:
+        session.cairn.lineage.record_sql(text, "databricks", default_catalog=session.current_catalog, default_schema=session.current_schema)
+    except CairnError as exc:  # the data is committed; say so rather than fail the statement
+        from catalog.sql.shim import log
+
+        log.warning("lineage of a committed write was not recorded: %s", exc)
+
+
+def _insert(session: SqlService, tree: exp.Insert, text: str) -> SqlResult:
+    from catalog.sql.shim import SqlResult
+
+    target = tree.this
+    names = None
+    if isinstance(target, exp.Schema):
+        names = [c.name.lower() for c in target.expressions]
+        target = target.this
+    key = table_key(session, target)
+    source = tree.expression
+    if isinstance(source, exp.Values) or source is None:
+        raise_values = source is None
+        if raise_values:
+            raise InvalidArgument("INSERT needs VALUES or a query")
+    data = query(session, source if isinstance(source, exp.Query) else exp.select("*").from_(exp.Subquery(this=source, alias="v")))
+    table = session.cairn.tables.get_table(key)
+    data = _arrow_to_table_columns(data, [c.name for c in table.columns], names, "INSERT")
+    res = session.cairn.data.write(key, data, mode="overwrite" if tree.args.get("overwrite") else "append")
+    if not isinstance(source, exp.Values):
+        _record_lineage(session, text)
+    return SqlResult(["num_affected_rows", "num_inserted_rows"], [(data.num_rows, data.num_rows)], f"version {res.version}")
+
+
+def _create(session: SqlService, tree: exp.Create, text: str) -> SqlResult:
+    from catalog.sql.shim import SqlResult
+
+    kind = str(tree.args.get("kind") or "").upper()
+    replace = bool(tree.args.get("replace"))
+    if kind == "FUNCTION":
+        udf = tree.this
+        key = table_key(session, udf.this)
+        params = [{"name": p.name, "type": p.args["kind"].sql("databricks")} for p in udf.expressions if isinstance(p, exp.ColumnDef)]
+        props = tree.args.get("properties")
+        returns = next((p.this.sql("databricks") for p in (props.expressions if props else []) if isinstance(p, exp.ReturnsProperty)), None)
+        comment = next((p.this.name for p in (props.expressions if props else []) if isinstance(p, exp.SchemaCommentProperty)), None)
+        body = tree.expression.this if isinstance(tree.expression, exp.Return) else tree.expression
+        if returns is None or body is None:
+            raise InvalidArgument("CREATE FUNCTION needs RETURNS <type> and RETURN <expression>")
+        session.cairn.functions.create_function(key, body.sql("databricks"), returns, params, "SQL", comment)
+        return SqlResult(message=f"created function {key}")
+    if kind not in ("TABLE", "VIEW"):
+        raise InvalidArgument(f"CREATE {kind} is not supported")
+    target = tree.this
+    columns = None
+    if isinstance(target, exp.Schema):
+        columns = [{"name": c.name, "type": c.args["kind"].sql("databricks"),
+                    "nullable": not any(isinstance(k.kind, exp.NotNullColumnConstraint) for k in c.args.get("constraints") or [])}
+                   for c in target.expressions if isinstance(c, exp.ColumnDef)]
+        target = target.this
+    key = table_key(session, target)
+    props = tree.args.get("properties")
+    comment = next((p.this.name for p in (props.expressions if props else []) if isinstance(p, exp.SchemaCommentProperty)), None)
+    exists_ok = bool(tree.args.get("exists"))
+    if exists_ok:
+        try:
+            session.cairn.tables.get_table(key)
+            return SqlResult(message=f"{key} already exists")
+        except CairnError:
+            pass
+    if replace:
+        try:
+            session.cairn.tables.delete_table(key)
+        except CairnError:
+            pass
+    query_tree = tree.expression if isinstance(tree.expression, exp.Query) else None
+    if kind == "VIEW":
+        if query_tree is None:
+            raise InvalidArgument("CREATE VIEW needs AS <query>")
+        definition = query_tree.sql("databricks")
+        sample = query(session, query_tree.copy().limit(0) if isinstance(query_tree, exp.Select) else query_tree.copy())
+        cols = [{"name": n, "type": _type_text(t)} for n, t in zip(sample.column_names, sample.schema.types)]
+        session.cairn.tables.create_table(key, cols, table_type="VIEW", view_definition=definition, comment=comment)
+        _record_lineage(session, text)
+        return SqlResult(message=f"created view {key}")
+    if query_tree is not None:
+        data = query(session, query_tree)
+        session.cairn.tables.create_table(key, data=data, comment=comment)
+        _record_lineage(session, text)
+        return SqlResult(["num_affected_rows", "num_inserted_rows"], [(data.num_rows, data.num_rows)], f"created table {key}")
+    if not columns:
+        raise InvalidArgument("CREATE TABLE needs columns or AS <query>")
+    session.cairn.tables.create_table(key, columns, comment=comment)
+    return SqlResult(message=f"created table {key}")
+
+
+def _type_text(dtype: Any) -> str:
+    from catalog.delta import type_text
+
+    try:
+        return type_text(dtype)
+    except InvalidArgument:
+        return "string"
+
+
+def _where_sql(node: exp.Expression | None) -> str | None:
+    """A predicate for delta-rs (DataFusion SQL), column references unqualified."""
+    if node is None:
+        return None
+    if node.find(exp.Select) is not None:
+        raise InvalidArgument("UPDATE / DELETE / MERGE conditions with subqueries are not supported; join in a MERGE source instead")
+    node = node.copy()
+    for col in node.find_all(exp.Column):
+        col.set("table", None)
+    return node.sql("postgres")
+
+
+def _update(session: SqlService, tree: exp.Update, text: str) -> SqlResult:
+    from catalog.sql.shim import SqlResult
+
+    if tree.args.get("from"):
+        raise InvalidArgument("UPDATE ... FROM is not supported; use MERGE INTO")
+    key = table_key(session, tree.this)
+    sets = {}
+    for eq in tree.expressions:
+        sets[eq.this.name.lower()] = _where_sql(eq.expression)
+    where = tree.args.get("where")
+    res = session.cairn.data.update(key, sets, _where_sql(where.this if where else None))  # type: ignore[arg-type]
+    _record_lineage(session, text)
+    n = res.metrics.get("num_updated_rows", 0)
+    return SqlResult(["num_affected_rows"], [(n,)], f"version {res.version}")
+
+
+def _delete(session: SqlService, tree: exp.Delete) -> SqlResult:
+    from catalog.sql.shim import SqlResult
+
+    key = table_key(session, tree.this)
+    where = tree.args.get("where")
+    res = session.cairn.data.delete(key, _where_sql(where.this if where else None) or "true")
+    n = res.metrics.get("num_deleted_rows", 0)
+    return SqlResult(["num_affected_rows"], [(n,)], f"version {res.version}")
+
+
+def _merge(session: SqlService, tree: exp.Merge, text: str) -> SqlResult:
+    """MERGE INTO t USING s ON t.k = s.k [AND ...] WHEN MATCHED [AND c] THEN UPDATE SET ... | UPDATE SET * | DELETE
+    WHEN NOT MATCHED [AND c] THEN INSERT * | INSERT (cols) VALUES (source cols)."""
+    from catalog.sql.shim import SqlResult
+
+    target = tree.this
+    key = table_key(session, target)
+    t_alias = (target.alias or target.name).lower()
+    using = tree.args.get("using")
+    s_alias = (using.alias or (using.name if isinstance(using, exp.Table) else "source")).lower()
+    src_query = using.this if isinstance(using, exp.Subquery) else exp.select("*").from_(using.copy())
+    source = query(session, src_query)
+    keys = []
+    on = tree.args.get("on")
+    for eq in _conjuncts(on):
+        if not isinstance(eq, exp.EQ) or not all(isinstance(x, exp.Column) for x in (eq.this, eq.expression)):
+            raise InvalidArgument("MERGE ... ON must be equalities between target and source columns joined by AND")
+        a, b = eq.this, eq.expression
+        t_col, s_col = (a, b) if a.table.lower() == t_alias else (b, a)
+        if t_col.name.lower() != s_col.name.lower():
+            source = source.rename_columns([t_col.name.lower() if n.lower() == s_col.name.lower() else n for n in source.column_names])
+        keys.append(t_col.name.lower())
+
+    def rename(node: exp.Expression) -> str:
+        node = node.copy()
+        for col in node.find_all(exp.Column):
+            col.set("table", exp.to_identifier("target" if col.table.lower() == t_alias else "source"))
+        return node.sql("postgres")
+
+    update: dict[str, str] | str | None = None
+    update_cond = delete_cond = insert_cond = None
+    insert = False
+    whens = tree.args.get("whens")
+    for when in (whens.expressions if whens is not None else []):
+        then, cond = when.args.get("then"), when.args.get("condition")
+        if when.args.get("matched"):
+            if isinstance(then, exp.Update):
+                star = not then.expressions or any(isinstance(x, exp.Star) for x in then.expressions)
+                update = "*" if star else {eq.this.name.lower(): rename(eq.expression) for eq in then.expressions}
+                update_cond = rename(cond) if cond is not None else None
+            elif isinstance(then, exp.Var) and then.name.upper() == "DELETE" or (then is not None and then.sql().upper() == "DELETE"):
+                delete_cond = rename(cond) if cond is not None else "true"
+            else:
+                raise InvalidArgument(f"unsupported WHEN MATCHED action: {then.sql() if then else ''}")
+        else:
+            insert = True
+            insert_cond = rename(cond) if cond is not None else None
+    res = session.cairn.data.merge(key, source, keys, when_matched_update=update, when_matched_update_condition=update_cond,
+                                   when_matched_delete_condition=delete_cond, when_not_matched_insert=insert,
+                                   when_not_matched_insert_condition=insert_cond)
+    _record_lineage(session, text)
+    m = res.metrics
+    return SqlResult(["num_affected_rows", "num_updated_rows", "num_deleted_rows", "num_inserted_rows"],
+                     [(m.get("num_target_rows_updated", 0) + m.get("num_target_rows_deleted", 0) + m.get("num_target_rows_inserted", 0),
+                       m.get("num_target_rows_updated", 0), m.get("num_target_rows_deleted", 0), m.get("num_target_rows_inserted", 0))])
+
+
+def _conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
+    if node is None:
+        return []
+    if isinstance(node, exp.And):
+        return _conjuncts(node.this) + _conjuncts(node.expression)
+    if isinstance(node, exp.Paren):
+        return _conjuncts(node.this)
+    return [node]

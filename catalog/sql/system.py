@@ -1,0 +1,136 @@
+"""System tables: read-only, governed, built from the same services, so each shows only what the
+caller may see (audit: admins everything, others their own events)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pyarrow as pa
+
+from catalog.errors import NotFound
+
+
+def _catalogs(c: Any) -> Iterator[Any]:
+    yield from c.catalogs.list_catalogs(max_results=1000)
+
+
+def _schemas(c: Any) -> Iterator[Any]:
+    for cat in _catalogs(c):
+        yield from c.schemas.list_schemas(cat.name, max_results=1000)
+
+
+def _tables(c: Any) -> Iterator[Any]:
+    for cat in _catalogs(c):
+        yield from c.tables.list_tables(cat.name, max_results=1000)
+
+
+def _split(t: Any) -> tuple[str, str, str]:
+    a, b, n = t.full_name.split(".")
+    return a, b, n
+
+
+def audit(c: Any) -> pa.Table:
+    rows, token = [], None
+    while True:
+        page = c.audit.list_events(page_token=token, max_results=1000)
+        rows += [dict(event_id=e.id, event_time=e.event_time, principal=e.principal, action=e.action, securable_kind=e.securable_kind,
+                      securable_name=e.securable_name, result=e.result.value, error_code=e.error_code, request_id=e.request_id,
+                      source=e.source, parameters=json.dumps(e.parameters, default=str)) for e in page]
+        token = page.next_page_token
+        if not token:
+            return _table(rows, ["event_id", "event_time", "principal", "action", "securable_kind", "securable_name", "result",
+                                 "error_code", "request_id", "source", "parameters"])
+
+
+def lineage(level: str) -> Callable[[Any], pa.Table]:
+    def build(c: Any) -> pa.Table:
+        rows = c.lineage.list_edges(level)
+        return _table(rows, ["source", "target", "run_id", "source_version", "target_version", "transformation_type",
+                             "transformation_subtype", "created_at"])
+
+    return build
+
+
+def catalogs(c: Any) -> pa.Table:
+    return _table([dict(catalog_name=x.name, catalog_owner=x.owner, comment=x.comment, created=x.created_at, created_by=x.created_by)
+                   for x in _catalogs(c)], ["catalog_name", "catalog_owner", "comment", "created", "created_by"])
+
+
+def schemata(c: Any) -> pa.Table:
+    return _table([dict(catalog_name=x.full_name.split(".")[0], schema_name=x.name, schema_owner=x.owner, comment=x.comment, created=x.created_at)
+                   for x in _schemas(c)], ["catalog_name", "schema_name", "schema_owner", "comment", "created"])
+
+
+def tables(c: Any) -> pa.Table:
+    rows = []
+    for t in _tables(c):
+        cat, sch, name = _split(t)
+        rows.append(dict(table_catalog=cat, table_schema=sch, table_name=name, table_type=t.table_type.value if t.table_type else None,
+                         table_owner=t.owner, comment=t.comment, data_source_format=t.data_source_format, storage_path=t.storage_location,
+                         created=t.created_at))
+    return _table(rows, ["table_catalog", "table_schema", "table_name", "table_type", "table_owner", "comment", "data_source_format",
+                         "storage_path", "created"])
+
+
+def columns(c: Any) -> pa.Table:
+    rows = []
+    for t in _tables(c):
+        cat, sch, name = _split(t)
+        rows += [dict(table_catalog=cat, table_schema=sch, table_name=name, column_name=col.name, ordinal_position=col.position,
+                      data_type=col.type_text, is_nullable="YES" if col.nullable else "NO", comment=col.comment) for col in t.columns]
+    return _table(rows, ["table_catalog", "table_schema", "table_name", "column_name", "ordinal_position", "data_type", "is_nullable", "comment"])
+
+
+def table_privileges(c: Any) -> pa.Table:
+    rows = []
+    for t in _tables(c):
+        cat, sch, name = _split(t)
+        rows += [dict(grantee=g.principal, table_catalog=cat, table_schema=sch, table_name=name, privilege_type=g.privilege.value)
+                 for g in c.grants.list_grants("table", t.full_name)]
+    return _table(rows, ["grantee", "table_catalog", "table_schema", "table_name", "privilege_type"])
+
+
+def _tags(column_level: bool) -> Callable[[Any], pa.Table]:
+    def build(c: Any) -> pa.Table:
+        rows = []
+        for t in _tables(c):
+            cat, sch, name = _split(t)
+            for tag in c.tags.list_tags("table", t.full_name):
+                if (tag.column is not None) == column_level:
+                    row = dict(catalog_name=cat, schema_name=sch, table_name=name, tag_name=tag.key, tag_value=tag.value)
+                    if column_level:
+                        row["column_name"] = tag.column
+                    rows.append(row)
+        cols = ["catalog_name", "schema_name", "table_name"] + (["column_name"] if column_level else []) + ["tag_name", "tag_value"]
+        return _table(rows, cols)
+
+    return build
+
+
+SYSTEM_TABLES: dict[str, Callable[[Any], pa.Table]] = {
+    "system.access.audit": audit,
+    "system.access.table_lineage": lineage("TABLE"),
+    "system.access.column_lineage": lineage("COLUMN"),
+    "system.information_schema.catalogs": catalogs,
+    "system.information_schema.schemata": schemata,
+    "system.information_schema.tables": tables,
+    "system.information_schema.columns": columns,
+    "system.information_schema.table_privileges": table_privileges,
+    "system.information_schema.table_tags": _tags(False),
+    "system.information_schema.column_tags": _tags(True),
+}
+
+
+def system_table(client: Any, key: str) -> pa.Table:
+    build = SYSTEM_TABLES.get(key)
+    if build is None:
+        raise NotFound(f"system table '{key}' does not exist; there are {', '.join(sorted(SYSTEM_TABLES))}")
+    return build(client)
+
+
+def _table(rows: list[dict[str, Any]], cols: list[str]) -> pa.Table:
+    if not rows:
+        return pa.table({c: pa.array([], pa.string()) for c in cols})
+    return pa.Table.from_pylist(rows).select(cols)
