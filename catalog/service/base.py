@@ -105,7 +105,9 @@ class UnitOfWork:
                     self._audit_apart(AuditResult.ALLOWED, None, None, self.deferred)
                 return False
             self.tx.rollback()
-            if isinstance(exc, PermissionDenied) or (isinstance(exc, NotFound) and self._hidden_denial):
+            if isinstance(exc, PermissionDenied) or (isinstance(exc, NotFound) and self._hidden_denial) or getattr(exc, "denied", False):
+                # Marked so an enclosing unit of work (a SQL statement) audits it as a denial too.
+                exc.denied = True  # type: ignore[union-attr]
                 self._audit_apart(AuditResult.DENIED, "PERMISSION_DENIED", str(exc))
                 return False
             if isinstance(exc, CairnError):

@@ -99,7 +99,7 @@ def apply_policy(source: Any, policy: Policy, columns: list[str] | None, filters
                     conds.append(f'"{col.lower()}" {sql_op} ?')
                 params.append(list(value) if sql_op in ("IN", "NOT IN") else value)
             sql += " WHERE " + " AND ".join(conds)
-        return con.execute(sql, params).fetch_arrow_table()
+        return con.execute(sql, params).to_arrow_table()
     finally:
         con.close()
 

@@ -49,7 +49,7 @@ def query(session: SqlService, tree: exp.Expression) -> pa.Table:
     con = duckdb.connect()
     try:
         bind_tables(session, con, tree)
-        return con.execute(tree.sql("duckdb")).fetch_arrow_table()
+        return con.execute(tree.sql("duckdb")).to_arrow_table()
     except duckdb.Error as exc:
         raise InvalidArgument(f"the query failed: {str(exc).splitlines()[0]}") from None
     finally:
@@ -204,7 +204,7 @@ def _create(session: SqlService, tree: exp.Create, text: str) -> SqlResult:
     if kind == "VIEW":
         if query_tree is None:
             raise InvalidArgument("CREATE VIEW needs AS <query>")
-        definition = query_tree.sql("databricks")
+        definition = _qualified_definition(session, query_tree)
         sample = query(session, query_tree.copy().limit(0) if isinstance(query_tree, exp.Select) else query_tree.copy())
         cols = [{"name": n, "type": _type_text(t)} for n, t in zip(sample.column_names, sample.schema.types)]
         session.cairn.tables.create_table(key, cols, table_type="VIEW", view_definition=definition, comment=comment)
@@ -219,6 +219,20 @@ def _create(session: SqlService, tree: exp.Create, text: str) -> SqlResult:
         raise InvalidArgument("CREATE TABLE needs columns or AS <query>")
     session.cairn.tables.create_table(key, columns, comment=comment)
     return SqlResult(message=f"created table {key}")
+
+
+def _qualified_definition(session: SqlService, tree: exp.Expression) -> str:
+    """The view's SQL with every table fully qualified, so it means the same in any session."""
+    tree = tree.copy()
+    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    for t in list(tree.find_all(exp.Table)):
+        if not t.name or (not t.args.get("db") and t.name.lower() in ctes):
+            continue
+        cat, sch, name = table_key(session, t).split(".")
+        t.set("catalog", exp.to_identifier(cat))
+        t.set("db", exp.to_identifier(sch))
+        t.set("this", exp.to_identifier(name))
+    return tree.sql("databricks")
 
 
 def _type_text(dtype: Any) -> str:
