@@ -344,6 +344,31 @@ def audit(env: Env, who: str | None, action: str | None, prefix: str | None, res
     ], "audit")
 
 
+@cli.command("sql")
+@click.argument("statement", required=False)
+@click.option("--file", "-f", "script", type=click.File("r"), help="Run the statements of a file ('-' for stdin).")
+@governed
+def sql_command(env: Env, statement: str | None, script: Any) -> None:
+    """Run SQL statements (Databricks dialect); with neither STATEMENT nor --file, an interactive shell."""
+    session = env.cairn().sql_session
+    if statement is None and script is None:
+        from api.sql_shell import run_shell
+
+        run_shell(session, lambda result: _print_result(env, result))
+        return
+    for result in session.execute(statement if statement is not None else script.read()):
+        _print_result(env, result)
+
+
+def _print_result(env: Env, result: Any) -> None:
+    if result.columns:
+        emit(env, [dict(zip(result.columns, row)) for row in result.rows] or [], None)
+        if not result.rows and not env.as_json:
+            click.echo("(0 rows)")
+    elif result.message:
+        click.echo(json.dumps({"message": result.message}) if env.as_json else result.message)
+
+
 @cli.group()
 def lineage() -> None:
     """Lineage: SQL extraction and graph traversal."""

@@ -73,3 +73,19 @@ def test_lineage_sql_command(tmp_path: Path) -> None:
     bad.write_text("SELECT a\nFROM t WHERE (")
     res = run(tmp_path, "lineage", "sql", str(bad))
     assert res.returncode == 1 and "line 2, column 14" in res.stderr
+
+
+def test_sql_command_and_shell(tmp_path: Path) -> None:
+    assert run(tmp_path, "init", "--admin", "root").returncode == 0
+    res = run(tmp_path, "--json", "sql", "CREATE CATALOG main; USE CATALOG main; CREATE SCHEMA s; USE SCHEMA s; "
+              "CREATE TABLE t AS SELECT 1 AS id, 'a' AS name; SELECT * FROM t", principal="root")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout.strip().splitlines()[-1] if False else res.stdout[res.stdout.rindex("["):]) == [{"id": 1, "name": "a"}]
+    bad = run(tmp_path, "sql", "SELECT * FROM main.s.nope", principal="root")
+    assert bad.returncode == 1 and "NOT_FOUND" in bad.stderr and "Traceback" not in bad.stderr
+    env = {**os.environ, "CAIRN_HOME": str(tmp_path), "CAIRN_PRINCIPAL": "root"}
+    shell = subprocess.run([CAIRN, "sql"], input="USE CATALOG main;\nSELECT count(*) AS n\nFROM s.t;\nSELECT * FROM;\n",
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert shell.returncode == 0
+    assert "using catalog main" in shell.stdout and "│ 1 │" in shell.stdout
+    assert "INVALID_ARGUMENT" in shell.stderr  # the bad statement is reported and the shell goes on

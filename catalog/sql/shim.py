@@ -91,7 +91,7 @@ class SqlService(Service):
         if len(parts) < levels:
             missing = levels - len(parts)
             defaults = [self.current_catalog, self.current_schema][: levels - 1]
-            fill = defaults[len(defaults) - missing:] if missing <= len(defaults) else []
+            fill = defaults[:missing] if missing <= len(defaults) else []  # the leading parts are missing
             if len(fill) < missing or any(f is None for f in fill):
                 raise InvalidArgument(f"'{name}' is not fully qualified and there is no current {'catalog' if missing == levels - 1 else 'schema'}: "
                                       "qualify it or USE CATALOG / USE SCHEMA first")
