@@ -12,6 +12,7 @@ Decimal128Type(decimal128(10, 2))
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -186,10 +187,32 @@ def conform(data: pa.Table, target: pa.Schema, table: str, allow_new: bool) -> p
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
+_open = threading.local()
+
+
 def open_table(location: str, version: int | None = None, timestamp: Any = None) -> DeltaTable:
+    """The table at `location`: the latest snapshot (kept per thread and brought up to date
+    incrementally, which costs a log listing rather than a log replay), or one version or time."""
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
+    if version is None and timestamp is None:
+        cache = getattr(_open, "tables", None)
+        if cache is None:
+            cache = _open.tables = {}
+        dt = cache.get(location)
+        if dt is not None:
+            try:
+                dt.update_incremental()
+                return dt
+            except Exception:
+                cache.pop(location, None)
+        try:
+            dt = DeltaTable(location)
+        except TableNotFoundError:
+            raise NotFound(f"no Delta table at {location}") from None
+        cache[location] = dt
+        return dt
     try:
         dt = DeltaTable(location)
     except TableNotFoundError:

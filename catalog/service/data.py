@@ -76,11 +76,25 @@ def policy_sql(policy: Policy, source: str, schema_names: list[str], columns: li
     return f"SELECT {select} FROM {source}" + (f" WHERE {policy.row_filter}" if policy.row_filter else "")
 
 
-def apply_policy(source: Any, policy: Policy, columns: list[str] | None, filters: list[tuple[str, str, Any]] | None) -> Any:
-    """Run the policy over an Arrow dataset, table or batch in DuckDB; then the caller's filters."""
+_duck: Any = None
+_duck_lock = __import__("threading").Lock()
+
+
+def duckdb_cursor() -> Any:
+    """A fresh DuckDB connection to one in-memory database per process (opening one costs ~10 ms,
+    a cursor well under one). Temporary views live and die with the cursor."""
+    global _duck
     import duckdb
 
-    con = duckdb.connect()
+    with _duck_lock:
+        if _duck is None:
+            _duck = duckdb.connect()
+        return _duck.cursor()
+
+
+def apply_policy(source: Any, policy: Policy, columns: list[str] | None, filters: list[tuple[str, str, Any]] | None) -> Any:
+    """Run the policy over an Arrow dataset, table or batch in DuckDB; then the caller's filters."""
+    con = duckdb_cursor()
     try:
         con.register("src", source)
         names_ = [f.name for f in source.schema]
@@ -231,6 +245,28 @@ class TableDataService(Service):
             self._lineage(uow, run_id, table, dt.version(), is_output=False)
             return ScanPlan(table.full_name, dt.version(), tuple(dt.file_uris()), tuple(delta.columns_of(delta.table_schema(dt))),
                             self._policy(uow, table))
+
+    def plan_scans(self, requests: list[tuple[str, int | None, datetime | str | None]]) -> list[ScanPlan]:
+        """`plan_scan` for every table a statement reads, in one unit of work: all are checked
+        before any is read (one denial refuses the statement), and each read gets its audit row."""
+        with self._uow("read_tables", Kind.TABLE, ",".join(r[0] for r in requests), write=False, tables=[r[0] for r in requests]) as uow:
+            plans = []
+            for name, version, timestamp in requests:
+                table = self._open(uow, name, Privilege.SELECT)
+                dt = delta.open_table(table.storage_location or "", version, timestamp)
+                plans.append(ScanPlan(table.full_name, dt.version(), tuple(dt.file_uris()), tuple(delta.columns_of(delta.table_schema(dt))),
+                                      self._policy(uow, table)))
+            read_rows = [(p.table, p.version) for p in plans]
+            ctx, rid = uow.ctx, uow.request_id
+
+            def audit_reads(store: Any) -> None:
+                for table_name, version in read_rows:
+                    store.insert_audit(principal=ctx.principal, action="read_table", securable_kind=Kind.TABLE.value, securable_name=table_name,
+                                       parameters={"delta_version": version, "via": "read_tables"}, result="ALLOWED", error_code=None,
+                                       error_message=None, request_id=rid, source=ctx.source.value)
+
+            uow.deferred.append(audit_reads)
+            return plans
 
     def prepare_write(self, name: str, mode: str = "append") -> ScanPlan:
         """Where and in which schema an engine may write files for a later `commit_files`. Needs MODIFY."""

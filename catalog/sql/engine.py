@@ -46,7 +46,9 @@ def query(session: SqlService, tree: exp.Expression) -> pa.Table:
     """Run a query: bind every table it names as a governed view, then execute on DuckDB."""
     import duckdb
 
-    con = duckdb.connect()
+    from catalog.service.data import duckdb_cursor
+
+    con = duckdb_cursor()
     try:
         bind_tables(session, con, tree)
         return con.execute(tree.sql("duckdb")).to_arrow_table()
@@ -57,37 +59,51 @@ def query(session: SqlService, tree: exp.Expression) -> pa.Table:
 
 
 def bind_tables(session: SqlService, con: duckdb.DuckDBPyConnection, tree: exp.Expression, as_client: Any = None) -> None:
+    """Check every table the statement reads in one governed call, then bind each as a view."""
     ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
     client = as_client or session.cairn
-    for i, t in enumerate(list(tree.find_all(exp.Table))):
+    refs = []
+    for t in list(tree.find_all(exp.Table)):
         if isinstance(t.parent, (exp.Insert, exp.Schema)) and t.parent.this is t:
             continue  # a write target, not a read
-        if not t.args.get("db") and t.name.lower() in ctes:
+        if not t.name or (not t.args.get("db") and t.name.lower() in ctes):
             continue
-        if not t.name:
-            continue
-        key = table_key(session, t)
+        refs.append((t, table_key(session, t), *_as_of(t.args.get("version"))))
+    data_refs = [r for r in refs if not r[1].startswith("system.")]
+    plans: dict[int, Any] = {}
+    if data_refs:
+        try:
+            for r, plan in zip(data_refs, client.data.plan_scans([(k, v, ts) for _t, k, v, ts in data_refs])):
+                plans[id(r[0])] = plan
+        except FailedPrecondition:
+            # A view among them: bind one by one, views with their owner's rights.
+            plans = {}
+    for i, (t, key, v, ts) in enumerate(refs):
         view = f"__cairn_{id(tree)}_{i}"
-        _bind(session, client, con, view, key, t.args.get("version"))
+        if key.startswith("system."):
+            from catalog.sql.system import system_table
+
+            con.register(view, system_table(client, key))
+        elif id(t) in plans:
+            _bind_plan(con, view, plans[id(t)])
+        else:
+            _bind(session, client, con, view, key, v, ts)
         alias = t.alias or t.name
         t.replace(exp.Table(this=exp.to_identifier(view), alias=exp.TableAlias(this=exp.to_identifier(alias))))
 
 
-def _bind(session: SqlService, client: Any, con: duckdb.DuckDBPyConnection, view: str, key: str, version: exp.Version | None) -> None:
-    if key.startswith("system."):
-        from catalog.sql.system import system_table
+def _as_of(version: exp.Version | None) -> tuple[int | None, str | None]:
+    if version is None:
+        return None, None
+    value = version.expression.name if isinstance(version.expression, exp.Literal) else version.expression.sql()
+    if version.name.upper() == "VERSION":
+        if not str(value).isdigit():
+            raise InvalidArgument(f"VERSION AS OF needs a number, not {value!r}")
+        return int(value), None
+    return None, value
 
-        con.register(view, system_table(client, key))
-        return
-    v = ts = None
-    if version is not None:
-        value = version.expression.name if isinstance(version.expression, exp.Literal) else version.expression.sql()
-        if version.name.upper() == "VERSION":
-            if not str(value).isdigit():
-                raise InvalidArgument(f"VERSION AS OF needs a number, not {value!r}")
-            v = int(value)
-        else:
-            ts = value
+
+def _bind(session: SqlService, client: Any, con: duckdb.DuckDBPyConnection, view: str, key: str, v: int | None, ts: str | None) -> None:
     try:
         plan = client.data.plan_scan(key, v, ts)
     except FailedPrecondition:
@@ -96,15 +112,17 @@ def _bind(session: SqlService, client: Any, con: duckdb.DuckDBPyConnection, view
             raise
         _bind_view(session, client, con, view, table)
         return
+    _bind_plan(con, view, plan)
+
+
+def _bind_plan(con: duckdb.DuckDBPyConnection, view: str, plan: Any) -> None:
     names = [c.name for c in plan.columns]
     files = [f[len("file://"):] if f.startswith("file://") else f for f in plan.files]
     if files:
         listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         source = f"read_parquet([{listed}], union_by_name = true)"
     else:
-        from sqlglot import exp as e
-
-        typed = ", ".join(f'CAST(NULL AS {e.DataType.build(c.type_text, dialect="databricks").sql("duckdb")}) AS "{c.name}"' for c in plan.columns)
+        typed = ", ".join(f'CAST(NULL AS {exp.DataType.build(c.type_text, dialect="databricks").sql("duckdb")}) AS "{c.name}"' for c in plan.columns)
         source = f"(SELECT {typed} WHERE false)"
     con.execute(f'CREATE TEMP VIEW "{view}" AS {policy_sql(plan.policy, source + " AS src", names)}')
 

@@ -35,7 +35,7 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
         "read": ("c.s.t",), "read_pandas": ("c.s.t",), "history": ("c.s.t",), "read_changes": ("c.s.t", 0),
         "write": ("c.s.t", [{"x": 1}]), "merge": ("c.s.t", [{"x": 1}], ["x"]), "delete": ("c.s.t", "x = 1"),
         "update": ("c.s.t", {"x": "2"}), "optimize": ("c.s.t",), "vacuum": ("c.s.t",), "restore": ("c.s.t", 0),
-        "plan_scan": ("c.s.t",), "prepare_write": ("c.s.t",), "commit_files": ("c.s.t", []),
+        "plan_scan": ("c.s.t",), "plan_scans": ([("c.s.t", None, None)],), "prepare_write": ("c.s.t",), "commit_files": ("c.s.t", []),
     },
     "models": {
         "create_registered_model": ("c.s.m2",), "get_registered_model": ("c.s.m",), "list_registered_models": ("c", "s"),

@@ -122,7 +122,7 @@ def test_every_table_is_checked_before_anything_runs(sales: Cairn, metastore: Me
         bob.sql("INSERT INTO main.sales.orders SELECT 9, 9, 9.0, 'US'")
     assert rows(sales, "SELECT count(*) FROM orders") == [(3,)]
     denied = [(e.action, e.result) for e in sales.audit.list_events(principal="bob", result="DENIED", max_results=50)]
-    assert ("read_table", AuditResult.DENIED) in denied and ("write_table", AuditResult.DENIED) in denied
+    assert ("read_tables", AuditResult.DENIED) in denied and ("write_table", AuditResult.DENIED) in denied
     statements = [e for e in sales.audit.list_events(principal="bob", action="execute_sql", max_results=50)]
     assert [e.result for e in statements] == [AuditResult.ALLOWED, AuditResult.DENIED, AuditResult.DENIED]
     assert statements[0].parameters["statement"] == "SELECT count(*) FROM main.sales.orders"
