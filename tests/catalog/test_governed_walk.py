@@ -68,12 +68,12 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
         "ingest_openlineage": ({"eventTime": "2026-01-01T00:00:00Z", "producer": "p", "schemaURL": "s", "eventType": "COMPLETE",
                                 "run": {"runId": "3f1c0a56-0b5e-4c1b-9a7e-1d2c3b4a5f60"}, "job": {"namespace": "n", "name": "j"},
                                 "outputs": [{"namespace": "cairn", "name": "c.s.t"}]},),
-        "extract_sql": ("SELECT x FROM c.s.t",), "record_sql": ("INSERT INTO c.s.t2 SELECT x FROM c.s.t",),
+        "extract_sql": ("SELECT x FROM c.s.t",), "list_edges": (), "record_sql": ("INSERT INTO c.s.t2 SELECT x FROM c.s.t",),
     },
 }
 
 # Open to every known principal, as in Databricks: directory lookups and filtered lists.
-OPEN = {"list_catalogs", "get_principal", "list_principals", "list_members", "list_groups_of", "list_events", "start_run", "extract_sql"}
+OPEN = {"list_catalogs", "get_principal", "list_principals", "list_members", "list_groups_of", "list_events", "start_run", "extract_sql", "list_edges"}
 
 
 def public_methods(service: object) -> set[str]:
