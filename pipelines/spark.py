@@ -160,6 +160,64 @@ class CairnWriter(DataSourceArrowWriter):
                     pass
 
 
+class GovernedSpark:
+    """`governed(spark).sql(...)`: governance statements go to the catalog's SQL shim; queries run
+    on Spark, each catalog table read through the governed data source (checks, row filters,
+    masks, audit rows), and writes (INSERT INTO / OVERWRITE) go back through it too."""
+
+    def __init__(self, spark: Any, options: dict[str, str]) -> None:
+        self.spark = spark
+        self.options = options
+        self._session = None
+
+    @property
+    def session(self) -> Any:
+        if self._session is None:
+            self._session = _client(self.options).sql_session
+        return self._session
+
+    def sql(self, statement: str) -> Any:
+        """Run one statement; a query returns a Spark DataFrame, anything else the shim's result."""
+        from sqlglot import exp
+
+        from catalog.sql.engine import table_key
+        from catalog.sql.shim import parse
+
+        first = statement.strip().split(None, 1)[0].upper() if statement.strip() else ""
+        if first not in ("SELECT", "WITH", "INSERT"):
+            return self.session.execute(statement)[-1]
+        tree = parse(statement)
+        target = None
+        if isinstance(tree, exp.Insert):
+            target = table_key(self.session, tree.this.this if isinstance(tree.this, exp.Schema) else tree.this)
+            mode = "overwrite" if tree.args.get("overwrite") else "append"
+            tree = tree.expression
+        ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+        for i, t in enumerate(list(tree.find_all(exp.Table))):
+            if not t.name or (not t.args.get("db") and t.name.lower() in ctes):
+                continue
+            key = table_key(self.session, t)
+            reader = self.spark.read.format(FORMAT).options(**self.options)
+            version = t.args.get("version")
+            if version is not None:
+                value = version.expression.name
+                reader = reader.option("versionAsOf" if version.name.upper() == "VERSION" else "timestampAsOf", value)
+            view = f"cairn_{uuid.uuid4().hex[:12]}_{i}"
+            reader.load(key).createOrReplaceTempView(view)
+            t.replace(exp.Table(this=exp.to_identifier(view), alias=exp.TableAlias(this=exp.to_identifier(t.alias or t.name))))
+        df = self.spark.sql(tree.sql("spark"))
+        if target is None:
+            return df
+        df.write.format(FORMAT).options(**self.options).mode(mode).save(target)
+        return None
+
+
+def governed(spark: Any, **options: str) -> GovernedSpark:
+    """Governed SQL on a Spark session (options: principal, home, url, run)."""
+    register(spark)
+    return GovernedSpark(spark, options)
+
+
 def register(spark: Any) -> None:
     """Make `format("cairn")` available in this Spark session."""
     spark.dataSource.register(CairnDataSource)

@@ -113,3 +113,18 @@ def test_row_filters_and_masks_apply_on_executors(spark, lake: Cairn) -> None:  
     lake.tables.set_column_mask("main.raw.events", "spend", "main.raw.hide")
     rows = spark.read.format("cairn").options(**opts(lake)).load("main.raw.events").orderBy("user_id").collect()
     assert [(r.user_id, r.spend) for r in rows] == [(0, -1.0), (1, -1.0), (2, -1.0)]
+
+
+def test_governed_spark_sql(spark, lake: Cairn) -> None:  # type: ignore[no-untyped-def]
+    from pipelines.spark import governed
+
+    g = governed(spark, **opts(lake))
+    assert g.sql("USE CATALOG main").message == "using catalog main"
+    g.sql("USE SCHEMA raw")
+    df = g.sql("SELECT user_id, spend FROM events WHERE spend > 5 ORDER BY user_id")
+    assert [r.user_id for r in df.collect()] == [6, 7, 8, 9]
+    g.sql("INSERT INTO main.raw.`out` SELECT user_id, spend FROM events VERSION AS OF 0 WHERE user_id < 2")
+    assert sorted(r["user_id"] for r in lake.data.read("main.raw.out").to_pylist()) == [0, 1]
+    ana = governed(spark, **opts(lake, "ana"))
+    with pytest.raises(Exception, match="does not exist"):
+        ana.sql("SELECT * FROM main.raw.events").collect()
