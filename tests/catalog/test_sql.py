@@ -181,3 +181,22 @@ def test_errors_are_clear_and_scripts_stop_at_the_first_failure(sales: Cairn) ->
         metastore_client.sql("SELECT * FROM orders")
     with pytest.raises(InvalidArgument, match="no current catalog|not fully qualified"):
         sales.metastore.as_principal("admin").sql("CREATE SCHEMA lonely")
+
+
+def test_maintenance_and_group_statements(sales: Cairn) -> None:
+    s = sales
+    s.sql("INSERT INTO orders VALUES (4, 12, 2.0, 'US')")
+    assert [r[2] for r in rows(s, "DESCRIBE HISTORY orders")][:2] == ["WRITE", "WRITE"]
+    assert "numFilesRemoved" in rows(s, "OPTIMIZE orders ZORDER BY (user_id)")[0][1]
+    with pytest.raises(FailedPrecondition, match="168-hour minimum"):
+        s.sql("VACUUM orders RETAIN 1 HOURS")
+    assert isinstance(rows(s, "VACUUM orders RETAIN 168 HOURS DRY RUN"), list)
+    s.sql("RESTORE TABLE orders TO VERSION AS OF 1")
+    assert rows(s, "SELECT count(*) FROM orders") == [(3,)]
+    assert rows(s, "ALTER GROUP analysts ADD USER bob") == [("ana",), ("bob",)]
+    assert rows(s, "ALTER GROUP analysts REMOVE USER ana") == [("bob",)]
+    s.sql("CREATE FUNCTION main.sales.none_(region STRING) RETURNS BOOLEAN RETURN false")
+    s.sql("ALTER TABLE orders SET ROW FILTER main.sales.none_ ON (region)")
+    assert rows(s, "SELECT count(*) FROM orders") == [(0,)]
+    s.sql("ALTER TABLE orders DROP ROW FILTER")
+    assert rows(s, "SELECT count(*) FROM orders") == [(3,)]
