@@ -18,6 +18,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/cairn demo
+	$(BIN)/cairn serve
 
 postgres:
 	bash tests/pg.sh

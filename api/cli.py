@@ -415,6 +415,54 @@ def lineage_show(env: Env, name: str, upstream: bool, level: str, depth: int) ->
 
 
 @cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@governed
+def serve(env: Env, host: str, port: int) -> None:
+    """Serve the UC REST API, OpenLineage, /healthz and /metrics on one port."""
+    from api.server import serve as run_server
+
+    base = f"http://{host}:{port}"
+    click.echo(f"Cairn on {base}: {base}/api/2.1/unity-catalog  {base}/api/v1/lineage  {base}/healthz  {base}/metrics")
+    click.echo(f"try: curl -H \"Authorization: Bearer $(cairn token create --quiet)\" {base}/api/2.1/unity-catalog/catalogs")
+    run_server(env.metastore, host, port)
+
+
+@cli.group()
+def token() -> None:
+    """Access tokens for the server."""
+
+
+@token.command("create")
+@click.option("--principal", "who", help="Whose token (default: you; admins may mint for others).")
+@click.option("--expires", default="90d", show_default=True, help="Lifetime like 30d, 12h, 90m, or never.")
+@click.option("--comment")
+@click.option("--quiet", is_flag=True, help="Print only the token.")
+@governed
+def token_create(env: Env, who: str | None, expires: str, comment: str | None, quiet: bool) -> None:
+    raw, info = env.cairn().tokens.create_token(who, expires, comment)
+    if quiet:
+        click.echo(raw)
+        return
+    emit(env, {"token": raw, "token_id": info.token_id, "principal": info.principal, "expires_at": info.expires_at})
+
+
+@token.command("list")
+@governed
+def token_list(env: Env) -> None:
+    emit(env, [{"token_id": t.token_id, "principal": t.principal, "created_at": t.created_at, "expires_at": t.expires_at,
+                "revoked_at": t.revoked_at, "comment": t.comment} for t in env.cairn().tokens.list_tokens()], "tokens")
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@governed
+def token_revoke(env: Env, token_id: str) -> None:
+    env.cairn().tokens.revoke_token(token_id)
+    click.echo(f"revoked token {token_id}")
+
+
+@cli.command()
 @governed
 def demo(env: Env) -> None:
     """Initialize the embedded home if needed and run a short governed scenario."""

@@ -36,7 +36,7 @@ def error(code: str, message: str, request_id: str) -> JSONResponse:
     return JSONResponse({"error_code": code, "message": message, "request_id": request_id}, status_code=HTTP_STATUS.get(code, 500))
 
 
-def make_app(metastore: Metastore, authenticate: Callable[[str], str | None] | None = None) -> Starlette:
+def make_app(metastore: Metastore, authenticate: Callable[[str], str | None] | None = None, prefix: str = "/api/v1") -> Starlette:
     async def lineage(request: Request) -> JSONResponse:
         request_id = uuid.uuid4().hex
         header = request.headers.get("authorization", "")
@@ -61,7 +61,7 @@ def make_app(metastore: Metastore, authenticate: Callable[[str], str | None] | N
             return error("INTERNAL", f"internal error (request id {request_id})", request_id)
         return JSONResponse(result, status_code=201)
 
-    return Starlette(routes=[Route("/api/v1/lineage", lineage, methods=["POST"])])
+    return Starlette(routes=[Route(f"{prefix}/lineage", lineage, methods=["POST"])])
 
 
 async def _run(fn, *args):  # type: ignore[no-untyped-def]

@@ -30,6 +30,7 @@ from catalog.service.namespace import CatalogService, SchemaService
 from catalog.service.principals import PrincipalService, validate_principal_name
 from catalog.service.tables import TableService
 from catalog.service.tags import TagService
+from catalog.service.tokens import TokenService
 from catalog.store import db
 from catalog.store.metastore import MetastoreStore
 from lineage.service import LineageService
@@ -120,6 +121,7 @@ class Cairn:
         self.grants = GrantService(metastore, ctx)
         self.tags = TagService(metastore, ctx)
         self.audit = AuditService(metastore, ctx)
+        self.tokens = TokenService(metastore, ctx)
         self.lineage = LineageService(metastore, ctx)
         self._sql: SqlService | None = None
 

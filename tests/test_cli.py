@@ -89,3 +89,15 @@ def test_sql_command_and_shell(tmp_path: Path) -> None:
     assert shell.returncode == 0
     assert "using catalog main" in shell.stdout and "│ 1 │" in shell.stdout
     assert "INVALID_ARGUMENT" in shell.stderr  # the bad statement is reported and the shell goes on
+
+
+def test_token_commands(tmp_path: Path) -> None:
+    assert run(tmp_path, "init", "--admin", "root").returncode == 0
+    assert run(tmp_path, "principal", "create", "alice", principal="root").returncode == 0
+    raw = run(tmp_path, "token", "create", "--principal", "alice", "--expires", "30d", "--quiet", principal="root").stdout.strip()
+    assert raw.startswith("cairn_") and len(raw) > 40
+    listed = json.loads(run(tmp_path, "--json", "token", "list", principal="root").stdout)
+    assert [t["principal"] for t in listed] == ["alice"] and "token" not in listed[0]
+    assert run(tmp_path, "token", "create", "--principal", "root", principal="alice").returncode == 1  # only admins mint for others
+    assert run(tmp_path, "token", "revoke", listed[0]["token_id"], principal="alice").returncode == 0
+    assert json.loads(run(tmp_path, "--json", "token", "list", principal="root").stdout)[0]["revoked_at"] is not None

@@ -9,7 +9,7 @@ from typing import Any
 from datetime import timedelta
 
 from catalog.entities import Column, Page, Securable, TableType, TemporaryCredentials
-from catalog.errors import FailedPrecondition, InvalidArgument
+from catalog.errors import FailedPrecondition, InvalidArgument, NotFound
 from catalog.privileges import Kind, Privilege
 from catalog import delta, names
 from catalog.store.metastore import now
@@ -199,6 +199,18 @@ class TableService(Service):
             sid = resolve(uow, Kind.TABLE, fn.key)
             uow.require_visible(sid, Kind.TABLE, fn.key)
             return fetch(uow, sid)
+
+    def get_table_by_id(self, table_id: str) -> Securable:
+        """A table by its id (the UC REST `table_id`), if the caller may see it."""
+        with self._uow("get_table", Kind.TABLE, str(table_id), write=False) as uow:
+            if not str(table_id).isdigit():
+                raise InvalidArgument(f"table_id {table_id!r} is not a table id")
+            rows = uow.store.securable_rows([int(table_id)])
+            if not rows or rows[0].kind != Kind.TABLE.value:
+                raise NotFound(f"table {table_id} does not exist")
+            sid = uow.authz.resolve(Kind.TABLE, rows[0].full_name)
+            uow.require_visible(sid, Kind.TABLE, rows[0].full_name)  # type: ignore[arg-type]
+            return fetch(uow, sid)  # type: ignore[arg-type]
 
     def list_tables(
         self, catalog: str, schema: str | None = None, page_token: str | None = None, max_results: int | None = None

@@ -146,3 +146,16 @@ settings = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("principal", String(255), ForeignKey("principals.name", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("comment", Text),
+    Column("created_by", String(255), nullable=False),
+)

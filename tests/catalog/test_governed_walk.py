@@ -26,7 +26,7 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
         "delete_schema": ("c.s", True),
     },
     "tables": {
-        "create_table": ("c.s.t2", COLS), "get_table": ("c.s.t",), "list_tables": ("c", "s"), "update_table": ("c.s.t", "x"),
+        "create_table": ("c.s.t2", COLS), "get_table": ("c.s.t",), "get_table_by_id": ("5",), "list_tables": ("c", "s"), "update_table": ("c.s.t", "x"),
         "delete_table": ("c.s.t",), "generate_temporary_credentials": ("c.s.t",),
         "set_row_filter": ("c.s.t", "c.s.f", []), "drop_row_filter": ("c.s.t",), "set_column_mask": ("c.s.t", "x", "c.s.f"),
         "drop_column_mask": ("c.s.t", "x"),
@@ -62,6 +62,7 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
         "set_tags": ("table", "c.s.t", {"a": "b"}), "unset_tags": ("table", "c.s.t", ["k"]), "list_tags": ("table", "c.s.t"),
     },
     "audit": {"list_events": ()},
+    "tokens": {"create_token": ("other",), "list_tokens": (), "revoke_token": ("token-of-other",)},
     "lineage": {
         "start_run": ("job",), "complete_run": ("run-of-other",), "get_run": ("run-of-other",), "record": (["c.s.t"], ["c.s.t2"]),
         "get_downstream": ("c.s.t",), "get_upstream": ("c.s.t",), "get_path": ("c.s.t", "c.s.t"), "get_impact": ("c.s.t.x",),
@@ -73,7 +74,7 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
 }
 
 # Open to every known principal, as in Databricks: directory lookups and filtered lists.
-OPEN = {"list_catalogs", "get_principal", "list_principals", "list_members", "list_groups_of", "list_events", "start_run", "extract_sql", "list_edges"}
+OPEN = {"list_catalogs", "get_principal", "list_principals", "list_members", "list_groups_of", "list_events", "start_run", "extract_sql", "list_edges", "list_tokens"}
 
 
 def public_methods(service: object) -> set[str]:
@@ -102,6 +103,8 @@ def test_every_method_is_governed_and_audited(metastore: Metastore, admin: Cairn
     other_run = metastore.as_principal("other").lineage.start_run("theirs")
     CALLS["lineage"]["complete_run"] = (other_run,)
     CALLS["lineage"]["get_run"] = (other_run,)
+    CALLS["tables"]["get_table_by_id"] = (str(admin.tables.get_table("c.s.t").id),)
+    CALLS["tokens"]["revoke_token"] = (admin.tokens.create_token("other")[1].token_id,)
     nobody = metastore.as_principal("nobody")
 
     def audit_count() -> list[tuple[str, str]]:

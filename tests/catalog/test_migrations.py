@@ -29,7 +29,7 @@ def test_opening_an_older_metastore_upgrades_it_and_keeps_data(tmp_path: Path) -
     assert "lineage_edges" not in inspect(ms.engine).get_table_names()
     ms.close()
     reopened = Metastore.open(home=tmp_path)
-    assert db.current_revision(reopened.engine) == db.head_revision() == "0002"
+    assert db.current_revision(reopened.engine) == db.head_revision()
     assert "lineage_edges" in inspect(reopened.engine).get_table_names()
     assert [c.name for c in reopened.as_principal("admin").catalogs.list_catalogs()] == ["kept"]
 

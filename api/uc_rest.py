@@ -1,0 +1,315 @@
+"""The Unity-Catalog-compatible REST API under /api/2.1/unity-catalog (a transport only).
+
+JSON shapes follow the Unity Catalog OSS spec (times in epoch milliseconds, `max_results` /
+`page_token` paging), so `unitycatalog-client` works against it. Every handler calls a governed
+service as the request's principal; errors come back as {"error_code", "message"} with the status
+from one table, never a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from catalog.errors import InvalidArgument
+from catalog.privileges import Kind
+
+PREFIX = "/api/2.1/unity-catalog"
+_TYPE_NAMES = {
+    "bigint": "LONG", "int": "INT", "smallint": "SHORT", "tinyint": "BYTE", "double": "DOUBLE", "float": "FLOAT", "boolean": "BOOLEAN",
+    "string": "STRING", "binary": "BINARY", "date": "DATE", "timestamp": "TIMESTAMP", "timestamp_ntz": "TIMESTAMP_NTZ",
+}
+_FROM_TYPE_NAME = {"LONG": "bigint", "INT": "int", "SHORT": "smallint", "BYTE": "tinyint", "DOUBLE": "double", "FLOAT": "float",
+                   "BOOLEAN": "boolean", "STRING": "string", "BINARY": "binary", "DATE": "date", "TIMESTAMP": "timestamp",
+                   "TIMESTAMP_NTZ": "timestamp_ntz", "DECIMAL": "decimal(10, 0)"}
+
+
+def ms(ts: Any) -> int | None:
+    return int(ts.timestamp() * 1000) if ts is not None else None
+
+
+def type_name(type_text: str) -> str:
+    t = type_text.lower()
+    if t in _TYPE_NAMES:
+        return _TYPE_NAMES[t]
+    for prefix, name in (("decimal", "DECIMAL"), ("array", "ARRAY"), ("map", "MAP"), ("struct", "STRUCT"), ("varchar", "STRING"), ("char", "CHAR")):
+        if t.startswith(prefix):
+            return name
+    return "STRING"
+
+
+def _common(s: Any) -> dict[str, Any]:
+    return {"comment": s.comment, "properties": s.properties or {}, "owner": s.owner, "created_at": ms(s.created_at), "created_by": s.created_by,
+            "updated_at": ms(s.updated_at), "updated_by": s.updated_by}
+
+
+def catalog_json(s: Any) -> dict[str, Any]:
+    return {"name": s.name, "id": str(s.id), **_common(s)}
+
+
+def schema_json(s: Any) -> dict[str, Any]:
+    cat, name = s.full_name.split(".")
+    return {"name": name, "catalog_name": cat, "full_name": s.full_name, "schema_id": str(s.id), **_common(s)}
+
+
+def column_json(c: Any) -> dict[str, Any]:
+    out = {"name": c.name, "type_text": c.type_text, "type_name": type_name(c.type_text), "position": c.position, "nullable": c.nullable,
+           "comment": c.comment, "type_json": _type_json(c)}
+    m = re.fullmatch(r"decimal\((\d+),\s*(\d+)\)", c.type_text)
+    if m:
+        out.update(type_precision=int(m[1]), type_scale=int(m[2]))
+    return out
+
+
+def _type_json(c: Any) -> str:
+    import json
+
+    spark = {"bigint": "long", "int": "integer", "smallint": "short", "tinyint": "byte"}.get(c.type_text, c.type_text)
+    return json.dumps({"name": c.name, "type": spark, "nullable": c.nullable, "metadata": {}})
+
+
+def table_json(s: Any) -> dict[str, Any]:
+    cat, sch, name = s.full_name.split(".")
+    out = {"name": name, "catalog_name": cat, "schema_name": sch, "table_type": s.table_type.value if s.table_type else None,
+           "data_source_format": s.data_source_format, "columns": [column_json(c) for c in s.columns], "storage_location": s.storage_location,
+           "table_id": str(s.id), **_common(s)}
+    if s.view_definition:
+        out["view_definition"] = s.view_definition
+    return out
+
+
+def function_json(s: Any) -> dict[str, Any]:
+    cat, sch, name = s.full_name.split(".")
+    return {"name": name, "catalog_name": cat, "schema_name": sch, "full_name": s.full_name, "function_id": str(s.id),
+            "data_type": type_name(s.source or "string"), "full_data_type": s.source, "routine_body": s.data_source_format or "SQL",
+            "routine_definition": s.routine_definition, "input_params": {"parameters": [
+                {"name": c.name, "type_text": c.type_text, "type_name": type_name(c.type_text), "position": c.position} for c in s.columns]},
+            **_common(s)}
+
+
+def model_json(s: Any) -> dict[str, Any]:
+    cat, sch, name = s.full_name.split(".")
+    return {"name": name, "catalog_name": cat, "schema_name": sch, "full_name": s.full_name, "id": str(s.id),
+            "storage_location": s.storage_location, **_common(s)}
+
+
+def version_json(s: Any) -> dict[str, Any]:
+    model = s.full_name.rsplit("/", 1)[0]
+    cat, sch, name = model.split(".")
+    return {"model_name": name, "catalog_name": cat, "schema_name": sch, "version": s.version, "source": s.source, "run_id": s.run_id,
+            "status": s.status, "storage_location": s.storage_location, "id": str(s.id), "comment": s.comment,
+            "created_at": ms(s.created_at), "created_by": s.created_by, "updated_at": ms(s.updated_at), "updated_by": s.updated_by}
+
+
+def page(items: Any, key: str, fmt: Any) -> dict[str, Any]:
+    return {key: [fmt(x) for x in items], "next_page_token": items.next_page_token}
+
+
+def _int(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidArgument(f"{name} must be an integer") from None
+
+
+def _need(body: dict[str, Any], key: str) -> Any:
+    if not isinstance(body, dict) or body.get(key) in (None, ""):
+        raise InvalidArgument(f"'{key}' is required")
+    return body[key]
+
+
+def routes(handler: Any) -> list[Route]:
+    """`handler(fn)` wraps an endpoint `fn(cairn, request, body) -> (status, json)` with auth and errors."""
+
+    # catalogs ------------------------------------------------------------------------------
+    def list_catalogs(c: Any, r: Request, b: Any) -> Any:
+        return page(c.catalogs.list_catalogs(r.query_params.get("page_token"), _int(r, "max_results")), "catalogs", catalog_json)
+
+    def create_catalog(c: Any, r: Request, b: Any) -> Any:
+        return catalog_json(c.catalogs.create_catalog(_need(b, "name"), b.get("comment"), b.get("properties")))
+
+    def get_catalog(c: Any, r: Request, b: Any) -> Any:
+        return catalog_json(c.catalogs.get_catalog(r.path_params["name"]))
+
+    def update_catalog(c: Any, r: Request, b: Any) -> Any:
+        name = r.path_params["name"]
+        if b.get("owner"):
+            c.grants.transfer_ownership("catalog", name, b["owner"])
+        if any(b.get(k) is not None for k in ("comment", "properties", "new_name")):
+            return catalog_json(c.catalogs.update_catalog(name, b.get("comment"), b.get("properties"), b.get("new_name")))
+        return catalog_json(c.catalogs.get_catalog(name))
+
+    def delete_catalog(c: Any, r: Request, b: Any) -> Any:
+        c.catalogs.delete_catalog(r.path_params["name"], cascade=r.query_params.get("force", "false").lower() == "true")
+        return {}
+
+    # schemas -------------------------------------------------------------------------------
+    def list_schemas(c: Any, r: Request, b: Any) -> Any:
+        cat = r.query_params.get("catalog_name") or _need({}, "catalog_name")
+        return page(c.schemas.list_schemas(cat, r.query_params.get("page_token"), _int(r, "max_results")), "schemas", schema_json)
+
+    def create_schema(c: Any, r: Request, b: Any) -> Any:
+        full = f"{_need(b, 'catalog_name')}.{_need(b, 'name')}"
+        return schema_json(c.schemas.create_schema(full, b.get("comment"), b.get("properties")))
+
+    def get_schema(c: Any, r: Request, b: Any) -> Any:
+        return schema_json(c.schemas.get_schema(r.path_params["name"]))
+
+    def update_schema(c: Any, r: Request, b: Any) -> Any:
+        name = r.path_params["name"]
+        if b.get("owner"):
+            c.grants.transfer_ownership("schema", name, b["owner"])
+        if any(b.get(k) is not None for k in ("comment", "properties", "new_name")):
+            return schema_json(c.schemas.update_schema(name, b.get("comment"), b.get("properties"), b.get("new_name")))
+        return schema_json(c.schemas.get_schema(name))
+
+    def delete_schema(c: Any, r: Request, b: Any) -> Any:
+        c.schemas.delete_schema(r.path_params["name"], cascade=r.query_params.get("force", "false").lower() == "true")
+        return {}
+
+    # tables --------------------------------------------------------------------------------
+    def list_tables(c: Any, r: Request, b: Any) -> Any:
+        cat = r.query_params.get("catalog_name") or _need({}, "catalog_name")
+        sch = r.query_params.get("schema_name") or _need({}, "schema_name")
+        return page(c.tables.list_tables(cat, sch, r.query_params.get("page_token"), _int(r, "max_results")), "tables", table_json)
+
+    def create_table(c: Any, r: Request, b: Any) -> Any:
+        full = f"{_need(b, 'catalog_name')}.{_need(b, 'schema_name')}.{_need(b, 'name')}"
+        cols = []
+        for col in sorted(b.get("columns") or [], key=lambda x: x.get("position") or 0):
+            text = col.get("type_text") or _FROM_TYPE_NAME.get(str(col.get("type_name", "")).upper())
+            cols.append({"name": col.get("name"), "type": text, "nullable": col.get("nullable", True), "comment": col.get("comment")})
+        table = c.tables.create_table(full, cols, table_type=b.get("table_type") or "MANAGED", storage_location=b.get("storage_location"),
+                                      comment=b.get("comment"), properties=b.get("properties"), view_definition=b.get("view_definition"),
+                                      data_source_format=b.get("data_source_format") or "DELTA")
+        return table_json(table)
+
+    def get_table(c: Any, r: Request, b: Any) -> Any:
+        return table_json(c.tables.get_table(r.path_params["name"]))
+
+    def delete_table(c: Any, r: Request, b: Any) -> Any:
+        c.tables.delete_table(r.path_params["name"])
+        return {}
+
+    # functions -----------------------------------------------------------------------------
+    def list_functions(c: Any, r: Request, b: Any) -> Any:
+        cat = r.query_params.get("catalog_name") or _need({}, "catalog_name")
+        sch = r.query_params.get("schema_name") or _need({}, "schema_name")
+        return page(c.functions.list_functions(cat, sch, r.query_params.get("page_token"), _int(r, "max_results")), "functions", function_json)
+
+    def create_function(c: Any, r: Request, b: Any) -> Any:
+        f = _need(b, "function_info")
+        full = f"{_need(f, 'catalog_name')}.{_need(f, 'schema_name')}.{_need(f, 'name')}"
+        params = [{"name": p.get("name"), "type": p.get("type_text") or _FROM_TYPE_NAME.get(str(p.get("type_name", "")).upper())}
+                  for p in (f.get("input_params") or {}).get("parameters", [])]
+        return function_json(c.functions.create_function(full, _need(f, "routine_definition"), f.get("full_data_type") or
+                                                         _FROM_TYPE_NAME.get(str(f.get("data_type", "")).upper(), "string"), params,
+                                                         f.get("routine_body") or "SQL", f.get("comment")))
+
+    def get_function(c: Any, r: Request, b: Any) -> Any:
+        return function_json(c.functions.get_function(r.path_params["name"]))
+
+    def delete_function(c: Any, r: Request, b: Any) -> Any:
+        c.functions.delete_function(r.path_params["name"])
+        return {}
+
+    # registered models and versions --------------------------------------------------------
+    def list_models(c: Any, r: Request, b: Any) -> Any:
+        cat = r.query_params.get("catalog_name") or _need({}, "catalog_name")
+        sch = r.query_params.get("schema_name") or _need({}, "schema_name")
+        return page(c.models.list_registered_models(cat, sch, r.query_params.get("page_token"), _int(r, "max_results")),
+                    "registered_models", model_json)
+
+    def create_model(c: Any, r: Request, b: Any) -> Any:
+        full = f"{_need(b, 'catalog_name')}.{_need(b, 'schema_name')}.{_need(b, 'name')}"
+        return model_json(c.models.create_registered_model(full, b.get("comment")))
+
+    def get_model(c: Any, r: Request, b: Any) -> Any:
+        return model_json(c.models.get_registered_model(r.path_params["name"]))
+
+    def update_model(c: Any, r: Request, b: Any) -> Any:
+        name = r.path_params["name"]
+        if b.get("owner"):
+            c.grants.transfer_ownership("model", name, b["owner"])
+        if any(b.get(k) is not None for k in ("comment", "new_name")):
+            return model_json(c.models.update_registered_model(name, b.get("comment"), None, b.get("new_name")))
+        return model_json(c.models.get_registered_model(name))
+
+    def delete_model(c: Any, r: Request, b: Any) -> Any:
+        c.models.delete_registered_model(r.path_params["name"])
+        return {}
+
+    def create_version(c: Any, r: Request, b: Any) -> Any:
+        full = f"{_need(b, 'catalog_name')}.{_need(b, 'schema_name')}.{_need(b, 'model_name')}"
+        return version_json(c.models.create_model_version(full, _need(b, "source"), b.get("run_id"), b.get("comment")))
+
+    def list_versions(c: Any, r: Request, b: Any) -> Any:
+        return page(c.models.list_model_versions(r.path_params["name"], r.query_params.get("page_token"), _int(r, "max_results")),
+                    "model_versions", version_json)
+
+    def get_version(c: Any, r: Request, b: Any) -> Any:
+        return version_json(c.models.get_model_version(r.path_params["name"], int(r.path_params["version"])))
+
+    def update_version(c: Any, r: Request, b: Any) -> Any:
+        return version_json(c.models.update_model_version(r.path_params["name"], int(r.path_params["version"]), b.get("comment") or ""))
+
+    def finalize_version(c: Any, r: Request, b: Any) -> Any:
+        return version_json(c.models.finalize_model_version(r.path_params["name"], int(r.path_params["version"])))
+
+    def delete_version(c: Any, r: Request, b: Any) -> Any:
+        c.models.delete_model_version(r.path_params["name"], int(r.path_params["version"]))
+        return {}
+
+    # permissions and credentials -----------------------------------------------------------
+    def get_permissions(c: Any, r: Request, b: Any) -> Any:
+        kind = Kind.parse(r.path_params["type"])
+        grants = c.grants.list_grants(kind, None if kind is Kind.METASTORE else r.path_params["name"], r.query_params.get("principal"))
+        by: dict[str, list[str]] = {}
+        for g in grants:
+            by.setdefault(g.principal, []).append(g.privilege.value.replace(" ", "_"))
+        return {"privilege_assignments": [{"principal": p, "privileges": sorted(v)} for p, v in sorted(by.items())]}
+
+    def update_permissions(c: Any, r: Request, b: Any) -> Any:
+        kind = Kind.parse(r.path_params["type"])
+        name = None if kind is Kind.METASTORE else r.path_params["name"]
+        for change in b.get("changes") or []:
+            who = _need(change, "principal")
+            if change.get("add"):
+                c.grants.grant(kind, name, who, change["add"])
+            if change.get("remove"):
+                c.grants.revoke(kind, name, who, change["remove"])
+        return get_permissions(c, r, b)
+
+    def table_credentials(c: Any, r: Request, b: Any) -> Any:
+        table_id = str(_need(b, "table_id"))
+        name = table_id if "." in table_id else c.tables.get_table_by_id(table_id).full_name
+        cred = c.tables.generate_temporary_credentials(name, b.get("operation") or "READ")
+        return {"url": cred.url, "expiration_time": ms(cred.expiration_time)}
+
+    r = lambda path, fn, methods: Route(PREFIX + path, handler(fn), methods=methods)  # noqa: E731
+    return [
+        r("/catalogs", list_catalogs, ["GET"]), r("/catalogs", create_catalog, ["POST"]),
+        r("/catalogs/{name}", get_catalog, ["GET"]), r("/catalogs/{name}", update_catalog, ["PATCH"]), r("/catalogs/{name}", delete_catalog, ["DELETE"]),
+        r("/schemas", list_schemas, ["GET"]), r("/schemas", create_schema, ["POST"]),
+        r("/schemas/{name}", get_schema, ["GET"]), r("/schemas/{name}", update_schema, ["PATCH"]), r("/schemas/{name}", delete_schema, ["DELETE"]),
+        r("/tables", list_tables, ["GET"]), r("/tables", create_table, ["POST"]),
+        r("/tables/{name}", get_table, ["GET"]), r("/tables/{name}", delete_table, ["DELETE"]),
+        r("/functions", list_functions, ["GET"]), r("/functions", create_function, ["POST"]),
+        r("/functions/{name}", get_function, ["GET"]), r("/functions/{name}", delete_function, ["DELETE"]),
+        r("/models", list_models, ["GET"]), r("/models", create_model, ["POST"]),
+        r("/models/versions", create_version, ["POST"]),
+        r("/models/{name}", get_model, ["GET"]), r("/models/{name}", update_model, ["PATCH"]), r("/models/{name}", delete_model, ["DELETE"]),
+        r("/models/{name}/versions", list_versions, ["GET"]),
+        r("/models/{name}/versions/{version:int}", get_version, ["GET"]), r("/models/{name}/versions/{version:int}", update_version, ["PATCH"]),
+        r("/models/{name}/versions/{version:int}", delete_version, ["DELETE"]),
+        r("/models/{name}/versions/{version:int}/finalize", finalize_version, ["PATCH"]),
+        r("/permissions/{type}/{name}", get_permissions, ["GET"]), r("/permissions/{type}/{name}", update_permissions, ["PATCH"]),
+        r("/temporary-table-credentials", table_credentials, ["POST"]),
+    ]
+

@@ -1,0 +1,118 @@
+"""`cairn serve`'s app on a real server: tokens, UC REST with the real unitycatalog-client, health, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import uvicorn
+
+from api.server import make_app
+from catalog.client import Cairn, Metastore
+
+pytestmark = pytest.mark.slow
+UC = "/api/2.1/unity-catalog"
+
+
+@pytest.fixture
+def server(metastore: Metastore) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(make_app(metastore), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 10
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(5)
+
+
+@pytest.fixture
+def tokens(admin: Cairn) -> dict[str, str]:
+    admin.principals.create_user("ana")
+    return {"admin": admin.tokens.create_token()[0], "ana": admin.tokens.create_token("ana", "1d")[0]}
+
+
+def h(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_unitycatalog_client_lists_and_creates(server: str, tokens: dict[str, str], admin: Cairn) -> None:
+    from unitycatalog.client import ApiClient, CatalogsApi, Configuration, SchemasApi, TablesApi
+    from unitycatalog.client.models import ColumnInfo, CreateCatalog, CreateSchema, CreateTable
+
+    async def run() -> tuple:
+        # The OSS spec declares no auth scheme, so the client sends the bearer token as a default header.
+        config = Configuration(host=server + UC)
+        async with ApiClient(config, header_name="Authorization", header_value=f"Bearer {tokens['admin']}") as client:
+            cats, schemas, tables = CatalogsApi(client), SchemasApi(client), TablesApi(client)
+            await cats.create_catalog(CreateCatalog(name="main", comment="prod"))
+            await schemas.create_schema(CreateSchema(name="sales", catalog_name="main"))
+            created = await tables.create_table(CreateTable(
+                name="orders", catalog_name="main", schema_name="sales", table_type="MANAGED", data_source_format="DELTA",
+                columns=[ColumnInfo(name="id", type_text="bigint", type_name="LONG", position=0, nullable=False),
+                         ColumnInfo(name="amount", type_text="decimal(10, 2)", type_name="DECIMAL", position=1)]))
+            listed = await cats.list_catalogs()
+            got = await tables.get_table("main.sales.orders")
+            page1 = await tables.list_tables(catalog_name="main", schema_name="sales", max_results=1)
+            return created, listed, got, page1
+
+    created, listed, got, page1 = asyncio.run(run())
+    assert [c.name for c in listed.catalogs] == ["main"] and listed.catalogs[0].comment == "prod"
+    assert (created.table_type, created.data_source_format) == ("MANAGED", "DELTA")
+    assert [(c.name, c.type_name, c.type_precision) for c in got.columns] == [("id", "LONG", None), ("amount", "DECIMAL", 10)]
+    assert got.storage_location == admin.tables.get_table("main.sales.orders").storage_location
+    assert [t.name for t in page1.tables] == ["orders"]
+    # What the client created is a real Delta table through the catalog.
+    from decimal import Decimal
+
+    admin.data.write("main.sales.orders", [{"id": 1, "amount": Decimal("2.50")}])
+    assert admin.data.read("main.sales.orders").num_rows == 1
+
+
+def test_tokens_authenticate_and_the_services_authorize(server: str, tokens: dict[str, str], admin: Cairn) -> None:
+    admin.catalogs.create_catalog("main")
+    assert httpx.get(f"{server}{UC}/catalogs").status_code == 401
+    assert httpx.get(f"{server}{UC}/catalogs", headers=h("cairn_wrong")).status_code == 401
+    assert httpx.get(f"{server}{UC}/catalogs", headers=h(tokens["ana"])).json() == {"catalogs": [], "next_page_token": None}
+    r = httpx.get(f"{server}{UC}/catalogs/main", headers=h(tokens["ana"]))
+    assert (r.status_code, r.json()["error_code"]) == (404, "NOT_FOUND") and "Traceback" not in r.text
+    r = httpx.post(f"{server}{UC}/catalogs", json={"name": "other"}, headers=h(tokens["ana"]))
+    assert (r.status_code, r.json()["error_code"]) == (403, "PERMISSION_DENIED")
+    patch = {"changes": [{"principal": "ana", "add": ["USE_CATALOG", "BROWSE"]}]}
+    r = httpx.patch(f"{server}{UC}/permissions/catalog/main", json=patch, headers=h(tokens["admin"]))
+    assert r.json() == {"privilege_assignments": [{"principal": "ana", "privileges": ["BROWSE", "USE_CATALOG"]}]}
+    assert httpx.get(f"{server}{UC}/catalogs/main", headers=h(tokens["ana"])).json()["name"] == "main"
+    token_id = admin.tokens.list_tokens("ana")[0].token_id
+    admin.tokens.revoke_token(token_id)
+    assert httpx.get(f"{server}{UC}/catalogs", headers=h(tokens["ana"])).status_code == 401
+    rest = [e for e in admin.audit.list_events(principal="ana", max_results=100) if e.source == "rest"]
+    assert [(e.action, e.result.value) for e in rest] == [("list_catalogs", "ALLOWED"), ("get_catalog", "DENIED"),
+                                                           ("create_catalog", "DENIED"), ("get_catalog", "ALLOWED")]
+
+
+def test_models_versions_health_metrics_and_openlineage(server: str, tokens: dict[str, str], admin: Cairn) -> None:
+    admin.sql("CREATE CATALOG ml; CREATE SCHEMA ml.m")
+    t = h(tokens["admin"])
+    assert httpx.post(f"{server}{UC}/models", json={"name": "churn", "catalog_name": "ml", "schema_name": "m"}, headers=t).status_code == 200
+    v = httpx.post(f"{server}{UC}/models/versions", json={"model_name": "churn", "catalog_name": "ml", "schema_name": "m", "source": "runs:/r/m"}, headers=t).json()
+    assert (v["version"], v["status"]) == (1, "PENDING_REGISTRATION") and v["storage_location"].endswith("/versions/1")
+    assert httpx.patch(f"{server}{UC}/models/ml.m.churn/versions/1/finalize", headers=t).json()["status"] == "READY"
+    assert [x["version"] for x in httpx.get(f"{server}{UC}/models/ml.m.churn/versions", headers=t).json()["model_versions"]] == [1]
+    assert httpx.get(f"{server}/healthz").json() == {"status": "ok"}
+    event = {"eventTime": "2026-01-01T00:00:00Z", "producer": "p", "schemaURL": "s", "eventType": "COMPLETE",
+             "run": {"runId": "3f1c0a56-0b5e-4c1b-9a7e-1d2c3b4a5f60"}, "job": {"namespace": "n", "name": "j"},
+             "inputs": [{"namespace": "s3://raw", "name": "a"}], "outputs": [{"namespace": "s3://raw", "name": "b"}]}
+    assert httpx.post(f"{server}/api/v1/lineage", json=event, headers=t).status_code == 201
+    assert httpx.post(f"{server}/api/v1/lineage", json=event).status_code == 401
+    text = httpx.get(f"{server}/metrics").text
+    assert 'cairn_requests_total{route="/api/2.1/unity-catalog/models",method="POST",status="200"} 1' in text
+    assert "cairn_request_seconds_bucket" in text
