@@ -126,7 +126,21 @@ def make_app(metastore: Metastore) -> Starlette:
     async def prometheus(request: Request) -> PlainTextResponse:
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
+    def graphql(c: Cairn, request: Request, body: Any) -> Any:
+        from api.graphql import execute
+
+        if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+            return {"errors": [{"message": "POST a JSON body with a 'query' string", "extensions": {"code": "INVALID_ARGUMENT"}}]}
+        return execute(c, body["query"], body.get("variables"), body.get("operationName"))
+
+    async def graphiql(request: Request) -> Any:
+        from starlette.responses import HTMLResponse
+
+        return HTMLResponse(GRAPHIQL)
+
     routes = [
+        Route("/graphql", graphiql, methods=["GET"]),
+        Route("/graphql", handler(graphql, Source.GRAPHQL), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
         *uc_rest.routes(handler),
@@ -136,6 +150,20 @@ def make_app(metastore: Metastore) -> Starlette:
     app.mount("/api/v1", openlineage_app(metastore, lambda token: authenticate(metastore.engine, token), prefix=""))
     app.state.metrics = metrics
     return app
+
+
+GRAPHIQL = """<!doctype html><html><head><title>Cairn GraphQL</title>
+<link rel="stylesheet" href="https://unpkg.com/graphiql/graphiql.min.css"></head>
+<body style="margin:0"><div id="g" style="height:100vh"></div>
+<script src="https://unpkg.com/react/umd/react.production.min.js"></script>
+<script src="https://unpkg.com/react-dom/umd/react-dom.production.min.js"></script>
+<script src="https://unpkg.com/graphiql/graphiql.min.js"></script>
+<script>
+const token = localStorage.getItem("cairnToken") || prompt("Cairn token (cairn token create)");
+localStorage.setItem("cairnToken", token);
+const fetcher = GraphiQL.createFetcher({url: "/graphql", headers: {Authorization: "Bearer " + token}});
+ReactDOM.render(React.createElement(GraphiQL, {fetcher}), document.getElementById("g"));
+</script></body></html>"""
 
 
 def serve(metastore: Metastore, host: str = "127.0.0.1", port: int = 8080) -> None:

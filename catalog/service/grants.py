@@ -61,6 +61,17 @@ class GrantService(Service):
             uow.require_visible(sid, k, key)
             return uow.store.list_grants(fetch(uow, sid), principal)
 
+    def list_grants_many(self, securables: list[Securable]) -> dict[int, list[Grant]]:
+        """Direct grants on many securables the caller may see, in one query (batch loaders)."""
+        with self._uow("list_grants", None, f"{len(securables)} securables", write=False) as uow:
+            uow.allow()
+            visible = {s.id: s for s in securables if uow.authz.can_see(uow.principal, s.id)}
+            out: dict[int, list[Grant]] = {sid: [] for sid in visible}
+            for sid, principal, privilege in sorted(uow.store.grants_on(visible), key=lambda g: (g[0], g[1], g[2])):
+                s = visible[sid]
+                out[sid].append(Grant(principal, Privilege(privilege), s.kind, s.full_name))
+            return out
+
     def get_effective_privileges(self, kind: Kind | str, name: str | None, principal: str | None = None) -> list[EffectivePrivilege]:
         """Why can P do X on S: every privilege P holds on S with each reason it holds.
 
@@ -104,3 +115,4 @@ class GrantService(Service):
             uow.store.update_securable(sid, uow.principal, owner=new_owner)
             uow.store.log_authz_change("SECURABLE", sid)
             return fetch(uow, sid)
+

@@ -1,0 +1,473 @@
+"""The GraphQL API (graphene): a transport over the governed services.
+
+Per-request loaders batch tags and grants: a list resolver primes them for every object it returns,
+so a query for 100 tables with their tags, owners and grants costs a handful of SQL queries. Lists
+are Relay connections. Errors carry `extensions.code` (the service's stable code) and never a
+traceback; queries deeper than MAX_DEPTH are refused before they run.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import graphene
+from graphene import relay
+from graphql import GraphQLError
+from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationDefinitionNode
+
+from catalog.client import Cairn
+from catalog.errors import CairnError
+from catalog.privileges import Kind
+
+MAX_DEPTH = 12
+MAX_FIRST = 1000
+
+
+class Loaders:
+    """Request-scoped batch caches of tags and grants, keyed by securable id."""
+
+    def __init__(self, cairn: Cairn) -> None:
+        self.cairn = cairn
+        self.tags: dict[int, list[Any]] = {}
+        self.grants: dict[int, list[Any]] = {}
+
+    def prime(self, securables: list[Any]) -> None:
+        missing = [s for s in securables if s.id not in self.tags]
+        if missing:
+            self.tags.update(self.cairn.tags.list_tags_many(missing))
+            self.grants.update(self.cairn.grants.list_grants_many(missing))
+
+    def tags_of(self, s: Any) -> list[Any]:
+        self.prime([s])
+        return self.tags.get(s.id, [])
+
+    def grants_of(self, s: Any) -> list[Any]:
+        self.prime([s])
+        return self.grants.get(s.id, [])
+
+
+def ctx(info: Any) -> tuple[Cairn, Loaders]:
+    return info.context["cairn"], info.context["loaders"]
+
+
+def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a service, turning Cairn errors into GraphQL errors with a stable code."""
+    try:
+        return fn(*args, **kwargs)
+    except CairnError as exc:
+        raise GraphQLError(str(exc), extensions={"code": exc.code}) from None
+
+
+def listed(fn: Any, *args: Any, first: int | None = None) -> list[Any]:
+    out, token = [], None
+    limit = min(first or MAX_FIRST, MAX_FIRST)
+    while len(out) < limit:
+        page = run(fn, *args, page_token=token, max_results=min(1000, limit - len(out)))
+        out += list(page)
+        token = page.next_page_token
+        if not token:
+            break
+    return out
+
+
+class Tag(graphene.ObjectType):
+    key = graphene.String(required=True)
+    value = graphene.String(required=True)
+    column = graphene.String()
+
+
+class Grant(graphene.ObjectType):
+    principal = graphene.String(required=True)
+    privilege = graphene.String(required=True)
+
+    def resolve_privilege(self, info: Any) -> str:
+        return self.privilege.value  # type: ignore[attr-defined]
+
+
+class Reason(graphene.ObjectType):
+    kind = graphene.String(required=True)
+    description = graphene.String(required=True)
+    granted_on = graphene.String()
+    grantee = graphene.String()
+    via_groups = graphene.List(graphene.NonNull(graphene.String))
+
+    def resolve_description(self, info: Any) -> str:
+        return self.describe()  # type: ignore[attr-defined]
+
+
+class EffectivePrivilege(graphene.ObjectType):
+    privilege = graphene.String(required=True)
+    reasons = graphene.List(graphene.NonNull(Reason), required=True)
+
+    def resolve_privilege(self, info: Any) -> str:
+        return self.privilege.value  # type: ignore[attr-defined]
+
+
+class Securable(graphene.Interface):
+    full_name = graphene.String(required=True)
+    name = graphene.String(required=True)
+    owner = graphene.String(required=True)
+    comment = graphene.String()
+    created_at = graphene.DateTime()
+    created_by = graphene.String()
+    tags = graphene.List(graphene.NonNull(Tag), required=True)
+    grants = graphene.List(graphene.NonNull(Grant), required=True)
+    effective_privileges = graphene.List(graphene.NonNull(EffectivePrivilege), principal=graphene.String(), required=True)
+
+    def resolve_tags(self, info: Any) -> list[Any]:
+        return ctx(info)[1].tags_of(self)
+
+    def resolve_grants(self, info: Any) -> list[Any]:
+        return ctx(info)[1].grants_of(self)
+
+    def resolve_effective_privileges(self, info: Any, principal: str | None = None) -> list[Any]:
+        kind = self.kind  # type: ignore[attr-defined]
+        return run(ctx(info)[0].grants.get_effective_privileges, kind, self.full_name, principal)  # type: ignore[attr-defined]
+
+
+class Column(graphene.ObjectType):
+    name = graphene.String(required=True)
+    type = graphene.String(required=True)
+    nullable = graphene.Boolean(required=True)
+    comment = graphene.String()
+    position = graphene.Int(required=True)
+
+    def resolve_type(self, info: Any) -> str:
+        return self.type_text  # type: ignore[attr-defined]
+
+
+class HistoryEntry(graphene.ObjectType):
+    version = graphene.Int()
+    timestamp = graphene.Float()
+    operation = graphene.String()
+    parameters = graphene.String()
+
+
+class Table(graphene.ObjectType):
+    class Meta:
+        interfaces = (Securable,)
+
+    table_type = graphene.String()
+    storage_location = graphene.String()
+    columns = graphene.List(graphene.NonNull(Column), required=True)
+    primary_keys = graphene.List(graphene.NonNull(graphene.String), required=True)
+    timestamp_keys = graphene.List(graphene.NonNull(graphene.String), required=True)
+    history = graphene.List(graphene.NonNull(HistoryEntry), limit=graphene.Int(default_value=20), required=True)
+
+    def resolve_table_type(self, info: Any) -> str | None:
+        return self.table_type.value if self.table_type else None  # type: ignore[attr-defined]
+
+    def resolve_history(self, info: Any, limit: int) -> list[HistoryEntry]:
+        rows = run(ctx(info)[0].data.history, self.full_name, limit)  # type: ignore[attr-defined]
+        return [HistoryEntry(version=h.get("version"), timestamp=h.get("timestamp"), operation=h.get("operation"),
+                             parameters=json.dumps(h.get("operationParameters", {}), default=str)) for h in rows]
+
+
+class ModelVersion(graphene.ObjectType):
+    class Meta:
+        interfaces = (Securable,)
+
+    version = graphene.Int(required=True)
+    status = graphene.String()
+    source = graphene.String()
+    run_id = graphene.String()
+
+
+class RegisteredModel(graphene.ObjectType):
+    class Meta:
+        interfaces = (Securable,)
+
+    versions = graphene.List(graphene.NonNull(ModelVersion), required=True)
+
+    def resolve_versions(self, info: Any) -> list[Any]:
+        return listed(ctx(info)[0].models.list_model_versions, self.full_name)  # type: ignore[attr-defined]
+
+
+class TableConnection(relay.Connection):
+    class Meta:
+        node = Table
+
+
+class Schema(graphene.ObjectType):
+    class Meta:
+        interfaces = (Securable,)
+
+    tables = relay.ConnectionField(TableConnection)
+    models = graphene.List(graphene.NonNull(RegisteredModel), required=True)
+
+    def resolve_tables(self, info: Any, **kw: Any) -> list[Any]:
+        cat, sch = self.full_name.split(".")  # type: ignore[attr-defined]
+        tables = listed(ctx(info)[0].tables.list_tables, cat, sch)
+        ctx(info)[1].prime(tables)
+        return tables
+
+    def resolve_models(self, info: Any) -> list[Any]:
+        cat, sch = self.full_name.split(".")  # type: ignore[attr-defined]
+        models = listed(ctx(info)[0].models.list_registered_models, cat, sch)
+        ctx(info)[1].prime(models)
+        return models
+
+
+class SchemaConnection(relay.Connection):
+    class Meta:
+        node = Schema
+
+
+class Catalog(graphene.ObjectType):
+    class Meta:
+        interfaces = (Securable,)
+
+    schemas = relay.ConnectionField(SchemaConnection)
+
+    def resolve_schemas(self, info: Any, **kw: Any) -> list[Any]:
+        schemas = listed(ctx(info)[0].schemas.list_schemas, self.name)  # type: ignore[attr-defined]
+        ctx(info)[1].prime(schemas)
+        return schemas
+
+
+class CatalogConnection(relay.Connection):
+    class Meta:
+        node = Catalog
+
+
+class LineageNode(graphene.ObjectType):
+    id = graphene.Int(required=True)
+    kind = graphene.String(required=True)
+    namespace = graphene.String()
+    name = graphene.String()
+    restricted = graphene.Boolean(required=True)
+    depth = graphene.Int(required=True)
+    path = graphene.List(graphene.NonNull(graphene.Int), required=True)
+
+
+class Lineage(graphene.ObjectType):
+    root = graphene.Field(LineageNode, required=True)
+    nodes = graphene.List(graphene.NonNull(LineageNode), required=True)
+    truncated = graphene.Boolean(required=True)
+
+
+class AuditEvent(graphene.ObjectType):
+    id = graphene.Int(required=True)
+    event_time = graphene.DateTime(required=True)
+    principal = graphene.String(required=True)
+    action = graphene.String(required=True)
+    securable_kind = graphene.String()
+    securable_name = graphene.String()
+    result = graphene.String(required=True)
+    error_code = graphene.String()
+    source = graphene.String(required=True)
+    request_id = graphene.String(required=True)
+    parameters = graphene.String()
+
+    def resolve_result(self, info: Any) -> str:
+        return self.result.value  # type: ignore[attr-defined]
+
+    def resolve_parameters(self, info: Any) -> str:
+        return json.dumps(self.parameters, default=str)  # type: ignore[attr-defined]
+
+
+class AuditEventConnection(relay.Connection):
+    class Meta:
+        node = AuditEvent
+
+
+class SqlResult(graphene.ObjectType):
+    columns = graphene.List(graphene.NonNull(graphene.String), required=True)
+    rows = graphene.List(graphene.NonNull(graphene.List(graphene.String)), required=True)
+    message = graphene.String()
+
+    def resolve_rows(self, info: Any) -> list[list[str | None]]:
+        return [[None if v is None else str(v) for v in row] for row in self.rows]  # type: ignore[attr-defined]
+
+
+def _typed(s: Any) -> Any:
+    return {Kind.CATALOG: Catalog, Kind.SCHEMA: Schema, Kind.TABLE: Table, Kind.MODEL: RegisteredModel, Kind.MODEL_VERSION: ModelVersion}[s.kind]
+
+
+class Query(graphene.ObjectType):
+    catalogs = relay.ConnectionField(CatalogConnection)
+    catalog = graphene.Field(Catalog, name=graphene.String(required=True))
+    schema = graphene.Field(Schema, name=graphene.String(required=True))
+    table = graphene.Field(Table, name=graphene.String(required=True))
+    model = graphene.Field(RegisteredModel, name=graphene.String(required=True))
+    search = graphene.List(graphene.NonNull(Table), text=graphene.String(required=True), catalog=graphene.String(required=True), required=True)
+    lineage = graphene.Field(Lineage, name=graphene.String(required=True), upstream=graphene.Boolean(default_value=False),
+                             depth=graphene.Int(default_value=5), level=graphene.String(default_value="TABLE"), as_of=graphene.DateTime(),
+                             kinds=graphene.List(graphene.NonNull(graphene.String)))
+    audit_events = relay.ConnectionField(AuditEventConnection, principal=graphene.String(), action=graphene.String(),
+                                         securable=graphene.String(), result=graphene.String())
+
+    def resolve_catalogs(self, info: Any, **kw: Any) -> list[Any]:
+        cats = listed(ctx(info)[0].catalogs.list_catalogs)
+        ctx(info)[1].prime(cats)
+        return cats
+
+    def resolve_catalog(self, info: Any, name: str) -> Any:
+        return run(ctx(info)[0].catalogs.get_catalog, name)
+
+    def resolve_schema(self, info: Any, name: str) -> Any:
+        return run(ctx(info)[0].schemas.get_schema, name)
+
+    def resolve_table(self, info: Any, name: str) -> Any:
+        return run(ctx(info)[0].tables.get_table, name)
+
+    def resolve_model(self, info: Any, name: str) -> Any:
+        return run(ctx(info)[0].models.get_registered_model, name)
+
+    def resolve_search(self, info: Any, text: str, catalog: str) -> list[Any]:
+        """Tables of a catalog whose name, comment, columns or tags mention `text`."""
+        cairn, loaders = ctx(info)
+        tables = listed(cairn.tables.list_tables, catalog)
+        loaders.prime(tables)
+        needle = text.lower()
+
+        def hit(t: Any) -> bool:
+            words = [t.full_name, t.comment or ""] + [c.name for c in t.columns] + [f"{g.key}={g.value}" for g in loaders.tags_of(t)]
+            return any(needle in w.lower() for w in words)
+
+        return [t for t in tables if hit(t)]
+
+    def resolve_lineage(self, info: Any, name: str, upstream: bool, depth: int, level: str, as_of: Any = None, kinds: Any = None) -> Any:
+        svc = ctx(info)[0].lineage
+        res = run(svc.get_upstream if upstream else svc.get_downstream, name, level=level, depth=depth, as_of=as_of, node_kinds=kinds)
+        node = lambda n: LineageNode(id=n.id, kind=n.kind, namespace=n.namespace, name=n.name, restricted=n.restricted, depth=n.depth, path=list(n.path))  # noqa: E731
+        return Lineage(root=node(res.root), nodes=[node(n) for n in res.nodes], truncated=res.truncated)
+
+    def resolve_audit_events(self, info: Any, principal: str | None = None, action: str | None = None, securable: str | None = None,
+                             result: str | None = None, **kw: Any) -> list[Any]:
+        first = kw.get("first") or 100
+        return listed(ctx(info)[0].audit.list_events, principal, action, securable, None, None, result, first=first)
+
+
+class ColumnInput(graphene.InputObjectType):
+    name = graphene.String(required=True)
+    type = graphene.String(required=True)
+    nullable = graphene.Boolean(default_value=True)
+    comment = graphene.String()
+
+
+class TagInput(graphene.InputObjectType):
+    key = graphene.String(required=True)
+    value = graphene.String(default_value="")
+
+
+def _mutation(name: str, fields: dict[str, Any], output: Any, call: Any) -> type:
+    def mutate(root: Any, info: Any, **kw: Any) -> Any:
+        return call(ctx(info)[0], **kw)
+
+    return type(name, (graphene.Mutation,), {"Arguments": type("Arguments", (), fields), "Output": output, "mutate": mutate})
+
+
+_kind = graphene.String(required=True)
+_name = graphene.String(required=True)
+
+CreateCatalog = _mutation("CreateCatalog", {"name": _name, "comment": graphene.String()}, Catalog,
+                          lambda c, name, comment=None: run(c.catalogs.create_catalog, name, comment))
+CreateSchema = _mutation("CreateSchema", {"name": _name, "comment": graphene.String()}, Schema,
+                         lambda c, name, comment=None: run(c.schemas.create_schema, name, comment))
+CreateTable = _mutation("CreateTable", {"name": _name, "columns": graphene.List(graphene.NonNull(ColumnInput), required=True),
+                                        "comment": graphene.String()}, Table,
+                        lambda c, name, columns, comment=None: run(c.tables.create_table, name, [dict(x) for x in columns], comment=comment))
+Drop = _mutation("Drop", {"kind": _kind, "name": _name, "cascade": graphene.Boolean(default_value=False)}, graphene.Boolean,
+                 lambda c, kind, name, cascade: _drop(c, kind, name, cascade))
+GrantPrivileges = _mutation("GrantPrivileges", {"kind": _kind, "name": graphene.String(), "principal": _name,
+                                                "privileges": graphene.List(graphene.NonNull(graphene.String), required=True)},
+                            graphene.List(graphene.NonNull(Grant)), lambda c, kind, principal, privileges, name=None: run(c.grants.grant, kind, name, principal, privileges))
+RevokePrivileges = _mutation("RevokePrivileges", {"kind": _kind, "name": graphene.String(), "principal": _name,
+                                                  "privileges": graphene.List(graphene.NonNull(graphene.String), required=True)},
+                             graphene.List(graphene.NonNull(Grant)), lambda c, kind, principal, privileges, name=None: run(c.grants.revoke, kind, name, principal, privileges))
+SetTags = _mutation("SetTags", {"kind": _kind, "name": _name, "tags": graphene.List(graphene.NonNull(TagInput), required=True),
+                                "column": graphene.String()}, graphene.List(graphene.NonNull(Tag)),
+                    lambda c, kind, name, tags, column=None: run(c.tags.set_tags, kind, name, {t.key: t.value for t in tags}, column))
+UnsetTags = _mutation("UnsetTags", {"kind": _kind, "name": _name, "keys": graphene.List(graphene.NonNull(graphene.String), required=True),
+                                    "column": graphene.String()}, graphene.List(graphene.NonNull(Tag)),
+                      lambda c, kind, name, keys, column=None: run(c.tags.unset_tags, kind, name, keys, column))
+TransferOwnership = _mutation("TransferOwnership", {"kind": _kind, "name": _name, "owner": _name}, graphene.String,
+                              lambda c, kind, name, owner: run(c.grants.transfer_ownership, kind, name, owner).owner)
+RunSql = _mutation("RunSql", {"statement": graphene.String(required=True)}, SqlResult, lambda c, statement: run(c.sql, statement))
+
+
+def _drop(c: Cairn, kind: str, name: str, cascade: bool) -> bool:
+    k = run(Kind.parse, kind)
+    fn = {Kind.CATALOG: lambda: c.catalogs.delete_catalog(name, cascade), Kind.SCHEMA: lambda: c.schemas.delete_schema(name, cascade),
+          Kind.TABLE: lambda: c.tables.delete_table(name), Kind.FUNCTION: lambda: c.functions.delete_function(name),
+          Kind.MODEL: lambda: c.models.delete_registered_model(name)}.get(k)
+    if fn is None:
+        raise GraphQLError(f"cannot drop a {k.value.lower()}", extensions={"code": "INVALID_ARGUMENT"})
+    run(fn)
+    return True
+
+
+class Mutation(graphene.ObjectType):
+    create_catalog = CreateCatalog.Field()
+    create_schema = CreateSchema.Field()
+    create_table = CreateTable.Field()
+    drop = Drop.Field()
+    grant = GrantPrivileges.Field()
+    revoke = RevokePrivileges.Field()
+    set_tags = SetTags.Field()
+    unset_tags = UnsetTags.Field()
+    transfer_ownership = TransferOwnership.Field()
+    sql = RunSql.Field()
+
+
+schema = graphene.Schema(query=Query, mutation=Mutation, types=[Catalog, Schema, Table, RegisteredModel, ModelVersion])
+
+
+def depth_of(document: Any) -> int:
+    fragments = {d.name.value: d for d in document.definitions if d.kind == "fragment_definition"}
+
+    def walk(selection_set: Any, seen: frozenset[str]) -> int:
+        if selection_set is None:
+            return 0
+        best = 0
+        for sel in selection_set.selections:
+            if isinstance(sel, FieldNode):
+                best = max(best, 1 + walk(sel.selection_set, seen))
+            elif isinstance(sel, InlineFragmentNode):
+                best = max(best, walk(sel.selection_set, seen))
+            elif isinstance(sel, FragmentSpreadNode) and sel.name.value not in seen:
+                frag = fragments.get(sel.name.value)
+                if frag is not None:
+                    best = max(best, walk(frag.selection_set, seen | {sel.name.value}))
+        return best
+
+    return max((walk(d.selection_set, frozenset()) for d in document.definitions if isinstance(d, OperationDefinitionNode)), default=0)
+
+
+def execute(cairn: Cairn, query: str, variables: dict[str, Any] | None = None, operation: str | None = None) -> dict[str, Any]:
+    """Run one GraphQL request as `cairn`'s principal; returns the JSON response body."""
+    from graphql import parse
+
+    try:
+        document = parse(query)
+    except GraphQLError as exc:
+        return {"errors": [{"message": exc.message, "locations": [{"line": loc.line, "column": loc.column} for loc in exc.locations or []],
+                            "extensions": {"code": "INVALID_ARGUMENT"}}]}
+    depth = depth_of(document)
+    if depth > MAX_DEPTH:
+        return {"errors": [{"message": f"the query is {depth} levels deep; the limit is {MAX_DEPTH}", "extensions": {"code": "INVALID_ARGUMENT"}}]}
+    result = schema.execute(query, variables=variables, operation_name=operation, context_value={"cairn": cairn, "loaders": Loaders(cairn)})
+    body: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        body["errors"] = [_error(e, cairn.ctx.request_id) for e in result.errors]
+    return body
+
+
+def _error(exc: GraphQLError, request_id: str) -> dict[str, Any]:
+    ext = dict(exc.extensions or {})
+    if "code" not in ext:
+        original = exc.original_error
+        if original is None:
+            ext["code"] = "INVALID_ARGUMENT"  # a validation error in the query itself
+        else:
+            return {"message": f"internal error (request id {request_id or uuid.uuid4().hex})", "path": exc.path,
+                    "extensions": {"code": "INTERNAL"}}
+    out: dict[str, Any] = {"message": exc.message, "extensions": ext}
+    if exc.path:
+        out["path"] = exc.path
+    if exc.locations:
+        out["locations"] = [{"line": loc.line, "column": loc.column} for loc in exc.locations]
+    return out
