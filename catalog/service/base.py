@@ -89,22 +89,24 @@ class UnitOfWork:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[no-untyped-def]
+        # The connection goes back to the pool before the audit row takes another one, so a
+        # request never holds two at once (that would let a busy pool deadlock on itself).
         try:
             if exc is None:
                 if not self.decided:
-                    self.tx.rollback()
+                    self._release(commit=False)
                     self._audit_apart(AuditResult.FAILED, "INTERNAL", "no authorization decision was recorded")
                     raise Internal(f"{self.action} made no authorization decision (request id {self.request_id})")
                 if self.write:
                     self._audit(self.store, AuditResult.ALLOWED, None, None)
-                    self.tx.commit()
+                    self._release(commit=True)
                 else:
                     # Reads change nothing; their audit row goes in a short write transaction of its
                     # own so readers never hold SQLite's write lock while they work.
-                    self.tx.commit()
+                    self._release(commit=True)
                     self._audit_apart(AuditResult.ALLOWED, None, None, self.deferred)
                 return False
-            self.tx.rollback()
+            self._release(commit=False)
             if isinstance(exc, PermissionDenied) or (isinstance(exc, NotFound) and self._hidden_denial) or getattr(exc, "denied", False):
                 # Marked so an enclosing unit of work (a SQL statement) audits it as a denial too.
                 exc.denied = True  # type: ignore[union-attr]
@@ -122,6 +124,15 @@ class UnitOfWork:
             log.exception("internal error in %s (request id %s)", self.action, self.request_id)
             self._audit_apart(AuditResult.FAILED, Internal.code, type(exc).__name__)
             raise Internal(f"internal error (request id {self.request_id})") from exc
+        finally:
+            self.conn.close()
+
+    def _release(self, commit: bool) -> None:
+        try:
+            if commit:
+                self.tx.commit()
+            elif self.tx.is_active:
+                self.tx.rollback()
         finally:
             self.conn.close()
 

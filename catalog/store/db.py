@@ -14,7 +14,8 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 def make_engine(url: str) -> Engine:
     """An engine for `url` with the settings Cairn relies on (foreign keys, WAL, busy timeout)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, pool_size=8, max_overflow=16)
+        # SQLite connections are cheap; a generous pool keeps a server's worker threads from waiting.
+        engine = create_engine(url, pool_size=32, max_overflow=96, pool_timeout=60)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine

@@ -1,0 +1,120 @@
+"""API load benchmark: N concurrent clients on loopback against `cairn serve`'s app.
+
+Measures requests per second, p50 and p99 for a simple GraphQL query (a table by name with its
+tags), a 3-hop lineage query over GraphQL, and a UC REST get-table; every request must succeed.
+The server runs in its own process (uvicorn, one worker) so clients and server do not share a GIL.
+Prints one JSON object.
+
+    python benchmarks/api_load.py [--quick] [--clients 32] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def prepare(home: str) -> str:
+    from catalog.client import Metastore
+
+    ms = Metastore.open(home=home)
+    ms.initialize("admin")
+    c = ms.as_principal("admin")
+    c.sql("CREATE CATALOG main; CREATE SCHEMA main.s")
+    for i in range(20):
+        c.tables.create_table(f"main.s.t{i}", [{"name": "id", "type": "bigint"}, {"name": "email", "type": "string"}])
+        c.tags.set_tags("table", f"main.s.t{i}", {"tier": "gold"})
+    for i in range(19):
+        c.lineage.record([f"main.s.t{i}"], [f"main.s.t{i + 1}"])
+    token, _ = c.tokens.create_token()
+    ms.close()
+    return token
+
+
+def run_server(home: str, port: int) -> None:
+    import logging
+
+    import uvicorn
+
+    from api.server import make_app
+    from catalog.client import Metastore
+
+    logging.getLogger("cairn").setLevel(logging.ERROR)
+    uvicorn.run(make_app(Metastore.open(home=home)), host="127.0.0.1", port=port, log_level="error", access_log=False)
+
+
+async def load(url: str, method: str, body: dict | None, token: str, clients: int, seconds: float) -> dict:
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            r = await (http.post(url, json=body, headers=headers) if method == "POST" else http.get(url, headers=headers))
+            latencies.append(time.perf_counter() - start)
+            if r.status_code != 200 or (method == "POST" and "errors" in r.json()):
+                errors += 1
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    lat = sorted(latencies)
+    return {"requests": len(lat), "rps": round(len(lat) / elapsed, 1), "p50_ms": round(statistics.median(lat) * 1000, 2),
+            "p99_ms": round(lat[int(len(lat) * 0.99) - 1] * 1000, 2), "errors": errors}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--seconds", type=float)
+    args = ap.parse_args()
+    seconds = args.seconds or (4 if args.quick else 60)
+    home = tempfile.mkdtemp(prefix="cairn-load-")
+    token = prepare(home)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = multiprocessing.get_context("spawn").Process(target=run_server, args=(home, port), daemon=True)
+    proc.start()
+    import httpx
+
+    for _ in range(200):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    simple = {"query": '{ table(name: "main.s.t3") { fullName owner tags { key value } } }'}
+    lineage = {"query": '{ lineage(name: "main.s.t3", depth: 3) { truncated nodes { name depth } } }'}
+    try:
+        out = {"benchmark": "api_load", "quick": args.quick, "clients": args.clients, "seconds": seconds, "server_workers": 1}
+        out["graphql_simple"] = asyncio.run(load(f"{base}/graphql", "POST", simple, token, args.clients, seconds))
+        out["graphql_lineage_3hop"] = asyncio.run(load(f"{base}/graphql", "POST", lineage, token, args.clients, seconds))
+        out["rest_get_table"] = asyncio.run(load(f"{base}/api/2.1/unity-catalog/tables/main.s.t3", "GET", None, token, args.clients, seconds))
+    finally:
+        proc.terminate()
+        proc.join(5)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
