@@ -90,17 +90,26 @@ def function_json(s: Any) -> dict[str, Any]:
             **_common(s)}
 
 
+def uri(location: str | None) -> str | None:
+    """Local paths as file:// URIs, as Unity Catalog hands out storage locations."""
+    if location and location.startswith("/"):
+        from pathlib import Path
+
+        return Path(location).as_uri()
+    return location
+
+
 def model_json(s: Any) -> dict[str, Any]:
     cat, sch, name = s.full_name.split(".")
     return {"name": name, "catalog_name": cat, "schema_name": sch, "full_name": s.full_name, "id": str(s.id),
-            "storage_location": s.storage_location, **_common(s)}
+            "storage_location": uri(s.storage_location), **_common(s)}
 
 
 def version_json(s: Any) -> dict[str, Any]:
     model = s.full_name.rsplit("/", 1)[0]
     cat, sch, name = model.split(".")
     return {"model_name": name, "catalog_name": cat, "schema_name": sch, "version": s.version, "source": s.source, "run_id": s.run_id,
-            "status": s.status, "storage_location": s.storage_location, "id": str(s.id), "comment": s.comment,
+            "status": s.status, "storage_location": uri(s.storage_location), "id": str(s.id), "comment": s.comment,
             "created_at": ms(s.created_at), "created_by": s.created_by, "updated_at": ms(s.updated_at), "updated_by": s.updated_by}
 
 
@@ -292,6 +301,11 @@ def routes(handler: Any) -> list[Route]:
         cred = c.tables.generate_temporary_credentials(name, b.get("operation") or "READ")
         return {"url": cred.url, "expiration_time": ms(cred.expiration_time)}
 
+    def model_version_credentials(c: Any, r: Request, b: Any) -> Any:
+        full = f"{_need(b, 'catalog_name')}.{_need(b, 'schema_name')}.{_need(b, 'model_name')}"
+        cred = c.models.generate_temporary_credentials(full, int(_need(b, "version")), b.get("operation") or "READ_MODEL_VERSION")
+        return {"url": uri(cred.url), "expiration_time": ms(cred.expiration_time)}
+
     r = lambda path, fn, methods: Route(PREFIX + path, handler(fn), methods=methods)  # noqa: E731
     return [
         r("/catalogs", list_catalogs, ["GET"]), r("/catalogs", create_catalog, ["POST"]),
@@ -311,5 +325,6 @@ def routes(handler: Any) -> list[Route]:
         r("/models/{name}/versions/{version:int}/finalize", finalize_version, ["PATCH"]),
         r("/permissions/{type}/{name}", get_permissions, ["GET"]), r("/permissions/{type}/{name}", update_permissions, ["PATCH"]),
         r("/temporary-table-credentials", table_credentials, ["POST"]),
+        r("/temporary-model-version-credentials", model_version_credentials, ["POST"]),
     ]
 

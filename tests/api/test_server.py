@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 import socket
 import threading
 import time
@@ -120,3 +121,26 @@ def test_models_versions_health_metrics_and_openlineage(server: str, tokens: dic
     text = httpx.get(f"{server}/metrics").text
     assert 'cairn_requests_total{route="/api/2.1/unity-catalog/models",method="POST",status="200"} 1' in text
     assert "cairn_request_seconds_bucket" in text
+
+
+def test_mlflow_registers_and_loads_a_model_through_the_uc_registry(server: str, tokens: dict[str, str], admin: Cairn,
+                                                                   tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import mlflow
+    import mlflow.pyfunc
+    import pandas as pd
+
+    class Doubler(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input):  # type: ignore[no-untyped-def]
+            return model_input["x"] * 2
+
+    admin.sql("CREATE CATALOG ml; CREATE SCHEMA ml.models")
+    model_dir = tmp_path / "doubler"
+    mlflow.pyfunc.save_model(str(model_dir), python_model=Doubler())
+    monkeypatch.setenv("MLFLOW_UC_OSS_TOKEN", tokens["admin"])
+    mlflow.set_registry_uri(f"uc:{server}")
+    version = mlflow.register_model(model_dir.as_uri(), "ml.models.doubler")
+    assert (version.name, str(version.version)) == ("ml.models.doubler", "1")
+    mv = admin.models.get_model_version("ml.models.doubler", 1)
+    assert mv.status == "READY" and (Path(mv.storage_location) / "MLmodel").exists()
+    loaded = mlflow.pyfunc.load_model("models:/ml.models.doubler/1")
+    assert list(loaded.predict(pd.DataFrame({"x": [1, 2]}))) == [2, 4]
