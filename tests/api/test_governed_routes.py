@@ -1,0 +1,107 @@
+"""Every REST route and every GraphQL field, called by a principal with no privileges, is refused
+(or, for lists, shows nothing) and leaves an audit row; without a token every route is 401."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from api.graphql import execute, schema
+from api.server import make_app
+from catalog.client import Cairn, Metastore
+
+UC = "/api/2.1/unity-catalog"
+PARAMS = {"name": None, "type": "table", "version": "1"}
+# route path -> name to use for {name} (depends on what the route addresses)
+NAMES = {"/catalogs/{name}": "main", "/schemas/{name}": "main.s", "/tables/{name}": "main.s.t", "/functions/{name}": "main.s.f",
+         "/models/{name}": "main.s.m", "/models/{name}/versions": "main.s.m", "/models/{name}/versions/{version:int}": "main.s.m",
+         "/models/{name}/versions/{version:int}/finalize": "main.s.m", "/permissions/{type}/{name}": "main.s.t"}
+QUERY = {"/schemas": "?catalog_name=main", "/tables": "?catalog_name=main&schema_name=s", "/functions": "?catalog_name=main&schema_name=s",
+         "/models": "?catalog_name=main&schema_name=s"}
+BODIES = {
+    ("POST", "/catalogs"): {"name": "x"}, ("POST", "/schemas"): {"name": "x", "catalog_name": "main"},
+    ("POST", "/tables"): {"name": "x", "catalog_name": "main", "schema_name": "s", "table_type": "MANAGED", "columns": [{"name": "a", "type_text": "int"}]},
+    ("POST", "/functions"): {"function_info": {"name": "x", "catalog_name": "main", "schema_name": "s", "routine_definition": "1", "data_type": "INT"}},
+    ("POST", "/models"): {"name": "x", "catalog_name": "main", "schema_name": "s"},
+    ("POST", "/models/versions"): {"model_name": "m", "catalog_name": "main", "schema_name": "s", "source": "file:///x"},
+    ("PATCH", "/catalogs/{name}"): {"comment": "x"}, ("PATCH", "/schemas/{name}"): {"comment": "x"}, ("PATCH", "/models/{name}"): {"comment": "x"},
+    ("PATCH", "/models/{name}/versions/{version:int}"): {"comment": "x"},
+    ("PATCH", "/permissions/{type}/{name}"): {"changes": [{"principal": "nobody", "add": ["SELECT"]}]},
+    ("POST", "/temporary-table-credentials"): {"table_id": "main.s.t", "operation": "READ"},
+    ("POST", "/temporary-model-version-credentials"): {"catalog_name": "main", "schema_name": "s", "model_name": "m", "version": 1},
+}
+LISTS = {("GET", "/catalogs")}
+
+
+@pytest.fixture
+def world(admin: Cairn) -> dict[str, str]:
+    admin.sql("CREATE CATALOG main; CREATE SCHEMA main.s; CREATE TABLE main.s.t (a INT)")
+    admin.functions.create_function("main.s.f", "1", "int")
+    admin.models.create_registered_model("main.s.m")
+    admin.models.create_model_version("main.s.m", "file:///m")
+    admin.principals.create_user("nobody")
+    return {"nobody": admin.tokens.create_token("nobody")[0]}
+
+
+def audit_count(metastore: Metastore) -> int:
+    return len(list(metastore.as_principal("admin").audit.list_events(principal="nobody", max_results=1000)))
+
+
+def test_every_rest_route_is_governed(metastore: Metastore, world: dict[str, str]) -> None:
+    app = make_app(metastore)
+    client = TestClient(app)
+    routes = [(m, r.path[len(UC):]) for r in app.routes if isinstance(r, Route) and r.path.startswith(UC) for m in sorted(r.methods - {"HEAD"})]
+    assert len(routes) == 33
+    for method, path in routes:
+        url = UC + path.replace("{name}", NAMES.get(path, "main")).replace("{version:int}", "1").replace("{type}", "table") + QUERY.get(path, "")
+        body = BODIES.get((method, path))
+        assert client.request(method, url, json=body).status_code == 401, (method, path)
+        before = audit_count(metastore)
+        r = client.request(method, url, json=body, headers={"Authorization": f"Bearer {world['nobody']}"})
+        if (method, path) in LISTS:
+            assert r.status_code == 200 and r.json()["catalogs"] == [], (method, path, r.text)
+        else:
+            assert r.status_code in (403, 404), (method, path, r.status_code, r.text)
+            assert "Traceback" not in r.text
+        assert audit_count(metastore) > before, f"{method} {path} left no audit row"
+
+
+def test_every_graphql_field_is_governed(metastore: Metastore, world: dict[str, str]) -> None:
+    nobody = metastore.as_principal("nobody")
+    queries = {
+        "catalogs": "{ catalogs { edges { node { name } } } }",
+        "catalog": '{ catalog(name: "main") { name } }',
+        "schema": '{ schema(name: "main.s") { name } }',
+        "table": '{ table(name: "main.s.t") { name } }',
+        "model": '{ model(name: "main.s.m") { name } }',
+        "search": '{ search(text: "t", catalog: "main") { fullName } }',
+        "lineage": '{ lineage(name: "main.s.t") { truncated } }',
+        "auditEvents": "{ auditEvents { edges { node { principal } } } }",
+    }
+    mutations = {
+        "createCatalog": 'mutation { createCatalog(name: "x") { name } }',
+        "createSchema": 'mutation { createSchema(name: "main.x") { name } }',
+        "createTable": 'mutation { createTable(name: "main.s.x", columns: [{name: "a", type: "int"}]) { name } }',
+        "drop": 'mutation { drop(kind: "table", name: "main.s.t") }',
+        "grant": 'mutation { grant(kind: "table", name: "main.s.t", principal: "nobody", privileges: ["SELECT"]) { principal } }',
+        "revoke": 'mutation { revoke(kind: "table", name: "main.s.t", principal: "nobody", privileges: ["SELECT"]) { principal } }',
+        "setTags": 'mutation { setTags(kind: "table", name: "main.s.t", tags: [{key: "a", value: "b"}]) { key } }',
+        "unsetTags": 'mutation { unsetTags(kind: "table", name: "main.s.t", keys: ["a"]) { key } }',
+        "transferOwnership": 'mutation { transferOwnership(kind: "table", name: "main.s.t", owner: "nobody") }',
+        "sql": 'mutation { sql(statement: "SELECT * FROM main.s.t") { rows } }',
+    }
+    assert set(queries) == set(schema.graphql_schema.query_type.fields)
+    assert set(mutations) == set(schema.graphql_schema.mutation_type.fields)
+    for field, text in {**queries, **mutations}.items():
+        before = audit_count(metastore)
+        res = execute(nobody, text)
+        if field in ("catalogs", "auditEvents", "search"):
+            if field == "search":
+                assert res["errors"][0]["extensions"]["code"] == "NOT_FOUND", field
+            else:
+                edges = res["data"][field]["edges"]
+                assert all(e["node"].get("principal", "nobody") == "nobody" for e in edges) and (field != "catalogs" or edges == []), field
+        else:
+            assert res["errors"][0]["extensions"]["code"] in ("PERMISSION_DENIED", "NOT_FOUND"), (field, res)
+        assert audit_count(metastore) > before, f"{field} left no audit row"
