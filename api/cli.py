@@ -423,7 +423,7 @@ def serve(env: Env, host: str, port: int) -> None:
     from api.server import serve as run_server
 
     base = f"http://{host}:{port}"
-    click.echo(f"Cairn on {base}: {base}/api/2.1/unity-catalog  {base}/api/v1/lineage  {base}/healthz  {base}/metrics")
+    click.echo(f"Cairn on {base}: {base}/graphql  {base}/api/2.1/unity-catalog  {base}/api/v1/lineage  {base}/healthz  {base}/metrics")
     click.echo(f"try: curl -H \"Authorization: Bearer $(cairn token create --quiet)\" {base}/api/2.1/unity-catalog/catalogs")
     run_server(env.metastore, host, port)
 
