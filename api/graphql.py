@@ -175,11 +175,20 @@ class ModelVersion(graphene.ObjectType):
     run_id = graphene.String()
 
 
+class Alias(graphene.ObjectType):
+    alias = graphene.String(required=True)
+    version = graphene.Int(required=True)
+
+
 class RegisteredModel(graphene.ObjectType):
     class Meta:
         interfaces = (Securable,)
 
     versions = graphene.List(graphene.NonNull(ModelVersion), required=True)
+    aliases = graphene.List(graphene.NonNull(Alias), required=True)
+
+    def resolve_aliases(self, info: Any) -> list[Alias]:
+        return [Alias(alias=a, version=v) for a, v in sorted(self.aliases.items())]  # type: ignore[attr-defined]
 
     def resolve_versions(self, info: Any) -> list[Any]:
         return listed(ctx(info)[0].models.list_model_versions, self.full_name)  # type: ignore[attr-defined]

@@ -102,7 +102,8 @@ def uri(location: str | None) -> str | None:
 def model_json(s: Any) -> dict[str, Any]:
     cat, sch, name = s.full_name.split(".")
     return {"name": name, "catalog_name": cat, "schema_name": sch, "full_name": s.full_name, "id": str(s.id),
-            "storage_location": uri(s.storage_location), **_common(s)}
+            "storage_location": uri(s.storage_location), **_common(s),
+            "aliases": [{"alias_name": a, "version_num": v} for a, v in sorted(s.aliases.items())]}
 
 
 def version_json(s: Any) -> dict[str, Any]:
@@ -301,6 +302,16 @@ def routes(handler: Any) -> list[Route]:
         cred = c.tables.generate_temporary_credentials(name, b.get("operation") or "READ")
         return {"url": cred.url, "expiration_time": ms(cred.expiration_time)}
 
+    def set_alias(c: Any, r: Request, b: Any) -> Any:
+        return model_json(c.models.set_alias(r.path_params["name"], r.path_params["alias"], int(_need(b, "version_num"))))
+
+    def delete_alias(c: Any, r: Request, b: Any) -> Any:
+        c.models.delete_alias(r.path_params["name"], r.path_params["alias"])
+        return {}
+
+    def get_by_alias(c: Any, r: Request, b: Any) -> Any:
+        return version_json(c.models.get_version_by_alias(r.path_params["name"], r.path_params["alias"]))
+
     def model_version_credentials(c: Any, r: Request, b: Any) -> Any:
         full = f"{_need(b, 'catalog_name')}.{_need(b, 'schema_name')}.{_need(b, 'model_name')}"
         cred = c.models.generate_temporary_credentials(full, int(_need(b, "version")), b.get("operation") or "READ_MODEL_VERSION")
@@ -323,6 +334,8 @@ def routes(handler: Any) -> list[Route]:
         r("/models/{name}/versions/{version:int}", get_version, ["GET"]), r("/models/{name}/versions/{version:int}", update_version, ["PATCH"]),
         r("/models/{name}/versions/{version:int}", delete_version, ["DELETE"]),
         r("/models/{name}/versions/{version:int}/finalize", finalize_version, ["PATCH"]),
+        r("/models/{name}/aliases/{alias}", set_alias, ["PUT"]), r("/models/{name}/aliases/{alias}", delete_alias, ["DELETE"]),
+        r("/models/{name}/aliases/{alias}", get_by_alias, ["GET"]),
         r("/permissions/{type}/{name}", get_permissions, ["GET"]), r("/permissions/{type}/{name}", update_permissions, ["PATCH"]),
         r("/temporary-table-credentials", table_credentials, ["POST"]),
         r("/temporary-model-version-credentials", model_version_credentials, ["POST"]),

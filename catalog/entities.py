@@ -90,6 +90,8 @@ class Securable:
     row_filter: dict[str, Any] | None = None
     # {"column": {"function": "cat.sch.f", "using": [...]}}: what a reader sees in a column.
     column_masks: dict[str, Any] = field(default_factory=dict)
+    # Registered models: alias -> version number (champion, challenger, ...).
+    aliases: dict[str, int] = field(default_factory=dict)
 
     @property
     def catalog_name(self) -> str:

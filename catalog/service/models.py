@@ -153,6 +153,50 @@ class ModelService(Service):
                 raise FailedPrecondition(f"model version '{key}' is {current.status}; only a pending version can be written")
             return TemporaryCredentials(current.storage_location or "", op, now() + CREDENTIAL_TTL)
 
+    def set_alias(self, model: str, alias: str, version: int) -> Securable:
+        """Point `alias` (champion, challenger, ...) at a version. Needs ownership or MANAGE on the model."""
+        with self._uow("set_model_alias", Kind.MODEL, display(model), alias=alias, version=version) as uow:
+            fn = parse_for(Kind.MODEL, model)
+            mid = resolve(uow, Kind.MODEL, fn.key)
+            uow.require_manage(mid, Kind.MODEL, fn.key, "set aliases of")
+            name = self._alias_name(alias)
+            self._version(uow, model, version)
+            aliases = dict(fetch(uow, mid).aliases)
+            aliases[name] = int(version)
+            uow.store.update_securable(mid, uow.principal, aliases=aliases)
+            return fetch(uow, mid)
+
+    def delete_alias(self, model: str, alias: str) -> Securable:
+        with self._uow("delete_model_alias", Kind.MODEL, display(model), alias=alias) as uow:
+            fn = parse_for(Kind.MODEL, model)
+            mid = resolve(uow, Kind.MODEL, fn.key)
+            uow.require_manage(mid, Kind.MODEL, fn.key, "delete aliases of")
+            aliases = dict(fetch(uow, mid).aliases)
+            if aliases.pop(self._alias_name(alias), None) is None:
+                raise NotFound(f"registered model '{fn.key}' has no alias '{alias}'")
+            uow.store.update_securable(mid, uow.principal, aliases=aliases)
+            return fetch(uow, mid)
+
+    def get_version_by_alias(self, model: str, alias: str) -> Securable:
+        """The version an alias points at (`models:/cat.sch.model@champion`)."""
+        with self._uow("get_model_version_by_alias", Kind.MODEL, display(model), write=False, alias=alias) as uow:
+            fn = parse_for(Kind.MODEL, model)
+            mid = resolve(uow, Kind.MODEL, fn.key)
+            uow.require_visible(mid, Kind.MODEL, fn.key)
+            version = fetch(uow, mid).aliases.get(self._alias_name(alias))
+            if version is None:
+                raise NotFound(f"registered model '{fn.key}' has no alias '{alias}'")
+            sid, _key = self._version(uow, model, version)
+            return fetch(uow, sid)
+
+    @staticmethod
+    def _alias_name(alias: str) -> str:
+        import re
+
+        if not isinstance(alias, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,254}", alias) or alias.isdigit():
+            raise InvalidArgument(f"alias {alias!r} must start with a letter or underscore and hold letters, digits, '_' or '-'")
+        return alias.lower()
+
     def _version(self, uow: Any, model: str, version: int) -> tuple[int, str]:
         fn = parse_for(Kind.MODEL, model)
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:

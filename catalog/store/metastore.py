@@ -64,6 +64,7 @@ _SPEC_FIELDS = (
     "routine_definition",
     "row_filter",
     "column_masks",
+    "aliases",
 )
 
 
@@ -74,6 +75,7 @@ def _securable(row: Any, cols: Sequence[Column] = ()) -> Securable:
     kw["primary_keys"] = tuple(kw["primary_keys"] or ())
     kw["timestamp_keys"] = tuple(kw["timestamp_keys"] or ())
     kw["column_masks"] = dict(kw["column_masks"] or {})
+    kw["aliases"] = dict(kw["aliases"] or {})
     return Securable(
         id=row.id,
         kind=Kind(row.kind),

@@ -16,7 +16,8 @@ PARAMS = {"name": None, "type": "table", "version": "1"}
 # route path -> name to use for {name} (depends on what the route addresses)
 NAMES = {"/catalogs/{name}": "main", "/schemas/{name}": "main.s", "/tables/{name}": "main.s.t", "/functions/{name}": "main.s.f",
          "/models/{name}": "main.s.m", "/models/{name}/versions": "main.s.m", "/models/{name}/versions/{version:int}": "main.s.m",
-         "/models/{name}/versions/{version:int}/finalize": "main.s.m", "/permissions/{type}/{name}": "main.s.t"}
+         "/models/{name}/versions/{version:int}/finalize": "main.s.m", "/permissions/{type}/{name}": "main.s.t",
+         "/models/{name}/aliases/{alias}": "main.s.m"}
 QUERY = {"/schemas": "?catalog_name=main", "/tables": "?catalog_name=main&schema_name=s", "/functions": "?catalog_name=main&schema_name=s",
          "/models": "?catalog_name=main&schema_name=s"}
 BODIES = {
@@ -28,6 +29,7 @@ BODIES = {
     ("PATCH", "/catalogs/{name}"): {"comment": "x"}, ("PATCH", "/schemas/{name}"): {"comment": "x"}, ("PATCH", "/models/{name}"): {"comment": "x"},
     ("PATCH", "/models/{name}/versions/{version:int}"): {"comment": "x"},
     ("PATCH", "/permissions/{type}/{name}"): {"changes": [{"principal": "nobody", "add": ["SELECT"]}]},
+    ("PUT", "/models/{name}/aliases/{alias}"): {"version_num": 1},
     ("POST", "/temporary-table-credentials"): {"table_id": "main.s.t", "operation": "READ"},
     ("POST", "/temporary-model-version-credentials"): {"catalog_name": "main", "schema_name": "s", "model_name": "m", "version": 1},
 }
@@ -52,9 +54,9 @@ def test_every_rest_route_is_governed(metastore: Metastore, world: dict[str, str
     app = make_app(metastore)
     client = TestClient(app)
     routes = [(m, r.path[len(UC):]) for r in app.routes if isinstance(r, Route) and r.path.startswith(UC) for m in sorted(r.methods - {"HEAD"})]
-    assert len(routes) == 33
+    assert len(routes) == 36
     for method, path in routes:
-        url = UC + path.replace("{name}", NAMES.get(path, "main")).replace("{version:int}", "1").replace("{type}", "table") + QUERY.get(path, "")
+        url = UC + path.replace("{name}", NAMES.get(path, "main")).replace("{version:int}", "1").replace("{type}", "table").replace("{alias}", "champion") + QUERY.get(path, "")
         body = BODIES.get((method, path))
         assert client.request(method, url, json=body).status_code == 401, (method, path)
         before = audit_count(metastore)

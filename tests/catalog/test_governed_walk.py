@@ -43,6 +43,7 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
         "create_model_version": ("c.s.m", "file:///x"), "finalize_model_version": ("c.s.m", 1),
         "get_model_version": ("c.s.m", 1), "list_model_versions": ("c.s.m",), "update_model_version": ("c.s.m", 1, "x"),
         "delete_model_version": ("c.s.m", 1), "generate_temporary_credentials": ("c.s.m", 1),
+        "set_alias": ("c.s.m", "champion", 1), "delete_alias": ("c.s.m", "champion"), "get_version_by_alias": ("c.s.m", "champion"),
     },
     "functions": {
         "create_function": ("c.s.f2", "1", "int"), "get_function": ("c.s.f",), "list_functions": ("c", "s"),

@@ -265,6 +265,16 @@ def test_model_versions(world: Cairn) -> None:
     assert [v.version for v in world.models.list_model_versions("main.sales.churn")] == [1, 3]
     with pytest.raises(NotFound, match="main.sales.churn/9"):
         world.models.get_model_version("main.sales.churn", 9)
+    world.models.set_alias("main.sales.churn", "Champion", 3)
+    assert world.models.get_registered_model("main.sales.churn").aliases == {"champion": 3}
+    assert world.models.get_version_by_alias("main.sales.churn", "champion").version == 3
+    with pytest.raises(InvalidArgument, match="alias '7'"):
+        world.models.set_alias("main.sales.churn", "7", 1)
+    with pytest.raises(NotFound, match="main.sales.churn/2"):
+        world.models.set_alias("main.sales.churn", "old", 2)
+    world.models.delete_alias("main.sales.churn", "champion")
+    with pytest.raises(NotFound, match="no alias 'champion'"):
+        world.models.get_version_by_alias("main.sales.churn", "champion")
 
 
 def test_listing_filters_and_pages(world: Cairn, metastore: Metastore) -> None:
