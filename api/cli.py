@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -326,15 +327,65 @@ def tag_list(env: Env, kind: str, name: str) -> None:
     emit(env, [{"column": t.column, "key": t.key, "value": t.value} for t in rows])
 
 
-# audit -----------------------------------------------------------------------------------------
-@cli.command()
+# audit ------------------------------------------------------------------------------------------
+@cli.group(invoke_without_command=True)
+@click.option("--policy", type=click.Path(dir_okay=False), help="Policy file (YAML) to check the catalog against.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False), help="Write the report here instead of stdout.")
+@click.option("--url", "server", help="A running Cairn server (with --token) instead of the embedded catalog.")
+@click.option("--token")
+@click.pass_context
+def audit(ctx: click.Context, policy: str | None, fmt: str, output: str | None, server: str | None, token: str | None) -> None:
+    """Check lineage policies (exit 0 pass, 1 violations, 2 invalid policy or unreachable catalog).
+
+    Subcommands: `log` (the audit log) and `diff` (change impact of SQL).
+    """
+    if ctx.invoked_subcommand:
+        return
+    from catalog.errors import CairnError
+    from lineage import ci, policy as policies
+
+    env: Env = ctx.obj
+    if not policy:
+        click.echo("error: give --policy FILE (or a subcommand: log, diff)", err=True)
+        sys.exit(2)
+    try:
+        rules = policies.load(Path(policy).read_text())
+    except OSError as exc:
+        click.echo(f"error: cannot read the policy: {exc}", err=True)
+        sys.exit(2)
+    except policies.PolicyError as exc:
+        click.echo(f"error: invalid policy: {exc}", err=True)
+        sys.exit(2)
+    if server:
+        click.echo("error: auditing a running server (--url) is not supported yet; run against its metastore with --home/--url", err=True)
+        sys.exit(2)
+    try:
+        if not env.metastore.initialized:
+            click.echo(f"error: no catalog at {env.metastore.settings.metastore_url}", err=True)
+            sys.exit(2)
+        findings = policies.evaluate(rules, ci.build_snapshot(env.cairn(), rules))
+    except CairnError as exc:
+        click.echo(f"error: the catalog is unreachable or refused the audit: {exc.code}: {exc}", err=True)
+        sys.exit(2)
+    report = {"text": ci.render_text, "json": ci.render_json, "junit": ci.render_junit}[fmt](findings)
+    if output:
+        Path(output).write_text(report)
+        if fmt != "text":
+            click.echo(ci.render_text(findings), nl=False)
+    else:
+        click.echo(report, nl=False)
+    sys.exit(ci.exit_code(findings))
+
+
+@audit.command("log")
 @click.option("--principal", "who")
 @click.option("--action")
 @click.option("--securable", "prefix", help="A securable and everything below it.")
 @click.option("--result", type=click.Choice(["ALLOWED", "DENIED", "FAILED"], case_sensitive=False))
 @click.option("--limit", default=100, show_default=True)
 @governed
-def audit(env: Env, who: str | None, action: str | None, prefix: str | None, result: str | None, limit: int) -> None:
+def audit_log(env: Env, who: str | None, action: str | None, prefix: str | None, result: str | None, limit: int) -> None:
     """Audit events (admins see all, others their own)."""
     page = env.cairn().audit.list_events(principal=who, action=action, securable_prefix=prefix, result=result, max_results=limit)
     emit(env, [
@@ -342,6 +393,41 @@ def audit(env: Env, who: str | None, action: str | None, prefix: str | None, res
          "securable": e.securable_name, "result": e.result.value, "error": e.error_code, "source": e.source}
         for e in page
     ], "audit")
+
+
+@audit.command("diff")
+@click.option("--base", required=True, help="Git ref or folder before the change.")
+@click.option("--head", required=True, help="Git ref or folder after the change.")
+@click.option("--path", default="", help="Folder of SQL files inside the refs.")
+@click.option("--dialect", default="databricks", show_default=True)
+@click.option("--catalog", "default_catalog", help="Catalog that unqualified names resolve in.")
+@click.option("--schema", "default_schema", help="Schema that unqualified names resolve in.")
+@click.option("--allow-breaking", is_flag=True, help="Report dropped columns still in use without failing.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_obj
+def audit_diff(env: Env, base: str, head: str, path: str, dialect: str, default_catalog: str | None, default_schema: str | None,
+               allow_breaking: bool, fmt: str) -> None:
+    """Downstream impact of changed SQL files; exit 1 when a dropped or renamed column is still used."""
+    from catalog.errors import CairnError
+    from lineage import ci
+
+    try:
+        report = ci.diff(env.cairn(), ci.sql_files(base, path), ci.sql_files(head, path), dialect, default_catalog, default_schema)
+    except CairnError as exc:
+        click.echo(f"error: {exc.code}: {exc}", err=True)
+        sys.exit(2)
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(f"changed: {', '.join(report['changed_files']) or '(nothing)'}")
+        click.echo(f"writes: {', '.join(sorted(set(report['targets']))) or '(nothing)'}")
+        for t in report["touched"]:
+            click.echo(f"  touches {t['kind'].lower()} {t['node']} (depth {t['depth']} from {t['from']})")
+        for b in report["breaking"]:
+            click.echo(f"  BREAKING {b['file']}: {b['column']} is gone but still used by {', '.join(b['used_by'])}")
+        for e in report["errors"]:
+            click.echo(f"  error: {e}", err=True)
+    sys.exit(1 if report["breaking"] and not allow_breaking else 0)
 
 
 @cli.command("sql")

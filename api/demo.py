@@ -67,4 +67,4 @@ def run_demo(metastore: Metastore, admin: str) -> None:
     events = list(a.audit.list_events(max_results=1000))[-8:]
     for e in events:
         out.print(f"  {e.event_time:%H:%M:%S} {e.principal:<6} {e.action:<26} {e.securable_name or '':<32} {e.result.value} {e.error_code or ''}")
-    out.print("\ntry: [bold].venv/bin/cairn --as alice table list main[/bold]   and   [bold].venv/bin/cairn audit --result DENIED[/bold]")
+    out.print("\ntry: [bold].venv/bin/cairn --as alice table list main[/bold]   and   [bold].venv/bin/cairn audit log --result DENIED[/bold]")

@@ -490,7 +490,8 @@ class LineageService(Service):
                     seen[nid] = self._visible(uow, nodes[nid], parents)
                 return seen[nid]
 
-            return [dict(source=nodes[r.source_id].name, target=nodes[r.target_id].name, run_id=r.run_id, source_version=r.source_version,
+            return [dict(source=nodes[r.source_id].name, target=nodes[r.target_id].name, source_kind=nodes[r.source_id].kind,
+                         target_kind=nodes[r.target_id].kind, run_id=r.run_id, source_version=r.source_version,
                          target_version=r.target_version, transformation_type=r.transformation_type,
                          transformation_subtype=r.transformation_subtype, created_at=r.created_at)
                     for r in rows if ok(r.source_id) and ok(r.target_id)]

@@ -47,7 +47,7 @@ def test_init_grant_why_and_audit(tmp_path: Path) -> None:
     assert denied.returncode == 1 and "PERMISSION_DENIED" in denied.stderr and "Traceback" not in denied.stderr
     bad = run(tmp_path, "table", "get", "main..t", principal="alice")
     assert bad.returncode == 2 and "part 2 is empty" in bad.stderr
-    events = json.loads(run(tmp_path, "--json", "audit", "--result", "DENIED", principal="root").stdout)
+    events = json.loads(run(tmp_path, "--json", "audit", "log", "--result", "DENIED", principal="root").stdout)
     assert [(e["principal"], e["action"], e["source"]) for e in events] == [("alice", "delete_table", "cli")]
 
 

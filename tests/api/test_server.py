@@ -46,7 +46,7 @@ def h(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def test_unitycatalog_client_lists_and_creates(server: str, tokens: dict[str, str], admin: Cairn) -> None:
+def test_unitycatalog_client_lists_and_creates(server: str, tokens: dict[str, str], admin: Cairn, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from unitycatalog.client import ApiClient, CatalogsApi, Configuration, SchemasApi, TablesApi
     from unitycatalog.client.models import ColumnInfo, CreateCatalog, CreateSchema, CreateTable
 
@@ -58,7 +58,9 @@ def test_unitycatalog_client_lists_and_creates(server: str, tokens: dict[str, st
             await cats.create_catalog(CreateCatalog(name="main", comment="prod"))
             await schemas.create_schema(CreateSchema(name="sales", catalog_name="main"))
             created = await tables.create_table(CreateTable(
-                name="orders", catalog_name="main", schema_name="sales", table_type="MANAGED", data_source_format="DELTA",
+                # EXTERNAL with a location: every client release accepts it (older ones require storage_location).
+                name="orders", catalog_name="main", schema_name="sales", table_type="EXTERNAL", data_source_format="DELTA",
+                storage_location=str(tmp_path / "orders"),
                 columns=[ColumnInfo(name="id", type_text="bigint", type_name="LONG", position=0, nullable=False),
                          ColumnInfo(name="amount", type_text="decimal(10, 2)", type_name="DECIMAL", position=1)]))
             listed = await cats.list_catalogs()
@@ -68,9 +70,9 @@ def test_unitycatalog_client_lists_and_creates(server: str, tokens: dict[str, st
 
     created, listed, got, page1 = asyncio.run(run())
     assert [c.name for c in listed.catalogs] == ["main"] and listed.catalogs[0].comment == "prod"
-    assert (created.table_type, created.data_source_format) == ("MANAGED", "DELTA")
+    assert (created.table_type, created.data_source_format) == ("EXTERNAL", "DELTA")
     assert [(c.name, c.type_name, c.type_precision) for c in got.columns] == [("id", "LONG", None), ("amount", "DECIMAL", 10)]
-    assert got.storage_location == admin.tables.get_table("main.sales.orders").storage_location
+    assert got.storage_location == admin.tables.get_table("main.sales.orders").storage_location == str(tmp_path / "orders")
     assert [t.name for t in page1.tables] == ["orders"]
     # What the client created is a real Delta table through the catalog.
     from decimal import Decimal

@@ -1,0 +1,176 @@
+"""`cairn audit` for CI: build the policy snapshot from the catalog, report, and check SQL changes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+from catalog.errors import CairnError, InvalidArgument
+from lineage.policy import Finding, Rule, Snapshot
+from lineage.sql import extract
+
+
+def _node(name: str, kind: str) -> str:
+    return f"endpoint:{name}" if kind == "ENDPOINT" else name
+
+
+def build_snapshot(cairn: Any, rules: list[Rule]) -> Snapshot:
+    """Read what the rules need through the governed services, as the acting principal."""
+    objects: dict[str, dict[str, Any]] = {}
+    securables: list[Any] = []
+    for cat in cairn.catalogs.list_catalogs(max_results=1000):
+        securables.append(cat)
+        for sch in cairn.schemas.list_schemas(cat.name, max_results=1000):
+            securables.append(sch)
+            securables += list(cairn.tables.list_tables(cat.name, sch.name, max_results=1000))
+            for model in cairn.models.list_registered_models(cat.name, sch.name, max_results=1000):
+                securables.append(model)
+                securables += list(cairn.models.list_model_versions(model.full_name, max_results=1000))
+    tags = cairn.tags.list_tags_many(securables)
+    aliased = set()
+    for s in securables:
+        obj_tags = {t.key: t.value for t in tags.get(s.id, []) if t.column is None}
+        col_tags: dict[str, dict[str, str]] = {}
+        for t in tags.get(s.id, []):
+            if t.column is not None:
+                col_tags.setdefault(t.column, {})[t.key] = t.value
+        objects[s.full_name] = {"kind": s.kind.value, "owner": s.owner, "comment": s.comment, "tags": obj_tags, "column_tags": col_tags,
+                                "timestamp_keys": list(s.timestamp_keys), "last_write": None, "securable": s}
+        for alias, version in (s.aliases or {}).items():
+            aliased.add(f"{s.full_name}/{version}")
+    table_edges = [(_node(e["source"], e["source_kind"]), _node(e["target"], e["target_kind"])) for e in cairn.lineage.list_edges("TABLE")]
+    column_edges = [(e["source"], e["target"]) for e in cairn.lineage.list_edges("COLUMN")]
+    if any(r.type == "freshness" for r in rules):
+        for name, o in objects.items():
+            if o["kind"] == "TABLE" and (o["timestamp_keys"] or "feature_table" in o["tags"]):
+                try:
+                    hist = cairn.data.history(name, 1)
+                    o["last_write"] = datetime.fromtimestamp(hist[0]["timestamp"] / 1000, tz=timezone.utc) if hist else None
+                except CairnError:
+                    o["last_write"] = None
+    grants: dict[str, set[str]] = {}
+    direct: dict[str, set[str]] = {}
+    for rule in (r for r in rules if r.type == "access"):
+        who = rule.options["principal"]
+        for name, o in objects.items():
+            if o["kind"] not in ("TABLE", "MODEL"):
+                continue
+            kind = o["kind"].lower()
+            grants[name] = {e.privilege.value for e in cairn.grants.get_effective_privileges(kind, name, who)}
+            direct[name] = {g.privilege.value for g in cairn.grants.list_grants(kind, name, who)}
+    kinds = {p.name: p.kind.value for p in cairn.principals.list_principals(max_results=1000)}
+    for o in objects.values():
+        o.pop("securable", None)
+    return Snapshot(objects, kinds, table_edges, column_edges, aliased, grants, direct)
+
+
+def exit_code(findings: list[Finding]) -> int:
+    return 1 if any(not f.passed and not f.allowed_by and f.severity == "error" for f in findings) else 0
+
+
+def render_text(findings: list[Finding]) -> str:
+    bad = [f for f in findings if not f.passed and not f.allowed_by]
+    waived = [f for f in findings if not f.passed and f.allowed_by]
+    lines = [f"cairn audit: {len(findings)} checks, {len(bad)} violations, {len(waived)} allowed"]
+    for f in bad:
+        lines.append(f"  {f.severity.upper():7} {f.rule}: {f.object}: {f.message}")
+    for f in waived:
+        lines.append(f"  ALLOWED {f.rule}: {f.object}: {f.message} (reason: {f.allowed_by})")
+    return "\n".join(lines) + "\n"
+
+
+def render_json(findings: list[Finding]) -> str:
+    return json.dumps({"passed": exit_code(findings) == 0, "findings": [f.__dict__ for f in findings]}, indent=2) + "\n"
+
+
+def render_junit(findings: list[Finding]) -> str:
+    """JUnit XML: a suite per rule, a test case per rule and object."""
+    by_rule: dict[str, list[Finding]] = {}
+    for f in findings:
+        by_rule.setdefault(f.rule, []).append(f)
+    out = ['<?xml version="1.0" encoding="UTF-8"?>', f'<testsuites name="cairn-audit" tests="{len(findings)}">']
+    for rule, items in by_rule.items():
+        failures = sum(1 for f in items if not f.passed and not f.allowed_by and f.severity == "error")
+        out.append(f'  <testsuite name="{escape(rule)}" tests="{len(items)}" failures="{failures}">')
+        for f in items:
+            case = f'    <testcase classname="{escape(rule)}" name="{escape(f.object)}"'
+            if f.passed:
+                out.append(case + "/>")
+            elif f.allowed_by:
+                out.append(case + f'><skipped message="{escape("allowed: " + f.allowed_by)}"/></testcase>')
+            elif f.severity == "warning":
+                out.append(case + f"><system-out>{escape('warning: ' + f.message)}</system-out></testcase>")
+            else:
+                out.append(case + f'><failure message="{escape(f.message, {chr(34): "&quot;"})}"/></testcase>')
+        out.append("  </testsuite>")
+    out.append("</testsuites>")
+    return "\n".join(out) + "\n"
+
+
+# change impact --------------------------------------------------------------------------------
+def sql_files(ref: str, path: str) -> dict[str, str]:
+    """SQL files under `path` at a git ref, or in a folder when `ref` is one."""
+    folder = Path(ref)
+    if folder.is_dir():
+        base = folder / path if path else folder
+        return {str(p.relative_to(base)): p.read_text() for p in sorted(base.rglob("*.sql"))}
+    try:
+        listing = subprocess.run(["git", "ls-tree", "-r", "--name-only", ref, "--", path or "."], capture_output=True, text=True, check=True).stdout
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+        raise InvalidArgument(f"'{ref}' is neither a folder nor a git ref here: {getattr(exc, 'stderr', exc)}".strip()) from None
+    out = {}
+    for name in listing.splitlines():
+        if name.endswith(".sql"):
+            shown = subprocess.run(["git", "show", f"{ref}:{name}"], capture_output=True, text=True, check=True).stdout
+            out[name[len(path):].lstrip("/") if path and name.startswith(path) else name] = shown
+    return out
+
+
+def _outputs(sql: str, dialect: str | None) -> tuple[set[str], set[str], list[str]]:
+    lin = extract(sql, dialect)
+    cols = {e.target for e in lin.columns if e.kind == "DIRECT"}
+    return lin.targets, cols, [str(e) for e in lin.errors]
+
+
+def diff(cairn: Any, base: dict[str, str], head: dict[str, str], dialect: str | None, default_catalog: str | None,
+         default_schema: str | None) -> dict[str, Any]:
+    """What changed SQL touches downstream, and which dropped columns are still used there."""
+    def q(name: str) -> str:
+        parts = name.split(".")
+        if len(parts) == 3:
+            return name
+        if len(parts) == 2 and default_catalog:
+            return f"{default_catalog}.{name}"
+        if len(parts) == 1 and default_catalog and default_schema:
+            return f"{default_catalog}.{default_schema}.{name}"
+        return name
+
+    changed = sorted(f for f in set(base) | set(head) if base.get(f) != head.get(f))
+    report: dict[str, Any] = {"changed_files": changed, "targets": [], "touched": [], "breaking": [], "errors": []}
+    for f in changed:
+        b_targets, b_cols, _ = _outputs(base.get(f, ""), dialect) if f in base else (set(), set(), [])
+        h_targets, h_cols, errs = _outputs(head.get(f, ""), dialect) if f in head else (set(), set(), [])
+        report["errors"] += [f"{f}: {e}" for e in errs]
+        targets = {q(t) for t in b_targets | h_targets}
+        report["targets"] += sorted(targets)
+        for t in sorted(targets):
+            try:
+                down = cairn.lineage.get_downstream(t, depth=20)
+                report["touched"] += [{"from": t, "node": n.name or "(restricted)", "kind": n.kind, "depth": n.depth} for n in down.nodes]
+            except CairnError:
+                pass
+        dropped = {q(c.rsplit(".", 1)[0]) + "." + c.rsplit(".", 1)[1] for c in b_cols} - {
+            q(c.rsplit(".", 1)[0]) + "." + c.rsplit(".", 1)[1] for c in h_cols}
+        for col in sorted(dropped):
+            try:
+                users = cairn.lineage.get_downstream(col, level="COLUMN", depth=20)
+            except CairnError:
+                continue
+            used = [n.name or "(restricted)" for n in users.nodes]
+            if used:
+                report["breaking"].append({"file": f, "column": col, "used_by": used})
+    return report
