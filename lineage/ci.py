@@ -52,16 +52,16 @@ def build_snapshot(cairn: Any, rules: list[Rule]) -> Snapshot:
                     o["last_write"] = datetime.fromtimestamp(hist[0]["timestamp"] / 1000, tz=timezone.utc) if hist else None
                 except CairnError:
                     o["last_write"] = None
-    grants: dict[str, set[str]] = {}
-    direct: dict[str, set[str]] = {}
-    for rule in (r for r in rules if r.type == "access"):
-        who = rule.options["principal"]
+    grants: dict[str, dict[str, set[str]]] = {}
+    direct: dict[str, dict[str, set[str]]] = {}
+    for who in sorted({r.options["principal"] for r in rules if r.type == "access"}):
+        mine, mine_direct = grants.setdefault(who, {}), direct.setdefault(who, {})
         for name, o in objects.items():
             if o["kind"] not in ("TABLE", "MODEL"):
                 continue
             kind = o["kind"].lower()
-            grants[name] = {e.privilege.value for e in cairn.grants.get_effective_privileges(kind, name, who)}
-            direct[name] = {g.privilege.value for g in cairn.grants.list_grants(kind, name, who)}
+            mine[name] = {e.privilege.value for e in cairn.grants.get_effective_privileges(kind, name, who)}
+            mine_direct[name] = {g.privilege.value for g in cairn.grants.list_grants(kind, name, who)}
     kinds = {p.name: p.kind.value for p in cairn.principals.list_principals(max_results=1000)}
     for o in objects.values():
         o.pop("securable", None)

@@ -139,8 +139,8 @@ class Snapshot:
     table_edges: list[tuple[str, str]]  # (source, target) over TABLE / MODEL_VERSION / ENDPOINT nodes, names as in lineage
     column_edges: list[tuple[str, str]]
     aliased_versions: set[str]
-    grants: dict[str, set[str]]  # object -> privileges the access principal holds (effective)
-    direct_grants: dict[str, set[str]]  # object -> privileges granted directly to the access principal
+    grants: dict[str, dict[str, set[str]]]  # principal -> object -> privileges it holds (effective)
+    direct_grants: dict[str, dict[str, set[str]]]  # principal -> object -> privileges granted to it directly
 
     def downstream(self, start: str, edges: list[tuple[str, str]]) -> set[str]:
         out: dict[str, list[str]] = {}
@@ -218,8 +218,10 @@ def check_pii(rule: Rule, snap: Snapshot) -> Iterator[tuple[str, bool, str]]:
     catalogs = set(rule.options.get("catalogs", []))
     prediction_tag = rule.options.get("prediction_tag", "prediction")
     model_inputs = {s for s, t in snap.table_edges if snap.objects.get(t, {}).get("kind") == "MODEL_VERSION" or t.startswith("model:")}
+    target_globs = list(rule.options.get("targets", []))
     guarded = {n for n, o in snap.objects.items() if o["kind"] == "TABLE" and (
-        n.split(".")[0] in catalogs or prediction_tag in o.get("tags", {}) or n in model_inputs)}
+        n.split(".")[0] in catalogs or prediction_tag in o.get("tags", {}) or n in model_inputs
+        or any(fnmatch.fnmatch(n, g) for g in target_globs))}
     sources = sorted(f"{n}.{c}" for n, o in snap.objects.items() for c, tags in o.get("column_tags", {}).items()
                      if tag in tags and tags[tag].lower() != "false")
     reach: dict[str, set[str]] = {}
@@ -300,9 +302,9 @@ def check_access(rule: Rule, snap: Snapshot) -> Iterator[tuple[str, bool, str]]:
         elif kind == "MODEL_VERSION" or n.startswith("model:"):
             needed[n.split("/")[0].removeprefix("model:")] = "EXECUTE"
     for obj, priv in sorted(needed.items()):
-        has = priv in snap.grants.get(obj, set())
+        has = priv in snap.grants.get(principal, {}).get(obj, set())
         yield obj, has, f"{principal} {'has' if has else 'lacks'} {priv}"
-    for obj, privs in sorted(snap.direct_grants.items()):
+    for obj, privs in sorted(snap.direct_grants.get(principal, {}).items()):
         if obj not in needed and privs:
             yield obj, False, f"{principal} holds {', '.join(sorted(privs))} beyond what {endpoint} needs"
 
