@@ -357,14 +357,18 @@ def audit(ctx: click.Context, policy: str | None, fmt: str, output: str | None, 
     except policies.PolicyError as exc:
         click.echo(f"error: invalid policy: {exc}", err=True)
         sys.exit(2)
-    if server:
-        click.echo("error: auditing a running server (--url) is not supported yet; run against its metastore with --home/--url", err=True)
-        sys.exit(2)
     try:
-        if not env.metastore.initialized:
-            click.echo(f"error: no catalog at {env.metastore.settings.metastore_url}", err=True)
-            sys.exit(2)
-        findings = policies.evaluate(rules, ci.build_snapshot(env.cairn(), rules))
+        if server:
+            if not token:
+                click.echo("error: --url needs --token (see `cairn token create`)", err=True)
+                sys.exit(2)
+            snapshot = ci.build_snapshot_remote(server, token, rules)
+        else:
+            if not env.metastore.initialized:
+                click.echo(f"error: no catalog at {env.metastore.settings.metastore_url}", err=True)
+                sys.exit(2)
+            snapshot = ci.build_snapshot(env.cairn(), rules)
+        findings = policies.evaluate(rules, snapshot)
     except CairnError as exc:
         click.echo(f"error: the catalog is unreachable or refused the audit: {exc.code}: {exc}", err=True)
         sys.exit(2)

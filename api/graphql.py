@@ -282,6 +282,25 @@ class AuditEventConnection(relay.Connection):
         node = AuditEvent
 
 
+class LineageEdge(graphene.ObjectType):
+    source = graphene.String(required=True)
+    target = graphene.String(required=True)
+    source_kind = graphene.String(required=True)
+    target_kind = graphene.String(required=True)
+    run_id = graphene.String()
+    transformation_type = graphene.String()
+    transformation_subtype = graphene.String()
+
+
+class PrincipalInfo(graphene.ObjectType):
+    name = graphene.String(required=True)
+    kind = graphene.String(required=True)
+    is_admin = graphene.Boolean(required=True)
+
+    def resolve_kind(self, info: Any) -> str:
+        return self.kind.value  # type: ignore[attr-defined]
+
+
 class SqlResult(graphene.ObjectType):
     columns = graphene.List(graphene.NonNull(graphene.String), required=True)
     rows = graphene.List(graphene.NonNull(graphene.List(graphene.String)), required=True)
@@ -307,6 +326,16 @@ class Query(graphene.ObjectType):
                              kinds=graphene.List(graphene.NonNull(graphene.String)))
     audit_events = relay.ConnectionField(AuditEventConnection, principal=graphene.String(), action=graphene.String(),
                                          securable=graphene.String(), result=graphene.String())
+    lineage_edges = graphene.List(graphene.NonNull(LineageEdge), level=graphene.String(default_value="TABLE"), required=True)
+    principals = graphene.List(graphene.NonNull(PrincipalInfo), required=True)
+
+    def resolve_lineage_edges(self, info: Any, level: str) -> list[LineageEdge]:
+        rows = run(ctx(info)[0].lineage.list_edges, level)
+        keep = ("source", "target", "source_kind", "target_kind", "run_id", "transformation_type", "transformation_subtype")
+        return [LineageEdge(**{k: r[k] for k in keep}) for r in rows]
+
+    def resolve_principals(self, info: Any) -> list[Any]:
+        return listed(ctx(info)[0].principals.list_principals)
 
     def resolve_catalogs(self, info: Any, **kw: Any) -> list[Any]:
         cats = listed(ctx(info)[0].catalogs.list_catalogs)

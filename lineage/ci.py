@@ -174,3 +174,76 @@ def diff(cairn: Any, base: dict[str, str], head: dict[str, str], dialect: str | 
             if used:
                 report["breaking"].append({"file": f, "column": col, "used_by": used})
     return report
+
+
+_REMOTE_QUERY = """
+{ principals { name kind }
+  tableEdges: lineageEdges(level: "TABLE") { source target sourceKind targetKind }
+  columnEdges: lineageEdges(level: "COLUMN") { source target }
+  catalogs(first: 1000) { edges { node { fullName owner comment tags { key value column }
+    schemas(first: 1000) { edges { node { fullName owner comment tags { key value column }
+      tables(first: 1000) { edges { node { fullName owner comment timestampKeys tags { key value column } } } }
+      models { fullName owner comment tags { key value column } aliases { alias version } versions { fullName owner comment tags { key value column } } }
+    } } } } } } }
+"""
+
+
+def build_snapshot_remote(url: str, token: str, rules: list[Rule]) -> Snapshot:
+    """The same snapshot, read from a running Cairn server over GraphQL as the token's principal."""
+    import httpx
+
+    def gql(query: str) -> dict[str, Any]:
+        try:
+            r = httpx.post(url.rstrip("/") + "/graphql", json={"query": query}, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+        except httpx.HTTPError as exc:
+            raise InvalidArgument(f"cannot reach {url}: {exc}") from None
+        if r.status_code == 401:
+            raise InvalidArgument(f"{url} refused the token (401)")
+        body = r.json()
+        if body.get("errors"):
+            raise InvalidArgument(f"{url}: {body['errors'][0]['message']}")
+        return body["data"]
+
+    data = gql(_REMOTE_QUERY)
+    objects: dict[str, dict[str, Any]] = {}
+    aliased: set[str] = set()
+
+    def add(node: dict[str, Any], kind: str) -> None:
+        tags = {t["key"]: t["value"] for t in node["tags"] if t["column"] is None}
+        cols: dict[str, dict[str, str]] = {}
+        for t in node["tags"]:
+            if t["column"] is not None:
+                cols.setdefault(t["column"], {})[t["key"]] = t["value"]
+        objects[node["fullName"]] = {"kind": kind, "owner": node["owner"], "comment": node["comment"], "tags": tags, "column_tags": cols,
+                                     "timestamp_keys": node.get("timestampKeys") or [], "last_write": None}
+
+    for c in data["catalogs"]["edges"]:
+        add(c["node"], "CATALOG")
+        for s in c["node"]["schemas"]["edges"]:
+            add(s["node"], "SCHEMA")
+            for t in s["node"]["tables"]["edges"]:
+                add(t["node"], "TABLE")
+            for m in s["node"]["models"]:
+                add(m, "MODEL")
+                aliased |= {f"{m['fullName']}/{a['version']}" for a in m["aliases"]}
+                for v in m["versions"]:
+                    add(v, "MODEL_VERSION")
+    if any(r.type == "freshness" for r in rules):
+        for name, o in objects.items():
+            if o["kind"] == "TABLE" and (o["timestamp_keys"] or "feature_table" in o["tags"]):
+                hist = gql('{ table(name: "%s") { history(limit: 1) { timestamp } } }' % name)["table"]["history"]
+                o["last_write"] = datetime.fromtimestamp(hist[0]["timestamp"] / 1000, tz=timezone.utc) if hist else None
+    grants: dict[str, dict[str, set[str]]] = {}
+    direct: dict[str, dict[str, set[str]]] = {}
+    for who in sorted({r.options["principal"] for r in rules if r.type == "access"}):
+        for name, o in objects.items():
+            if o["kind"] not in ("TABLE", "MODEL"):
+                continue
+            field = "table" if o["kind"] == "TABLE" else "model"
+            got = gql('{ x: %s(name: "%s") { effectivePrivileges(principal: "%s") { privilege } grants { principal privilege } } }' % (field, name, who))["x"]
+            grants.setdefault(who, {})[name] = {e["privilege"] for e in got["effectivePrivileges"]}
+            direct.setdefault(who, {})[name] = {g["privilege"] for g in got["grants"] if g["principal"] == who}
+    table_edges = [(_node(e["source"], e["sourceKind"]), _node(e["target"], e["targetKind"])) for e in data["tableEdges"]]
+    column_edges = [(e["source"], e["target"]) for e in data["columnEdges"]]
+    kinds = {p["name"]: p["kind"] for p in data["principals"]}
+    return Snapshot(objects, kinds, table_edges, column_edges, aliased, grants, direct)
