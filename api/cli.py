@@ -514,7 +514,9 @@ def serve(env: Env, host: str, port: int) -> None:
 
     base = f"http://{host}:{port}"
     click.echo(f"Cairn on {base}: {base}/graphql  {base}/api/2.1/unity-catalog  {base}/api/v1/lineage  {base}/healthz  {base}/metrics")
-    click.echo(f"try: curl -H \"Authorization: Bearer $(cairn token create --quiet)\" {base}/api/2.1/unity-catalog/catalogs")
+    who = env.principal or "admin"
+    mint = f".venv/bin/cairn --home {env.metastore.settings.home} --as {who} token create --quiet"
+    click.echo(f"try: curl -H \"Authorization: Bearer $({mint})\" {base}/api/2.1/unity-catalog/catalogs")
     run_server(env.metastore, host, port)
 
 
