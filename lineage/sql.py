@@ -438,6 +438,18 @@ def _merge(stmt: exp.Merge, dialect: str, known: dict[str, list[str]], out: SqlL
 
     on_cols = [c for c in (stmt.args.get("on") or exp.true()).find_all(exp.Column)]
     written: set[str] = set()
+
+    def assign(col: str, value: exp.Expression, cond: exp.Expression | None) -> None:
+        """Edges into target column `col` from the value written and from the WHEN condition."""
+        written.add(col)
+        subtype = _value_subtype(value)
+        for c in value.find_all(exp.Column):
+            for s, k, t in phys(c):
+                out.columns.add(ColumnEdge(s, f"{tname}.{col}", k, subtype if t == "IDENTITY" else t))
+        for c in (cond.find_all(exp.Column) if cond else []):
+            for s, _k, _t in phys(c):
+                out.columns.add(ColumnEdge(s, f"{tname}.{col}", "INDIRECT", "CONDITIONAL"))
+
     for when in (stmt.args.get("whens") or exp.Whens()).expressions if stmt.args.get("whens") else stmt.expressions:
         then = when.args.get("then")
         cond = when.args.get("condition")
@@ -446,16 +458,7 @@ def _merge(stmt: exp.Merge, dialect: str, known: dict[str, list[str]], out: SqlL
             if not assignments or any(isinstance(x, exp.Star) for x in assignments):  # UPDATE SET *
                 assignments = [exp.EQ(this=exp.column(c), expression=exp.column(c, src_alias)) for c in known.get(tname, [])]
             for eq in assignments:
-                col = eq.this.name.lower()
-                written.add(col)
-                value = eq.expression
-                subtype = _value_subtype(value)
-                for c in value.find_all(exp.Column):
-                    for s, k, t in phys(c):
-                        out.columns.add(ColumnEdge(s, f"{tname}.{col}", k, subtype if t == "IDENTITY" else t))
-                for c in (cond.find_all(exp.Column) if cond else []):
-                    for s, _k, _t in phys(c):
-                        out.columns.add(ColumnEdge(s, f"{tname}.{col}", "INDIRECT", "CONDITIONAL"))
+                assign(eq.this.name.lower(), eq.expression, cond)
         elif isinstance(then, exp.Insert):
             cols_node, vals_node = then.this, then.expression
             cols = [c.name.lower() for c in (cols_node.expressions if isinstance(cols_node, exp.Tuple) else [cols_node] if cols_node else [])]
@@ -464,14 +467,7 @@ def _merge(stmt: exp.Merge, dialect: str, known: dict[str, list[str]], out: SqlL
                 cols = known.get(tname) or []
                 vals = [exp.column(c, src_alias) for c in cols]
             for col, value in zip(cols, vals):
-                written.add(col)
-                subtype = _value_subtype(value)
-                for c in value.find_all(exp.Column):
-                    for s, k, t in phys(c):
-                        out.columns.add(ColumnEdge(s, f"{tname}.{col}", k, subtype if t == "IDENTITY" else t))
-                for c in (cond.find_all(exp.Column) if cond else []):
-                    for s, _k, _t in phys(c):
-                        out.columns.add(ColumnEdge(s, f"{tname}.{col}", "INDIRECT", "CONDITIONAL"))
+                assign(col, value, cond)
     for col in written:
         for c in on_cols:
             for s, _k, _t in phys(c):

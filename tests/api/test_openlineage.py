@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import httpx
 import pytest
-import uvicorn
-
 from api.openlineage import make_app
 from catalog.client import Cairn, Metastore
 
@@ -23,25 +18,14 @@ TOKENS = {"tok-admin": "admin", "tok-ana": "ana"}
 
 
 @pytest.fixture
-def server(metastore: Metastore, admin: Cairn) -> Iterator[str]:
+def server(metastore: Metastore, admin: Cairn, live) -> Iterator[str]:  # type: ignore[no-untyped-def]
     admin.catalogs.create_catalog("main")
     admin.schemas.create_schema("main.s")
     for t in ("raw", "gold"):
         admin.tables.create_table(f"main.s.{t}", [{"name": "id", "type": "bigint"}, {"name": "v", "type": "double"}])
     admin.principals.create_user("ana")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(make_app(metastore, TOKENS.get), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(5)
+    with live(make_app(metastore, TOKENS.get)) as url:
+        yield url
 
 
 def ol_client(url: str, token: str, compression: str | None = None):  # type: ignore[no-untyped-def]

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
-
 from api.server import make_app
 from catalog.client import Cairn, Metastore
 
@@ -21,19 +16,9 @@ UC = "/api/2.1/unity-catalog"
 
 
 @pytest.fixture
-def server(metastore: Metastore) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(make_app(metastore), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(5)
+def server(metastore: Metastore, live) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    with live(make_app(metastore)) as url:
+        yield url
 
 
 @pytest.fixture

@@ -214,34 +214,18 @@ def test_audit_diff_reports_impact_and_breaking_column_drops(lakehouse: Path, tm
     assert run("--base", str(base), "--head", str(head), "--path", "sql").returncode == 0
 
 
-def test_auditing_a_running_server_gives_the_same_findings(lakehouse: Path) -> None:
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
+def test_auditing_a_running_server_gives_the_same_findings(lakehouse: Path, live) -> None:  # type: ignore[no-untyped-def]
     from api.server import make_app
 
     ms = Metastore.open(home=lakehouse)
     token = ms.as_principal("admin").tokens.create_token()[0]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(make_app(ms), host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=srv.run, daemon=True).start()
-    deadline = time.time() + 10
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.02)
-    try:
-        remote = audit(lakehouse, POLICY, "--url", f"http://127.0.0.1:{port}", "--token", token)
+    with live(make_app(ms)) as url:
+        remote = audit(lakehouse, POLICY, "--url", url, "--token", token)
         local = audit(lakehouse, POLICY)
         assert remote.returncode == local.returncode == 1, remote.stderr
         assert findings(remote) == findings(local)
-        refused = audit(lakehouse, POLICY, "--url", f"http://127.0.0.1:{port}", "--token", "cairn_nope")
+        refused = audit(lakehouse, POLICY, "--url", url, "--token", "cairn_nope")
         assert refused.returncode == 2 and "refused the token" in refused.stderr
         down = audit(lakehouse, POLICY, "--url", "http://127.0.0.1:9", "--token", token)
         assert down.returncode == 2 and "cannot reach" in down.stderr
-    finally:
-        srv.should_exit = True
-        ms.close()
+    ms.close()
