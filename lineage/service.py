@@ -427,7 +427,9 @@ class LineageService(Service):
         if sid is not None:
             uow.require_visible(sid, securable, table)
         else:
-            uow.allow()  # a table dropped since: its history is still lineage, under its old name
+            # A table dropped since keeps its history, under its old name; with no securable left to
+            # grant on, only metastore admins may read it (deny by default).
+            uow.require_admin("reading lineage of a dropped object")
         node = store.find_node(kind, CAIRN, key)
         if node is None:
             if sid is None:
@@ -449,7 +451,9 @@ class LineageService(Service):
         if securable is None:
             return True
         sid = uow.authz.resolve(securable, name)
-        return sid is None or uow.authz.can_see(uow.principal, sid)  # dropped objects keep their history
+        if sid is None:  # a dropped object: its history stays, visible to admins only
+            return uow.authz.is_admin(uow.principal)
+        return uow.authz.can_see(uow.principal, sid)
 
     def _view(self, uow: UnitOfWork, store: LineageStore, t: Any, node_kinds: Sequence[str] | None) -> LineageResult:
         ids = [t.start, *t.depth]

@@ -128,10 +128,13 @@ def _bind_plan(con: duckdb.DuckDBPyConnection, view: str, plan: Any) -> None:
 
 
 def _bind_view(session: SqlService, client: Any, con: duckdb.DuckDBPyConnection, view: str, table: Any) -> None:
-    """A catalog view reads its tables with its owner's rights (definer's rights), as in Databricks."""
+    """A catalog view reads its tables with its owner's rights (definer's rights), as in Databricks.
+
+    The reader's SELECT on the view itself was already required by `data.plan_scan(s)`, which
+    checks privileges before it finds the table is a view.
+    """
     from catalog.sql.shim import parse
 
-    client.data  # the reader's own sight of the view was checked by get_table
     owner = client.metastore.as_principal(table.owner, client.ctx.source, client.ctx.request_id)
     inner = parse(table.view_definition or "")
     bind_tables(session, con, inner, as_client=owner)
@@ -164,10 +167,8 @@ def _insert(session: SqlService, tree: exp.Insert, text: str) -> SqlResult:
         target = target.this
     key = table_key(session, target)
     source = tree.expression
-    if isinstance(source, exp.Values) or source is None:
-        raise_values = source is None
-        if raise_values:
-            raise InvalidArgument("INSERT needs VALUES or a query")
+    if source is None:
+        raise InvalidArgument("INSERT needs VALUES or a query")
     data = query(session, source if isinstance(source, exp.Query) else exp.select("*").from_(exp.Subquery(this=source, alias="v")))
     table = session.cairn.tables.get_table(key)
     data = _arrow_to_table_columns(data, [c.name for c in table.columns], names, "INSERT")

@@ -20,7 +20,7 @@ import sqlglot
 from sqlglot import exp
 
 from catalog import names
-from catalog.errors import AlreadyExists, CairnError, FailedPrecondition, InvalidArgument, NotFound
+from catalog.errors import AlreadyExists, CairnError, InvalidArgument, NotFound
 from catalog.privileges import Kind
 from catalog.service.common import Service
 from catalog.sql.lexer import Cursor, Statement, split
@@ -437,5 +437,3 @@ def parse(text: str) -> exp.Expression:
         raise InvalidArgument("empty statement")
     return tree
 
-
-__all__ = ["SqlService", "SqlResult", "FailedPrecondition"]

@@ -200,3 +200,16 @@ def test_maintenance_and_group_statements(sales: Cairn) -> None:
     assert rows(s, "SELECT count(*) FROM orders") == [(0,)]
     s.sql("ALTER TABLE orders DROP ROW FILTER")
     assert rows(s, "SELECT count(*) FROM orders") == [(3,)]
+
+
+def test_reading_a_view_needs_select_on_it(sales: Cairn, metastore: Metastore) -> None:
+    sales.sql("CREATE VIEW big AS SELECT id, amount FROM orders WHERE amount > 2")
+    sales.sql("GRANT BROWSE ON CATALOG main TO bob")
+    bob = metastore.as_principal("bob")
+    assert bob.tables.get_table("main.sales.big").table_type.value == "VIEW"  # BROWSE shows metadata ...
+    with pytest.raises(PermissionDenied):
+        bob.sql("SELECT * FROM main.sales.big")  # ... but not data
+    sales.sql("GRANT USE CATALOG ON CATALOG main TO bob")
+    sales.sql("GRANT USE SCHEMA ON SCHEMA main.sales TO bob")
+    sales.sql("GRANT SELECT ON TABLE main.sales.big TO bob")
+    assert sorted(rows(bob, "SELECT id FROM main.sales.big")) == [(1,), (2,)]  # definer's rights for orders

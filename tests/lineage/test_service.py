@@ -198,3 +198,15 @@ def test_models_versions_and_endpoints_are_lineage_nodes(lake: Cairn, metastore:
         metastore.as_principal("ana").lineage.record(["main.s.raw"], ["model:main.s.churn/1"])
     with pytest.raises(InvalidArgument, match="unknown lineage reference"):
         lake.lineage.record(["main.s.raw"], ["planet:earth"])
+
+
+def test_lineage_of_dropped_tables_is_for_admins_only(lake: Cairn, metastore: Metastore) -> None:
+    lake.lineage.record(["main.s.raw"], ["main.s.clean"])
+    lake.tables.delete_table("main.s.clean")
+    lake.grants.grant("catalog", "main", "ana", ["USE CATALOG", "USE SCHEMA", "SELECT"])
+    ana = metastore.as_principal("ana")
+    hidden = ana.lineage.get_downstream("main.s.raw").nodes
+    assert [(n.restricted, n.name) for n in hidden] == [(True, None)]
+    with pytest.raises(PermissionDenied):
+        ana.lineage.get_upstream("main.s.clean")
+    assert [n.name for n in lake.lineage.get_downstream("main.s.raw").nodes] == ["main.s.clean"]
