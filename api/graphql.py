@@ -8,14 +8,17 @@ traceback; queries deeper than MAX_DEPTH are refused before they run.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from typing import Any
 
 import graphene
+import graphql as gql
 from graphene import relay
 from graphql import GraphQLError
-from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationDefinitionNode
+from graphql_relay import cursor_to_offset
+from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationDefinitionNode, VariableNode
 
 from catalog.client import Cairn
 from catalog.errors import CairnError
@@ -23,29 +26,44 @@ from catalog.privileges import Kind
 
 MAX_DEPTH = 12
 MAX_FIRST = 1000
+DEFAULT_FIRST = 100
+# Objects a query may ask for, estimated before it runs: the items of every connection, each connection
+# asking `first` items for every item of the connections above it (GitHub's node limit).
+MAX_NODES = 1_500_000
+CONNECTIONS = frozenset({"catalogs", "schemas", "tables", "auditEvents"})
 
 
 class Loaders:
-    """Request-scoped batch caches of tags and grants, keyed by securable id."""
+    """Request-scoped batch caches of tags and grants, keyed by securable id.
+
+    A list resolver registers the objects it returns (`prime`); the first time a field asks for the
+    tags (or grants) of one of them, they are loaded for all of them in one call, and only that field's.
+    """
 
     def __init__(self, cairn: Cairn) -> None:
         self.cairn = cairn
+        self.known: dict[int, Any] = {}
         self.tags: dict[int, list[Any]] = {}
         self.grants: dict[int, list[Any]] = {}
 
     def prime(self, securables: list[Any]) -> None:
-        missing = [s for s in securables if s.id not in self.tags]
-        if missing:
-            self.tags.update(self.cairn.tags.list_tags_many(missing))
-            self.grants.update(self.cairn.grants.list_grants_many(missing))
+        for s in securables:
+            self.known.setdefault(s.id, s)
 
     def tags_of(self, s: Any) -> list[Any]:
-        self.prime([s])
-        return self.tags.get(s.id, [])
+        return self._load(s, self.tags, self.cairn.tags.list_tags_many)
 
     def grants_of(self, s: Any) -> list[Any]:
-        self.prime([s])
-        return self.grants.get(s.id, [])
+        return self._load(s, self.grants, self.cairn.grants.list_grants_many)
+
+    def _load(self, s: Any, cache: dict[int, list[Any]], load: Any) -> list[Any]:
+        if s.id not in cache:
+            self.prime([s])
+            missing = [x for i, x in self.known.items() if i not in cache]
+            loaded = load(missing)
+            for x in missing:
+                cache[x.id] = loaded.get(x.id, [])
+        return cache[s.id]
 
 
 def ctx(info: Any) -> tuple[Cairn, Loaders]:
@@ -62,7 +80,7 @@ def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 def listed(fn: Any, *args: Any, first: int | None = None) -> list[Any]:
     out, token = [], None
-    limit = min(first or MAX_FIRST, MAX_FIRST)
+    limit = min(first or MAX_FIRST, MAX_FIRST + 2)
     while len(out) < limit:
         page = run(fn, *args, page_token=token, max_results=min(1000, limit - len(out)))
         out += list(page)
@@ -70,6 +88,22 @@ def listed(fn: Any, *args: Any, first: int | None = None) -> list[Any]:
         if not token:
             break
     return out
+
+
+def connection(node: Any, **args: Any) -> relay.ConnectionField:
+    """A Relay connection; `first` defaults to DEFAULT_FIRST, as the REST API's page size does."""
+    return relay.ConnectionField(node, first=graphene.Int(default_value=DEFAULT_FIRST), **args)
+
+
+def window(kw: dict[str, Any]) -> int:
+    """How many items a connection needs: up to its cursor, its page, and one more for hasNextPage."""
+    first = kw.get("first")
+    if first is None or first < 0 or first > MAX_FIRST:
+        raise GraphQLError(f"first must be between 0 and {MAX_FIRST}, got {first}", extensions={"code": "INVALID_ARGUMENT"})
+    offset = cursor_to_offset(kw["after"]) if kw.get("after") else -1
+    if offset is None:
+        raise GraphQLError(f"after {kw['after']!r} is not a cursor this API issued", extensions={"code": "INVALID_ARGUMENT"})
+    return offset + 1 + first + 1
 
 
 class Tag(graphene.ObjectType):
@@ -165,6 +199,25 @@ class Table(graphene.ObjectType):
                              parameters=json.dumps(h.get("operationParameters", {}), default=str)) for h in rows]
 
 
+class Function(graphene.ObjectType):
+    class Meta:
+        interfaces = (Securable,)
+
+    routine_definition = graphene.String()
+    data_type = graphene.String()
+    language = graphene.String()
+    parameters = graphene.List(graphene.NonNull(Column), required=True)
+
+    def resolve_data_type(self, info: Any) -> str | None:
+        return self.source  # type: ignore[attr-defined]
+
+    def resolve_language(self, info: Any) -> str | None:
+        return self.data_source_format  # type: ignore[attr-defined]
+
+    def resolve_parameters(self, info: Any) -> list[Any]:
+        return list(self.columns)  # type: ignore[attr-defined]
+
+
 class ModelVersion(graphene.ObjectType):
     class Meta:
         interfaces = (Securable,)
@@ -203,14 +256,21 @@ class Schema(graphene.ObjectType):
     class Meta:
         interfaces = (Securable,)
 
-    tables = relay.ConnectionField(TableConnection)
+    tables = connection(TableConnection)
     models = graphene.List(graphene.NonNull(RegisteredModel), required=True)
+    functions = graphene.List(graphene.NonNull(Function), required=True)
 
     def resolve_tables(self, info: Any, **kw: Any) -> list[Any]:
         cat, sch = self.full_name.split(".")  # type: ignore[attr-defined]
-        tables = listed(ctx(info)[0].tables.list_tables, cat, sch)
+        tables = listed(ctx(info)[0].tables.list_tables, cat, sch, first=window(kw))
         ctx(info)[1].prime(tables)
         return tables
+
+    def resolve_functions(self, info: Any) -> list[Any]:
+        cat, sch = self.full_name.split(".")  # type: ignore[attr-defined]
+        functions = listed(ctx(info)[0].functions.list_functions, cat, sch)
+        ctx(info)[1].prime(functions)
+        return functions
 
     def resolve_models(self, info: Any) -> list[Any]:
         cat, sch = self.full_name.split(".")  # type: ignore[attr-defined]
@@ -228,10 +288,10 @@ class Catalog(graphene.ObjectType):
     class Meta:
         interfaces = (Securable,)
 
-    schemas = relay.ConnectionField(SchemaConnection)
+    schemas = connection(SchemaConnection)
 
     def resolve_schemas(self, info: Any, **kw: Any) -> list[Any]:
-        schemas = listed(ctx(info)[0].schemas.list_schemas, self.name)  # type: ignore[attr-defined]
+        schemas = listed(ctx(info)[0].schemas.list_schemas, self.name, first=window(kw))  # type: ignore[attr-defined]
         ctx(info)[1].prime(schemas)
         return schemas
 
@@ -315,16 +375,17 @@ def _typed(s: Any) -> Any:
 
 
 class Query(graphene.ObjectType):
-    catalogs = relay.ConnectionField(CatalogConnection)
+    catalogs = connection(CatalogConnection)
     catalog = graphene.Field(Catalog, name=graphene.String(required=True))
     schema = graphene.Field(Schema, name=graphene.String(required=True))
     table = graphene.Field(Table, name=graphene.String(required=True))
     model = graphene.Field(RegisteredModel, name=graphene.String(required=True))
+    function = graphene.Field(Function, name=graphene.String(required=True))
     search = graphene.List(graphene.NonNull(Table), text=graphene.String(required=True), catalog=graphene.String(required=True), required=True)
     lineage = graphene.Field(Lineage, name=graphene.String(required=True), upstream=graphene.Boolean(default_value=False),
                              depth=graphene.Int(default_value=5), level=graphene.String(default_value="TABLE"), as_of=graphene.DateTime(),
                              kinds=graphene.List(graphene.NonNull(graphene.String)))
-    audit_events = relay.ConnectionField(AuditEventConnection, principal=graphene.String(), action=graphene.String(),
+    audit_events = connection(AuditEventConnection, principal=graphene.String(), action=graphene.String(),
                                          securable=graphene.String(), result=graphene.String())
     lineage_edges = graphene.List(graphene.NonNull(LineageEdge), level=graphene.String(default_value="TABLE"), required=True)
     principals = graphene.List(graphene.NonNull(PrincipalInfo), required=True)
@@ -338,7 +399,7 @@ class Query(graphene.ObjectType):
         return listed(ctx(info)[0].principals.list_principals)
 
     def resolve_catalogs(self, info: Any, **kw: Any) -> list[Any]:
-        cats = listed(ctx(info)[0].catalogs.list_catalogs)
+        cats = listed(ctx(info)[0].catalogs.list_catalogs, first=window(kw))
         ctx(info)[1].prime(cats)
         return cats
 
@@ -353,6 +414,9 @@ class Query(graphene.ObjectType):
 
     def resolve_model(self, info: Any, name: str) -> Any:
         return run(ctx(info)[0].models.get_registered_model, name)
+
+    def resolve_function(self, info: Any, name: str) -> Any:
+        return run(ctx(info)[0].functions.get_function, name)
 
     def resolve_search(self, info: Any, text: str, catalog: str) -> list[Any]:
         """Tables of a catalog whose name, comment, columns or tags mention `text`."""
@@ -375,8 +439,7 @@ class Query(graphene.ObjectType):
 
     def resolve_audit_events(self, info: Any, principal: str | None = None, action: str | None = None, securable: str | None = None,
                              result: str | None = None, **kw: Any) -> list[Any]:
-        first = kw.get("first") or 100
-        return listed(ctx(info)[0].audit.list_events, principal, action, securable, None, None, result, first=first)
+        return listed(ctx(info)[0].audit.list_events, principal, action, securable, None, None, result, first=window(kw))
 
 
 class ColumnInput(graphene.InputObjectType):
@@ -451,7 +514,7 @@ class Mutation(graphene.ObjectType):
     sql = RunSql.Field()
 
 
-schema = graphene.Schema(query=Query, mutation=Mutation, types=[Catalog, Schema, Table, RegisteredModel, ModelVersion])
+schema = graphene.Schema(query=Query, mutation=Mutation, types=[Catalog, Schema, Table, Function, RegisteredModel, ModelVersion])
 
 
 def depth_of(document: Any) -> int:
@@ -475,22 +538,80 @@ def depth_of(document: Any) -> int:
     return max((walk(d.selection_set, frozenset()) for d in document.definitions if isinstance(d, OperationDefinitionNode)), default=0)
 
 
-def execute(cairn: Cairn, query: str, variables: dict[str, Any] | None = None, operation: str | None = None) -> dict[str, Any]:
-    """Run one GraphQL request as `cairn`'s principal; returns the JSON response body."""
-    from graphql import parse
+def nodes_of(document: Any, variables: dict[str, Any]) -> int:
+    """Connection items the query could ask for at most: each connection's `first` times the items above it."""
+    fragments = {d.name.value: d for d in document.definitions if d.kind == "fragment_definition"}
 
+    def first_of(field: FieldNode) -> int:
+        for arg in field.arguments or ():
+            if arg.name.value == "first":
+                value = variables.get(arg.value.name.value) if isinstance(arg.value, VariableNode) else getattr(arg.value, "value", None)
+                try:
+                    return max(int(value), 1) if value is not None else DEFAULT_FIRST
+                except (TypeError, ValueError):
+                    return DEFAULT_FIRST
+        return DEFAULT_FIRST
+
+    def walk(selection_set: Any, seen: frozenset[str]) -> int:
+        total = 0
+        for sel in selection_set.selections if selection_set is not None else ():
+            if isinstance(sel, FieldNode):
+                if sel.name.value in CONNECTIONS:
+                    n = first_of(sel)
+                    total += n + n * walk(sel.selection_set, seen)
+                else:
+                    total += walk(sel.selection_set, seen)
+            elif isinstance(sel, InlineFragmentNode):
+                total += walk(sel.selection_set, seen)
+            elif isinstance(sel, FragmentSpreadNode) and sel.name.value not in seen and sel.name.value in fragments:
+                total += walk(fragments[sel.name.value].selection_set, seen | {sel.name.value})
+        return total
+
+    return sum(walk(d.selection_set, frozenset()) for d in document.definitions if isinstance(d, OperationDefinitionNode))
+
+
+def _refusal(message: str, locations: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"message": message, "extensions": {"code": "INVALID_ARGUMENT"}}
+    if locations:
+        error["locations"] = [{"line": loc.line, "column": loc.column} for loc in locations]
+    return {"errors": [error]}
+
+
+@functools.lru_cache(maxsize=1024)
+def prepare(query: str) -> Any:
+    """Parse, depth-check and validate a query once: a DocumentNode, or the error body to answer.
+
+    Clients send the same few query texts over and over; documents are never mutated by execution,
+    so one parsed and validated document serves every request (and every thread) with that text.
+    """
     try:
-        document = parse(query)
+        document = gql.parse(query)
     except GraphQLError as exc:
-        return {"errors": [{"message": exc.message, "locations": [{"line": loc.line, "column": loc.column} for loc in exc.locations or []],
-                            "extensions": {"code": "INVALID_ARGUMENT"}}]}
+        return _refusal(exc.message, exc.locations)
     depth = depth_of(document)
     if depth > MAX_DEPTH:
-        return {"errors": [{"message": f"the query is {depth} levels deep; the limit is {MAX_DEPTH}", "extensions": {"code": "INVALID_ARGUMENT"}}]}
-    result = schema.execute(query, variables=variables, operation_name=operation, context_value={"cairn": cairn, "loaders": Loaders(cairn)})
-    body: dict[str, Any] = {"data": result.data}
-    if result.errors:
-        body["errors"] = [_error(e, cairn.ctx.request_id) for e in result.errors]
+        return _refusal(f"the query is {depth} levels deep; the limit is {MAX_DEPTH}")
+    errors = gql.validate(schema.graphql_schema, document)
+    if errors:
+        return {"errors": [_error(e, "") for e in errors]}
+    return document
+
+
+def execute(cairn: Cairn, query: str, variables: dict[str, Any] | None = None, operation: str | None = None) -> dict[str, Any]:
+    """Run one GraphQL request as `cairn`'s principal; returns the JSON response body."""
+    document = prepare(query)
+    if isinstance(document, dict):
+        return document
+    if variables is not None and not isinstance(variables, dict):
+        return _refusal("variables must be a JSON object")
+    nodes = nodes_of(document, variables or {})
+    if nodes > MAX_NODES:
+        return _refusal(f"the query could ask for {nodes:,} objects; the limit is {MAX_NODES:,}: ask for fewer with first:")
+    result = gql.execute(schema.graphql_schema, document, context_value={"cairn": cairn, "loaders": Loaders(cairn)},
+                         variable_values=variables, operation_name=operation)
+    body: dict[str, Any] = {"data": result.data}  # type: ignore[union-attr]
+    if result.errors:  # type: ignore[union-attr]
+        body["errors"] = [_error(e, cairn.ctx.request_id) for e in result.errors]  # type: ignore[union-attr]
     return body
 
 

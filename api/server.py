@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -17,6 +18,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -74,8 +77,11 @@ class Metrics:
         return "\n".join(out) + "\n"
 
 
-def make_app(metastore: Metastore) -> Starlette:
+def make_app(metastore: Metastore, threads: int | None = None) -> Starlette:
+    """The app. Governed calls run on a small pool of worker threads (CAIRN_API_THREADS, default 4):
+    they hold the GIL while they work, so more threads only add switching and tail latency."""
     metrics = Metrics()
+    workers = anyio.CapacityLimiter(threads or int(os.environ.get("CAIRN_API_THREADS", "4")))
 
     def principal_of(request: Request) -> str | None:
         header = request.headers.get("authorization", "")
@@ -93,9 +99,6 @@ def make_app(metastore: Metastore) -> Starlette:
             return response
 
         async def _handle(request: Request, request_id: str) -> Any:
-            principal = await run_in_threadpool(principal_of, request)
-            if principal is None:
-                return error("UNAUTHENTICATED", "send Authorization: Bearer <token>; create one with `cairn token create`", request_id)
             body: Any = {}
             if request.method in ("POST", "PATCH", "PUT"):
                 raw = await request.body()
@@ -104,15 +107,20 @@ def make_app(metastore: Metastore) -> Starlette:
                         body = json.loads(raw)
                     except ValueError as exc:
                         return error("INVALID_ARGUMENT", f"the body is not JSON: {exc}", request_id)
+
+            def work() -> Any:  # one hop to a worker thread: authenticate, then the governed call
+                principal = principal_of(request)
+                if principal is None:
+                    return error("UNAUTHENTICATED", "send Authorization: Bearer <token>; create one with `cairn token create`", request_id)
+                return JSONResponse(fn(metastore.as_principal(principal, source, request_id), request, body))
+
             try:
-                client = metastore.as_principal(principal, source, request_id)
-                result = await run_in_threadpool(fn, client, request, body)
+                return await anyio.to_thread.run_sync(work, limiter=workers)
             except CairnError as exc:
                 return error(exc.code, str(exc), request_id)
             except Exception:
                 log.exception("internal error (request id %s)", request_id)
                 return error("INTERNAL", f"internal error (request id {request_id})", request_id)
-            return JSONResponse(result)
 
         return endpoint
 

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -54,27 +55,40 @@ def run_server(home: str, port: int) -> None:
 
 
 async def load(url: str, method: str, body: dict | None, token: str, clients: int, seconds: float) -> dict:
-    import httpx
-
+    """Closed-loop clients, one keep-alive HTTP/1.1 connection each (a small wrk: the client must not
+    be the bottleneck, and a full HTTP client library costs more CPU per request than the server)."""
+    parsed = urlsplit(url)
+    payload = json.dumps(body).encode() if body is not None else b""
+    head = (f"{method} {parsed.path} HTTP/1.1\r\nHost: {parsed.netloc}\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode()
+    request = head + payload
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
-    headers = {"Authorization": f"Bearer {token}"}
 
-    async def client(http: httpx.AsyncClient) -> None:
+    async def client() -> None:
         nonlocal errors
-        while time.perf_counter() < deadline:
-            start = time.perf_counter()
-            r = await (http.post(url, json=body, headers=headers) if method == "POST" else http.get(url, headers=headers))
-            latencies.append(time.perf_counter() - start)
-            if r.status_code != 200 or (method == "POST" and "errors" in r.json()):
-                errors += 1
+        reader, writer = await asyncio.open_connection(parsed.hostname, parsed.port)
+        try:
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                writer.write(request)
+                status_line = await reader.readline()
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                response = await reader.readexactly(length)
+                latencies.append(time.perf_counter() - start)
+                if status_line.split()[1] != b"200" or (method == "POST" and b'"errors"' in response):
+                    errors += 1
+        finally:
+            writer.close()
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
-        started = time.perf_counter()
-        await asyncio.gather(*(client(http) for _ in range(clients)))
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
     lat = sorted(latencies)
     return {"requests": len(lat), "rps": round(len(lat) / elapsed, 1), "p50_ms": round(statistics.median(lat) * 1000, 2),
             "p99_ms": round(lat[int(len(lat) * 0.99) - 1] * 1000, 2), "errors": errors}

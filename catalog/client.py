@@ -23,6 +23,7 @@ from catalog.entities import AuditResult, Context, Principal, PrincipalKind, Sou
 from catalog.errors import FailedPrecondition, InvalidArgument, Unavailable
 from catalog.privileges import Kind
 from catalog.service.audit import AuditService
+from catalog.service.base import GroupCommit
 from catalog.service.data import TableDataService
 from catalog.service.grants import GrantService
 from catalog.service.models import FunctionService, ModelService
@@ -47,6 +48,7 @@ class Metastore:
         self.settings = settings
         self.engine = engine
         self.authz_cache = AuthzCache()
+        self.audit_log = GroupCommit(engine)
 
     @classmethod
     def open(cls, home: str | os.PathLike[str] | None = None, url: str | None = None) -> Metastore:

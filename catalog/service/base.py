@@ -9,6 +9,7 @@ a transaction of its own, so the log shows it although nothing changed.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +44,64 @@ def redact(value: Any) -> Any:
     return str(getattr(value, "value", value))
 
 
+class GroupCommit:
+    """Audit rows written apart from their unit of work (reads, denials, failures), group-committed.
+
+    Each caller blocks until its row is committed, so nothing is answered before it is logged; while
+    one transaction commits, the rows of concurrent callers queue up and the next caller to take the
+    commit lock writes them all in one transaction. A batch that fails is retried row by row, so one
+    bad row fails only its own caller.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._mutex = threading.Lock()
+        self._commit = threading.Lock()
+        self._queue: list[_Pending] = []
+
+    def write(self, work: Callable[[MetastoreStore], None]) -> None:
+        item = _Pending(work)
+        with self._mutex:
+            self._queue.append(item)
+        with self._commit:
+            if not item.done:
+                with self._mutex:
+                    batch, self._queue = self._queue, []
+                self._flush(batch)
+        if item.error is not None:
+            raise item.error
+
+    def _flush(self, batch: list[_Pending]) -> None:
+        try:
+            self._transaction(batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+            else:
+                for item in batch:
+                    try:
+                        self._transaction([item])
+                    except Exception as one:
+                        item.error = one
+        for item in batch:
+            item.done = True
+
+    def _transaction(self, batch: list[_Pending]) -> None:
+        with self.engine.connect().execution_options(cairn_write=True) as conn, conn.begin():
+            store = MetastoreStore(conn)
+            for item in batch:
+                item.work(store)
+
+
+class _Pending:
+    __slots__ = ("work", "done", "error")
+
+    def __init__(self, work: Callable[[MetastoreStore], None]) -> None:
+        self.work = work
+        self.done = False
+        self.error: BaseException | None = None
+
+
 class UnitOfWork:
     """One transaction around one service call. Use as a context manager."""
 
@@ -50,6 +109,7 @@ class UnitOfWork:
         self,
         engine: Engine,
         cache: AuthzCache,
+        audit_log: GroupCommit,
         ctx: Context,
         action: str,
         kind: Kind | None,
@@ -59,6 +119,7 @@ class UnitOfWork:
     ) -> None:
         self.engine = engine
         self.cache = cache
+        self.audit_log = audit_log
         self.ctx = ctx
         self.action = action
         self.kind = kind
@@ -153,12 +214,13 @@ class UnitOfWork:
     def _audit_apart(
         self, result: AuditResult, code: str | None, message: str | None, deferred: list[Callable[[MetastoreStore], None]] = ()
     ) -> None:
+        def work(store: MetastoreStore) -> None:
+            for apply in deferred:
+                apply(store)
+            self._audit(store, result, code, message)
+
         try:
-            with self.engine.connect().execution_options(cairn_write=True) as conn, conn.begin():
-                store = MetastoreStore(conn)
-                for apply in deferred:
-                    apply(store)
-                self._audit(store, result, code, message)
+            self.audit_log.write(work)
         except OperationalError as exc:
             raise Unavailable(f"the metastore is unavailable: {exc.orig}") from exc
 

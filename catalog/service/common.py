@@ -29,7 +29,7 @@ class Service:
         self.ctx = ctx
 
     def _uow(self, action: str, kind: Kind | None, name: str | None, /, *, write: bool = True, **params: Any) -> UnitOfWork:
-        return UnitOfWork(self.metastore.engine, self.metastore.authz_cache, self.ctx, action, kind, name, params, write)
+        return UnitOfWork(self.metastore.engine, self.metastore.authz_cache, self.metastore.audit_log, self.ctx, action, kind, name, params, write)
 
 
 def display(name: Any) -> str:

@@ -24,6 +24,16 @@ from catalog.errors import AlreadyExists, NotFound
 from catalog.privileges import Kind, Privilege
 from catalog.store import tables as t
 
+# Statements on the hot path of every unit of work, built once: SQLAlchemy memoizes their cache keys,
+# so executing them costs a parameter bind instead of a statement construction.
+_AUTHZ_CHANGES = (select(t.authz_log.c.seq, t.authz_log.c.scope, t.authz_log.c.securable_id, t.authz_log.c.principal)
+                  .where(t.authz_log.c.seq > bindparam("seq")).order_by(t.authz_log.c.seq))
+_SECURABLE_BY_ID = select(t.securables).where(t.securables.c.id == bindparam("id"))
+_COLUMNS_OF = (select(t.columns).where(t.columns.c.securable_id.in_(bindparam("ids", expanding=True)))
+               .order_by(t.columns.c.securable_id, t.columns.c.position))
+_AUDIT_INSERT = insert(t.audit_events)
+_AUDIT_DEFAULTS = {c.name: None for c in t.audit_events.columns if c.name not in ("id", "event_time")}
+
 
 AUTHZ_LOG_LOCK = 0x43414952  # "CAIR"
 LINEAGE_EDGES_LOCK = 0x43414953
@@ -251,8 +261,7 @@ class MetastoreStore:
         out: dict[int, list[Column]] = {i: [] for i in ids}
         if not ids:
             return out
-        q = select(t.columns).where(t.columns.c.securable_id.in_(ids)).order_by(t.columns.c.securable_id, t.columns.c.position)
-        for r in self.conn.execute(q):
+        for r in self.conn.execute(_COLUMNS_OF, {"ids": ids}):
             out[r.securable_id].append(Column(r.name, r.type_text, r.nullable, r.comment, r.position))
         return out
 
@@ -266,7 +275,7 @@ class MetastoreStore:
         return self._hydrate([row])[0] if row is not None else None
 
     def get_securable_by_id(self, securable_id: int) -> Securable:
-        row = self.conn.execute(select(t.securables).where(t.securables.c.id == securable_id)).first()
+        row = self.conn.execute(_SECURABLE_BY_ID, {"id": securable_id}).first()
         if row is None:
             raise NotFound(f"securable {securable_id} does not exist")
         return self._hydrate([row])[0]
@@ -394,7 +403,7 @@ class MetastoreStore:
 
     # audit ---------------------------------------------------------------------------------
     def insert_audit(self, **row: Any) -> None:
-        self.conn.execute(insert(t.audit_events).values(event_time=now(), **row))
+        self.conn.execute(_AUDIT_INSERT, {**_AUDIT_DEFAULTS, **row, "event_time": now()})
 
     def query_audit(
         self,
@@ -438,9 +447,7 @@ class MetastoreStore:
         self.conn.execute(insert(t.authz_log).values(scope=scope, securable_id=securable_id, principal=principal))
 
     def authz_changes_after(self, seq: int) -> list[tuple[int, str, int | None, str | None]]:
-        al = t.authz_log
-        q = select(al.c.seq, al.c.scope, al.c.securable_id, al.c.principal).where(al.c.seq > seq).order_by(al.c.seq)
-        return [(r[0], r[1], r[2], r[3]) for r in self.conn.execute(q)]
+        return [(r[0], r[1], r[2], r[3]) for r in self.conn.execute(_AUTHZ_CHANGES, {"seq": seq})]
 
     def authz_high_water(self) -> int:
         return self.conn.execute(select(func.coalesce(func.max(t.authz_log.c.seq), 0))).scalar_one()

@@ -83,3 +83,66 @@ def test_errors_have_codes_and_governance_applies(lake: Cairn, metastore: Metast
     assert res["errors"][0]["extensions"]["code"] == "INVALID_ARGUMENT" and "levels deep" in res["errors"][0]["message"]
     res = execute(lake, "{ catalogs { edges { node { name ")
     assert res["errors"][0]["locations"][0]["line"] == 1
+
+
+def test_connections_page_with_cursors_past_the_default_page(lake: Cairn) -> None:
+    query = """query($after: String) { schema(name: "main.s") { tables(first: 40, after: $after) {
+               edges { cursor node { name } } pageInfo { hasNextPage endCursor } } } }"""
+    names, after = [], None
+    while True:
+        page = execute(lake, query, {"after": after})["data"]["schema"]["tables"]
+        names += [e["node"]["name"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert names == [f"t{i:03d}" for i in range(100)]
+    default = execute(lake, '{ schema(name: "main.s") { tables { edges { node { name } } pageInfo { hasNextPage } } } }')
+    assert len(default["data"]["schema"]["tables"]["edges"]) == 100 and default["data"]["schema"]["tables"]["pageInfo"]["hasNextPage"] is False
+    lake.tables.create_table("main.s.t100", [{"name": "id", "type": "bigint"}])
+    default = execute(lake, '{ schema(name: "main.s") { tables { edges { node { name } } pageInfo { hasNextPage } } } }')
+    assert len(default["data"]["schema"]["tables"]["edges"]) == 100 and default["data"]["schema"]["tables"]["pageInfo"]["hasNextPage"] is True
+    bad = execute(lake, '{ schema(name: "main.s") { tables(first: 5000) { edges { node { name } } } } }')
+    assert bad["errors"][0]["extensions"]["code"] == "INVALID_ARGUMENT" and "first must be between 0 and 1000" in bad["errors"][0]["message"]
+
+
+def test_queries_that_could_ask_for_too_many_objects_are_refused_before_they_run(lake: Cairn, metastore: Metastore) -> None:
+    statements: list[str] = []
+    listener = lambda conn, cursor, stmt, params, context, many: statements.append(stmt)  # noqa: E731
+    deep = """{ catalogs(first: 1000) { edges { node { schemas(first: 1000) { edges { node {
+              tables(first: 1000) { edges { node { name } } } } } } } } } }"""
+    event.listen(metastore.engine, "before_cursor_execute", listener)
+    try:
+        res = execute(lake, deep)
+    finally:
+        event.remove(metastore.engine, "before_cursor_execute", listener)
+    assert res["errors"][0]["extensions"]["code"] == "INVALID_ARGUMENT"
+    assert "1,001,001,000 objects; the limit is 1,500,000" in res["errors"][0]["message"] and statements == []
+    # The same bound through variables.
+    res = execute(lake, "query($n: Int) { catalogs(first: $n) { edges { node { schemas(first: $n) { edges { node { tables(first: $n) "
+                        "{ edges { node { name } } } } } } } } } }", {"n": 200})
+    assert "8,040,200 objects" in res["errors"][0]["message"]
+    ok = execute(lake, "query($n: Int) { catalogs(first: $n) { edges { node { schemas(first: $n) { edges { node { name } } } } } } }", {"n": 200})
+    assert ok["data"]["catalogs"]["edges"][0]["node"]["schemas"]["edges"] == [{"node": {"name": "s"}}]
+
+
+def test_functions_in_the_tree_and_by_name(lake: Cairn) -> None:
+    lake.functions.create_function("main.s.us_only", "region = 'US'", "boolean", [{"name": "region", "type": "string"}], comment="row filter")
+    res = execute(lake, '{ schema(name: "main.s") { functions { name dataType language parameters { name type } comment } } '
+                        'function(name: "main.s.us_only") { fullName routineDefinition owner } }')
+    assert res["data"]["schema"]["functions"] == [{"name": "us_only", "dataType": "boolean", "language": "SQL",
+                                                   "parameters": [{"name": "region", "type": "string"}], "comment": "row filter"}]
+    assert res["data"]["function"] == {"fullName": "main.s.us_only", "routineDefinition": "region = 'US'", "owner": "admin"}
+
+
+def test_a_parsed_query_is_reused_and_a_bad_one_answers_the_same_error_each_time(lake: Cairn) -> None:
+    from api.graphql import prepare
+
+    prepare.cache_clear()
+    q = '{ table(name: "main.s.t001") { name } }'
+    assert execute(lake, q)["data"]["table"]["name"] == "t001"
+    assert execute(lake, q)["data"]["table"]["name"] == "t001"
+    assert prepare.cache_info().hits >= 1
+    bad = "{ table(name: 1) { nope } }"
+    first, second = execute(lake, bad), execute(lake, bad)
+    assert first == second and first["errors"][0]["extensions"]["code"] == "INVALID_ARGUMENT"
+    assert "Cannot query field 'nope'" in " ".join(e["message"] for e in first["errors"])

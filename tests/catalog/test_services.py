@@ -372,3 +372,47 @@ def test_a_method_without_an_authorization_decision_cannot_commit(world: Cairn, 
 def test_initialize_twice_is_refused(metastore: Metastore) -> None:
     with pytest.raises(FailedPrecondition, match="already initialized"):
         metastore.initialize("someone")
+
+
+def test_concurrent_reads_group_commit_their_audit_rows_and_lose_none(metastore: Metastore, world: Cairn) -> None:
+    import threading
+
+    world.catalogs.create_catalog("gc")
+    before = count(metastore, t.audit_events)
+    errors: list[BaseException] = []
+
+    def reader(i: int) -> None:
+        c = metastore.as_principal("admin", request_id=f"gc-{i}")
+        try:
+            for _ in range(25):
+                assert c.catalogs.get_catalog("gc").name == "gc"
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert count(metastore, t.audit_events) - before == 8 * 25
+    events = list(world.audit.list_events(action="get_catalog", max_results=1000))
+    assert sorted({e.request_id for e in events if e.request_id.startswith("gc-")}) == [f"gc-{i}" for i in range(8)]
+
+
+def test_a_failing_row_in_a_group_commit_fails_only_its_own_caller(metastore: Metastore, world: Cairn) -> None:
+    from catalog.service.base import GroupCommit, _Pending
+
+    def row(i: int):  # type: ignore[no-untyped-def]
+        return lambda store: store.insert_audit(principal="admin", action=f"probe-{i}", securable_kind=None, securable_name=None,
+                                                parameters={}, result="ALLOWED", error_code=None, error_message=None,
+                                                request_id=f"probe-{i}", source="PYTHON")
+
+    def broken(store):  # type: ignore[no-untyped-def]
+        raise RuntimeError("this row cannot be written")
+
+    batch = [_Pending(row(1)), _Pending(broken), _Pending(row(2))]
+    GroupCommit(metastore.engine)._flush(batch)
+    assert [p.done for p in batch] == [True, True, True]
+    assert [type(p.error).__name__ if p.error else None for p in batch] == [None, "RuntimeError", None]
+    assert {e.action for e in world.audit.list_events(max_results=1000) if e.action.startswith("probe-")} == {"probe-1", "probe-2"}
