@@ -11,8 +11,10 @@ Decimal128Type(decimal128(10, 2))
 
 from __future__ import annotations
 
+import os
 import re
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -188,11 +190,27 @@ def conform(data: pa.Table, target: pa.Schema, table: str, allow_new: bool) -> p
 
 
 _open = threading.local()
+# A directory mtime younger than this when we looked may still change within the same clock tick
+# without its mtime moving (the "racy git" problem); only an older one proves nothing changed.
+_RACY_NS = 100_000_000
+
+
+def _log_stamp(location: str) -> int | None:
+    """The mtime of a local table's _delta_log directory: it moves whenever a commit adds a file."""
+    path = location[len("file://"):] if location.startswith("file://") else location
+    if "://" in path:
+        return None  # object stores: always ask the log
+    try:
+        return os.stat(os.path.join(path, "_delta_log")).st_mtime_ns
+    except OSError:
+        return None
 
 
 def open_table(location: str, version: int | None = None, timestamp: Any = None) -> DeltaTable:
     """The table at `location`: the latest snapshot (kept per thread and brought up to date
-    incrementally, which costs a log listing rather than a log replay), or one version or time."""
+    incrementally, which costs a log listing rather than a log replay; skipped altogether for a local
+    table whose log directory has not changed since a listing that began well after its last change),
+    or one version or time."""
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
@@ -200,10 +218,16 @@ def open_table(location: str, version: int | None = None, timestamp: Any = None)
         cache = getattr(_open, "tables", None)
         if cache is None:
             cache = _open.tables = {}
-        dt = cache.get(location)
-        if dt is not None:
+        stamp = _log_stamp(location)
+        started = time.time_ns()
+        entry = cache.get(location)
+        if entry is not None:
+            dt, trusted = entry
+            if trusted is not None and stamp == trusted:
+                return dt
             try:
                 dt.update_incremental()
+                cache[location] = (dt, stamp if stamp is not None and started - stamp > _RACY_NS else None)
                 return dt
             except Exception:
                 cache.pop(location, None)
@@ -211,7 +235,7 @@ def open_table(location: str, version: int | None = None, timestamp: Any = None)
             dt = DeltaTable(location)
         except TableNotFoundError:
             raise NotFound(f"no Delta table at {location}") from None
-        cache[location] = dt
+        cache[location] = (dt, stamp if stamp is not None and started - stamp > _RACY_NS else None)
         return dt
     try:
         dt = DeltaTable(location)
@@ -228,6 +252,24 @@ def open_table(location: str, version: int | None = None, timestamp: Any = None)
         except Exception as exc:
             raise InvalidArgument(f"no version at or before {timestamp}: {exc}") from None
     return dt
+
+
+_snapshots: dict[tuple[str, str, int], tuple[tuple[str, ...], tuple[Column, ...]]] = {}
+_snapshots_lock = threading.Lock()
+
+
+def snapshot_files(location: str, dt: DeltaTable) -> tuple[tuple[str, ...], tuple[Column, ...]]:
+    """The data files and columns of the loaded snapshot. A version never changes, so they are kept
+    per (location, table id, version); the table id tells a table recreated at the same path apart."""
+    key = (location, dt.metadata().id, dt.version())
+    hit = _snapshots.get(key)
+    if hit is None:
+        hit = (tuple(dt.file_uris()), tuple(columns_of(table_schema(dt))))
+        with _snapshots_lock:
+            if len(_snapshots) >= 512:
+                _snapshots.pop(next(iter(_snapshots)))
+            _snapshots[key] = hit
+    return hit
 
 
 def is_delta(location: str) -> bool:

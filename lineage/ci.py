@@ -176,25 +176,26 @@ def diff(cairn: Any, base: dict[str, str], head: dict[str, str], dialect: str | 
     return report
 
 
-_REMOTE_QUERY = """
-{ principals { name kind }
+_NODE = "fullName owner comment tags { key value column }"
+_PAGE = "pageInfo { hasNextPage endCursor }"
+_REMOTE_QUERY = """{ principals { name kind }
   tableEdges: lineageEdges(level: "TABLE") { source target sourceKind targetKind }
-  columnEdges: lineageEdges(level: "COLUMN") { source target }
-  catalogs(first: 1000) { edges { node { fullName owner comment tags { key value column }
-    schemas(first: 1000) { edges { node { fullName owner comment tags { key value column }
-      tables(first: 1000) { edges { node { fullName owner comment timestampKeys tags { key value column } } } }
-      models { fullName owner comment tags { key value column } aliases { alias version } versions { fullName owner comment tags { key value column } } }
-    } } } } } } }
-"""
+  columnEdges: lineageEdges(level: "COLUMN") { source target } }"""
+_CATALOGS = "query($after: String) { x: catalogs(first: 1000, after: $after) { edges { node { %s } } %s } }" % (_NODE, _PAGE)
+_SCHEMAS = "query($name: String!, $after: String) { catalog(name: $name) { x: schemas(first: 1000, after: $after) { edges { node { %s } } %s } } }" % (_NODE, _PAGE)
+_TABLES = ("query($name: String!, $after: String) { schema(name: $name) { x: tables(first: 1000, after: $after) { edges { node { %s timestampKeys } } %s } } }"
+           % (_NODE, _PAGE))
+_MODELS = "query($name: String!) { schema(name: $name) { models { %s aliases { alias version } versions { %s } } } }" % (_NODE, _NODE)
 
 
 def build_snapshot_remote(url: str, token: str, rules: list[Rule]) -> Snapshot:
     """The same snapshot, read from a running Cairn server over GraphQL as the token's principal."""
     import httpx
 
-    def gql(query: str) -> dict[str, Any]:
+    def gql(query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         try:
-            r = httpx.post(url.rstrip("/") + "/graphql", json={"query": query}, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+            r = httpx.post(url.rstrip("/") + "/graphql", json={"query": query, "variables": variables or {}},
+                           headers={"Authorization": f"Bearer {token}"}, timeout=120)
         except httpx.HTTPError as exc:
             raise InvalidArgument(f"cannot reach {url}: {exc}") from None
         if r.status_code == 401:
@@ -203,6 +204,17 @@ def build_snapshot_remote(url: str, token: str, rules: list[Rule]) -> Snapshot:
         if body.get("errors"):
             raise InvalidArgument(f"{url}: {body['errors'][0]['message']}")
         return body["data"]
+
+    def paged(query: str, parent: str | None = None) -> list[dict[str, Any]]:
+        """Every node of one connection, page by page (the server bounds what one query may ask)."""
+        out, after = [], None
+        while True:
+            data = gql(query, {"after": after, **({"name": parent} if parent else {})})
+            conn = data["x"] if parent is None else next(iter(data.values()))["x"]
+            out += [e["node"] for e in conn["edges"]]
+            if not conn["pageInfo"]["hasNextPage"]:
+                return out
+            after = conn["pageInfo"]["endCursor"]
 
     data = gql(_REMOTE_QUERY)
     objects: dict[str, dict[str, Any]] = {}
@@ -217,13 +229,13 @@ def build_snapshot_remote(url: str, token: str, rules: list[Rule]) -> Snapshot:
         objects[node["fullName"]] = {"kind": kind, "owner": node["owner"], "comment": node["comment"], "tags": tags, "column_tags": cols,
                                      "timestamp_keys": node.get("timestampKeys") or [], "last_write": None}
 
-    for c in data["catalogs"]["edges"]:
-        add(c["node"], "CATALOG")
-        for s in c["node"]["schemas"]["edges"]:
-            add(s["node"], "SCHEMA")
-            for t in s["node"]["tables"]["edges"]:
-                add(t["node"], "TABLE")
-            for m in s["node"]["models"]:
+    for catalog in paged(_CATALOGS):
+        add(catalog, "CATALOG")
+        for schema in paged(_SCHEMAS, catalog["fullName"]):
+            add(schema, "SCHEMA")
+            for table in paged(_TABLES, schema["fullName"]):
+                add(table, "TABLE")
+            for m in gql(_MODELS, {"name": schema["fullName"]})["schema"]["models"]:
                 add(m, "MODEL")
                 aliased |= {f"{m['fullName']}/{a['version']}" for a in m["aliases"]}
                 for v in m["versions"]:

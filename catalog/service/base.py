@@ -102,8 +102,16 @@ class _Pending:
         self.error: BaseException | None = None
 
 
+_scope = threading.local()
+
+
 class UnitOfWork:
-    """One transaction around one service call. Use as a context manager."""
+    """One transaction around one service call. Use as a context manager.
+
+    A read that runs inside another read on the same thread (the tables a SQL statement reads,
+    inside the statement) hands its audit row to the outer one, which commits them all together
+    when it ends; nothing reaches the caller before they are committed.
+    """
 
     def __init__(
         self,
@@ -132,13 +140,20 @@ class UnitOfWork:
         # Metastore changes that follow work done outside the database (a Delta commit): they
         # are applied in the same transaction as the audit row.
         self.deferred: list[Callable[[MetastoreStore], None]] = []
+        self.pending: list[Callable[[MetastoreStore], None]] = []  # audit work of reads nested in this one
+        self._outer: UnitOfWork | None = None
 
     # lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> UnitOfWork:
+        if not self.write:
+            self._outer = getattr(_scope, "uow", None)
+            if self._outer is None:
+                _scope.uow = self
         try:
             self.conn = self.engine.connect().execution_options(cairn_write=self.write)
             self.tx = self.conn.begin()
         except OperationalError as exc:
+            self._leave_scope()
             raise Unavailable(f"the metastore is unavailable: {exc.orig}") from exc
         self.store = MetastoreStore(self.conn)
         try:
@@ -146,8 +161,13 @@ class UnitOfWork:
         except BaseException:
             self.tx.rollback()
             self.conn.close()
+            self._leave_scope()
             raise
         return self
+
+    def _leave_scope(self) -> None:
+        if getattr(_scope, "uow", None) is self:
+            _scope.uow = None
 
     def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[no-untyped-def]
         # The connection goes back to the pool before the audit row takes another one, so a
@@ -165,7 +185,10 @@ class UnitOfWork:
                     # Reads change nothing; their audit row goes in a short write transaction of its
                     # own so readers never hold SQLite's write lock while they work.
                     self._release(commit=True)
-                    self._audit_apart(AuditResult.ALLOWED, None, None, self.deferred)
+                    if self._outer is not None:
+                        self._outer.pending.append(self._audit_work(AuditResult.ALLOWED, None, None, self.deferred))
+                    else:
+                        self._audit_apart(AuditResult.ALLOWED, None, None, self.deferred)
                 return False
             self._release(commit=False)
             if isinstance(exc, PermissionDenied) or (isinstance(exc, NotFound) and self._hidden_denial) or getattr(exc, "denied", False):
@@ -187,6 +210,7 @@ class UnitOfWork:
             raise Internal(f"internal error (request id {self.request_id})") from exc
         finally:
             self.conn.close()
+            self._leave_scope()
 
     def _release(self, commit: bool) -> None:
         try:
@@ -211,13 +235,26 @@ class UnitOfWork:
             source=self.ctx.source.value,
         )
 
-    def _audit_apart(
+    def _audit_work(
         self, result: AuditResult, code: str | None, message: str | None, deferred: list[Callable[[MetastoreStore], None]] = ()
-    ) -> None:
+    ) -> Callable[[MetastoreStore], None]:
         def work(store: MetastoreStore) -> None:
             for apply in deferred:
                 apply(store)
             self._audit(store, result, code, message)
+
+        return work
+
+    def _audit_apart(
+        self, result: AuditResult, code: str | None, message: str | None, deferred: list[Callable[[MetastoreStore], None]] = ()
+    ) -> None:
+        nested, self.pending = self.pending, []
+        own = self._audit_work(result, code, message, deferred)
+
+        def work(store: MetastoreStore) -> None:
+            for apply in nested:
+                apply(store)
+            own(store)
 
         try:
             self.audit_log.write(work)

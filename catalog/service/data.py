@@ -16,7 +16,7 @@ from typing import Any
 from catalog import delta
 from catalog.policies import Policy, quote, render_function
 from catalog.entities import Column, Securable
-from catalog.errors import CairnError, Conflict, FailedPrecondition, InvalidArgument
+from catalog.errors import CairnError, Conflict, FailedPrecondition, InvalidArgument, NotFound
 from catalog.privileges import Kind, Privilege
 from catalog.service.base import UnitOfWork
 from catalog.service.common import Service, display, fetch, parse_for, resolve
@@ -239,30 +239,43 @@ class TableDataService(Service):
         with self._uow("read_table", Kind.TABLE, display(name), write=False, version=version,
                        timestamp=str(timestamp) if timestamp else None, plan="scan") as uow:
             table = self._open(uow, name, Privilege.SELECT)
-            dt = delta.open_table(table.storage_location or "", version, timestamp)
-            uow.params["delta_version"] = dt.version()
-            self._lineage(uow, run_id, table, dt.version(), is_output=False)
-            return ScanPlan(table.full_name, dt.version(), tuple(dt.file_uris()), tuple(delta.columns_of(delta.table_schema(dt))),
-                            self._policy(uow, table))
+            plan = self._scan(uow, table, version, timestamp)
+            uow.params["delta_version"] = plan.version
+            self._lineage(uow, run_id, table, plan.version, is_output=False)
+            return plan
+
+    def _scan(self, uow: UnitOfWork, table: Securable, version: int | None, timestamp: datetime | str | None) -> ScanPlan:
+        location = table.storage_location or ""
+        dt = delta.open_table(location, version, timestamp)
+        files, columns = delta.snapshot_files(location, dt)
+        return ScanPlan(table.full_name, dt.version(), files, columns, self._policy(uow, table))
 
     def plan_scans(self, requests: list[tuple[str, int | None, datetime | str | None]]) -> list[ScanPlan]:
         """`plan_scan` for every table a statement reads, in one unit of work: all are checked
         before any is read (one denial refuses the statement), and each read gets its audit row."""
         with self._uow("read_tables", Kind.TABLE, ",".join(r[0] for r in requests), write=False, tables=[r[0] for r in requests]) as uow:
+            keys = []
+            for name, _v, _ts in requests:
+                key = parse_for(Kind.TABLE, name).key
+                sid = resolve(uow, Kind.TABLE, key)
+                uow.require(Privilege.SELECT, sid, Kind.TABLE, key)
+                keys.append((sid, key))
+            found = uow.store.get_securables_by_ids([sid for sid, _k in keys])
             plans = []
-            for name, version, timestamp in requests:
-                table = self._open(uow, name, Privilege.SELECT)
-                dt = delta.open_table(table.storage_location or "", version, timestamp)
-                plans.append(ScanPlan(table.full_name, dt.version(), tuple(dt.file_uris()), tuple(delta.columns_of(delta.table_schema(dt))),
-                                      self._policy(uow, table)))
+            for (sid, key), (_name, version, timestamp) in zip(keys, requests):
+                table = found.get(sid)
+                if table is None:
+                    raise NotFound(f"table '{key}' does not exist")
+                if (table.data_source_format or "") != "DELTA" or not table.storage_location:
+                    raise FailedPrecondition(f"'{key}' is not a Delta table")
+                plans.append(self._scan(uow, table, version, timestamp))
             read_rows = [(p.table, p.version) for p in plans]
             ctx, rid = uow.ctx, uow.request_id
 
             def audit_reads(store: Any) -> None:
-                for table_name, version in read_rows:
-                    store.insert_audit(principal=ctx.principal, action="read_table", securable_kind=Kind.TABLE.value, securable_name=table_name,
-                                       parameters={"delta_version": version, "via": "read_tables"}, result="ALLOWED", error_code=None,
-                                       error_message=None, request_id=rid, source=ctx.source.value)
+                store.insert_audits([dict(principal=ctx.principal, action="read_table", securable_kind=Kind.TABLE.value, securable_name=table_name,
+                                          parameters={"delta_version": version, "via": "read_tables"}, result="ALLOWED", error_code=None,
+                                          error_message=None, request_id=rid, source=ctx.source.value) for table_name, version in read_rows])
 
             uow.deferred.append(audit_reads)
             return plans

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
@@ -20,9 +23,18 @@ if TYPE_CHECKING:
 def run_sql(session: SqlService, text: str) -> SqlResult:
     from catalog.sql.shim import SqlResult, parse
 
+    key = (text, session.current_catalog, session.current_schema)
+    template = _templates.get(key)
+    if template is not None:
+        return run_template(session, template, rows=True)
     tree = parse(text)
     if isinstance(tree, exp.Query):
-        return SqlResult.of(query(session, tree))
+        template = _template(session, tree)
+        with _templates_lock:
+            if len(_templates) >= 512:
+                _templates.pop(next(iter(_templates)))
+            _templates[key] = template
+        return run_template(session, template, rows=True)
     if isinstance(tree, exp.Insert):
         return _insert(session, tree, text)
     if isinstance(tree, exp.Create):
@@ -42,54 +54,107 @@ def table_key(session: SqlService, t: exp.Table) -> str:
     return session.full(quoted, 3)
 
 
-def query(session: SqlService, tree: exp.Expression) -> pa.Table:
-    """Run a query: bind every table it names as a governed view, then execute on DuckDB."""
-    import duckdb
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """One table a query reads: the placeholder standing for it in the template, and what to read."""
 
-    from catalog.service.data import duckdb_cursor
-
-    con = duckdb_cursor()
-    try:
-        bind_tables(session, con, tree)
-        return con.execute(tree.sql("duckdb")).to_arrow_table()
-    except duckdb.Error as exc:
-        raise InvalidArgument(f"the query failed: {str(exc).splitlines()[0]}") from None
-    finally:
-        con.close()
+    placeholder: str
+    key: str
+    version: int | None
+    timestamp: str | None
 
 
-def bind_tables(session: SqlService, con: duckdb.DuckDBPyConnection, tree: exp.Expression, as_client: Any = None) -> None:
-    """Check every table the statement reads in one governed call, then bind each as a view."""
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A query in DuckDB SQL with a quoted placeholder where each table it reads goes. It holds names,
+    never data or rights: every run checks the reader's privileges and binds the snapshot it may see."""
+
+    sql: str
+    refs: tuple[Ref, ...]
+
+
+# Parsed and rewritten queries by (text, current catalog, current schema): parsing and generating SQL
+# costs more than the checks, and clients run the same statements over and over.
+_templates: dict[tuple[str, str | None, str | None], Template] = {}
+_templates_lock = threading.Lock()
+_cursors = threading.local()
+
+
+def _template(session: SqlService, tree: exp.Expression) -> Template:
+    """Replace every table the query reads by a placeholder (keeping its alias); `tree` is consumed."""
+    nonce = uuid.uuid4().hex[:12]
     ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-    client = as_client or session.cairn
     refs = []
     for t in list(tree.find_all(exp.Table)):
         if isinstance(t.parent, (exp.Insert, exp.Schema)) and t.parent.this is t:
             continue  # a write target, not a read
         if not t.name or (not t.args.get("db") and t.name.lower() in ctes):
             continue
-        refs.append((t, table_key(session, t), *_as_of(t.args.get("version"))))
-    data_refs = [r for r in refs if not r[1].startswith("system.")]
-    plans: dict[int, Any] = {}
-    if data_refs:
+        ref = Ref(f"__cairn_{nonce}_{len(refs)}", table_key(session, t), *_as_of(t.args.get("version")))
+        refs.append(ref)
+        alias = t.alias or t.name
+        t.replace(exp.Table(this=exp.to_identifier(ref.placeholder, quoted=True), alias=exp.TableAlias(this=exp.to_identifier(alias))))
+    return Template(tree.sql("duckdb"), tuple(refs))
+
+
+def query(session: SqlService, tree: exp.Expression) -> pa.Table:
+    """Run a query tree (left unchanged) as the session's principal."""
+    return run_template(session, _template(session, tree.copy()))
+
+
+def run_template(session: SqlService, template: Template, rows: bool = False) -> Any:
+    """Check and bind every table the query reads in one governed call, then run it on DuckDB.
+
+    Arrow for the writes that consume the result; a SqlResult of rows when `rows` (fetching Python
+    rows directly is cheaper than going through Arrow for the small results most queries return)."""
+    import duckdb
+
+    from catalog.sql.shim import SqlResult
+
+    from catalog.service.data import duckdb_cursor
+
+    con = getattr(_cursors, "con", None)
+    if con is None:
+        # One cursor per thread, reused: a fresh DuckDB connection's first query pays for warming
+        # its caches (about 0.5 ms here). Nothing outlives a query on it but those caches.
+        con = _cursors.con = duckdb_cursor()
+    registered: list[str] = []
+    try:
+        sql = _bound(session, session.cairn, con, template, registered)
+        cur = con.execute(sql)
+        if rows:
+            return SqlResult([d[0] for d in cur.description], cur.fetchall())
+        return cur.to_arrow_table()
+    except duckdb.Error as exc:
+        raise InvalidArgument(f"the query failed: {str(exc).splitlines()[0]}") from None
+    finally:
+        for name in registered:
+            con.unregister(name)
+
+
+def _bound(session: SqlService, client: Any, con: duckdb.DuckDBPyConnection, template: Template, registered: list[str]) -> str:
+    """The template's SQL with each placeholder replaced by what `client` may read of that table."""
+    data = [r for r in template.refs if not r.key.startswith("system.")]
+    plans: dict[str, Any] = {}
+    if data:
         try:
-            for r, plan in zip(data_refs, client.data.plan_scans([(k, v, ts) for _t, k, v, ts in data_refs])):
-                plans[id(r[0])] = plan
+            plans = dict(zip((r.placeholder for r in data), client.data.plan_scans([(r.key, r.version, r.timestamp) for r in data])))
         except FailedPrecondition:
-            # A view among them: bind one by one, views with their owner's rights.
-            plans = {}
-    for i, (t, key, v, ts) in enumerate(refs):
-        view = f"__cairn_{id(tree)}_{i}"
-        if key.startswith("system."):
+            plans = {}  # a view among them: bind one by one, views with their owner's rights
+    sql = template.sql
+    for r in template.refs:
+        if r.key.startswith("system."):
             from catalog.sql.system import system_table
 
-            con.register(view, system_table(client, key))
-        elif id(t) in plans:
-            _bind_plan(con, view, plans[id(t)])
+            con.register(r.placeholder, system_table(client, r.key))
+            registered.append(r.placeholder)
+            source = f'SELECT * FROM "{r.placeholder}"'
+        elif r.placeholder in plans:
+            source = _plan_source(plans[r.placeholder])
         else:
-            _bind(session, client, con, view, key, v, ts)
-        alias = t.alias or t.name
-        t.replace(exp.Table(this=exp.to_identifier(view), alias=exp.TableAlias(this=exp.to_identifier(alias))))
+            source = _one_source(session, client, con, r, registered)
+        sql = sql.replace(f'"{r.placeholder}"', f"({source})")
+    return sql
 
 
 def _as_of(version: exp.Version | None) -> tuple[int | None, str | None]:
@@ -103,31 +168,32 @@ def _as_of(version: exp.Version | None) -> tuple[int | None, str | None]:
     return None, value
 
 
-def _bind(session: SqlService, client: Any, con: duckdb.DuckDBPyConnection, view: str, key: str, v: int | None, ts: str | None) -> None:
+def _one_source(session: SqlService, client: Any, con: duckdb.DuckDBPyConnection, ref: Ref, registered: list[str]) -> str:
     try:
-        plan = client.data.plan_scan(key, v, ts)
+        plan = client.data.plan_scan(ref.key, ref.version, ref.timestamp)
     except FailedPrecondition:
-        table = client.tables.get_table(key)
+        table = client.tables.get_table(ref.key)
         if table.table_type is not TableType.VIEW:
             raise
-        _bind_view(session, client, con, view, table)
-        return
-    _bind_plan(con, view, plan)
+        return _view_source(session, client, con, table, registered)
+    return _plan_source(plan)
 
 
-def _bind_plan(con: duckdb.DuckDBPyConnection, view: str, plan: Any) -> None:
+def _plan_source(plan: Any) -> str:
     names = [c.name for c in plan.columns]
     files = [f[len("file://"):] if f.startswith("file://") else f for f in plan.files]
     if files:
         listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        source = f"read_parquet([{listed}], union_by_name = true)"
+        # Files written before a schema change lack its new columns; matching by name reads them as
+        # NULL, as Delta does. It costs a schema read per file, needless when there is only one.
+        source = f"read_parquet([{listed}]{', union_by_name = true' if len(files) > 1 else ''})"
     else:
         typed = ", ".join(f'CAST(NULL AS {exp.DataType.build(c.type_text, dialect="databricks").sql("duckdb")}) AS "{c.name}"' for c in plan.columns)
         source = f"(SELECT {typed} WHERE false)"
-    con.execute(f'CREATE TEMP VIEW "{view}" AS {policy_sql(plan.policy, source + " AS src", names)}')
+    return policy_sql(plan.policy, source + " AS src", names)
 
 
-def _bind_view(session: SqlService, client: Any, con: duckdb.DuckDBPyConnection, view: str, table: Any) -> None:
+def _view_source(session: SqlService, client: Any, con: duckdb.DuckDBPyConnection, table: Any, registered: list[str]) -> str:
     """A catalog view reads its tables with its owner's rights (definer's rights), as in Databricks.
 
     The reader's SELECT on the view itself was already required by `data.plan_scan(s)`, which
@@ -136,9 +202,8 @@ def _bind_view(session: SqlService, client: Any, con: duckdb.DuckDBPyConnection,
     from catalog.sql.shim import parse
 
     owner = client.metastore.as_principal(table.owner, client.ctx.source, client.ctx.request_id)
-    inner = parse(table.view_definition or "")
-    bind_tables(session, con, inner, as_client=owner)
-    con.execute(f'CREATE TEMP VIEW "{view}" AS {inner.sql("duckdb")}')
+    inner = _template(session, parse(table.view_definition or ""))
+    return _bound(session, owner, con, inner, registered)
 
 
 def _arrow_to_table_columns(data: pa.Table, target_columns: list[str], names: list[str] | None, what: str) -> pa.Table:

@@ -29,6 +29,7 @@ from catalog.store import tables as t
 _AUTHZ_CHANGES = (select(t.authz_log.c.seq, t.authz_log.c.scope, t.authz_log.c.securable_id, t.authz_log.c.principal)
                   .where(t.authz_log.c.seq > bindparam("seq")).order_by(t.authz_log.c.seq))
 _SECURABLE_BY_ID = select(t.securables).where(t.securables.c.id == bindparam("id"))
+_SECURABLES_BY_IDS = select(t.securables).where(t.securables.c.id.in_(bindparam("ids", expanding=True)))
 _COLUMNS_OF = (select(t.columns).where(t.columns.c.securable_id.in_(bindparam("ids", expanding=True)))
                .order_by(t.columns.c.securable_id, t.columns.c.position))
 _AUDIT_INSERT = insert(t.audit_events)
@@ -280,6 +281,10 @@ class MetastoreStore:
             raise NotFound(f"securable {securable_id} does not exist")
         return self._hydrate([row])[0]
 
+    def get_securables_by_ids(self, ids: Sequence[int]) -> dict[int, Securable]:
+        rows = self.conn.execute(_SECURABLES_BY_IDS, {"ids": list(ids)}).all() if ids else []
+        return {s.id: s for s in self._hydrate(rows)}
+
     def metastore_id(self) -> int:
         return self.conn.execute(select(t.securables.c.id).where(t.securables.c.kind == Kind.METASTORE.value)).scalar_one()
 
@@ -404,6 +409,11 @@ class MetastoreStore:
     # audit ---------------------------------------------------------------------------------
     def insert_audit(self, **row: Any) -> None:
         self.conn.execute(_AUDIT_INSERT, {**_AUDIT_DEFAULTS, **row, "event_time": now()})
+
+    def insert_audits(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            at = now()
+            self.conn.execute(_AUDIT_INSERT, [{**_AUDIT_DEFAULTS, **row, "event_time": at} for row in rows])
 
     def query_audit(
         self,
