@@ -142,13 +142,25 @@ class UnitOfWork:
         self.deferred: list[Callable[[MetastoreStore], None]] = []
         self.pending: list[Callable[[MetastoreStore], None]] = []  # audit work of reads nested in this one
         self._outer: UnitOfWork | None = None
+        self._writes_at = -1
+        self._shared = False  # a nested read working in its outer read's transaction
 
     # lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> UnitOfWork:
-        if not self.write:
+        writes = getattr(_scope, "writes", 0)
+        if self.write:
+            _scope.writes = writes + 1
+        else:
             self._outer = getattr(_scope, "uow", None)
             if self._outer is None:
                 _scope.uow = self
+                self._writes_at = writes
+            elif self._outer._writes_at == writes:
+                # Nothing was written on this thread since the outer read began: decide on the same
+                # snapshot of the metastore (a statement's checks see one state, as of its start).
+                self._shared = True
+                self.conn, self.store, self.authz = self._outer.conn, self._outer.store, self._outer.authz
+                return self
         try:
             self.conn = self.engine.connect().execution_options(cairn_write=self.write)
             self.tx = self.conn.begin()
@@ -209,10 +221,13 @@ class UnitOfWork:
             self._audit_apart(AuditResult.FAILED, Internal.code, type(exc).__name__)
             raise Internal(f"internal error (request id {self.request_id})") from exc
         finally:
-            self.conn.close()
+            if not self._shared:
+                self.conn.close()
             self._leave_scope()
 
     def _release(self, commit: bool) -> None:
+        if self._shared:
+            return
         try:
             if commit:
                 self.tx.commit()

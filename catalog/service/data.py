@@ -260,7 +260,7 @@ class TableDataService(Service):
                 sid = resolve(uow, Kind.TABLE, key)
                 uow.require(Privilege.SELECT, sid, Kind.TABLE, key)
                 keys.append((sid, key))
-            found = uow.store.get_securables_by_ids([sid for sid, _k in keys])
+            found = uow.store.get_securables_by_ids([sid for sid, _k in keys], columns=False)  # a scan reads the Delta schema
             plans = []
             for (sid, key), (_name, version, timestamp) in zip(keys, requests):
                 table = found.get(sid)

@@ -9,6 +9,7 @@ are read here, because Databricks' governance grammar is mostly outside what SQL
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -70,6 +71,12 @@ def tokenize(sql: str) -> list[Token]:
 
 def split(script: str) -> list[Statement]:
     """Statements of a script, split on semicolons outside strings, identifiers and comments."""
+    return list(_split(script))
+
+
+@functools.lru_cache(maxsize=512)
+def _split(script: str) -> tuple[Statement, ...]:
+    # Statements and tokens are immutable, so the same text shares one split.
     tokens = tokenize(script)
     out: list[Statement] = []
     start_tok = 0
@@ -83,7 +90,7 @@ def split(script: str) -> list[Statement]:
                 end = offsets[last.line - 1] + last.col - 1 + len(last.text)
                 out.append(Statement(script[begin:end], chunk[0].line, tuple(chunk)))
             start_tok = i + 1
-    return out
+    return tuple(out)
 
 
 def _offsets(script: str) -> list[int]:

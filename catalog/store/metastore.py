@@ -281,9 +281,9 @@ class MetastoreStore:
             raise NotFound(f"securable {securable_id} does not exist")
         return self._hydrate([row])[0]
 
-    def get_securables_by_ids(self, ids: Sequence[int]) -> dict[int, Securable]:
+    def get_securables_by_ids(self, ids: Sequence[int], columns: bool = True) -> dict[int, Securable]:
         rows = self.conn.execute(_SECURABLES_BY_IDS, {"ids": list(ids)}).all() if ids else []
-        return {s.id: s for s in self._hydrate(rows)}
+        return {s.id: s for s in (self._hydrate(rows) if columns else [_securable(r, ()) for r in rows])}
 
     def metastore_id(self) -> int:
         return self.conn.execute(select(t.securables.c.id).where(t.securables.c.kind == Kind.METASTORE.value)).scalar_one()

@@ -213,3 +213,24 @@ def test_reading_a_view_needs_select_on_it(sales: Cairn, metastore: Metastore) -
     sales.sql("GRANT USE SCHEMA ON SCHEMA main.sales TO bob")
     sales.sql("GRANT SELECT ON TABLE main.sales.big TO bob")
     assert sorted(rows(bob, "SELECT id FROM main.sales.big")) == [(1,), (2,)]  # definer's rights for orders
+
+
+def test_a_repeated_query_is_checked_and_audited_every_time(sales: Cairn, metastore: Metastore) -> None:
+    """The parsed query is reused; the checks, the snapshot and the audit rows are not."""
+    sales.sql("GRANT USE CATALOG ON CATALOG main TO bob; GRANT USE SCHEMA ON SCHEMA main.sales TO bob; GRANT SELECT ON TABLE main.sales.orders TO bob")
+    bob = metastore.as_principal("bob", request_id="q1")
+    bob.sql("USE CATALOG main; USE SCHEMA sales")
+    q = "SELECT count(*) AS n, sum(amount) AS total FROM orders"
+    assert bob.sql(q).rows == [(3, 13.5)]
+    sales.sql("INSERT INTO main.sales.orders VALUES (4, 11, 2.5, 'EU')")
+    assert bob.sql(q).rows == [(4, 16.0)]  # the same text sees the new snapshot
+    sales.sql("REVOKE SELECT ON TABLE main.sales.orders FROM bob")
+    with pytest.raises(NotFound):  # no privilege left on it: bob may not even see it
+        bob.sql(q)
+    events = [e for e in sales.audit.list_events(principal="bob", max_results=1000) if e.request_id == "q1"]
+    reads = [(e.action, e.result, e.parameters.get("delta_version")) for e in events if e.action == "read_table"]
+    assert reads == [("read_table", AuditResult.ALLOWED, 1), ("read_table", AuditResult.ALLOWED, 2)]
+    statements = [(e.action, e.result) for e in events if e.action in ("execute_sql", "read_tables")]
+    assert statements[-6:] == [("read_tables", AuditResult.ALLOWED), ("execute_sql", AuditResult.ALLOWED),
+                               ("read_tables", AuditResult.ALLOWED), ("execute_sql", AuditResult.ALLOWED),
+                               ("read_tables", AuditResult.DENIED), ("execute_sql", AuditResult.DENIED)]
