@@ -89,8 +89,10 @@ class GroupCommit:
     def _transaction(self, batch: list[_Pending]) -> None:
         with self.engine.connect().execution_options(cairn_write=True) as conn, conn.begin():
             store = MetastoreStore(conn)
+            store.gather_audit()
             for item in batch:
                 item.work(store)
+            store.flush_audit()
 
 
 class _Pending:

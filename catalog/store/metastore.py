@@ -132,6 +132,16 @@ class MetastoreStore:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self._audit_rows: list[dict[str, Any]] | None = None  # set while audit rows are gathered
+
+    def gather_audit(self) -> None:
+        """Hold audit rows back until `flush_audit`, which writes them all in one statement."""
+        self._audit_rows = []
+
+    def flush_audit(self) -> None:
+        rows, self._audit_rows = self._audit_rows, None
+        if rows:
+            self.conn.execute(_AUDIT_INSERT, rows)
 
     # settings ------------------------------------------------------------------------------
     def get_setting(self, key: str) -> str | None:
@@ -408,12 +418,15 @@ class MetastoreStore:
 
     # audit ---------------------------------------------------------------------------------
     def insert_audit(self, **row: Any) -> None:
-        self.conn.execute(_AUDIT_INSERT, {**_AUDIT_DEFAULTS, **row, "event_time": now()})
+        self.insert_audits([row])
 
     def insert_audits(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            at = now()
-            self.conn.execute(_AUDIT_INSERT, [{**_AUDIT_DEFAULTS, **row, "event_time": at} for row in rows])
+        at = now()
+        full = [{**_AUDIT_DEFAULTS, **row, "event_time": at} for row in rows]
+        if self._audit_rows is not None:
+            self._audit_rows += full
+        elif full:
+            self.conn.execute(_AUDIT_INSERT, full)
 
     def query_audit(
         self,
