@@ -507,8 +507,9 @@ def lineage_show(env: Env, name: str, upstream: bool, level: str, depth: int) ->
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Server processes (one per core is a good start).")
 @governed
-def serve(env: Env, host: str, port: int) -> None:
+def serve(env: Env, host: str, port: int, workers: int) -> None:
     """Serve the UC REST API, OpenLineage, /healthz and /metrics on one port."""
     from api.server import serve as run_server
 
@@ -517,7 +518,7 @@ def serve(env: Env, host: str, port: int) -> None:
     who = env.principal or "admin"
     mint = f".venv/bin/cairn --home {env.metastore.settings.home} --as {who} token create --quiet"
     click.echo(f"try: curl -H \"Authorization: Bearer $({mint})\" {base}/api/2.1/unity-catalog/catalogs")
-    run_server(env.metastore, host, port)
+    run_server(env.metastore, host, port, workers)
 
 
 @cli.group()

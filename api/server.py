@@ -174,7 +174,20 @@ ReactDOM.render(React.createElement(GraphiQL, {fetcher}), document.getElementByI
 </script></body></html>"""
 
 
-def serve(metastore: Metastore, host: str = "127.0.0.1", port: int = 8080) -> None:
+def app_from_env() -> Starlette:
+    """The app over the metastore named by CAIRN_HOME / CAIRN_METASTORE_URL (each worker process opens its own)."""
+    return make_app(Metastore.open())
+
+
+def serve(metastore: Metastore, host: str = "127.0.0.1", port: int = 8080, workers: int = 1) -> None:
+    """Serve on one port. With several workers, each is a process with its own metastore connection
+    pool and authorization cache (kept exact by the change log), sharing the listening socket."""
     import uvicorn
 
-    uvicorn.run(make_app(metastore), host=host, port=port, log_level="warning")
+    if workers <= 1:
+        uvicorn.run(make_app(metastore), host=host, port=port, log_level="warning")
+        return
+    os.environ["CAIRN_HOME"] = str(metastore.settings.home)
+    os.environ["CAIRN_METASTORE_URL"] = metastore.settings.metastore_url
+    metastore.close()
+    uvicorn.run("api.server:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="warning")

@@ -2,10 +2,10 @@
 
 Measures requests per second, p50 and p99 for a simple GraphQL query (a table by name with its
 tags), a 3-hop lineage query over GraphQL, and a UC REST get-table; every request must succeed.
-The server runs in its own process (uvicorn, one worker) so clients and server do not share a GIL.
-Prints one JSON object.
+The server runs as users run it, `cairn serve --workers N` (default 2, one per core here), in
+processes of its own; the clients are closed-loop keep-alive connections. Prints one JSON object.
 
-    python benchmarks/api_load.py [--quick] [--clients 32] [--seconds 60]
+    python benchmarks/api_load.py [--quick] [--clients 32] [--seconds 60] [--workers 2]
 """
 
 from __future__ import annotations
@@ -13,16 +13,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
+import os
+import signal
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 
 def prepare(home: str) -> str:
@@ -40,18 +43,6 @@ def prepare(home: str) -> str:
     token, _ = c.tokens.create_token()
     ms.close()
     return token
-
-
-def run_server(home: str, port: int) -> None:
-    import logging
-
-    import uvicorn
-
-    from api.server import make_app
-    from catalog.client import Metastore
-
-    logging.getLogger("cairn").setLevel(logging.ERROR)
-    uvicorn.run(make_app(Metastore.open(home=home)), host="127.0.0.1", port=port, log_level="error", access_log=False)
 
 
 async def load(url: str, method: str, body: dict | None, token: str, clients: int, seconds: float) -> dict:
@@ -99,6 +90,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--seconds", type=float)
+    ap.add_argument("--workers", type=int, default=2, help="server processes (cairn serve --workers)")
     args = ap.parse_args()
     seconds = args.seconds or (4 if args.quick else 60)
     home = tempfile.mkdtemp(prefix="cairn-load-")
@@ -106,11 +98,14 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = multiprocessing.get_context("spawn").Process(target=run_server, args=(home, port), daemon=True)
-    proc.start()
+    # The server as users run it: `cairn serve`, in processes of its own (clients and server share no GIL).
+    env = {**os.environ, "CAIRN_HOME": home}
+    env.pop("CAIRN_METASTORE_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(args.workers)],
+                            cwd=str(ROOT), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     import httpx
 
-    for _ in range(200):
+    for _ in range(400):
         try:
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
             break
@@ -120,13 +115,13 @@ def main() -> None:
     simple = {"query": '{ table(name: "main.s.t3") { fullName owner tags { key value } } }'}
     lineage = {"query": '{ lineage(name: "main.s.t3", depth: 3) { truncated nodes { name depth } } }'}
     try:
-        out = {"benchmark": "api_load", "quick": args.quick, "clients": args.clients, "seconds": seconds, "server_workers": 1}
+        out = {"benchmark": "api_load", "quick": args.quick, "clients": args.clients, "seconds": seconds, "server_workers": args.workers}
         out["graphql_simple"] = asyncio.run(load(f"{base}/graphql", "POST", simple, token, args.clients, seconds))
         out["graphql_lineage_3hop"] = asyncio.run(load(f"{base}/graphql", "POST", lineage, token, args.clients, seconds))
         out["rest_get_table"] = asyncio.run(load(f"{base}/api/2.1/unity-catalog/tables/main.s.t3", "GET", None, token, args.clients, seconds))
     finally:
-        proc.terminate()
-        proc.join(5)
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
     print(json.dumps(out))
 
 
