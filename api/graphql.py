@@ -607,8 +607,9 @@ def execute(cairn: Cairn, query: str, variables: dict[str, Any] | None = None, o
     nodes = nodes_of(document, variables or {})
     if nodes > MAX_NODES:
         return _refusal(f"the query could ask for {nodes:,} objects; the limit is {MAX_NODES:,}: ask for fewer with first:")
-    result = gql.execute(schema.graphql_schema, document, context_value={"cairn": cairn, "loaders": Loaders(cairn)},
-                         variable_values=variables, operation_name=operation)
+    with cairn.audit.request("graphql", query=query, operation=operation):
+        result = gql.execute(schema.graphql_schema, document, context_value={"cairn": cairn, "loaders": Loaders(cairn)},
+                             variable_values=variables, operation_name=operation)
     body: dict[str, Any] = {"data": result.data}  # type: ignore[union-attr]
     if result.errors:  # type: ignore[union-attr]
         body["errors"] = [_error(e, cairn.ctx.request_id) for e in result.errors]  # type: ignore[union-attr]

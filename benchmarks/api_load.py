@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def prepare(home: str) -> str:
+def prepare(home: str, url: str | None) -> str:
     from catalog.client import Metastore
 
-    ms = Metastore.open(home=home)
+    ms = Metastore.open(home=home, url=url)
     ms.initialize("admin")
     c = ms.as_principal("admin")
     c.sql("CREATE CATALOG main; CREATE SCHEMA main.s")
@@ -91,16 +91,19 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--seconds", type=float)
     ap.add_argument("--workers", type=int, default=2, help="server processes (cairn serve --workers)")
+    ap.add_argument("--metastore-url", help="a fresh PostgreSQL database instead of the embedded SQLite")
     args = ap.parse_args()
     seconds = args.seconds or (4 if args.quick else 60)
     home = tempfile.mkdtemp(prefix="cairn-load-")
-    token = prepare(home)
+    token = prepare(home, args.metastore_url)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     # The server as users run it: `cairn serve`, in processes of its own (clients and server share no GIL).
     env = {**os.environ, "CAIRN_HOME": home}
     env.pop("CAIRN_METASTORE_URL", None)
+    if args.metastore_url:
+        env["CAIRN_METASTORE_URL"] = args.metastore_url
     proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(args.workers)],
                             cwd=str(ROOT), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     import httpx
@@ -115,7 +118,7 @@ def main() -> None:
     simple = {"query": '{ table(name: "main.s.t3") { fullName owner tags { key value } } }'}
     lineage = {"query": '{ lineage(name: "main.s.t3", depth: 3) { truncated nodes { name depth } } }'}
     try:
-        out = {"benchmark": "api_load", "quick": args.quick, "clients": args.clients, "seconds": seconds, "server_workers": args.workers}
+        out = {"benchmark": "api_load", "quick": args.quick, "clients": args.clients, "seconds": seconds, "server_workers": args.workers, "metastore": "postgresql" if args.metastore_url else "sqlite"}
         out["graphql_simple"] = asyncio.run(load(f"{base}/graphql", "POST", simple, token, args.clients, seconds))
         out["graphql_lineage_3hop"] = asyncio.run(load(f"{base}/graphql", "POST", lineage, token, args.clients, seconds))
         out["rest_get_table"] = asyncio.run(load(f"{base}/api/2.1/unity-catalog/tables/main.s.t3", "GET", None, token, args.clients, seconds))

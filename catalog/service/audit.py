@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from catalog.entities import AuditEvent, AuditResult, Page
@@ -10,6 +12,16 @@ from catalog.service.common import Service, decode_token, encode_token, page_siz
 
 
 class AuditService(Service):
+    @contextmanager
+    def request(self, interface: str, **params: object) -> Iterator[None]:
+        """One API request as a unit: the governed calls made inside it decide on one snapshot of the
+        metastore, and their audit rows commit together with the request's own (`<interface>_request`,
+        with `params`) before the response leaves. Open to every known principal; the calls inside
+        check their own privileges."""
+        with self._uow(f"{interface}_request", None, None, write=False, **params) as uow:
+            uow.allow()
+            yield
+
     def list_events(
         self,
         principal: str | None = None,

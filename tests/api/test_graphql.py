@@ -146,3 +146,20 @@ def test_a_parsed_query_is_reused_and_a_bad_one_answers_the_same_error_each_time
     first, second = execute(lake, bad), execute(lake, bad)
     assert first == second and first["errors"][0]["extensions"]["code"] == "INVALID_ARGUMENT"
     assert "Cannot query field 'nope'" in " ".join(e["message"] for e in first["errors"])
+
+
+def test_a_request_is_audited_with_its_query_and_its_calls_commit_together(lake: Cairn, metastore: Metastore) -> None:
+    client = metastore.as_principal("admin", "graphql", "req-1")
+    q = '{ table(name: "main.s.t007") { fullName tags { key value column } } nope: table(name: "main.s.missing") { name } }'
+    res = execute(client, q)
+    assert res["data"]["table"]["tags"] == [{"key": "pii", "value": "true", "column": "email"}]
+    assert res["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    events = [e for e in lake.audit.list_events(max_results=1000) if e.request_id == "req-1"]
+    assert sorted((e.action, e.result.value) for e in events) == [
+        ("get_table", "ALLOWED"), ("get_table", "FAILED"), ("graphql_request", "ALLOWED"), ("list_tags", "ALLOWED")]
+    request = next(e for e in events if e.action == "graphql_request")
+    assert request.parameters["query"] == q and request.source == "graphql"
+    # Writes inside a request are seen by the reads after them in the same request.
+    res = execute(client, 'mutation { createTable(name: "main.s.fresh", columns: [{name: "a", type: "int"}]) { fullName } '
+                          'sql(statement: "SELECT count(*) AS n FROM main.s.fresh") { rows } }')
+    assert res == {"data": {"createTable": {"fullName": "main.s.fresh"}, "sql": {"rows": [["0"]]}}}
