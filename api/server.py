@@ -78,10 +78,11 @@ class Metrics:
 
 
 def make_app(metastore: Metastore, threads: int | None = None) -> Starlette:
-    """The app. Governed calls run on a small pool of worker threads (CAIRN_API_THREADS, default 4):
-    they hold the GIL while they work, so more threads only add switching and tail latency."""
+    """The app. Governed calls run on worker threads, CAIRN_API_THREADS per process (default 1): they
+    hold the GIL while they work, so more threads only add switching and tail latency, unless
+    requests wait on I/O (long SQL through the API); scale with `cairn serve --workers` instead."""
     metrics = Metrics()
-    workers = anyio.CapacityLimiter(threads or int(os.environ.get("CAIRN_API_THREADS", "4")))
+    workers = anyio.CapacityLimiter(threads or int(os.environ.get("CAIRN_API_THREADS", "1")))
 
     def principal_of(request: Request) -> str | None:
         header = request.headers.get("authorization", "")
@@ -180,14 +181,50 @@ def app_from_env() -> Starlette:
 
 
 def serve(metastore: Metastore, host: str = "127.0.0.1", port: int = 8080, workers: int = 1) -> None:
-    """Serve on one port. With several workers, each is a process with its own metastore connection
-    pool and authorization cache (kept exact by the change log), sharing the listening socket."""
+    """Serve on one port. With several workers, each is a process with its own listening socket on
+    the port (SO_REUSEPORT, so the kernel spreads connections across them), its own metastore
+    connection pool and authorization cache (kept exact by the change log)."""
     import uvicorn
 
     if workers <= 1:
         uvicorn.run(make_app(metastore), host=host, port=port, log_level="warning")
         return
+    import multiprocessing
+    import signal
+
     os.environ["CAIRN_HOME"] = str(metastore.settings.home)
     os.environ["CAIRN_METASTORE_URL"] = metastore.settings.metastore_url
     metastore.close()
-    uvicorn.run("api.server:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="warning")
+    procs = [multiprocessing.get_context("spawn").Process(target=_worker, args=(host, port), daemon=True) for _ in range(workers)]
+    for p in procs:
+        p.start()
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping and all(p.is_alive() for p in procs):
+        time.sleep(0.2)
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.join(10)
+    failed = [p.exitcode for p in procs if p.exitcode not in (0, -signal.SIGTERM)]
+    if failed and not stopping:
+        raise SystemExit(f"a server worker exited with {failed[0]}; is port {port} in use?")
+
+
+def _worker(host: str, port: int) -> None:
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    uvicorn.Server(uvicorn.Config(app_from_env(), log_level="warning")).run(sockets=[sock])

@@ -101,3 +101,48 @@ def test_token_commands(tmp_path: Path) -> None:
     assert run(tmp_path, "token", "create", "--principal", "root", principal="alice").returncode == 1  # only admins mint for others
     assert run(tmp_path, "token", "revoke", listed[0]["token_id"], principal="alice").returncode == 0
     assert json.loads(run(tmp_path, "--json", "token", "list", principal="root").stdout)[0]["revoked_at"] is not None
+
+
+def test_serve_with_workers_spreads_connections_and_stops_cleanly(tmp_path: Path) -> None:
+    import signal
+    import socket
+
+    import httpx
+
+    assert run(tmp_path, "init", "--admin", "root").returncode == 0
+    raw = run(tmp_path, "token", "create", "--quiet", principal="root").stdout.strip()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "CAIRN_HOME": str(tmp_path), "CAIRN_PRINCIPAL": "root"}
+    env.pop("CAIRN_METASTORE_URL", None)
+    proc = subprocess.Popen([CAIRN, "serve", "--port", str(port), "--workers", "2"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        for i in range(40):  # a connection each: the kernel hands them to either worker
+            with httpx.Client() as http:
+                r = http.post(f"http://127.0.0.1:{port}/graphql", headers={"Authorization": f"Bearer {raw}"},
+                              json={"query": "mutation { createCatalog(name: \"c%d\") { name } }" % i})
+                assert r.json() == {"data": {"createCatalog": {"name": f"c{i}"}}}
+        names = json.loads(run(tmp_path, "--json", "catalog", "list", principal="root").stdout)
+        assert sorted(c["name"] for c in names) == sorted(f"c{i}" for i in range(40))
+        counts = set()  # each worker counts only the requests it served
+        for _ in range(30):
+            with httpx.Client() as http:
+                line = next(x for x in http.get(f"http://127.0.0.1:{port}/metrics").text.splitlines()
+                            if x.startswith('cairn_requests_total{route="/graphql",method="POST",status="200"}'))
+                counts.add(int(line.rsplit(" ", 1)[1]))
+        assert len(counts) == 2 and sum(counts) == 40, counts
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+    assert proc.returncode == 0
+    time.sleep(0.2)
+    with socket.socket() as s:  # every worker is gone: the port is free again
+        s.bind(("127.0.0.1", port))

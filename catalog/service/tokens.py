@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from catalog.errors import InvalidArgument, NotFound
 from catalog.service.common import Service
@@ -27,6 +27,10 @@ class TokenInfo:
     revoked_at: datetime | None
     comment: str | None
     created_by: str
+
+
+# Every API request looks its token up: the statement is built once (SQLAlchemy memoizes its cache key).
+_BY_HASH = select(t.tokens.c.principal, t.tokens.c.expires_at, t.tokens.c.revoked_at).where(t.tokens.c.token_hash == bindparam("h"))
 
 
 def digest(raw: str) -> str:
@@ -101,8 +105,7 @@ def authenticate(engine, raw: str) -> str | None:  # type: ignore[no-untyped-def
     if not raw or not raw.startswith(PREFIX):
         return None
     with engine.connect() as conn:
-        row = conn.execute(select(t.tokens.c.principal, t.tokens.c.expires_at, t.tokens.c.revoked_at)
-                           .where(t.tokens.c.token_hash == digest(raw))).first()
+        row = conn.execute(_BY_HASH, {"h": digest(raw)}).first()
     if row is None or row.revoked_at is not None:
         return None
     if row.expires_at is not None and _aware(row.expires_at) <= now():
