@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    bindparam,
     case,
     func,
     insert,
@@ -98,6 +99,14 @@ edges = Table(
 )
 
 
+
+# Statements every lineage query runs, built once (SQLAlchemy memoizes their cache keys).
+_EDGES_AFTER = (select(edges.c.id, edges.c.source_id, edges.c.target_id, case((edges.c.kind == "COLUMN", 1), else_=0), edges.c.created_us)
+                .where(edges.c.id > bindparam("last")).order_by(edges.c.id).limit(bindparam("limit")))
+_NODES_BY_ID = select(nodes).where(nodes.c.id.in_(bindparam("ids", expanding=True)))
+_SYMLINK = select(symlinks.c.node_id).where(symlinks.c.namespace == bindparam("ns"), symlinks.c.name == bindparam("name"))
+_NODE = select(nodes.c.id).where(nodes.c.namespace == bindparam("ns"), nodes.c.name == bindparam("name"), nodes.c.kind == bindparam("kind"))
+
 class LineageStore:
     """Queries over one connection inside the caller's transaction."""
 
@@ -170,10 +179,7 @@ class LineageStore:
 
     def edges_after(self, last_id: int, limit: int = 1_000_000) -> list[tuple[int, int, int, int, int]]:
         """(id, source, target, kind code: 0 dataset / 1 column, created_us) past `last_id`, in id order."""
-        q = select(
-            edges.c.id, edges.c.source_id, edges.c.target_id, case((edges.c.kind == "COLUMN", 1), else_=0), edges.c.created_us
-        ).where(edges.c.id > last_id).order_by(edges.c.id).limit(limit)
-        return [tuple(r) for r in self.conn.execute(q)]  # type: ignore[misc]
+        return [tuple(r) for r in self.conn.execute(_EDGES_AFTER, {"last": last_id, "limit": limit})]  # type: ignore[misc]
 
     def max_edge_id(self) -> int:
         return self.conn.execute(select(func.coalesce(func.max(edges.c.id), 0))).scalar_one()
@@ -183,16 +189,14 @@ class LineageStore:
         out: dict[int, Any] = {}
         for start in range(0, len(ids), 5000):
             chunk = ids[start : start + 5000]
-            out.update({r.id: r for r in self.conn.execute(select(nodes).where(nodes.c.id.in_(chunk)))})
+            out.update({r.id: r for r in self.conn.execute(_NODES_BY_ID, {"ids": chunk})})
         return out
 
     def find_node(self, kind: str, namespace: str, name: str) -> int | None:
-        linked = self.conn.execute(select(symlinks.c.node_id).where(symlinks.c.namespace == namespace, symlinks.c.name == name)).scalar()
+        linked = self.conn.execute(_SYMLINK, {"ns": namespace, "name": name}).scalar()
         if linked is not None:
             return linked
-        return self.conn.execute(
-            select(nodes.c.id).where(nodes.c.namespace == namespace, nodes.c.name == name, nodes.c.kind == kind)
-        ).scalar()
+        return self.conn.execute(_NODE, {"ns": namespace, "name": name, "kind": kind}).scalar()
 
     def edge_details(self, pairs: Iterable[tuple[int, int]], kind: str) -> list[Any]:
         pairs = list(pairs)
