@@ -138,7 +138,7 @@ def test_serve_with_workers_spreads_connections_and_stops_cleanly(tmp_path: Path
                 line = next(x for x in http.get(f"http://127.0.0.1:{port}/metrics").text.splitlines()
                             if x.startswith('cairn_requests_total{route="/graphql",method="POST",status="200"}'))
                 counts.add(int(line.rsplit(" ", 1)[1]))
-        assert len(counts) == 2 and sum(counts) == 40, counts
+        assert 0 < min(counts) and max(counts) < 40, counts  # neither worker served them all
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)
