@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def run_sql(session: SqlService, text: str) -> SqlResult:
-    from catalog.sql.shim import SqlResult, parse
+    from catalog.sql.shim import parse
 
     key = (text, session.current_catalog, session.current_schema)
     template = _templates.get(key)
