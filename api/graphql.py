@@ -80,7 +80,7 @@ def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 def listed(fn: Any, *args: Any, first: int | None = None) -> list[Any]:
     out, token = [], None
-    limit = min(first or MAX_FIRST, MAX_FIRST + 2)
+    limit = first if first is not None else MAX_FIRST  # `window` bounds the page; the cursor may be far in
     while len(out) < limit:
         page = run(fn, *args, page_token=token, max_results=min(1000, limit - len(out)))
         out += list(page)
@@ -260,23 +260,23 @@ class Schema(graphene.ObjectType):
     models = graphene.List(graphene.NonNull(RegisteredModel), required=True)
     functions = graphene.List(graphene.NonNull(Function), required=True)
 
+    # Resolvers get the service's securable as `self`, not this class.
     def resolve_tables(self, info: Any, **kw: Any) -> list[Any]:
-        cat, sch = self.full_name.split(".")  # type: ignore[attr-defined]
-        tables = listed(ctx(info)[0].tables.list_tables, cat, sch, first=window(kw))
-        ctx(info)[1].prime(tables)
-        return tables
+        return in_schema(self, info, ctx(info)[0].tables.list_tables, window(kw))
 
     def resolve_functions(self, info: Any) -> list[Any]:
-        cat, sch = self.full_name.split(".")  # type: ignore[attr-defined]
-        functions = listed(ctx(info)[0].functions.list_functions, cat, sch)
-        ctx(info)[1].prime(functions)
-        return functions
+        return in_schema(self, info, ctx(info)[0].functions.list_functions)
 
     def resolve_models(self, info: Any) -> list[Any]:
-        cat, sch = self.full_name.split(".")  # type: ignore[attr-defined]
-        models = listed(ctx(info)[0].models.list_registered_models, cat, sch)
-        ctx(info)[1].prime(models)
-        return models
+        return in_schema(self, info, ctx(info)[0].models.list_registered_models)
+
+
+def in_schema(schema: Any, info: Any, list_fn: Any, first: int | None = None) -> list[Any]:
+    """Objects of one kind in a schema, registered with the loaders for their tags and grants."""
+    cat, sch = schema.full_name.split(".")
+    items = listed(list_fn, cat, sch, first=first)
+    ctx(info)[1].prime(items)
+    return items
 
 
 class SchemaConnection(relay.Connection):

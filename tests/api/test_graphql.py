@@ -163,3 +163,19 @@ def test_a_request_is_audited_with_its_query_and_its_calls_commit_together(lake:
     res = execute(client, 'mutation { createTable(name: "main.s.fresh", columns: [{name: "a", type: "int"}]) { fullName } '
                           'sql(statement: "SELECT count(*) AS n FROM main.s.fresh") { rows } }')
     assert res == {"data": {"createTable": {"fullName": "main.s.fresh"}, "sql": {"rows": [["0"]]}}}
+
+
+def test_a_cursor_far_into_a_connection_still_finds_the_next_page(lake: Cairn) -> None:
+    for _ in range(1100):
+        lake.catalogs.get_catalog("main")
+    query = """query($after: String) { auditEvents(first: 500, action: "get_catalog", after: $after) {
+               edges { node { action } } pageInfo { hasNextPage endCursor } } }"""
+    seen, after, pages = 0, None, 0
+    while True:
+        page = execute(lake, query, {"after": after})["data"]["auditEvents"]
+        seen += len(page["edges"])
+        pages += 1
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert (seen, pages) == (1100, 3)
