@@ -103,7 +103,7 @@ def test_token_commands(tmp_path: Path) -> None:
     assert json.loads(run(tmp_path, "--json", "token", "list", principal="root").stdout)[0]["revoked_at"] is not None
 
 
-def test_serve_with_workers_spreads_connections_and_stops_cleanly(tmp_path: Path) -> None:
+def test_serve_with_workers_balances_connections_and_stops_cleanly(tmp_path: Path) -> None:
     import signal
     import socket
 
@@ -118,6 +118,7 @@ def test_serve_with_workers_spreads_connections_and_stops_cleanly(tmp_path: Path
     env.pop("CAIRN_METASTORE_URL", None)
     proc = subprocess.Popen([CAIRN, "serve", "--port", str(port), "--workers", "2"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    clients: list[httpx.Client] = []
     try:
         for _ in range(200):
             try:
@@ -125,24 +126,39 @@ def test_serve_with_workers_spreads_connections_and_stops_cleanly(tmp_path: Path
                 break
             except httpx.HTTPError:
                 time.sleep(0.05)
-        for i in range(40):  # a connection each: the kernel hands them to either worker
-            with httpx.Client() as http:
-                r = http.post(f"http://127.0.0.1:{port}/graphql", headers={"Authorization": f"Bearer {raw}"},
-                              json={"query": "mutation { createCatalog(name: \"c%d\") { name } }" % i})
-                assert r.json() == {"data": {"createCatalog": {"name": f"c{i}"}}}
+        time.sleep(0.3)  # the probe's closed connection is reported back to the balancer
+        for i in range(10):  # ten keep-alive connections held open: five go to each worker
+            clients.append(httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {raw}"}))
+            r = clients[-1].post("/graphql", json={"query": "mutation { createCatalog(name: \"c%d\") { name } }" % i})
+            assert r.json() == {"data": {"createCatalog": {"name": f"c{i}"}}}
         names = json.loads(run(tmp_path, "--json", "catalog", "list", principal="root").stdout)
-        assert sorted(c["name"] for c in names) == sorted(f"c{i}" for i in range(40))
-        counts = set()  # each worker counts only the requests it served
-        for _ in range(30):
-            with httpx.Client() as http:
-                line = next(x for x in http.get(f"http://127.0.0.1:{port}/metrics").text.splitlines()
-                            if x.startswith('cairn_requests_total{route="/graphql",method="POST",status="200"}'))
-                counts.add(int(line.rsplit(" ", 1)[1]))
-        assert 0 < min(counts) and max(counts) < 40, counts  # neither worker served them all
+        assert sorted(c["name"] for c in names) == sorted(f"c{i}" for i in range(10))
+        counts = []  # two more connections, one to each worker: each counts only the requests it served
+        for _ in range(2):
+            clients.append(httpx.Client(base_url=f"http://127.0.0.1:{port}"))
+            text = clients[-1].get("/metrics").text
+            counts.append(next(int(x.rsplit(" ", 1)[1]) for x in text.splitlines()
+                               if x.startswith('cairn_requests_total{route="/graphql",method="POST",status="200"}')))
+        assert counts == [5, 5]
     finally:
+        for c in clients:
+            c.close()
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)
     assert proc.returncode == 0
     time.sleep(0.2)
     with socket.socket() as s:  # every worker is gone: the port is free again
         s.bind(("127.0.0.1", port))
+
+
+def test_serve_names_a_port_already_in_use(tmp_path: Path) -> None:
+    import socket
+
+    assert run(tmp_path, "init", "--admin", "root").returncode == 0
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        env = {**os.environ, "CAIRN_HOME": str(tmp_path), "CAIRN_PRINCIPAL": "root"}
+        env.pop("CAIRN_METASTORE_URL", None)
+        r = subprocess.run([CAIRN, "serve", "--port", str(port), "--workers", "2"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in r.stderr
