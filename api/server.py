@@ -9,6 +9,7 @@ carry a traceback.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from api import uc_rest
+from api.graphql import execute
 from api.openlineage import error
 from api.openlineage import make_app as openlineage_app
 from catalog.client import Cairn, Metastore
@@ -141,8 +143,6 @@ def make_app(metastore: Metastore, threads: int | None = None) -> Starlette:
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     def graphql(c: Cairn, request: Request, body: Any) -> Any:
-        from api.graphql import execute
-
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
             return {"errors": [{"message": "POST a JSON body with a 'query' string", "extensions": {"code": "INVALID_ARGUMENT"}}]}
         return execute(c, body["query"], body.get("variables"), body.get("operationName"))
@@ -190,7 +190,9 @@ def serve(metastore: Metastore, host: str = "127.0.0.1", port: int = 8080, worke
     pool and authorization cache (kept exact by the change log); this process accepts connections
     and hands each to the worker with the fewest open ones (see `_Balancer`)."""
     if workers <= 1:
-        uvicorn.run(make_app(metastore), host=host, port=port, log_level="warning")
+        app = make_app(metastore)
+        _settle()
+        uvicorn.run(app, host=host, port=port, log_level="warning")
         return
     import multiprocessing
 
@@ -284,7 +286,17 @@ class _Balancer:
 
 
 def _worker(channel: socket.socket) -> None:
-    _HandedConnections(uvicorn.Config(app_from_env(), log_level="warning"), channel).run()
+    app = app_from_env()
+    _settle()
+    _HandedConnections(uvicorn.Config(app, log_level="warning"), channel).run()
+
+
+def _settle() -> None:
+    """Move everything the server holds for its lifetime (modules, schemas, the app) out of the
+    garbage collector's sight, so full collections walk only what requests create: a full pass over
+    them paused a worker for about 45 ms, which every request queued on it waited out."""
+    gc.collect()
+    gc.freeze()
 
 
 class _HandedConnections(uvicorn.Server):
