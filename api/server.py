@@ -9,6 +9,7 @@ carry a traceback.
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
 import json
 import logging
@@ -84,12 +85,54 @@ class Metrics:
         return "\n".join(out) + "\n"
 
 
+class _OneAtATime:
+    """Runs calls on the event loop one at a time, in the order their requests arrived, and lets the
+    loop read the sockets between two calls: newly arrived requests queue behind those already
+    waiting (first come, first served), and /healthz and /metrics answer while calls are queued."""
+
+    def __init__(self) -> None:
+        self.queue: collections.deque[tuple[Callable[[], Any], asyncio.Future[Any]]] = collections.deque()
+        self.draining = False
+
+    async def run(self, call: Callable[[], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self.queue.append((call, done))
+        if not self.draining:
+            self.draining = True
+            loop.create_task(self._drain())
+        return await done
+
+    async def _drain(self) -> None:
+        try:
+            while self.queue:
+                call, done = self.queue.popleft()
+                if done.cancelled():  # its client is gone: nothing was done, nothing to answer
+                    continue
+                try:
+                    result = call()
+                except Exception as exc:
+                    if not done.done():
+                        done.set_exception(exc)
+                else:
+                    if not done.done():
+                        done.set_result(result)
+                await asyncio.sleep(0)  # one loop turn: read what arrived, answer the waiter
+        finally:
+            self.draining = False
+
+
 def make_app(metastore: Metastore, threads: int | None = None) -> Starlette:
-    """The app. Governed calls run on worker threads, CAIRN_API_THREADS per process (default 1): they
-    hold the GIL while they work, so more threads only add switching and tail latency, unless
-    requests wait on I/O (long SQL through the API); scale with `cairn serve --workers` instead."""
+    """The app. By default (`threads` / CAIRN_API_THREADS = 0) governed calls run on the event loop,
+    one at a time in arrival order: they hold the GIL while they work, and handing each to a thread
+    cost a fifth of a request's CPU in lock handoffs and wakeups; scale with `cairn serve --workers`.
+    With threads > 0 they run on that many threads per process instead, so that /healthz and
+    /metrics answer even during a long call (a big SQL statement sent through the API)."""
     metrics = Metrics()
-    workers = anyio.CapacityLimiter(threads or int(os.environ.get("CAIRN_API_THREADS", "1")))
+    if threads is None:
+        threads = int(os.environ.get("CAIRN_API_THREADS", "0"))
+    limiter = anyio.CapacityLimiter(threads) if threads > 0 else None
+    in_order = _OneAtATime()
 
     def principal_of(request: Request) -> str | None:
         header = request.headers.get("authorization", "")
@@ -123,7 +166,9 @@ def make_app(metastore: Metastore, threads: int | None = None) -> Starlette:
                 return JSONResponse(fn(metastore.as_principal(principal, source, request_id), request, body))
 
             try:
-                return await anyio.to_thread.run_sync(work, limiter=workers)
+                if limiter is None:
+                    return await in_order.run(work)
+                return await anyio.to_thread.run_sync(work, limiter=limiter)
             except CairnError as exc:
                 return error(exc.code, str(exc), request_id)
             except Exception:

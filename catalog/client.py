@@ -65,7 +65,7 @@ class Metastore:
 
     @property
     def initialized(self) -> bool:
-        with self.engine.connect() as conn:
+        with self.engine.connect().execution_options(cairn_write=False) as conn:
             return MetastoreStore(conn).get_setting("metastore_id") is not None
 
     def initialize(self, admin: str) -> Principal:

@@ -104,7 +104,7 @@ def authenticate(engine, raw: str) -> str | None:  # type: ignore[no-untyped-def
     """The principal a raw bearer token stands for, or None (unknown, expired or revoked)."""
     if not raw or not raw.startswith(PREFIX):
         return None
-    with engine.connect() as conn:
+    with engine.connect().execution_options(cairn_write=False) as conn:  # a read: no write lock
         row = conn.execute(_BY_HASH, {"h": digest(raw)}).first()
     if row is None or row.revoked_at is not None:
         return None

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.exc import OperationalError
 
 from catalog.errors import Unavailable
 
@@ -42,7 +43,10 @@ def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
     # A unit of work that will write takes the write lock at BEGIN, so two writers queue on the
     # busy timeout instead of one failing half-way; readers stay concurrent under WAL.
     if not conn.get_execution_options().get("cairn_write", True):
-        conn.exec_driver_sql("BEGIN")
+        try:  # straight to the driver: a statement through SQLAlchemy costs more than the BEGIN itself
+            conn.connection.dbapi_connection.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise OperationalError("BEGIN", (), exc) from exc
         return
     if _begin_quickly(conn.connection.dbapi_connection):
         return

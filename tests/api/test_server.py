@@ -16,8 +16,9 @@ UC = "/api/2.1/unity-catalog"
 
 
 @pytest.fixture
-def server(metastore: Metastore, live) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    with live(make_app(metastore)) as url:
+def server(metastore: Metastore, live, request) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    # Calls on the event loop (the default), or on worker threads with `threads` (request.param) > 0.
+    with live(make_app(metastore, threads=getattr(request, "param", 0))) as url:
         yield url
 
 
@@ -66,6 +67,7 @@ def test_unitycatalog_client_lists_and_creates(server: str, tokens: dict[str, st
     assert admin.data.read("main.sales.orders").num_rows == 1
 
 
+@pytest.mark.parametrize("server", [0, 2], indirect=True, ids=["on-the-loop", "two-threads"])
 def test_tokens_authenticate_and_the_services_authorize(server: str, tokens: dict[str, str], admin: Cairn) -> None:
     admin.catalogs.create_catalog("main")
     assert httpx.get(f"{server}{UC}/catalogs").status_code == 401
@@ -131,3 +133,37 @@ def test_mlflow_registers_and_loads_a_model_through_the_uc_registry(server: str,
     assert mv.status == "READY" and (Path(mv.storage_location) / "MLmodel").exists()
     loaded = mlflow.pyfunc.load_model("models:/ml.models.doubler/1")
     assert list(loaded.predict(pd.DataFrame({"x": [1, 2]}))) == [2, 4]
+
+
+def test_calls_run_one_at_a_time_in_arrival_order_with_the_loop_turning_between() -> None:
+    from api.server import _OneAtATime
+
+    async def main() -> tuple[list[object], list[object]]:
+        calls, log = _OneAtATime(), []
+
+        def call(i: int):  # type: ignore[no-untyped-def]
+            def run() -> int:
+                log.append(i)
+                if i == 3:
+                    raise ValueError("three")
+                return i * 10
+            return run
+
+        async def ticker() -> None:
+            for _ in range(6):
+                log.append("turn")
+                await asyncio.sleep(0)
+
+        waiting = [asyncio.create_task(calls.run(call(i))) for i in range(5)]
+        await asyncio.sleep(0)  # every call is queued
+        waiting[2].cancel()  # its client went away before its turn
+        turns = asyncio.create_task(ticker())
+        results = await asyncio.gather(*waiting, return_exceptions=True)
+        await turns
+        return log, results
+
+    log, results = asyncio.run(main())
+    assert [x for x in log if x != "turn"] == [0, 1, 3, 4]  # arrival order; the cancelled call never ran
+    assert log.index(1) - log.index(0) > 1  # the loop turned between two calls
+    assert results[:2] == [0, 10] and isinstance(results[2], asyncio.CancelledError)
+    assert isinstance(results[3], ValueError) and str(results[3]) == "three" and results[4] == 40
