@@ -416,3 +416,18 @@ def test_a_failing_row_in_a_group_commit_fails_only_its_own_caller(metastore: Me
     assert [p.done for p in batch] == [True, True, True]
     assert [type(p.error).__name__ if p.error else None for p in batch] == [None, "RuntimeError", None]
     assert {e.action for e in world.audit.list_events(max_results=1000) if e.action.startswith("probe-")} == {"probe-1", "probe-2"}
+
+
+def test_a_token_is_checked_while_a_writer_holds_the_metastore(admin: Cairn, metastore: Metastore) -> None:
+    """Every API request looks its token up: that read must not queue behind a writer."""
+    import time
+
+    from catalog.service.tokens import authenticate
+
+    raw, _ = admin.tokens.create_token()
+    with metastore.engine.connect().execution_options(cairn_write=True) as writer, writer.begin():
+        writer.exec_driver_sql("UPDATE settings SET value = value WHERE key = 'metastore_id'")  # holds the write lock
+        start = time.perf_counter()
+        assert authenticate(metastore.engine, raw) == "admin"
+        assert authenticate(metastore.engine, raw + "x") is None
+        assert time.perf_counter() - start < 1.0
