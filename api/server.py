@@ -40,6 +40,7 @@ from api.openlineage import make_app as openlineage_app
 from catalog.client import Cairn, Metastore
 from catalog.entities import Source
 from catalog.errors import CairnError
+from catalog.service.base import GroupCommit
 from catalog.service.tokens import authenticate
 
 log = logging.getLogger("cairn.api")
@@ -86,11 +87,18 @@ class Metrics:
 
 
 class _OneAtATime:
-    """Runs calls on the event loop one at a time, in the order their requests arrived, and lets the
-    loop read the sockets between two calls: newly arrived requests queue behind those already
-    waiting (first come, first served), and /healthz and /metrics answer while calls are queued."""
+    """Runs calls on the event loop one at a time, in the order their requests arrived.
 
-    def __init__(self) -> None:
+    The calls waiting when a turn starts run back to back (up to `BATCH`), their audit rows are
+    committed in one transaction (`GroupCommit.holding`), and only then are they answered; then
+    the loop reads the sockets, so newly arrived requests queue behind those already waiting (first
+    come, first served) and /healthz and /metrics answer between turns.
+    """
+
+    BATCH = 16
+
+    def __init__(self, audit_log: GroupCommit) -> None:
+        self.audit_log = audit_log
         self.queue: collections.deque[tuple[Callable[[], Any], asyncio.Future[Any]]] = collections.deque()
         self.draining = False
 
@@ -106,20 +114,33 @@ class _OneAtATime:
     async def _drain(self) -> None:
         try:
             while self.queue:
+                self._turn()
+                await asyncio.sleep(0)  # one loop turn: answer, read what arrived
+        finally:
+            self.draining = False
+
+    def _turn(self) -> None:
+        ran = []
+        with self.audit_log.holding() as held:
+            while self.queue and len(ran) < self.BATCH:
                 call, done = self.queue.popleft()
                 if done.cancelled():  # its client is gone: nothing was done, nothing to answer
                     continue
+                first = len(held)
                 try:
-                    result = call()
+                    result, error = call(), None
                 except Exception as exc:
-                    if not done.done():
-                        done.set_exception(exc)
-                else:
-                    if not done.done():
-                        done.set_result(result)
-                await asyncio.sleep(0)  # one loop turn: read what arrived, answer the waiter
-        finally:
-            self.draining = False
+                    result, error = None, exc
+                ran.append((done, result, error, held[first:]))
+        self.audit_log.commit(held)
+        for done, result, error, rows in ran:
+            error = self.audit_log.failure(rows) or error  # answered only once logged
+            if done.done():
+                continue
+            if error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(result)
 
 
 def make_app(metastore: Metastore, threads: int | None = None) -> Starlette:
@@ -132,7 +153,7 @@ def make_app(metastore: Metastore, threads: int | None = None) -> Starlette:
     if threads is None:
         threads = int(os.environ.get("CAIRN_API_THREADS", "0"))
     limiter = anyio.CapacityLimiter(threads) if threads > 0 else None
-    in_order = _OneAtATime()
+    in_order = _OneAtATime(metastore.audit_log)
 
     def principal_of(request: Request) -> str | None:
         header = request.headers.get("authorization", "")

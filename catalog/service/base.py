@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine
@@ -51,6 +52,9 @@ class GroupCommit:
     one transaction commits, the rows of concurrent callers queue up and the next caller to take the
     commit lock writes them all in one transaction. A batch that fails is retried row by row, so one
     bad row fails only its own caller.
+
+    A server that runs calls one after another on one thread gets the same effect with `holding`:
+    the rows of several calls wait, are committed together, and only then are the calls answered.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -58,9 +62,40 @@ class GroupCommit:
         self._mutex = threading.Lock()
         self._commit = threading.Lock()
         self._queue: list[_Pending] = []
+        self._held = threading.local()
+
+    @contextmanager
+    def holding(self) -> Iterator[list[_Pending]]:
+        """While open, rows written on this thread wait in the yielded list, committed by `commit`;
+        the caller must not answer a call before its rows are committed without error."""
+        self._held.items = held = []
+        try:
+            yield held
+        finally:
+            self._held.items = None
+
+    def commit(self, items: list[_Pending]) -> None:
+        """Commit held rows in one transaction; a row that fails gets its `error` (the rest commit)."""
+        if items:
+            with self._commit:
+                self._flush(items)
+
+    @staticmethod
+    def failure(items: list[_Pending]) -> CairnError | None:
+        """Why the first of committed `items` that failed did, as the error its caller gets."""
+        for item in items:
+            if isinstance(item.error, OperationalError):
+                return Unavailable(f"the metastore is unavailable: {item.error.orig}")
+            if item.error is not None:
+                return item.error if isinstance(item.error, CairnError) else Internal(f"the audit row was not written: {type(item.error).__name__}")
+        return None
 
     def write(self, work: Callable[[MetastoreStore], None]) -> None:
         item = _Pending(work)
+        held = getattr(self._held, "items", None)
+        if held is not None:
+            held.append(item)
+            return
         with self._mutex:
             self._queue.append(item)
         with self._commit:

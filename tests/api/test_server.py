@@ -135,35 +135,54 @@ def test_mlflow_registers_and_loads_a_model_through_the_uc_registry(server: str,
     assert list(loaded.predict(pd.DataFrame({"x": [1, 2]}))) == [2, 4]
 
 
-def test_calls_run_one_at_a_time_in_arrival_order_with_the_loop_turning_between() -> None:
+def test_calls_run_in_arrival_order_and_are_answered_once_their_audit_rows_commit(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
     from api.server import _OneAtATime
+    from catalog.errors import Internal
+    from catalog.service.base import GroupCommit
 
-    async def main() -> tuple[list[object], list[object]]:
-        calls, log = _OneAtATime(), []
+    engine = create_engine(f"sqlite:///{tmp_path / 'log.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE log (i INTEGER PRIMARY KEY)")
+    audit_log = GroupCommit(engine)
+    calls, order = _OneAtATime(audit_log), []
+    calls.BATCH = 2
 
-        def call(i: int):  # type: ignore[no-untyped-def]
-            def run() -> int:
-                log.append(i)
-                if i == 3:
-                    raise ValueError("three")
-                return i * 10
-            return run
+    def call(i: int):  # type: ignore[no-untyped-def]
+        def run() -> int:
+            order.append(i)
+            row = 0 if i == 4 else i  # call 4's row collides with call 0's
+            audit_log.write(lambda store: store.conn.exec_driver_sql(f"INSERT INTO log VALUES ({row})"))
+            if i == 3:
+                raise ValueError("three")
+            return i * 10
+        return run
 
-        async def ticker() -> None:
-            for _ in range(6):
-                log.append("turn")
-                await asyncio.sleep(0)
+    async def ask(i: int) -> tuple[int, int]:
+        result = await calls.run(call(i))
+        with engine.connect() as conn:  # by the time a call is answered, its row is committed
+            return result, conn.exec_driver_sql(f"SELECT count(*) FROM log WHERE i = {i}").scalar()
 
-        waiting = [asyncio.create_task(calls.run(call(i))) for i in range(5)]
+    async def ticker() -> None:
+        for _ in range(6):
+            order.append("turn")
+            await asyncio.sleep(0)
+
+    async def main() -> list[object]:
+        waiting = [asyncio.create_task(ask(i)) for i in range(5)]
         await asyncio.sleep(0)  # every call is queued
         waiting[2].cancel()  # its client went away before its turn
         turns = asyncio.create_task(ticker())
         results = await asyncio.gather(*waiting, return_exceptions=True)
         await turns
-        return log, results
+        return results
 
-    log, results = asyncio.run(main())
-    assert [x for x in log if x != "turn"] == [0, 1, 3, 4]  # arrival order; the cancelled call never ran
-    assert log.index(1) - log.index(0) > 1  # the loop turned between two calls
-    assert results[:2] == [0, 10] and isinstance(results[2], asyncio.CancelledError)
-    assert isinstance(results[3], ValueError) and str(results[3]) == "three" and results[4] == 40
+    results = asyncio.run(main())
+    assert [x for x in order if x != "turn"] == [0, 1, 3, 4]  # arrival order; the cancelled call never ran
+    assert order.index(1) == order.index(0) + 1 and order.index(3) > order.index(1) + 1  # two per turn, then the loop turns
+    assert results[:2] == [(0, 1), (10, 1)] and isinstance(results[2], asyncio.CancelledError)
+    assert isinstance(results[3], ValueError) and str(results[3]) == "three"
+    assert isinstance(results[4], Internal) and "IntegrityError" in str(results[4])  # its row failed: so does it, alone
+    with engine.connect() as conn:
+        assert [r[0] for r in conn.exec_driver_sql("SELECT i FROM log ORDER BY i")] == [0, 1, 3]
