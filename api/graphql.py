@@ -17,11 +17,11 @@ import graphene
 import graphql as gql
 from graphene import relay
 from graphql import GraphQLError
-from graphql_relay import cursor_to_offset
 from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationDefinitionNode, VariableNode
 
 from catalog.client import Cairn
 from catalog.errors import CairnError
+from catalog.service.common import encode_token
 from catalog.privileges import Kind
 
 MAX_DEPTH = 12
@@ -78,9 +78,10 @@ def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise GraphQLError(str(exc), extensions={"code": exc.code}) from None
 
 
-def listed(fn: Any, *args: Any, first: int | None = None) -> list[Any]:
-    out, token = [], None
-    limit = first if first is not None else MAX_FIRST  # `window` bounds the page; the cursor may be far in
+def listed(fn: Any, *args: Any, first: int | None = None, after: str | None = None) -> list[Any]:
+    """Up to `first` (default MAX_FIRST) items of a paged service listing, from page token `after`."""
+    out, token = [], after
+    limit = first if first is not None else MAX_FIRST
     while len(out) < limit:
         page = run(fn, *args, page_token=token, max_results=min(1000, limit - len(out)))
         out += list(page)
@@ -95,15 +96,27 @@ def connection(node: Any, **args: Any) -> relay.ConnectionField:
     return relay.ConnectionField(node, first=graphene.Int(default_value=DEFAULT_FIRST), **args)
 
 
-def window(kw: dict[str, Any]) -> int:
-    """How many items a connection needs: up to its cursor, its page, and one more for hasNextPage."""
+def page(connection: Any, info: Any, kw: dict[str, Any], fn: Any, *args: Any, key: Any = lambda x: x.name) -> Any:
+    """One page of a connection, read through the service's own paging.
+
+    An item's cursor is the service's page token for what follows it (keyset, not an offset): the
+    page after a cursor costs one page of reads however deep it is, and stays in place when items
+    are added or removed before it. `first + 1` items are read to know `hasNextPage`.
+    """
+    if kw.get("last") is not None or kw.get("before"):
+        raise GraphQLError("connections page forward only: use first and after", extensions={"code": "INVALID_ARGUMENT"})
     first = kw.get("first")
     if first is None or first < 0 or first > MAX_FIRST:
         raise GraphQLError(f"first must be between 0 and {MAX_FIRST}, got {first}", extensions={"code": "INVALID_ARGUMENT"})
-    offset = cursor_to_offset(kw["after"]) if kw.get("after") else -1
-    if offset is None:
-        raise GraphQLError(f"after {kw['after']!r} is not a cursor this API issued", extensions={"code": "INVALID_ARGUMENT"})
-    return offset + 1 + first + 1
+    after = kw.get("after") or None
+    items = listed(fn, *args, first=first + 1, after=after)
+    more, items = len(items) > first, items[:first]
+    if connection is not AuditEventConnection:
+        ctx(info)[1].prime(items)
+    edges = [connection.Edge(node=x, cursor=encode_token(key(x))) for x in items]
+    return connection(edges=edges, page_info=relay.PageInfo(
+        start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None,
+        has_previous_page=after is not None, has_next_page=more))
 
 
 class Tag(graphene.ObjectType):
@@ -261,8 +274,8 @@ class Schema(graphene.ObjectType):
     functions = graphene.List(graphene.NonNull(Function), required=True)
 
     # Resolvers get the service's securable as `self`, not this class.
-    def resolve_tables(self, info: Any, **kw: Any) -> list[Any]:
-        return in_schema(self, info, ctx(info)[0].tables.list_tables, window(kw))
+    def resolve_tables(self, info: Any, **kw: Any) -> Any:
+        return page(TableConnection, info, kw, ctx(info)[0].tables.list_tables, *self.full_name.split("."))
 
     def resolve_functions(self, info: Any) -> list[Any]:
         return in_schema(self, info, ctx(info)[0].functions.list_functions)
@@ -271,10 +284,10 @@ class Schema(graphene.ObjectType):
         return in_schema(self, info, ctx(info)[0].models.list_registered_models)
 
 
-def in_schema(schema: Any, info: Any, list_fn: Any, first: int | None = None) -> list[Any]:
+def in_schema(schema: Any, info: Any, list_fn: Any) -> list[Any]:
     """Objects of one kind in a schema, registered with the loaders for their tags and grants."""
     cat, sch = schema.full_name.split(".")
-    items = listed(list_fn, cat, sch, first=first)
+    items = listed(list_fn, cat, sch)
     ctx(info)[1].prime(items)
     return items
 
@@ -290,10 +303,8 @@ class Catalog(graphene.ObjectType):
 
     schemas = connection(SchemaConnection)
 
-    def resolve_schemas(self, info: Any, **kw: Any) -> list[Any]:
-        schemas = listed(ctx(info)[0].schemas.list_schemas, self.name, first=window(kw))  # type: ignore[attr-defined]
-        ctx(info)[1].prime(schemas)
-        return schemas
+    def resolve_schemas(self, info: Any, **kw: Any) -> Any:
+        return page(SchemaConnection, info, kw, ctx(info)[0].schemas.list_schemas, self.name)  # type: ignore[attr-defined]
 
 
 class CatalogConnection(relay.Connection):
@@ -398,10 +409,8 @@ class Query(graphene.ObjectType):
     def resolve_principals(self, info: Any) -> list[Any]:
         return listed(ctx(info)[0].principals.list_principals)
 
-    def resolve_catalogs(self, info: Any, **kw: Any) -> list[Any]:
-        cats = listed(ctx(info)[0].catalogs.list_catalogs, first=window(kw))
-        ctx(info)[1].prime(cats)
-        return cats
+    def resolve_catalogs(self, info: Any, **kw: Any) -> Any:
+        return page(CatalogConnection, info, kw, ctx(info)[0].catalogs.list_catalogs)
 
     def resolve_catalog(self, info: Any, name: str) -> Any:
         return run(ctx(info)[0].catalogs.get_catalog, name)
@@ -438,8 +447,9 @@ class Query(graphene.ObjectType):
         return Lineage(root=node(res.root), nodes=[node(n) for n in res.nodes], truncated=res.truncated)
 
     def resolve_audit_events(self, info: Any, principal: str | None = None, action: str | None = None, securable: str | None = None,
-                             result: str | None = None, **kw: Any) -> list[Any]:
-        return listed(ctx(info)[0].audit.list_events, principal, action, securable, None, None, result, first=window(kw))
+                             result: str | None = None, **kw: Any) -> Any:
+        return page(AuditEventConnection, info, kw, ctx(info)[0].audit.list_events, principal, action, securable, None, None, result,
+                    key=lambda e: str(e.id))
 
 
 class ColumnInput(graphene.InputObjectType):

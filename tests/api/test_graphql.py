@@ -105,6 +105,43 @@ def test_connections_page_with_cursors_past_the_default_page(lake: Cairn) -> Non
     assert bad["errors"][0]["extensions"]["code"] == "INVALID_ARGUMENT" and "first must be between 0 and 1000" in bad["errors"][0]["message"]
 
 
+def test_a_cursor_keeps_its_place_when_items_are_added_or_dropped_before_it(lake: Cairn) -> None:
+    query = """query($after: String) { schema(name: "main.s") { tables(first: 40, after: $after) {
+               edges { node { name } } pageInfo { hasNextPage hasPreviousPage endCursor } } } }"""
+    first = execute(lake, query, {"after": None})["data"]["schema"]["tables"]
+    assert first["edges"][-1]["node"]["name"] == "t039" and first["pageInfo"]["hasPreviousPage"] is False
+    lake.tables.create_table("main.s.a000", [{"name": "id", "type": "bigint"}])  # sorts before the cursor
+    lake.tables.delete_table("main.s.t010")
+    second = execute(lake, query, {"after": first["pageInfo"]["endCursor"]})["data"]["schema"]["tables"]
+    assert [e["node"]["name"] for e in second["edges"]] == [f"t{i:03d}" for i in range(40, 80)]  # no repeat, no gap
+    assert second["pageInfo"]["hasPreviousPage"] is True and second["pageInfo"]["hasNextPage"] is True
+    res = execute(lake, '{ schema(name: "main.s") { tables(last: 5) { edges { node { name } } } } }')
+    assert res["errors"][0]["extensions"]["code"] == "INVALID_ARGUMENT" and "first and after" in res["errors"][0]["message"]
+    res = execute(lake, '{ schema(name: "main.s") { tables(after: "%%%") { edges { node { name } } } } }')
+    assert res["errors"][0]["extensions"]["code"] == "INVALID_ARGUMENT" and "'%%%'" in res["errors"][0]["message"]
+
+
+def test_a_page_deep_in_a_connection_costs_what_the_first_page_does(lake: Cairn, metastore: Metastore) -> None:
+    for _ in range(1500):
+        lake.catalogs.get_catalog("main")
+    query = """query($after: String) { auditEvents(first: 10, action: "get_catalog", after: $after) {
+               edges { node { id } } pageInfo { endCursor } } }"""
+    deep = execute(lake, """{ auditEvents(first: 1000, action: "get_catalog") { pageInfo { endCursor } } }""")
+    cursor = deep["data"]["auditEvents"]["pageInfo"]["endCursor"]
+    counts, pages = [], []
+    for after in (None, cursor):
+        statements: list[str] = []
+        listener = lambda conn, cur, stmt, params, context, many: statements.append(stmt)  # noqa: E731
+        event.listen(metastore.engine, "before_cursor_execute", listener)
+        try:
+            pages.append(execute(lake, query, {"after": after})["data"]["auditEvents"]["edges"])
+        finally:
+            event.remove(metastore.engine, "before_cursor_execute", listener)
+        counts.append(len(statements))
+    assert counts[0] == counts[1], counts
+    assert len(pages[1]) == 10 and pages[1][0]["node"]["id"] == pages[0][0]["node"]["id"] + 1000
+
+
 def test_queries_that_could_ask_for_too_many_objects_are_refused_before_they_run(lake: Cairn, metastore: Metastore) -> None:
     statements: list[str] = []
     listener = lambda conn, cursor, stmt, params, context, many: statements.append(stmt)  # noqa: E731
