@@ -30,7 +30,7 @@ DEFAULT_FIRST = 100
 # Objects a query may ask for, estimated before it runs: the items of every connection, each connection
 # asking `first` items for every item of the connections above it (GitHub's node limit).
 MAX_NODES = 1_500_000
-CONNECTIONS = frozenset({"catalogs", "schemas", "tables", "auditEvents"})
+CONNECTIONS = frozenset({"catalogs", "schemas", "tables", "models", "versions", "functions", "principals", "search", "auditEvents"})
 
 
 class Loaders:
@@ -96,27 +96,36 @@ def connection(node: Any, **args: Any) -> relay.ConnectionField:
     return relay.ConnectionField(node, first=graphene.Int(default_value=DEFAULT_FIRST), **args)
 
 
-def page(connection: Any, info: Any, kw: dict[str, Any], fn: Any, *args: Any, key: Any = lambda x: x.name) -> Any:
+def forward(kw: dict[str, Any]) -> tuple[int, str | None]:
+    """A connection's `first` and `after`, checked (connections page forward only)."""
+    if kw.get("last") is not None or kw.get("before"):
+        raise GraphQLError("connections page forward only: use first and after", extensions={"code": "INVALID_ARGUMENT"})
+    first = kw.get("first")
+    if first is None or first < 0 or first > MAX_FIRST:
+        raise GraphQLError(f"first must be between 0 and {MAX_FIRST}, got {first}", extensions={"code": "INVALID_ARGUMENT"})
+    return first, kw.get("after") or None
+
+
+def page(connection: Any, info: Any, kw: dict[str, Any], fn: Any, *args: Any, key: Any = lambda x: x.name, prime: bool = True) -> Any:
     """One page of a connection, read through the service's own paging.
 
     An item's cursor is the service's page token for what follows it (keyset, not an offset): the
     page after a cursor costs one page of reads however deep it is, and stays in place when items
     are added or removed before it. `first + 1` items are read to know `hasNextPage`.
     """
-    if kw.get("last") is not None or kw.get("before"):
-        raise GraphQLError("connections page forward only: use first and after", extensions={"code": "INVALID_ARGUMENT"})
-    first = kw.get("first")
-    if first is None or first < 0 or first > MAX_FIRST:
-        raise GraphQLError(f"first must be between 0 and {MAX_FIRST}, got {first}", extensions={"code": "INVALID_ARGUMENT"})
-    after = kw.get("after") or None
+    first, after = forward(kw)
     items = listed(fn, *args, first=first + 1, after=after)
-    more, items = len(items) > first, items[:first]
-    if connection is not AuditEventConnection:
-        ctx(info)[1].prime(items)
-    edges = [connection.Edge(node=x, cursor=encode_token(key(x))) for x in items]
-    return connection(edges=edges, page_info=relay.PageInfo(
-        start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None,
-        has_previous_page=after is not None, has_next_page=more))
+    if prime:  # securables: their tags and grants load in batches
+        ctx(info)[1].prime(items[:first])
+    return edges(connection, [(x, encode_token(key(x))) for x in items], first, after)
+
+
+def edges(connection: Any, items: list[tuple[Any, str]], first: int, after: str | None) -> Any:
+    """`connection` over the first `first` of (node, cursor) pairs; one more means a next page."""
+    out = [connection.Edge(node=x, cursor=cursor) for x, cursor in items[:first]]
+    return connection(edges=out, page_info=relay.PageInfo(
+        start_cursor=out[0].cursor if out else None, end_cursor=out[-1].cursor if out else None,
+        has_previous_page=after is not None, has_next_page=len(items) > first))
 
 
 class Tag(graphene.ObjectType):
@@ -250,14 +259,29 @@ class RegisteredModel(graphene.ObjectType):
     class Meta:
         interfaces = (Securable,)
 
-    versions = graphene.List(graphene.NonNull(ModelVersion), required=True)
+    versions = connection(lambda: ModelVersionConnection)
     aliases = graphene.List(graphene.NonNull(Alias), required=True)
 
     def resolve_aliases(self, info: Any) -> list[Alias]:
         return [Alias(alias=a, version=v) for a, v in sorted(self.aliases.items())]  # type: ignore[attr-defined]
 
-    def resolve_versions(self, info: Any) -> list[Any]:
-        return listed(ctx(info)[0].models.list_model_versions, self.full_name)  # type: ignore[attr-defined]
+    def resolve_versions(self, info: Any, **kw: Any) -> Any:
+        return page(ModelVersionConnection, info, kw, ctx(info)[0].models.list_model_versions, self.full_name)  # type: ignore[attr-defined]
+
+
+class ModelVersionConnection(relay.Connection):
+    class Meta:
+        node = ModelVersion
+
+
+class RegisteredModelConnection(relay.Connection):
+    class Meta:
+        node = RegisteredModel
+
+
+class FunctionConnection(relay.Connection):
+    class Meta:
+        node = Function
 
 
 class TableConnection(relay.Connection):
@@ -270,26 +294,18 @@ class Schema(graphene.ObjectType):
         interfaces = (Securable,)
 
     tables = connection(TableConnection)
-    models = graphene.List(graphene.NonNull(RegisteredModel), required=True)
-    functions = graphene.List(graphene.NonNull(Function), required=True)
+    models = connection(RegisteredModelConnection)
+    functions = connection(FunctionConnection)
 
     # Resolvers get the service's securable as `self`, not this class.
     def resolve_tables(self, info: Any, **kw: Any) -> Any:
         return page(TableConnection, info, kw, ctx(info)[0].tables.list_tables, *self.full_name.split("."))
 
-    def resolve_functions(self, info: Any) -> list[Any]:
-        return in_schema(self, info, ctx(info)[0].functions.list_functions)
+    def resolve_functions(self, info: Any, **kw: Any) -> Any:
+        return page(FunctionConnection, info, kw, ctx(info)[0].functions.list_functions, *self.full_name.split("."))
 
-    def resolve_models(self, info: Any) -> list[Any]:
-        return in_schema(self, info, ctx(info)[0].models.list_registered_models)
-
-
-def in_schema(schema: Any, info: Any, list_fn: Any) -> list[Any]:
-    """Objects of one kind in a schema, registered with the loaders for their tags and grants."""
-    cat, sch = schema.full_name.split(".")
-    items = listed(list_fn, cat, sch)
-    ctx(info)[1].prime(items)
-    return items
+    def resolve_models(self, info: Any, **kw: Any) -> Any:
+        return page(RegisteredModelConnection, info, kw, ctx(info)[0].models.list_registered_models, *self.full_name.split("."))
 
 
 class SchemaConnection(relay.Connection):
@@ -372,6 +388,11 @@ class PrincipalInfo(graphene.ObjectType):
         return self.kind.value  # type: ignore[attr-defined]
 
 
+class PrincipalConnection(relay.Connection):
+    class Meta:
+        node = PrincipalInfo
+
+
 class SqlResult(graphene.ObjectType):
     columns = graphene.List(graphene.NonNull(graphene.String), required=True)
     rows = graphene.List(graphene.NonNull(graphene.List(graphene.String)), required=True)
@@ -392,22 +413,22 @@ class Query(graphene.ObjectType):
     table = graphene.Field(Table, name=graphene.String(required=True))
     model = graphene.Field(RegisteredModel, name=graphene.String(required=True))
     function = graphene.Field(Function, name=graphene.String(required=True))
-    search = graphene.List(graphene.NonNull(Table), text=graphene.String(required=True), catalog=graphene.String(required=True), required=True)
+    search = connection(TableConnection, text=graphene.String(required=True), catalog=graphene.String(required=True))
     lineage = graphene.Field(Lineage, name=graphene.String(required=True), upstream=graphene.Boolean(default_value=False),
                              depth=graphene.Int(default_value=5), level=graphene.String(default_value="TABLE"), as_of=graphene.DateTime(),
                              kinds=graphene.List(graphene.NonNull(graphene.String)))
     audit_events = connection(AuditEventConnection, principal=graphene.String(), action=graphene.String(),
                                          securable=graphene.String(), result=graphene.String())
     lineage_edges = graphene.List(graphene.NonNull(LineageEdge), level=graphene.String(default_value="TABLE"), required=True)
-    principals = graphene.List(graphene.NonNull(PrincipalInfo), required=True)
+    principals = connection(PrincipalConnection)
 
     def resolve_lineage_edges(self, info: Any, level: str) -> list[LineageEdge]:
         rows = run(ctx(info)[0].lineage.list_edges, level)
         keep = ("source", "target", "source_kind", "target_kind", "run_id", "transformation_type", "transformation_subtype")
         return [LineageEdge(**{k: r[k] for k in keep}) for r in rows]
 
-    def resolve_principals(self, info: Any) -> list[Any]:
-        return listed(ctx(info)[0].principals.list_principals)
+    def resolve_principals(self, info: Any, **kw: Any) -> Any:
+        return page(PrincipalConnection, info, kw, ctx(info)[0].principals.list_principals, None, prime=False)
 
     def resolve_catalogs(self, info: Any, **kw: Any) -> Any:
         return page(CatalogConnection, info, kw, ctx(info)[0].catalogs.list_catalogs)
@@ -427,18 +448,28 @@ class Query(graphene.ObjectType):
     def resolve_function(self, info: Any, name: str) -> Any:
         return run(ctx(info)[0].functions.get_function, name)
 
-    def resolve_search(self, info: Any, text: str, catalog: str) -> list[Any]:
-        """Tables of a catalog whose name, comment, columns or tags mention `text`."""
+    def resolve_search(self, info: Any, text: str, catalog: str, **kw: Any) -> Any:
+        """Tables of a catalog whose name, comment, columns or tags mention `text`, in name order.
+        The catalog's tables are read page by page until the page of hits is full."""
+        first, after = forward(kw)
         cairn, loaders = ctx(info)
-        tables = listed(cairn.tables.list_tables, catalog)
-        loaders.prime(tables)
         needle = text.lower()
 
         def hit(t: Any) -> bool:
             words = [t.full_name, t.comment or ""] + [c.name for c in t.columns] + [f"{g.key}={g.value}" for g in loaders.tags_of(t)]
             return any(needle in w.lower() for w in words)
 
-        return [t for t in tables if hit(t)]
+        hits: list[tuple[Any, str]] = []
+        token = after
+        while len(hits) <= first:
+            tables = run(cairn.tables.list_tables, catalog, page_token=token, max_results=MAX_FIRST)
+            loaders.prime(list(tables))
+            # The catalog-wide listing's token for what follows a table: its schema and name.
+            hits += [(t, encode_token("\x00".join(t.full_name.split(".")[1:]))) for t in tables if hit(t)]
+            token = tables.next_page_token
+            if not token:
+                break
+        return edges(TableConnection, hits, first, after)
 
     def resolve_lineage(self, info: Any, name: str, upstream: bool, depth: int, level: str, as_of: Any = None, kinds: Any = None) -> Any:
         svc = ctx(info)[0].lineage
@@ -449,7 +480,7 @@ class Query(graphene.ObjectType):
     def resolve_audit_events(self, info: Any, principal: str | None = None, action: str | None = None, securable: str | None = None,
                              result: str | None = None, **kw: Any) -> Any:
         return page(AuditEventConnection, info, kw, ctx(info)[0].audit.list_events, principal, action, securable, None, None, result,
-                    key=lambda e: str(e.id))
+                    key=lambda e: str(e.id), prime=False)
 
 
 class ColumnInput(graphene.InputObjectType):

@@ -178,14 +178,16 @@ def diff(cairn: Any, base: dict[str, str], head: dict[str, str], dialect: str | 
 
 _NODE = "fullName owner comment tags { key value column }"
 _PAGE = "pageInfo { hasNextPage endCursor }"
-_REMOTE_QUERY = """{ principals { name kind }
-  tableEdges: lineageEdges(level: "TABLE") { source target sourceKind targetKind }
+_REMOTE_QUERY = """{ tableEdges: lineageEdges(level: "TABLE") { source target sourceKind targetKind }
   columnEdges: lineageEdges(level: "COLUMN") { source target } }"""
 _CATALOGS = "query($after: String) { x: catalogs(first: 1000, after: $after) { edges { node { %s } } %s } }" % (_NODE, _PAGE)
 _SCHEMAS = "query($name: String!, $after: String) { catalog(name: $name) { x: schemas(first: 1000, after: $after) { edges { node { %s } } %s } } }" % (_NODE, _PAGE)
 _TABLES = ("query($name: String!, $after: String) { schema(name: $name) { x: tables(first: 1000, after: $after) { edges { node { %s timestampKeys } } %s } } }"
            % (_NODE, _PAGE))
-_MODELS = "query($name: String!) { schema(name: $name) { models { %s aliases { alias version } versions { %s } } } }" % (_NODE, _NODE)
+_MODELS = ("query($name: String!, $after: String) { schema(name: $name) { x: models(first: 1000, after: $after) { edges { node { %s aliases { alias version } } } %s } } }"
+           % (_NODE, _PAGE))
+_VERSIONS = "query($name: String!, $after: String) { model(name: $name) { x: versions(first: 1000, after: $after) { edges { node { %s } } %s } } }" % (_NODE, _PAGE)
+_PRINCIPALS = "query($after: String) { x: principals(first: 1000, after: $after) { edges { node { name kind } } %s } }" % _PAGE
 
 
 def build_snapshot_remote(url: str, token: str, rules: list[Rule]) -> Snapshot:
@@ -235,10 +237,10 @@ def build_snapshot_remote(url: str, token: str, rules: list[Rule]) -> Snapshot:
             add(schema, "SCHEMA")
             for table in paged(_TABLES, schema["fullName"]):
                 add(table, "TABLE")
-            for m in gql(_MODELS, {"name": schema["fullName"]})["schema"]["models"]:
+            for m in paged(_MODELS, schema["fullName"]):
                 add(m, "MODEL")
                 aliased |= {f"{m['fullName']}/{a['version']}" for a in m["aliases"]}
-                for v in m["versions"]:
+                for v in paged(_VERSIONS, m["fullName"]):
                     add(v, "MODEL_VERSION")
     if any(r.type == "freshness" for r in rules):
         for name, o in objects.items():
@@ -257,5 +259,5 @@ def build_snapshot_remote(url: str, token: str, rules: list[Rule]) -> Snapshot:
             direct.setdefault(who, {})[name] = {g["privilege"] for g in got["grants"] if g["principal"] == who}
     table_edges = [(_node(e["source"], e["sourceKind"]), _node(e["target"], e["targetKind"])) for e in data["tableEdges"]]
     column_edges = [(e["source"], e["target"]) for e in data["columnEdges"]]
-    kinds = {p["name"]: p["kind"] for p in data["principals"]}
+    kinds = {p["name"]: p["kind"] for p in paged(_PRINCIPALS)}
     return Snapshot(objects, kinds, table_edges, column_edges, aliased, grants, direct)

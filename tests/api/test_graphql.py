@@ -42,13 +42,13 @@ def test_catalog_tree_with_tags_owners_and_grants_in_bounded_queries(lake: Cairn
 def test_lineage_audit_search_and_effective_privileges(lake: Cairn, metastore: Metastore) -> None:
     lake.lineage.record(["main.s.t001"], ["main.s.t002"])
     res = execute(lake, '{ lineage(name: "main.s.t001") { truncated nodes { name depth kind } } '
-                        'search(text: "pii=true", catalog: "main") { fullName } '
+                        'search(text: "pii=true", catalog: "main") { edges { node { fullName } } } '
                         'table(name: "main.s.t007") { effectivePrivileges(principal: "ana") { privilege reasons { kind description } } } '
                         'auditEvents(first: 2, action: "record_lineage") { edges { node { action principal result } } } }')
     assert "errors" not in res, res
     data = res["data"]
     assert data["lineage"] == {"truncated": False, "nodes": [{"name": "main.s.t002", "depth": 1, "kind": "TABLE"}]}
-    assert data["search"] == [{"fullName": "main.s.t007"}]
+    assert data["search"]["edges"] == [{"node": {"fullName": "main.s.t007"}}]
     assert data["table"]["effectivePrivileges"] == [{"privilege": "SELECT", "reasons": [{"kind": "DIRECT", "description": "SELECT granted on table main.s.t007 to ana"}]}]
     assert [e["node"] for e in data["auditEvents"]["edges"]] == [{"action": "record_lineage", "principal": "admin", "result": "ALLOWED"}]
 
@@ -142,6 +142,46 @@ def test_a_page_deep_in_a_connection_costs_what_the_first_page_does(lake: Cairn,
     assert len(pages[1]) == 10 and pages[1][0]["node"]["id"] == pages[0][0]["node"]["id"] + 1000
 
 
+def test_every_list_of_objects_is_a_connection_that_pages(lake: Cairn, monkeypatch: pytest.MonkeyPatch) -> None:
+    import api.graphql
+
+    for m in ("m1", "m2", "m3"):
+        lake.models.create_registered_model(f"main.s.{m}")
+    for _ in range(3):
+        lake.models.create_model_version("main.s.m1", "file:///m")
+    for f in ("f1", "f2"):
+        lake.functions.create_function(f"main.s.{f}", "true", "boolean", [])
+
+    def walk(query: str, path: list[str], first: int) -> list[object]:
+        names, after, pages = [], None, 0
+        while True:
+            data = execute(lake, query, {"first": first, "after": after})
+            assert "errors" not in data, data
+            conn = data["data"]
+            for step in path:
+                conn = conn[step]
+            names += [next(iter(e["node"].values())) for e in conn["edges"]]
+            pages += 1
+            if not conn["pageInfo"]["hasNextPage"]:
+                return [names, pages]
+            after = conn["pageInfo"]["endCursor"]
+
+    page = "pageInfo { hasNextPage endCursor }"
+    q = "query($first: Int, $after: String) "
+    assert walk(q + '{ schema(name: "main.s") { models(first: $first, after: $after) { edges { node { name } } %s } } }' % page,
+                ["schema", "models"], 2) == [["m1", "m2", "m3"], 2]
+    assert walk(q + '{ model(name: "main.s.m1") { versions(first: $first, after: $after) { edges { node { version } } %s } } }' % page,
+                ["model", "versions"], 1) == [[1, 2, 3], 3]
+    assert walk(q + '{ schema(name: "main.s") { functions(first: $first, after: $after) { edges { node { name } } %s } } }' % page,
+                ["schema", "functions"], 1) == [["f1", "f2"], 2]
+    assert walk(q + "{ principals(first: $first, after: $after) { edges { node { name } } %s } }" % page, ["principals"], 1) == [["admin", "ana"], 2]
+    # Search reads the catalog's tables page by page (30 at a time here) until its page of hits is full.
+    monkeypatch.setattr(api.graphql, "MAX_FIRST", 30)
+    hits, pages = walk(q + '{ search(text: "5", catalog: "main", first: $first, after: $after) { edges { node { name } } %s } }' % page,
+                       ["search"], 7)
+    assert hits == [f"t{i:03d}" for i in range(100) if "5" in f"{i:03d}"] and pages == 3
+
+
 def test_queries_that_could_ask_for_too_many_objects_are_refused_before_they_run(lake: Cairn, metastore: Metastore) -> None:
     statements: list[str] = []
     listener = lambda conn, cursor, stmt, params, context, many: statements.append(stmt)  # noqa: E731
@@ -164,10 +204,10 @@ def test_queries_that_could_ask_for_too_many_objects_are_refused_before_they_run
 
 def test_functions_in_the_tree_and_by_name(lake: Cairn) -> None:
     lake.functions.create_function("main.s.us_only", "region = 'US'", "boolean", [{"name": "region", "type": "string"}], comment="row filter")
-    res = execute(lake, '{ schema(name: "main.s") { functions { name dataType language parameters { name type } comment } } '
+    res = execute(lake, '{ schema(name: "main.s") { functions { edges { node { name dataType language parameters { name type } comment } } } } '
                         'function(name: "main.s.us_only") { fullName routineDefinition owner } }')
-    assert res["data"]["schema"]["functions"] == [{"name": "us_only", "dataType": "boolean", "language": "SQL",
-                                                   "parameters": [{"name": "region", "type": "string"}], "comment": "row filter"}]
+    assert res["data"]["schema"]["functions"]["edges"] == [{"node": {"name": "us_only", "dataType": "boolean", "language": "SQL",
+                                                             "parameters": [{"name": "region", "type": "string"}], "comment": "row filter"}}]
     assert res["data"]["function"] == {"fullName": "main.s.us_only", "routineDefinition": "region = 'US'", "owner": "admin"}
 
 

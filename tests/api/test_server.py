@@ -103,8 +103,8 @@ def test_models_versions_health_metrics_and_openlineage(server: str, tokens: dic
              "inputs": [{"namespace": "s3://raw", "name": "a"}], "outputs": [{"namespace": "s3://raw", "name": "b"}]}
     assert httpx.post(f"{server}/api/v1/lineage", json=event, headers=t).status_code == 201
     assert httpx.post(f"{server}/api/v1/lineage", json=event).status_code == 401
-    gql = httpx.post(f"{server}/graphql", json={"query": '{ model(name: "ml.m.churn") { fullName versions { version status } } }'}, headers=t)
-    assert gql.json() == {"data": {"model": {"fullName": "ml.m.churn", "versions": [{"version": 1, "status": "READY"}]}}}
+    gql = httpx.post(f"{server}/graphql", json={"query": '{ model(name: "ml.m.churn") { fullName versions { edges { node { version status } } } } }'}, headers=t)
+    assert gql.json() == {"data": {"model": {"fullName": "ml.m.churn", "versions": {"edges": [{"node": {"version": 1, "status": "READY"}}]}}}}
     assert httpx.post(f"{server}/graphql", json={"query": "{ catalogs { edges { node { name } } } }"}).status_code == 401
     assert "graphiql" in httpx.get(f"{server}/graphql").text.lower()
     text = httpx.get(f"{server}/metrics").text
