@@ -78,12 +78,11 @@ def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise GraphQLError(str(exc), extensions={"code": exc.code}) from None
 
 
-def listed(fn: Any, *args: Any, first: int | None = None, after: str | None = None) -> list[Any]:
-    """Up to `first` (default MAX_FIRST) items of a paged service listing, from page token `after`."""
+def listed(fn: Any, *args: Any, first: int, after: str | None = None) -> list[Any]:
+    """Up to `first` items of a paged service listing, from page token `after`."""
     out, token = [], after
-    limit = first if first is not None else MAX_FIRST
-    while len(out) < limit:
-        page = run(fn, *args, page_token=token, max_results=min(1000, limit - len(out)))
+    while len(out) < first:
+        page = run(fn, *args, page_token=token, max_results=min(1000, first - len(out)))
         out += list(page)
         token = page.next_page_token
         if not token:

@@ -128,17 +128,17 @@ class _OneAtATime:
                     continue
                 first = len(held)
                 try:
-                    result, error = call(), None
+                    result, failed = call(), None
                 except Exception as exc:
-                    result, error = None, exc
-                ran.append((done, result, error, held[first:]))
+                    result, failed = None, exc
+                ran.append((done, result, failed, held[first:]))
         self.audit_log.commit(held)
-        for done, result, error, rows in ran:
-            error = self.audit_log.failure(rows) or error  # answered only once logged
+        for done, result, failed, rows in ran:
+            failed = self.audit_log.failure(rows) or failed  # answered only once logged
             if done.done():
                 continue
-            if error is not None:
-                done.set_exception(error)
+            if failed is not None:
+                done.set_exception(failed)
             else:
                 done.set_result(result)
 
