@@ -90,6 +90,11 @@ def listed(fn: Any, *args: Any, first: int, after: str | None = None) -> list[An
     return out
 
 
+def connection_of(node: Any) -> Any:
+    """The Relay connection type over `node` (`TableConnection` over `Table`)."""
+    return relay.Connection.create_type(f"{node.__name__}Connection", node=node)
+
+
 def connection(node: Any, **args: Any) -> relay.ConnectionField:
     """A Relay connection; `first` defaults to DEFAULT_FIRST, as the REST API's page size does."""
     return relay.ConnectionField(node, first=graphene.Int(default_value=DEFAULT_FIRST), **args)
@@ -268,24 +273,10 @@ class RegisteredModel(graphene.ObjectType):
         return page(ModelVersionConnection, info, kw, ctx(info)[0].models.list_model_versions, self.full_name)  # type: ignore[attr-defined]
 
 
-class ModelVersionConnection(relay.Connection):
-    class Meta:
-        node = ModelVersion
-
-
-class RegisteredModelConnection(relay.Connection):
-    class Meta:
-        node = RegisteredModel
-
-
-class FunctionConnection(relay.Connection):
-    class Meta:
-        node = Function
-
-
-class TableConnection(relay.Connection):
-    class Meta:
-        node = Table
+ModelVersionConnection = connection_of(ModelVersion)
+RegisteredModelConnection = connection_of(RegisteredModel)
+FunctionConnection = connection_of(Function)
+TableConnection = connection_of(Table)
 
 
 class Schema(graphene.ObjectType):
@@ -307,9 +298,7 @@ class Schema(graphene.ObjectType):
         return page(RegisteredModelConnection, info, kw, ctx(info)[0].models.list_registered_models, *self.full_name.split("."))
 
 
-class SchemaConnection(relay.Connection):
-    class Meta:
-        node = Schema
+SchemaConnection = connection_of(Schema)
 
 
 class Catalog(graphene.ObjectType):
@@ -322,9 +311,7 @@ class Catalog(graphene.ObjectType):
         return page(SchemaConnection, info, kw, ctx(info)[0].schemas.list_schemas, self.name)  # type: ignore[attr-defined]
 
 
-class CatalogConnection(relay.Connection):
-    class Meta:
-        node = Catalog
+CatalogConnection = connection_of(Catalog)
 
 
 class LineageNode(graphene.ObjectType):
@@ -363,9 +350,7 @@ class AuditEvent(graphene.ObjectType):
         return json.dumps(self.parameters, default=str)  # type: ignore[attr-defined]
 
 
-class AuditEventConnection(relay.Connection):
-    class Meta:
-        node = AuditEvent
+AuditEventConnection = connection_of(AuditEvent)
 
 
 class LineageEdge(graphene.ObjectType):
@@ -387,9 +372,7 @@ class PrincipalInfo(graphene.ObjectType):
         return self.kind.value  # type: ignore[attr-defined]
 
 
-class PrincipalConnection(relay.Connection):
-    class Meta:
-        node = PrincipalInfo
+PrincipalConnection = connection_of(PrincipalInfo)
 
 
 class SqlResult(graphene.ObjectType):
