@@ -35,7 +35,8 @@ from catalog.service.tokens import TokenService
 from catalog.store import db
 from catalog.store.metastore import MetastoreStore
 from lineage.service import LineageService
-from catalog.sql.shim import SqlResult, SqlService
+from catalog.sql.parsing import SqlResult
+from catalog.sql.shim import SqlService
 
 
 class Metastore:

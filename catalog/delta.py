@@ -15,6 +15,7 @@ import os
 import re
 import threading
 import time
+from datetime import datetime, timezone
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -206,6 +207,19 @@ def _log_stamp(location: str) -> int | None:
         return None
 
 
+def parse_timestamp(text: str) -> datetime:
+    """A `TIMESTAMP AS OF` value: an ISO date or date-time; one without a zone is UTC.
+
+    >>> parse_timestamp("2000-01-01")
+    datetime.datetime(2000, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)
+    """
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidArgument(f"{text!r} is not a timestamp: give an ISO date or date-time such as '2024-05-01 12:00:00'") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
 def open_table(location: str, version: int | None = None, timestamp: Any = None) -> DeltaTable:
     """The table at `location`: the latest snapshot (kept per thread and brought up to date
     incrementally, which costs a log listing rather than a log replay; skipped altogether for a local
@@ -247,6 +261,8 @@ def open_table(location: str, version: int | None = None, timestamp: Any = None)
         except Exception as exc:
             raise InvalidArgument(f"version {version} does not exist (latest is {dt.version()}): {exc}") from None
     elif timestamp is not None:
+        if isinstance(timestamp, str):
+            timestamp = parse_timestamp(timestamp)
         try:
             dt.load_as_version(timestamp)
         except Exception as exc:

@@ -19,8 +19,10 @@ import sqlglot
 from sqlglot import exp
 
 from catalog.errors import InvalidArgument
+from catalog.relations import catalog_relations
 
 _GROUP_TESTS = {"is_account_group_member", "is_member", "is_group_member"}
+_USER_NODES = tuple(getattr(exp, n) for n in ("CurrentUser", "SessionUser") if hasattr(exp, n))
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,20 +45,36 @@ def render_function(body: str, params: Sequence[str], args: Sequence[str], princ
         tree = sqlglot.parse_one(body, read="databricks")
     except sqlglot.errors.ParseError as exc:
         raise InvalidArgument(f"cannot parse the function body {body!r}: {exc}") from None
+    if catalog_relations(tree):  # also refuses file reads and engine functions in the body
+        raise InvalidArgument("a row filter or column mask function may not read tables; use its parameters")
     bound = {p.lower(): sqlglot.parse_one(a, read="databricks") for p, a in zip(params, args)}
 
-    def rewrite(node: exp.Expression) -> exp.Expression:
+    def bind(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Column) and not node.table and node.name.lower() in bound:
             return bound[node.name.lower()].copy()
+        return node
+
+    return bind_identity(tree.transform(bind), principal, groups).sql("duckdb")
+
+
+def bind_identity(tree: exp.Expression, principal: str, groups: set[str] | None) -> exp.Expression:
+    """`current_user()` / `session_user()` as the reader's name and, when `groups` is given, the group
+    tests (`is_account_group_member('g')`, ...) as TRUE or FALSE for the reader.
+
+    >>> print(bind_identity(sqlglot.parse_one("SELECT current_user() = owner"), "ana", None).sql())
+    SELECT 'ana' = owner
+    """
+
+    def rewrite(node: exp.Expression) -> exp.Expression:
         name = (node.name if isinstance(node, exp.Anonymous) else "").lower()
-        if name in _GROUP_TESTS:
+        if groups is not None and name in _GROUP_TESTS:
             group = node.expressions[0].name if node.expressions else ""
             return exp.true() if group in groups else exp.false()
-        if isinstance(node, exp.CurrentUser) or name in ("current_user", "session_user"):
+        if isinstance(node, _USER_NODES) or name in ("current_user", "session_user", "user"):
             return exp.Literal.string(principal)
         return node
 
-    return tree.transform(rewrite).sql("duckdb")
+    return tree.transform(rewrite)
 
 
 def quote(column: str) -> str:

@@ -180,8 +180,9 @@ class GovernedSpark:
         """Run one statement; a query returns a Spark DataFrame, anything else the shim's result."""
         from sqlglot import exp
 
+        from catalog.relations import as_of, catalog_relations
         from catalog.sql.engine import table_key
-        from catalog.sql.shim import parse
+        from catalog.sql.parsing import parse
 
         first = statement.strip().split(None, 1)[0].upper() if statement.strip() else ""
         if first not in ("SELECT", "WITH", "INSERT"):
@@ -192,16 +193,16 @@ class GovernedSpark:
             target = table_key(self.session, tree.this.this if isinstance(tree.this, exp.Schema) else tree.this)
             mode = "overwrite" if tree.args.get("overwrite") else "append"
             tree = tree.expression
-        ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-        for i, t in enumerate(list(tree.find_all(exp.Table))):
-            if not t.name or (not t.args.get("db") and t.name.lower() in ctes):
-                continue
+        # The same resolution as the shim's: catalog tables (read through the governed source), CTEs
+        # in scope and allowed table functions; file paths and file-reading functions are refused.
+        for i, t in enumerate(catalog_relations(tree)):
             key = table_key(self.session, t)
             reader = self.spark.read.format(FORMAT).options(**self.options)
-            version = t.args.get("version")
+            version, timestamp = as_of(t)
             if version is not None:
-                value = version.expression.name
-                reader = reader.option("versionAsOf" if version.name.upper() == "VERSION" else "timestampAsOf", value)
+                reader = reader.option("versionAsOf", str(version))
+            elif timestamp is not None:
+                reader = reader.option("timestampAsOf", timestamp)
             view = f"cairn_{uuid.uuid4().hex[:12]}_{i}"
             reader.load(key).createOrReplaceTempView(view)
             t.replace(exp.Table(this=exp.to_identifier(view), alias=exp.TableAlias(this=exp.to_identifier(t.alias or t.name))))

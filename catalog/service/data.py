@@ -9,14 +9,19 @@ in one transaction.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from catalog import delta
-from catalog.policies import Policy, quote, render_function
-from catalog.entities import Column, Securable
-from catalog.errors import CairnError, Conflict, FailedPrecondition, InvalidArgument, NotFound
+import sqlglot
+
+from catalog.entities import Column, Securable, TableType
+from catalog.errors import CairnError, Conflict, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from catalog.policies import Policy, bind_identity, quote, render_function
+from catalog.relations import as_of, catalog_relations, qualify
 from catalog.privileges import Kind, Privilege
 from catalog.service.base import UnitOfWork
 from catalog.service.common import Service, display, fetch, parse_for, resolve
@@ -33,6 +38,22 @@ class ScanPlan:
     files: tuple[str, ...]
     columns: tuple[Column, ...]
     policy: Policy = Policy(None, {})  # applied by the engine to every batch it reads
+
+
+@dataclass(frozen=True, slots=True)
+class ViewPlan:
+    """A view a statement reads, as Databricks runs views: what it reads is checked with its owner's
+    privileges, while row filters, masks and `current_user()` / group tests in its definition are
+    the reader's. `definition` is rendered for the reader; `reads` holds a plan for each
+    (table, version, timestamp) it names."""
+
+    table: str
+    owner: str
+    definition: str
+    reads: dict[tuple[str, int | None, str | None], ScanPlan | ViewPlan]
+
+
+MAX_VIEW_DEPTH = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,19 +97,47 @@ def policy_sql(policy: Policy, source: str, schema_names: list[str], columns: li
     return f"SELECT {select} FROM {source}" + (f" WHERE {policy.row_filter}" if policy.row_filter else "")
 
 
+_LITERAL = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.)*\"|(?<![\w.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
+
+
+def redact_literals(value: Any) -> Any:
+    """A history parameter with the literal values in it (strings, numbers) replaced by `?`.
+
+    >>> redact_literals("ssn = '987-65-4321' AND age > 40")
+    'ssn = ? AND age > ?'
+    """
+    if isinstance(value, (list, dict)):
+        return [redact_literals(v) for v in value] if isinstance(value, list) else {k: redact_literals(v) for k, v in value.items()}
+    if not isinstance(value, str):
+        return value if isinstance(value, bool) or value is None else "?"
+    if value[:1] in ("[", "{"):  # delta-rs keeps some predicates as JSON: redact inside, keep the shape
+        try:
+            return json.dumps(redact_literals(json.loads(value)))
+        except ValueError:
+            pass
+    return _LITERAL.sub("?", value)
+
+
 _duck: Any = None
 _duck_lock = __import__("threading").Lock()
 
 
+# The engine reaches no file by itself, and no statement can change that: what it reads is handed
+# in as Arrow data by the governed services.
+DUCKDB_CONFIG = {"enable_external_access": False, "autoinstall_known_extensions": False, "autoload_known_extensions": False,
+                 "allow_community_extensions": False, "lock_configuration": True}
+
+
 def duckdb_cursor() -> Any:
     """A fresh DuckDB connection to one in-memory database per process (opening one costs ~10 ms,
-    a cursor well under one). Temporary views live and die with the cursor."""
+    a cursor well under one), with external access off and its configuration locked. Temporary
+    views live and die with the cursor."""
     global _duck
     import duckdb
 
     with _duck_lock:
         if _duck is None:
-            _duck = duckdb.connect()
+            _duck = duckdb.connect(config=DUCKDB_CONFIG)
         return _duck.cursor()
 
 
@@ -213,13 +262,22 @@ class TableDataService(Service):
         return self.read(name, **kwargs).to_pandas()
 
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
-        """The Delta log of a table, newest first (DESCRIBE HISTORY). Needs SELECT."""
+        """The Delta log of a table, newest first (DESCRIBE HISTORY). Needs SELECT.
+
+        Predicates in the log (`operationParameters`) carry the values other users wrote in their
+        DML; anyone but the table's owners and metastore admins sees their literals as `?`."""
         with self._uow("describe_history", Kind.TABLE, display(name), write=False) as uow:
             table = self._open(uow, name, Privilege.SELECT)
-            return delta.open_table(table.storage_location or "").history(limit)
+            history = delta.open_table(table.storage_location or "").history(limit)
+            if uow.authz.is_admin(uow.principal) or uow.authz.owns(uow.principal, table.id):
+                return history
+            return [{**h, "operationParameters": {k: redact_literals(v) for k, v in (h.get("operationParameters") or {}).items()}}
+                    for h in history]
 
     def read_changes(self, name: str, starting_version: int, ending_version: int | None = None) -> Any:
-        """Change data feed rows between versions (`_change_type`, `_commit_version`). Needs SELECT."""
+        """Change data feed rows between versions (`_change_type`, `_commit_version`). Needs SELECT.
+
+        The reader's row filter and column masks apply to every change row, as to any read."""
         with self._uow("read_table_changes", Kind.TABLE, display(name), write=False, starting_version=starting_version,
                        ending_version=ending_version) as uow:
             table = self._open(uow, name, Privilege.SELECT)
@@ -227,9 +285,11 @@ class TableDataService(Service):
             if dt.metadata().configuration.get("delta.enableChangeDataFeed") != "true":
                 raise FailedPrecondition(f"change data feed is not enabled on '{table.full_name}'")
             try:
-                return dt.load_cdf(starting_version=starting_version, ending_version=ending_version).read_all()
+                changes = dt.load_cdf(starting_version=starting_version, ending_version=ending_version).read_all()
             except Exception as exc:
                 raise _delta_errors(table.full_name, exc) from None
+            policy = self._policy(uow, table)
+            return changes if policy.empty else apply_policy(changes, policy, None, None)
 
     def plan_scan(self, name: str, version: int | None = None, timestamp: datetime | str | None = None, run_id: str | None = None) -> ScanPlan:
         """The files of one snapshot, for an engine (Spark) that reads them on its executors.
@@ -250,9 +310,12 @@ class TableDataService(Service):
         files, columns = delta.snapshot_files(location, dt)
         return ScanPlan(table.full_name, dt.version(), files, columns, self._policy(uow, table))
 
-    def plan_scans(self, requests: list[tuple[str, int | None, datetime | str | None]]) -> list[ScanPlan]:
+    def plan_scans(self, requests: list[tuple[str, int | None, datetime | str | None]]) -> list[ScanPlan | ViewPlan]:
         """`plan_scan` for every table a statement reads, in one unit of work: all are checked
-        before any is read (one denial refuses the statement), and each read gets its audit row."""
+        before any is read (one denial refuses the statement), and each read gets its audit row.
+
+        A view gives a ViewPlan: the reader needs SELECT on the view; what it reads needs its
+        owner's SELECT (definer's rights) and is filtered and masked for the reader."""
         with self._uow("read_tables", Kind.TABLE, ",".join(r[0] for r in requests), write=False, tables=[r[0] for r in requests]) as uow:
             keys = []
             for name, _v, _ts in requests:
@@ -261,24 +324,55 @@ class TableDataService(Service):
                 uow.require(Privilege.SELECT, sid, Kind.TABLE, key)
                 keys.append((sid, key))
             found = uow.store.get_securables_by_ids([sid for sid, _k in keys], columns=False)  # a scan reads the Delta schema
-            plans = []
+            plans: list[ScanPlan | ViewPlan] = []
+            reads: list[tuple[str, int | None, str | None]] = []
             for (sid, key), (_name, version, timestamp) in zip(keys, requests):
                 table = found.get(sid)
                 if table is None:
                     raise NotFound(f"table '{key}' does not exist")
-                if (table.data_source_format or "") != "DELTA" or not table.storage_location:
-                    raise FailedPrecondition(f"'{key}' is not a Delta table")
-                plans.append(self._scan(uow, table, version, timestamp))
-            read_rows = [(p.table, p.version) for p in plans]
+                plans.append(self._plan(uow, table, version, timestamp, reads, None, 0))
             ctx, rid = uow.ctx, uow.request_id
 
             def audit_reads(store: Any) -> None:
                 store.insert_audits([dict(principal=ctx.principal, action="read_table", securable_kind=Kind.TABLE.value, securable_name=table_name,
-                                          parameters={"delta_version": version, "via": "read_tables"}, result="ALLOWED", error_code=None,
-                                          error_message=None, request_id=rid, source=ctx.source.value) for table_name, version in read_rows])
+                                          parameters={"delta_version": version, "via": via or "read_tables"}, result="ALLOWED", error_code=None,
+                                          error_message=None, request_id=rid, source=ctx.source.value) for table_name, version, via in reads])
 
             uow.deferred.append(audit_reads)
             return plans
+
+    def _plan(self, uow: UnitOfWork, table: Securable, version: int | None, timestamp: datetime | str | None,
+              reads: list[tuple[str, int | None, str | None]], via: str | None, depth: int) -> ScanPlan | ViewPlan:
+        if table.table_type is TableType.VIEW:
+            return self._view_plan(uow, table, reads, depth)
+        if (table.data_source_format or "") != "DELTA" or not table.storage_location:
+            raise FailedPrecondition(f"'{table.full_name}' is not a Delta table")
+        plan = self._scan(uow, table, version, timestamp)
+        reads.append((plan.table, plan.version, via))
+        return plan
+
+    def _view_plan(self, uow: UnitOfWork, view: Securable, reads: list[tuple[str, int | None, str | None]], depth: int) -> ViewPlan:
+        if depth >= MAX_VIEW_DEPTH:
+            raise InvalidArgument(f"view '{view.full_name}' nests views deeper than {MAX_VIEW_DEPTH} levels")
+        try:
+            tree = sqlglot.parse_one(view.view_definition or "", read="databricks")
+            relations = catalog_relations(tree)
+        except (sqlglot.errors.SqlglotError, RecursionError, CairnError):
+            raise FailedPrecondition(f"view '{view.full_name}' has a definition that cannot be read; its owner must recreate it") from None
+        cat, sch = view.full_name.split(".")[:2]
+        owner = view.owner
+        plans: dict[tuple[str, int | None, str | None], ScanPlan | ViewPlan] = {}
+        reads.append((view.full_name, None, None))
+        for rel in relations:
+            key = qualify(rel, cat, sch)
+            version, timestamp = as_of(rel)
+            sid = uow.authz.resolve(Kind.TABLE, key)
+            if sid is None or not (uow.authz.has_usage(owner, uow.authz.chain(sid)[1].id) and uow.authz.has(owner, Privilege.SELECT, sid)):
+                # Not naming the table: the reader may not be allowed to know what the view reads.
+                raise PermissionDenied(f"view '{view.full_name}' cannot be read: its owner {owner} may no longer read everything it reads")
+            plans[(key, version, timestamp)] = self._plan(uow, fetch(uow, sid), version, timestamp, reads, view.full_name, depth + 1)
+        rendered = bind_identity(tree, uow.principal, set(uow.authz.principals(uow.principal))).sql("databricks")
+        return ViewPlan(view.full_name, owner, rendered, plans)
 
     def prepare_write(self, name: str, mode: str = "append") -> ScanPlan:
         """Where and in which schema an engine may write files for a later `commit_files`. Needs MODIFY."""

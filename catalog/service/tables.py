@@ -6,12 +6,16 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import sqlglot
+from sqlglot import exp
+
 from datetime import timedelta
 
 from catalog.entities import Column, Page, Securable, TableType, TemporaryCredentials
 from catalog.errors import FailedPrecondition, InvalidArgument, NotFound
 from catalog.privileges import Kind, Privilege
 from catalog import delta, names
+from catalog.relations import catalog_relations, qualify, qualify_definition
 from catalog.store.metastore import now
 from catalog.service.common import (
     Service,
@@ -115,6 +119,23 @@ def create_delta(table: Securable, data: Any, change_data_feed: bool) -> int:
     return DeltaTable(location).version()
 
 
+def _checked_view(uow: Any, definition: Any, catalog: str, schema: str) -> str:
+    """The view's definition with every table it reads qualified, once its creator is found to hold
+    SELECT on each (and usage on their containers): a view never reads what its creator could not."""
+    if not isinstance(definition, str):
+        raise InvalidArgument("view_definition must be a SQL query")
+    try:
+        tree = sqlglot.parse_one(definition, read="databricks")
+    except (sqlglot.errors.SqlglotError, RecursionError):
+        raise InvalidArgument("view_definition is not a query Cairn can read") from None
+    if not isinstance(tree, exp.Query):
+        raise InvalidArgument("view_definition must be a query (SELECT ...)")
+    for rel in catalog_relations(tree):
+        key = qualify(rel, catalog, schema)
+        uow.require(Privilege.SELECT, resolve(uow, Kind.TABLE, key), Kind.TABLE, key)
+    return qualify_definition(tree, catalog, schema)
+
+
 class TableService(Service):
     def create_table(
         self,
@@ -170,6 +191,8 @@ class TableService(Service):
                 raise InvalidArgument("a MANAGED table's location is chosen by Cairn; use EXTERNAL to give one")
             if ttype is TableType.VIEW and not view_definition:
                 raise InvalidArgument("a VIEW needs a view_definition")
+            if ttype is TableType.VIEW:
+                view_definition = _checked_view(uow, view_definition, fn.catalog, fn.schema)
             spec = dict(
                 table_type=ttype.value,
                 data_source_format=None if ttype is TableType.VIEW else data_source_format.upper(),

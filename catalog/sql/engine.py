@@ -1,28 +1,57 @@
-"""Queries and writes of the SQL shim, on DuckDB over governed snapshots of catalog tables."""
+"""Queries and writes of the SQL shim, on DuckDB over governed snapshots of catalog tables.
+
+Two layers keep a statement to what it was authorized to read, each enough alone:
+1. every relation is resolved before anything runs (`catalog.relations`): catalog tables, which
+   `data.plan_scans` checks and audits, CTEs in scope and allow-listed table functions; anything
+   else (file paths, file-reading or introspection functions) is refused and audited;
+2. DuckDB itself can reach no file: external access is off and its configuration locked. The
+   snapshot files of the tables this statement may read are handed in as Arrow datasets, opened
+   by Arrow, and the reader's row filter and masks are applied on top of each.
+A statement runs under a timeout (`CAIRN_SQL_TIMEOUT_SECONDS`, default 30) that interrupts DuckDB.
+"""
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import logging
+import os
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from catalog.entities import TableType
-from catalog.errors import CairnError, FailedPrecondition, InvalidArgument
-from catalog.service.data import policy_sql
+from catalog import delta
+from catalog.errors import CairnError, InvalidArgument
+from catalog.policies import bind_identity
+from catalog.relations import as_of, catalog_relations, qualify, qualify_definition
+from catalog.service.data import ScanPlan, ViewPlan, duckdb_cursor, policy_sql
+from catalog.sql.parsing import SqlResult, generate, parse
 
 if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
-    from catalog.sql.shim import SqlResult, SqlService
+    from catalog.sql.shim import SqlService
+
+log = logging.getLogger("cairn.sql")
+DEFAULT_TIMEOUT_SECONDS = 30.0
+
+
+def timeout_seconds() -> float:
+    """The statement timeout: CAIRN_SQL_TIMEOUT_SECONDS, else 30 s."""
+    raw = os.environ.get("CAIRN_SQL_TIMEOUT_SECONDS")
+    try:
+        value = float(raw) if raw else DEFAULT_TIMEOUT_SECONDS
+    except ValueError:
+        raise InvalidArgument(f"CAIRN_SQL_TIMEOUT_SECONDS must be a number of seconds, not {raw!r}") from None
+    return value if value > 0 else DEFAULT_TIMEOUT_SECONDS
 
 
 def run_sql(session: SqlService, text: str) -> SqlResult:
-    from catalog.sql.shim import parse
-
     key = (text, session.current_catalog, session.current_schema)
     template = _templates.get(key)
     if template is not None:
@@ -49,9 +78,7 @@ def run_sql(session: SqlService, text: str) -> SqlResult:
 
 
 def table_key(session: SqlService, t: exp.Table) -> str:
-    parts = [p.name for p in (t.args.get("catalog"), t.args.get("db"), t.this) if p is not None]
-    quoted = ".".join("`" + p.replace("`", "``") + "`" for p in parts)
-    return session.full(quoted, 3)
+    return qualify(t, session.current_catalog, session.current_schema)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,34 +94,39 @@ class Ref:
 @dataclass(frozen=True, slots=True)
 class Template:
     """A query in DuckDB SQL with a quoted placeholder where each table it reads goes. It holds names,
-    never data or rights: every run checks the reader's privileges and binds the snapshot it may see."""
+    never data or rights: every run checks the reader's privileges and binds the snapshot it may see.
+    `user` is the placeholder standing for `current_user()`, bound to the reader on every run."""
 
     sql: str
     refs: tuple[Ref, ...]
+    user: str
 
 
 # Parsed and rewritten queries by (text, current catalog, current schema): parsing and generating SQL
 # costs more than the checks, and clients run the same statements over and over.
 _templates: dict[tuple[str, str | None, str | None], Template] = {}
+_view_templates: dict[str, Template] = {}
 _templates_lock = threading.Lock()
 _cursors = threading.local()
 
 
-def _template(session: SqlService, tree: exp.Expression) -> Template:
-    """Replace every table the query reads by a placeholder (keeping its alias); `tree` is consumed."""
+def _template(session: SqlService | None, tree: exp.Expression, catalog: str | None = None, schema: str | None = None) -> Template:
+    """Replace every table the query reads by a placeholder (keeping its alias); `tree` is consumed.
+
+    Relations that are not catalog tables, CTEs in scope or allowed table functions are refused
+    (relations.FileAccessRefused) before any is checked or read."""
+    if session is not None:
+        catalog, schema = session.current_catalog, session.current_schema
     nonce = uuid.uuid4().hex[:12]
-    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
     refs = []
-    for t in list(tree.find_all(exp.Table)):
-        if isinstance(t.parent, (exp.Insert, exp.Schema)) and t.parent.this is t:
-            continue  # a write target, not a read
-        if not t.name or (not t.args.get("db") and t.name.lower() in ctes):
-            continue
-        ref = Ref(f"__cairn_{nonce}_{len(refs)}", table_key(session, t), *_as_of(t.args.get("version")))
+    for t in catalog_relations(tree):
+        ref = Ref(f"__cairn_{nonce}_{len(refs)}", qualify(t, catalog, schema), *as_of(t))
         refs.append(ref)
         alias = t.alias or t.name
         t.replace(exp.Table(this=exp.to_identifier(ref.placeholder, quoted=True), alias=exp.TableAlias(this=exp.to_identifier(alias))))
-    return Template(tree.sql("duckdb"), tuple(refs))
+    user = f"__cairn_user_{nonce}"
+    tree = bind_identity(tree, user, None)
+    return Template(generate(tree, "duckdb"), tuple(refs), user)
 
 
 def query(session: SqlService, tree: exp.Expression) -> pa.Table:
@@ -109,22 +141,23 @@ def run_template(session: SqlService, template: Template, rows: bool = False) ->
     rows directly is cheaper than going through Arrow for the small results most queries return)."""
     import duckdb
 
-    from catalog.sql.shim import SqlResult
-
-    from catalog.service.data import duckdb_cursor
-
     con = getattr(_cursors, "con", None)
     if con is None:
         # One cursor per thread, reused: a fresh DuckDB connection's first query pays for warming
         # its caches (about 0.5 ms here). Nothing outlives a query on it but those caches.
         con = _cursors.con = duckdb_cursor()
     registered: list[str] = []
+    client = session.cairn
     try:
-        sql = _bound(session, session.cairn, con, template, registered)
-        cur = con.execute(sql)
-        if rows:
-            return SqlResult([d[0] for d in cur.description], cur.fetchall())
-        return cur.to_arrow_table()
+        sql = _bound(client, con, template, registered)
+        limit = timeout_seconds()
+        with _watchdog.guard(con, limit):
+            cur = con.execute(sql)
+            if rows:
+                return SqlResult([d[0] for d in cur.description], cur.fetchall())
+            return cur.to_arrow_table()
+    except duckdb.InterruptException:
+        raise InvalidArgument(f"the statement ran past the {limit:g} s statement timeout (CAIRN_SQL_TIMEOUT_SECONDS) and was stopped") from None
     except duckdb.Error as exc:
         raise InvalidArgument(f"the query failed: {str(exc).splitlines()[0]}") from None
     finally:
@@ -132,78 +165,147 @@ def run_template(session: SqlService, template: Template, rows: bool = False) ->
             con.unregister(name)
 
 
-def _bound(session: SqlService, client: Any, con: duckdb.DuckDBPyConnection, template: Template, registered: list[str]) -> str:
+def _bound(client: Any, con: duckdb.DuckDBPyConnection, template: Template, registered: list[str]) -> str:
     """The template's SQL with each placeholder replaced by what `client` may read of that table."""
     data = [r for r in template.refs if not r.key.startswith("system.")]
-    plans: dict[str, Any] = {}
-    if data:
-        try:
-            plans = dict(zip((r.placeholder for r in data), client.data.plan_scans([(r.key, r.version, r.timestamp) for r in data])))
-        except FailedPrecondition:
-            plans = {}  # a view among them: bind one by one, views with their owner's rights
+    plans = client.data.plan_scans([(r.key, r.version, r.timestamp) for r in data]) if data else []
+    by_ref = dict(zip((r.placeholder for r in data), plans))
+    sql = _substitute(client, con, template, by_ref, registered)
+    return sql.replace(f"'{template.user}'", _literal(client.ctx.principal))
+
+
+def _substitute(client: Any, con: duckdb.DuckDBPyConnection, template: Template, plans: dict[str, Any], registered: list[str]) -> str:
     sql = template.sql
     for r in template.refs:
         if r.key.startswith("system."):
             from catalog.sql.system import system_table
 
-            con.register(r.placeholder, system_table(client, r.key))
-            registered.append(r.placeholder)
-            source = f'SELECT * FROM "{r.placeholder}"'
-        elif r.placeholder in plans:
-            source = _plan_source(plans[r.placeholder])
+            name = f"{r.placeholder}_{len(registered)}"
+            con.register(name, system_table(client, r.key))
+            registered.append(name)
+            source = f'SELECT * FROM "{name}"'
         else:
-            source = _one_source(session, client, con, r, registered)
+            source = _source(client, con, plans[r.placeholder], registered)
         sql = sql.replace(f'"{r.placeholder}"', f"({source})")
     return sql
 
 
-def _as_of(version: exp.Version | None) -> tuple[int | None, str | None]:
-    if version is None:
-        return None, None
-    value = version.expression.name if isinstance(version.expression, exp.Literal) else version.expression.sql()
-    if version.name.upper() == "VERSION":
-        if not str(value).isdigit():
-            raise InvalidArgument(f"VERSION AS OF needs a number, not {value!r}")
-        return int(value), None
-    return None, value
-
-
-def _one_source(session: SqlService, client: Any, con: duckdb.DuckDBPyConnection, ref: Ref, registered: list[str]) -> str:
-    try:
-        plan = client.data.plan_scan(ref.key, ref.version, ref.timestamp)
-    except FailedPrecondition:
-        table = client.tables.get_table(ref.key)
-        if table.table_type is not TableType.VIEW:
-            raise
-        return _view_source(session, client, con, table, registered)
-    return _plan_source(plan)
-
-
-def _plan_source(plan: Any) -> str:
+def _source(client: Any, con: duckdb.DuckDBPyConnection, plan: ScanPlan | ViewPlan, registered: list[str]) -> str:
+    if isinstance(plan, ViewPlan):
+        # The view's definition, rendered for the reader by the service; the tables it reads were
+        # checked with its owner's rights and carry the reader's row filters and masks.
+        inner = _view_templates.get(plan.definition)
+        if inner is None:
+            inner = _template(None, parse(plan.definition), *plan.table.split(".")[:2])
+            with _templates_lock:
+                if len(_view_templates) >= 512:
+                    _view_templates.pop(next(iter(_view_templates)))
+                _view_templates[plan.definition] = inner
+        inner_plans = {r.placeholder: plan.reads[(r.key, r.version, r.timestamp)] for r in inner.refs if not r.key.startswith("system.")}
+        return _substitute(client, con, inner, inner_plans, registered)
     names = [c.name for c in plan.columns]
-    files = [f[len("file://"):] if f.startswith("file://") else f for f in plan.files]
-    if files:
-        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        # Files written before a schema change lack its new columns; matching by name reads them as
-        # NULL, as Delta does. It costs a schema read per file, needless when there is only one.
-        source = f"read_parquet([{listed}]{', union_by_name = true' if len(files) > 1 else ''})"
+    if plan.files:
+        name = f"__cairn_scan_{uuid.uuid4().hex[:12]}"
+        con.register(name, _dataset(plan))
+        registered.append(name)
+        source = f'"{name}"'
     else:
         typed = ", ".join(f'CAST(NULL AS {exp.DataType.build(c.type_text, dialect="databricks").sql("duckdb")}) AS "{c.name}"' for c in plan.columns)
         source = f"(SELECT {typed} WHERE false)"
     return policy_sql(plan.policy, source + " AS src", names)
 
 
-def _view_source(session: SqlService, client: Any, con: duckdb.DuckDBPyConnection, table: Any, registered: list[str]) -> str:
-    """A catalog view reads its tables with its owner's rights (definer's rights), as in Databricks.
+_datasets: dict[tuple[str, ...], Any] = {}
 
-    The reader's SELECT on the view itself was already required by `data.plan_scan(s)`, which
-    checks privileges before it finds the table is a view.
-    """
-    from catalog.sql.shim import parse
 
-    owner = client.metastore.as_principal(table.owner, client.ctx.source, client.ctx.request_id)
-    inner = _template(session, parse(table.view_definition or ""))
-    return _bound(session, owner, con, inner, registered)
+def _dataset(plan: ScanPlan) -> Any:
+    """The snapshot's files as one Arrow dataset in the table's schema (files written before a
+    schema change read its new columns as NULL, as Delta does). Kept per file list: a snapshot's
+    files never change."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    files = tuple(f[len("file://"):] if f.startswith("file://") else f for f in plan.files)
+    key = (*files, *(f"{c.name}:{c.type_text}" for c in plan.columns))
+    got = _datasets.get(key)
+    if got is None:
+        schema = pa.schema([f.with_nullable(True) for f in delta.arrow_schema(plan.columns)])
+        got = ds.dataset(list(files), schema=schema, format="parquet")
+        with _templates_lock:
+            if len(_datasets) >= 256:
+                _datasets.pop(next(iter(_datasets)))
+            _datasets[key] = got
+    return got
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class _Watchdog:
+    """One thread that interrupts DuckDB statements running past their deadline."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Any]] = []
+        self._live: set[int] = set()
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def guard(self, con: Any, seconds: float) -> _Guard:
+        return _Guard(self, con, seconds)
+
+    def arm(self, con: Any, seconds: float) -> int:
+        token = next(self._ids)
+        with self._cond:
+            self._live.add(token)
+            heapq.heappush(self._heap, (time.monotonic() + seconds, token, con))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="cairn-sql-timeout", daemon=True)
+                self._thread.start()
+            if self._heap[0][1] == token:
+                self._cond.notify()
+        return token
+
+    def disarm(self, token: int) -> None:
+        with self._cond:
+            self._live.discard(token)
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                while self._heap and self._heap[0][1] not in self._live:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                deadline, token, con = self._heap[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                self._live.discard(token)
+                try:
+                    con.interrupt()
+                except Exception:  # the statement finished between the check and the interrupt
+                    log.debug("interrupt of a finished statement", exc_info=True)
+
+
+class _Guard:
+    __slots__ = ("dog", "con", "seconds", "token")
+
+    def __init__(self, dog: _Watchdog, con: Any, seconds: float) -> None:
+        self.dog, self.con, self.seconds, self.token = dog, con, seconds, -1
+
+    def __enter__(self) -> None:
+        self.token = self.dog.arm(self.con, self.seconds)
+
+    def __exit__(self, *exc: object) -> None:
+        self.dog.disarm(self.token)
+
+
+_watchdog = _Watchdog()
 
 
 def _arrow_to_table_columns(data: pa.Table, target_columns: list[str], names: list[str] | None, what: str) -> pa.Table:
@@ -217,14 +319,10 @@ def _record_lineage(session: SqlService, text: str) -> None:
     try:
         session.cairn.lineage.record_sql(text, "databricks", default_catalog=session.current_catalog, default_schema=session.current_schema)
     except CairnError as exc:  # the data is committed; say so rather than fail the statement
-        from catalog.sql.shim import log
-
         log.warning("lineage of a committed write was not recorded: %s", exc)
 
 
 def _insert(session: SqlService, tree: exp.Insert, text: str) -> SqlResult:
-    from catalog.sql.shim import SqlResult
-
     target = tree.this
     names = None
     if isinstance(target, exp.Schema):
@@ -244,16 +342,17 @@ def _insert(session: SqlService, tree: exp.Insert, text: str) -> SqlResult:
 
 
 def _create(session: SqlService, tree: exp.Create, text: str) -> SqlResult:
-    from catalog.sql.shim import SqlResult
-
     kind = str(tree.args.get("kind") or "").upper()
     replace = bool(tree.args.get("replace"))
     if kind == "FUNCTION":
         udf = tree.this
+        if not isinstance(udf, exp.UserDefinedFunction) or not isinstance(udf.this, exp.Table):
+            raise InvalidArgument("CREATE FUNCTION needs a name, parameters in parentheses, RETURNS <type> and RETURN <expression>")
         key = table_key(session, udf.this)
         params = [{"name": p.name, "type": p.args["kind"].sql("databricks")} for p in udf.expressions if isinstance(p, exp.ColumnDef)]
         props = tree.args.get("properties")
-        returns = next((p.this.sql("databricks") for p in (props.expressions if props else []) if isinstance(p, exp.ReturnsProperty)), None)
+        returns = next((p.this.sql("databricks") for p in (props.expressions if props else [])
+                        if isinstance(p, exp.ReturnsProperty) and p.this is not None), None)
         comment = next((p.this.name for p in (props.expressions if props else []) if isinstance(p, exp.SchemaCommentProperty)), None)
         body = tree.expression.this if isinstance(tree.expression, exp.Return) else tree.expression
         if returns is None or body is None:
@@ -307,16 +406,7 @@ def _create(session: SqlService, tree: exp.Create, text: str) -> SqlResult:
 
 def _qualified_definition(session: SqlService, tree: exp.Expression) -> str:
     """The view's SQL with every table fully qualified, so it means the same in any session."""
-    tree = tree.copy()
-    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-    for t in list(tree.find_all(exp.Table)):
-        if not t.name or (not t.args.get("db") and t.name.lower() in ctes):
-            continue
-        cat, sch, name = table_key(session, t).split(".")
-        t.set("catalog", exp.to_identifier(cat))
-        t.set("db", exp.to_identifier(sch))
-        t.set("this", exp.to_identifier(name))
-    return tree.sql("databricks")
+    return qualify_definition(tree, session.current_catalog, session.current_schema)
 
 
 def _type_text(dtype: Any) -> str:
@@ -341,8 +431,6 @@ def _where_sql(node: exp.Expression | None) -> str | None:
 
 
 def _update(session: SqlService, tree: exp.Update, text: str) -> SqlResult:
-    from catalog.sql.shim import SqlResult
-
     if tree.args.get("from"):
         raise InvalidArgument("UPDATE ... FROM is not supported; use MERGE INTO")
     key = table_key(session, tree.this)
@@ -357,8 +445,6 @@ def _update(session: SqlService, tree: exp.Update, text: str) -> SqlResult:
 
 
 def _delete(session: SqlService, tree: exp.Delete) -> SqlResult:
-    from catalog.sql.shim import SqlResult
-
     key = table_key(session, tree.this)
     where = tree.args.get("where")
     res = session.cairn.data.delete(key, _where_sql(where.this if where else None) or "true")
@@ -369,8 +455,6 @@ def _delete(session: SqlService, tree: exp.Delete) -> SqlResult:
 def _merge(session: SqlService, tree: exp.Merge, text: str) -> SqlResult:
     """MERGE INTO t USING s ON t.k = s.k [AND ...] WHEN MATCHED [AND c] THEN UPDATE SET ... | UPDATE SET * | DELETE
     WHEN NOT MATCHED [AND c] THEN INSERT * | INSERT (cols) VALUES (source cols)."""
-    from catalog.sql.shim import SqlResult
-
     target = tree.this
     key = table_key(session, target)
     t_alias = (target.alias or target.name).lower()

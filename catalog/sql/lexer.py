@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from catalog.errors import InvalidArgument
 
+MAX_NESTING = 32  # levels of parentheses; deeper statements are refused before any parser recurses
+
 _TOKEN = re.compile(
     r"""
     (?P<ws>\s+|--[^\n]*|/\*.*?\*/)
@@ -22,7 +24,7 @@ _TOKEN = re.compile(
   | (?P<string>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*")
   | (?P<number>\d+(?:\.\d+)?)
   | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
-  | (?P<punct>[.,()=;*@<>!+-/])
+  | (?P<punct>\|\||::|<=>|[<>!=]=|<>|->|=>|[^\s\w'"`])
     """,
     re.X | re.S,
 )
@@ -53,12 +55,21 @@ class Statement:
 
 
 def tokenize(sql: str) -> list[Token]:
-    out, pos, line, line_start = [], 0, 1, 0
+    out, pos, line, line_start, depth = [], 0, 1, 0, 0
     while pos < len(sql):
         m = _TOKEN.match(sql, pos)
-        if m is None:
-            raise InvalidArgument(f"line {line}, column {pos - line_start + 1}: unexpected character {sql[pos]!r}")
+        where = f"line {line}, column {pos - line_start + 1}"
+        if m is None or (m.group() in ("/", "'", '"', "`") and sql.startswith(("/*", "'", '"', "`"), pos)):
+            what = {"/": "comment /* has no closing */", "'": "string has no closing quote", '"': "string has no closing quote",
+                    "`": "identifier has no closing backtick"}.get(sql[pos], f"unexpected character {sql[pos]!r}")
+            raise InvalidArgument(f"{where}: {what}")
         kind = m.lastgroup or "ws"
+        if kind == "punct" and m.group() == "(":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise InvalidArgument(f"{where}: the statement nests parentheses deeper than {MAX_NESTING} levels")
+        elif kind == "punct" and m.group() == ")":
+            depth = max(depth - 1, 0)
         if kind != "ws":
             out.append(Token(kind, m.group(), line, pos - line_start + 1))
         newlines = m.group().count("\n")

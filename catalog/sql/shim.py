@@ -11,48 +11,22 @@ service; their lineage is recorded from the statement.
 from __future__ import annotations
 
 import fnmatch
-import logging
-import re
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-import sqlglot
-from sqlglot import exp
 
 from catalog import names
 from catalog.errors import AlreadyExists, CairnError, InvalidArgument, NotFound
 from catalog.privileges import Kind
+from catalog.relations import FileAccessRefused
 from catalog.service.common import Service
+from catalog.sql.engine import run_sql
 from catalog.sql.lexer import Cursor, Statement, split
+from catalog.sql.parsing import SqlResult
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from catalog.client import Cairn
 
-log = logging.getLogger("cairn.sql")
-_VERSION_AT = re.compile(r"(?<=[\w`])@v(\d+)\b")
 _KINDS = {"CATALOG": Kind.CATALOG, "SCHEMA": Kind.SCHEMA, "DATABASE": Kind.SCHEMA, "TABLE": Kind.TABLE, "VIEW": Kind.TABLE,
           "FUNCTION": Kind.FUNCTION, "MODEL": Kind.MODEL, "METASTORE": Kind.METASTORE}
-
-
-@dataclass
-class SqlResult:
-    """Rows of one statement (or a message for statements that return none)."""
-
-    columns: list[str] = field(default_factory=list)
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
-    message: str | None = None
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self.rows)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    @classmethod
-    def of(cls, table: pa.Table) -> SqlResult:
-        return cls(list(table.column_names), [tuple(r.values()) for r in table.to_pylist()])
 
 
 class SqlService(Service):
@@ -69,6 +43,8 @@ class SqlService(Service):
         if not isinstance(script, str) or not script.strip():
             raise InvalidArgument("give at least one SQL statement")
         statements = split(script)
+        if not statements:
+            raise InvalidArgument("the script holds only comments: give at least one SQL statement")
         results = []
         for i, st in enumerate(statements, 1):
             try:
@@ -82,7 +58,13 @@ class SqlService(Service):
     def _statement(self, st: Statement) -> SqlResult:
         with self._uow("execute_sql", None, None, write=False, statement=st.text) as uow:
             uow.allow()  # the statement's own service calls check (and audit) each privilege
-            return self._dispatch(st)
+            try:
+                return self._dispatch(st)
+            except FileAccessRefused as exc:
+                uow.name = exc.what  # the DENIED row names the file or function it tried to reach
+                raise
+            except RecursionError:
+                raise InvalidArgument("the statement is nested too deeply") from None
 
     # naming ---------------------------------------------------------------------------------
     def full(self, name: str, levels: int) -> str:
@@ -123,8 +105,6 @@ class SqlService(Service):
             return handlers[first](c)
         if first == "ALTER":
             return self._alter(c)
-        from catalog.sql.engine import run_sql
-
         return run_sql(self, st.text)
 
     def _create(self, c: Cursor) -> SqlResult:
@@ -420,20 +400,3 @@ class SqlService(Service):
 
 def _tags(tags: list[Any]) -> SqlResult:
     return SqlResult(["column", "key", "value"], [(t.column, t.key, t.value) for t in tags])
-
-
-def preprocess(text: str) -> str:
-    """`t@v3` is Databricks shorthand for `t VERSION AS OF 3`."""
-    return _VERSION_AT.sub(lambda m: f" VERSION AS OF {m.group(1)}", text)
-
-
-def parse(text: str) -> exp.Expression:
-    try:
-        tree = sqlglot.parse_one(preprocess(text), read="databricks")
-    except sqlglot.errors.ParseError as exc:
-        e = (exc.errors or [{}])[0]
-        raise InvalidArgument(f"cannot parse the statement at line {e.get('line')}, column {e.get('col')}: {e.get('description') or exc}") from None
-    if tree is None:
-        raise InvalidArgument("empty statement")
-    return tree
-
