@@ -263,6 +263,10 @@ def open_table(location: str, version: int | None = None, timestamp: Any = None)
     elif timestamp is not None:
         if isinstance(timestamp, str):
             timestamp = parse_timestamp(timestamp)
+        earliest = min((h["timestamp"] for h in dt.history() if "timestamp" in h), default=None)
+        if earliest is not None and isinstance(timestamp, datetime) and timestamp.timestamp() * 1000 < earliest:
+            first = datetime.fromtimestamp(earliest / 1000, timezone.utc).isoformat()
+            raise InvalidArgument(f"no version at or before {timestamp.isoformat()}: the table's first version is from {first}")
         try:
             dt.load_as_version(timestamp)
         except Exception as exc:

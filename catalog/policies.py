@@ -21,7 +21,7 @@ from sqlglot import exp
 from catalog.errors import InvalidArgument
 from catalog.relations import catalog_relations
 
-_GROUP_TESTS = {"is_account_group_member", "is_member", "is_group_member"}
+GROUP_TESTS = {"is_account_group_member", "is_member", "is_group_member"}
 _USER_NODES = tuple(getattr(exp, n) for n in ("CurrentUser", "SessionUser") if hasattr(exp, n))
 
 
@@ -67,7 +67,7 @@ def bind_identity(tree: exp.Expression, principal: str, groups: set[str] | None)
 
     def rewrite(node: exp.Expression) -> exp.Expression:
         name = (node.name if isinstance(node, exp.Anonymous) else "").lower()
-        if groups is not None and name in _GROUP_TESTS:
+        if groups is not None and name in GROUP_TESTS:
             group = node.expressions[0].name if node.expressions else ""
             return exp.true() if group in groups else exp.false()
         if isinstance(node, _USER_NODES) or name in ("current_user", "session_user", "user"):

@@ -26,7 +26,7 @@ from sqlglot import exp
 
 from catalog import delta
 from catalog.errors import CairnError, InvalidArgument
-from catalog.policies import bind_identity
+from catalog.policies import GROUP_TESTS, bind_identity
 from catalog.relations import as_of, catalog_relations, qualify, qualify_definition
 from catalog.service.data import ScanPlan, ViewPlan, duckdb_cursor, policy_sql
 from catalog.sql.parsing import SqlResult, generate, parse
@@ -95,11 +95,13 @@ class Ref:
 class Template:
     """A query in DuckDB SQL with a quoted placeholder where each table it reads goes. It holds names,
     never data or rights: every run checks the reader's privileges and binds the snapshot it may see.
-    `user` is the placeholder standing for `current_user()`, bound to the reader on every run."""
+    `user` is the placeholder standing for `current_user()`, and `groups` those standing for group
+    tests (`is_account_group_member('g')`), bound to the reader on every run."""
 
     sql: str
     refs: tuple[Ref, ...]
     user: str
+    groups: tuple[tuple[str, str], ...] = ()
 
 
 # Parsed and rewritten queries by (text, current catalog, current schema): parsing and generating SQL
@@ -125,8 +127,16 @@ def _template(session: SqlService | None, tree: exp.Expression, catalog: str | N
         alias = t.alias or t.name
         t.replace(exp.Table(this=exp.to_identifier(ref.placeholder, quoted=True), alias=exp.TableAlias(this=exp.to_identifier(alias))))
     user = f"__cairn_user_{nonce}"
-    tree = bind_identity(tree, user, None)
-    return Template(generate(tree, "duckdb"), tuple(refs), user)
+    groups: list[tuple[str, str]] = []
+
+    def group_test(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Anonymous) and node.name.lower() in GROUP_TESTS:
+            groups.append((f"__cairn_group_{nonce}_{len(groups)}", node.expressions[0].name if node.expressions else ""))
+            return exp.Literal.string(groups[-1][0])
+        return node
+
+    tree = bind_identity(tree.transform(group_test), user, None)
+    return Template(generate(tree, "duckdb"), tuple(refs), user, tuple(groups))
 
 
 def query(session: SqlService, tree: exp.Expression) -> pa.Table:
@@ -171,6 +181,10 @@ def _bound(client: Any, con: duckdb.DuckDBPyConnection, template: Template, regi
     plans = client.data.plan_scans([(r.key, r.version, r.timestamp) for r in data]) if data else []
     by_ref = dict(zip((r.placeholder for r in data), plans))
     sql = _substitute(client, con, template, by_ref, registered)
+    if template.groups:
+        mine = set(client.principals.list_groups_of(client.ctx.principal))
+        for placeholder, group in template.groups:
+            sql = sql.replace(f"'{placeholder}'", "TRUE" if group in mine else "FALSE")
     return sql.replace(f"'{template.user}'", _literal(client.ctx.principal))
 
 
