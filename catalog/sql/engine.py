@@ -4,20 +4,18 @@ Two layers keep a statement to what it was authorized to read, each enough alone
 1. every relation is resolved before anything runs (`catalog.relations`): catalog tables, which
    `data.plan_scans` checks and audits, CTEs in scope and allow-listed table functions; anything
    else (file paths, file-reading or introspection functions) is refused and audited;
-2. DuckDB itself can reach no file: external access is off and its configuration locked. The
-   snapshot files of the tables this statement may read are handed in as Arrow datasets, opened
-   by Arrow, and the reader's row filter and masks are applied on top of each.
+2. DuckDB itself can reach no file but the snapshot files of the tables this statement may read:
+   external access is off and the configuration locked, and those files are handed in as Arrow
+   datasets or are the only `allowed_paths` of the database it runs on (see `catalog.sql.duck`).
+   The reader's row filter and masks are applied on top of each table.
 A statement runs under a timeout (`CAIRN_SQL_TIMEOUT_SECONDS`, default 30) that interrupts DuckDB.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import os
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,7 +26,8 @@ from catalog import delta
 from catalog.errors import CairnError, InvalidArgument
 from catalog.policies import GROUP_TESTS, bind_identity
 from catalog.relations import as_of, catalog_relations, qualify, qualify_definition
-from catalog.service.data import ScanPlan, ViewPlan, duckdb_cursor, policy_sql
+from catalog.service.data import ScanPlan, ViewPlan, policy_sql
+from catalog.sql import duck
 from catalog.sql.parsing import SqlResult, generate, parse
 
 if TYPE_CHECKING:
@@ -109,7 +108,6 @@ class Template:
 _templates: dict[tuple[str, str | None, str | None], Template] = {}
 _view_templates: dict[str, Template] = {}
 _templates_lock = threading.Lock()
-_cursors = threading.local()
 
 
 def _template(session: SqlService | None, tree: exp.Expression, catalog: str | None = None, schema: str | None = None) -> Template:
@@ -151,17 +149,20 @@ def run_template(session: SqlService, template: Template, rows: bool = False) ->
     rows directly is cheaper than going through Arrow for the small results most queries return)."""
     import duckdb
 
-    con = getattr(_cursors, "con", None)
-    if con is None:
-        # One cursor per thread, reused: a fresh DuckDB connection's first query pays for warming
-        # its caches (about 0.5 ms here). Nothing outlives a query on it but those caches.
-        con = _cursors.con = duckdb_cursor()
-    registered: list[str] = []
     client = session.cairn
+    data = [r for r in template.refs if not r.key.startswith("system.")]
+    plans = client.data.plan_scans([(r.key, r.version, r.timestamp) for r in data]) if data else []
+    con, native = duck.pool.cursor(frozenset(_files(plans)))
+    registered: list[str] = []
+    limit = timeout_seconds()
     try:
-        sql = _bound(client, con, template, registered)
-        limit = timeout_seconds()
-        with _watchdog.guard(con, limit):
+        sql = _substitute(client, con, native, template, dict(zip((r.placeholder for r in data), plans)), registered)
+        if template.groups:
+            mine = set(client.principals.list_groups_of(client.ctx.principal))
+            for placeholder, group in template.groups:
+                sql = sql.replace(f"'{placeholder}'", "TRUE" if group in mine else "FALSE")
+        sql = sql.replace(f"'{template.user}'", _literal(client.ctx.principal))
+        with duck.watchdog.guard(con, limit):
             cur = con.execute(sql)
             if rows:
                 return SqlResult([d[0] for d in cur.description], cur.fetchall())
@@ -175,20 +176,22 @@ def run_template(session: SqlService, template: Template, rows: bool = False) ->
             con.unregister(name)
 
 
-def _bound(client: Any, con: duckdb.DuckDBPyConnection, template: Template, registered: list[str]) -> str:
-    """The template's SQL with each placeholder replaced by what `client` may read of that table."""
-    data = [r for r in template.refs if not r.key.startswith("system.")]
-    plans = client.data.plan_scans([(r.key, r.version, r.timestamp) for r in data]) if data else []
-    by_ref = dict(zip((r.placeholder for r in data), plans))
-    sql = _substitute(client, con, template, by_ref, registered)
-    if template.groups:
-        mine = set(client.principals.list_groups_of(client.ctx.principal))
-        for placeholder, group in template.groups:
-            sql = sql.replace(f"'{placeholder}'", "TRUE" if group in mine else "FALSE")
-    return sql.replace(f"'{template.user}'", _literal(client.ctx.principal))
+def _files(plans: list[Any]) -> list[str]:
+    out: list[str] = []
+    for plan in plans:
+        if isinstance(plan, ViewPlan):
+            out += _files(list(plan.reads.values()))
+        else:
+            out += _local(plan.files)
+    return out
 
 
-def _substitute(client: Any, con: duckdb.DuckDBPyConnection, template: Template, plans: dict[str, Any], registered: list[str]) -> str:
+def _local(files: tuple[str, ...]) -> list[str]:
+    return [f[len("file://"):] if f.startswith("file://") else f for f in files]
+
+
+def _substitute(client: Any, con: duckdb.DuckDBPyConnection, native: bool, template: Template, plans: dict[str, Any],
+                registered: list[str]) -> str:
     sql = template.sql
     for r in template.refs:
         if r.key.startswith("system."):
@@ -199,12 +202,12 @@ def _substitute(client: Any, con: duckdb.DuckDBPyConnection, template: Template,
             registered.append(name)
             source = f'SELECT * FROM "{name}"'
         else:
-            source = _source(client, con, plans[r.placeholder], registered)
+            source = _source(client, con, native, plans[r.placeholder], registered)
         sql = sql.replace(f'"{r.placeholder}"', f"({source})")
     return sql
 
 
-def _source(client: Any, con: duckdb.DuckDBPyConnection, plan: ScanPlan | ViewPlan, registered: list[str]) -> str:
+def _source(client: Any, con: duckdb.DuckDBPyConnection, native: bool, plan: ScanPlan | ViewPlan, registered: list[str]) -> str:
     if isinstance(plan, ViewPlan):
         # The view's definition, rendered for the reader by the service; the tables it reads were
         # checked with its owner's rights and carry the reader's row filters and masks.
@@ -216,13 +219,19 @@ def _source(client: Any, con: duckdb.DuckDBPyConnection, plan: ScanPlan | ViewPl
                     _view_templates.pop(next(iter(_view_templates)))
                 _view_templates[plan.definition] = inner
         inner_plans = {r.placeholder: plan.reads[(r.key, r.version, r.timestamp)] for r in inner.refs if not r.key.startswith("system.")}
-        return _substitute(client, con, inner, inner_plans, registered)
+        return _substitute(client, con, native, inner, inner_plans, registered)
     names = [c.name for c in plan.columns]
-    if plan.files:
-        name = f"__cairn_scan_{uuid.uuid4().hex[:12]}"
-        con.register(name, _dataset(plan))
-        registered.append(name)
-        source = f'"{name}"'
+    if plan.files and native:
+        files = _local(plan.files)
+        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        # Files written before a schema change lack its new columns; matching by name reads them as
+        # NULL, as Delta does. It costs a schema read per file, needless when there is only one.
+        source = f"read_parquet([{listed}]{', union_by_name = true' if len(files) > 1 else ''})"
+    elif plan.files:
+        source = f"__cairn_scan_{uuid.uuid4().hex[:12]}"
+        con.register(source, _dataset(plan))
+        registered.append(source)
+        source = f'"{source}"'
     else:
         typed = ", ".join(f'CAST(NULL AS {exp.DataType.build(c.type_text, dialect="databricks").sql("duckdb")}) AS "{c.name}"' for c in plan.columns)
         source = f"(SELECT {typed} WHERE false)"
@@ -239,7 +248,7 @@ def _dataset(plan: ScanPlan) -> Any:
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    files = tuple(f[len("file://"):] if f.startswith("file://") else f for f in plan.files)
+    files = tuple(_local(plan.files))
     key = (*files, *(f"{c.name}:{c.type_text}" for c in plan.columns))
     got = _datasets.get(key)
     if got is None:
@@ -254,72 +263,6 @@ def _dataset(plan: ScanPlan) -> Any:
 
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
-
-
-class _Watchdog:
-    """One thread that interrupts DuckDB statements running past their deadline."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, Any]] = []
-        self._live: set[int] = set()
-        self._ids = itertools.count()
-        self._thread: threading.Thread | None = None
-
-    def guard(self, con: Any, seconds: float) -> _Guard:
-        return _Guard(self, con, seconds)
-
-    def arm(self, con: Any, seconds: float) -> int:
-        token = next(self._ids)
-        with self._cond:
-            self._live.add(token)
-            heapq.heappush(self._heap, (time.monotonic() + seconds, token, con))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="cairn-sql-timeout", daemon=True)
-                self._thread.start()
-            if self._heap[0][1] == token:
-                self._cond.notify()
-        return token
-
-    def disarm(self, token: int) -> None:
-        with self._cond:
-            self._live.discard(token)
-
-    def _run(self) -> None:
-        with self._cond:
-            while True:
-                while self._heap and self._heap[0][1] not in self._live:
-                    heapq.heappop(self._heap)
-                if not self._heap:
-                    self._cond.wait()
-                    continue
-                deadline, token, con = self._heap[0]
-                wait = deadline - time.monotonic()
-                if wait > 0:
-                    self._cond.wait(wait)
-                    continue
-                heapq.heappop(self._heap)
-                self._live.discard(token)
-                try:
-                    con.interrupt()
-                except Exception:  # the statement finished between the check and the interrupt
-                    log.debug("interrupt of a finished statement", exc_info=True)
-
-
-class _Guard:
-    __slots__ = ("dog", "con", "seconds", "token")
-
-    def __init__(self, dog: _Watchdog, con: Any, seconds: float) -> None:
-        self.dog, self.con, self.seconds, self.token = dog, con, seconds, -1
-
-    def __enter__(self) -> None:
-        self.token = self.dog.arm(self.con, self.seconds)
-
-    def __exit__(self, *exc: object) -> None:
-        self.dog.disarm(self.token)
-
-
-_watchdog = _Watchdog()
 
 
 def _arrow_to_table_columns(data: pa.Table, target_columns: list[str], names: list[str] | None, what: str) -> pa.Table:

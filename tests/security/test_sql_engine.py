@@ -114,3 +114,26 @@ def test_spark_sql_resolves_relations_the_same_way(redteam: Cairn, admin: Cairn)
                 "SELECT reflect('java.lang.System', 'getenv', 'HOME')"):
         with pytest.raises(FileAccessRefused):
             session.sql(sql)
+
+
+def test_a_database_for_one_snapshot_reads_only_its_files(redteam: Cairn, admin: Cairn) -> None:
+    """The native path: a database made for the files of `people` cannot open `secret`'s."""
+    import duckdb
+
+    from catalog.sql import duck
+
+    people, secret = files_of(admin, "main.s.people"), files_of(admin, "main.s.secret")
+    pool = duck.FilePool(size=2)
+    assert pool.cursor(frozenset(people))[1] is False  # first sight: Arrow datasets on the shared database
+    con, native = pool.cursor(frozenset(people))
+    assert native is True
+    assert con.execute(f"SELECT count(*) FROM read_parquet('{people[0]}')").fetchone()[0] >= 1
+    for sql in (f"SELECT * FROM read_parquet('{secret[0]}')", "SELECT * FROM read_text('/etc/passwd')",
+                f"SELECT * FROM read_parquet('{os.path.dirname(people[0])}/*.parquet')"):
+        with pytest.raises(duckdb.PermissionException):
+            con.execute(sql)
+    with pytest.raises(duckdb.InvalidInputException, match="configuration"):
+        con.execute(f"SET allowed_paths = ['{secret[0]}']")
+    # Queried twice, the same statement runs natively and still applies bob's filter and mask.
+    for _ in range(3):
+        assert redteam.sql("SELECT name, ssn FROM main.s.people").rows == [("ann", "***-**-****")]
