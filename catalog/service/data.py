@@ -178,6 +178,18 @@ class TableDataService(Service):
             raise FailedPrecondition(f"'{fn.key}' is not a Delta table")
         return table
 
+    def _no_policy_bypass(self, uow: UnitOfWork, table: Securable, what: str) -> None:
+        """Changes that read the table's rows (UPDATE, DELETE, MERGE, replace_where) would see them
+        past its row filter and masks (`SET name = ssn` copies a masked value out; a DELETE's row
+        count answers a question about a hidden row). On such a table only its owners and metastore
+        admins may make them."""
+        if table.row_filter is None and not table.column_masks:
+            return
+        if uow.authz.is_admin(uow.principal) or uow.authz.owns(uow.principal, table.id):
+            return
+        raise FailedPrecondition(f"'{table.full_name}' has a row filter or column masks, which {what} cannot apply: "
+                                 "only its owner or a metastore admin may run it; append with write() instead")
+
     def _policy(self, uow: UnitOfWork, table: Securable) -> Policy:
         """The row filter and masks of `table` rendered for the caller (see catalog/policies.py)."""
         if table.row_filter is None and not table.column_masks:
@@ -435,6 +447,8 @@ class TableDataService(Service):
         with self._uow("write_table", Kind.TABLE, display(name), write=False, mode=mode, merge_schema=merge_schema,
                        replace_where=replace_where) as uow:
             table = self._open(uow, name, Privilege.MODIFY)
+            if replace_where:
+                self._no_policy_bypass(uow, table, "an overwrite with replace_where")
             location = table.storage_location or ""
             dt = delta.open_table(location)
             incoming = delta.conform(delta.to_arrow(data), delta.table_schema(dt), table.full_name, allow_new=merge_schema)
@@ -468,6 +482,7 @@ class TableDataService(Service):
         """
         with self._uow("merge_table", Kind.TABLE, display(name), write=False, on=on, merge_schema=merge_schema) as uow:
             table = self._open(uow, name, Privilege.SELECT, Privilege.MODIFY)
+            self._no_policy_bypass(uow, table, "MERGE")
             if not on:
                 raise InvalidArgument("merge needs the key columns to match on")
             location = table.storage_location or ""
@@ -535,6 +550,8 @@ class TableDataService(Service):
     def _dml(self, action: str, name: str, run: Any, privileges: tuple[Privilege, ...] = (Privilege.SELECT, Privilege.MODIFY), **params: Any) -> WriteResult:
         with self._uow(action, Kind.TABLE, display(name), write=False, **params) as uow:
             table = self._open(uow, name, *privileges)
+            if Privilege.SELECT in privileges:  # the changes that read rows: UPDATE, DELETE
+                self._no_policy_bypass(uow, table, action.split("_")[0].upper())
             location = table.storage_location or ""
             dt = delta.open_table(location)
             try:
