@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cairn.sql")
 DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_MAX_ROWS = 1_000_000
 
 
 def timeout_seconds() -> float:
@@ -48,6 +49,16 @@ def timeout_seconds() -> float:
     except ValueError:
         raise InvalidArgument(f"CAIRN_SQL_TIMEOUT_SECONDS must be a number of seconds, not {raw!r}") from None
     return value if value > 0 else DEFAULT_TIMEOUT_SECONDS
+
+
+def max_rows() -> int:
+    """The most rows a query returns to its caller: CAIRN_SQL_MAX_ROWS, else 1,000,000."""
+    raw = os.environ.get("CAIRN_SQL_MAX_ROWS")
+    if not raw:
+        return DEFAULT_MAX_ROWS
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidArgument(f"CAIRN_SQL_MAX_ROWS must be a positive number of rows, not {raw!r}")
+    return int(raw)
 
 
 def run_sql(session: SqlService, text: str) -> SqlResult:
@@ -165,7 +176,12 @@ def run_template(session: SqlService, template: Template, rows: bool = False) ->
         with duck.watchdog.guard(con, limit):
             cur = con.execute(sql)
             if rows:
-                return SqlResult([d[0] for d in cur.description], cur.fetchall())
+                cap = max_rows()
+                got = cur.fetchmany(cap + 1)
+                if len(got) > cap:
+                    return SqlResult([d[0] for d in cur.description], got[:cap],
+                                     f"showing the first {cap:,} rows: the result has more (add a LIMIT, or raise CAIRN_SQL_MAX_ROWS)")
+                return SqlResult([d[0] for d in cur.description], got)
             return cur.to_arrow_table()
     except duckdb.InterruptException:
         raise InvalidArgument(f"the statement ran past the {limit:g} s statement timeout (CAIRN_SQL_TIMEOUT_SECONDS) and was stopped") from None

@@ -90,3 +90,10 @@ def test_fuzzed_statements_never_fail_internally(redteam_session: Cairn, words: 
 @pytest.fixture
 def redteam_session(redteam: Cairn) -> Cairn:
     return redteam
+
+
+def test_a_huge_result_is_cut_and_says_so(redteam: Cairn, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAIRN_SQL_MAX_ROWS", "1000")
+    res = redteam.sql("SELECT * FROM range(100000000)")
+    assert len(res.rows) == 1000 and "first 1,000 rows" in (res.message or "")
+    assert redteam.sql("SELECT * FROM range(10)").message is None
