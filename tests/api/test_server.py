@@ -126,6 +126,8 @@ def test_mlflow_registers_and_loads_a_model_through_the_uc_registry(server: str,
     model_dir = tmp_path / "doubler"
     mlflow.pyfunc.save_model(str(model_dir), python_model=Doubler())
     monkeypatch.setenv("MLFLOW_UC_OSS_TOKEN", tokens["admin"])
+    # The tracking store in the test's own folder: MLflow's default would write ./mlflow.db.
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     mlflow.set_registry_uri(f"uc:{server}")
     version = mlflow.register_model(model_dir.as_uri(), "ml.models.doubler")
     assert (version.name, str(version.version)) == ("ml.models.doubler", "1")
