@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from catalog import delta
-from catalog.errors import CairnError, InvalidArgument
+from catalog.errors import CairnError, InvalidArgument, NotFound
 from catalog.policies import GROUP_TESTS, bind_identity
 from catalog.relations import as_of, catalog_relations, qualify, qualify_definition
 from catalog.service.data import ScanPlan, ViewPlan, policy_sql
@@ -349,13 +349,13 @@ def _create(session: SqlService, tree: exp.Create, text: str) -> SqlResult:
         try:
             session.cairn.tables.get_table(key)
             return SqlResult(message=f"{key} already exists")
-        except CairnError:
+        except NotFound:
             pass
     if replace:
         try:
             session.cairn.tables.delete_table(key)
-        except CairnError:
-            pass
+        except NotFound:
+            pass  # nothing to replace; any other failure (no right to drop it) stops the statement
     query_tree = tree.expression if isinstance(tree.expression, exp.Query) else None
     if kind == "VIEW":
         if query_tree is None:

@@ -7,7 +7,7 @@ import pytest
 
 from api.server import make_app
 from catalog.client import Cairn, Metastore
-from catalog.errors import NotFound, PermissionDenied
+from catalog.errors import AlreadyExists, NotFound, PermissionDenied
 from tests.security.conftest import denied_rows
 
 
@@ -111,3 +111,14 @@ def test_nested_views_check_each_owner(redteam: Cairn, admin: Cairn) -> None:
     assert redteam.sql("SELECT * FROM main.s.outer_v").rows == [("ann", "***-**-****")]
     with pytest.raises((PermissionDenied, NotFound)):
         redteam.sql("SELECT * FROM main.s.inner_v")
+
+
+def test_create_or_replace_does_not_swallow_a_refused_drop(bob_creates: Cairn, admin: Cairn) -> None:
+    admin.sql("CREATE VIEW main.s.admins_view AS SELECT name FROM main.s.people")
+    # Invisible to bob, the view is "not there" to drop, and so already there to create.
+    with pytest.raises(AlreadyExists):
+        bob_creates.sql("CREATE OR REPLACE VIEW main.s.admins_view AS SELECT name FROM main.s.people")
+    admin.sql("GRANT SELECT ON TABLE main.s.admins_view TO bob")  # visible now, but not bob's to drop
+    with pytest.raises(PermissionDenied):
+        bob_creates.sql("CREATE OR REPLACE VIEW main.s.admins_view AS SELECT name FROM main.s.people")
+    assert admin.tables.get_table("main.s.admins_view").owner == "admin"
