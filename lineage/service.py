@@ -179,9 +179,7 @@ class LineageService(Service):
             if run is None:
                 raise NotFound(f"run '{run_id}' does not exist")
             if run.principal != uow.principal and not uow.authz.is_admin(uow.principal):
-                uow._hidden_denial = True
-                uow.decided = True
-                raise NotFound(f"run '{run_id}' does not exist")
+                uow.hide("run", run_id)
             uow.allow()
             inputs, outputs = store.run_inputs_of(run_id), store.run_outputs_of(run_id)
             rows = store.nodes_by_id([n for n, _ in inputs + outputs])
@@ -199,7 +197,7 @@ class LineageService(Service):
             if run is None:
                 raise NotFound(f"run '{run_id}' does not exist")
             if run.principal != uow.principal and not uow.authz.is_admin(uow.principal):
-                uow.deny(f"run '{run_id}' belongs to {run.principal}")
+                uow.hide("run", run_id)  # as get_run does: another's run is not there
             uow.allow()
             if state not in ("COMPLETE", "FAIL", "ABORT"):
                 raise InvalidArgument("state must be COMPLETE, FAIL or ABORT")

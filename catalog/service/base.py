@@ -13,7 +13,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -331,6 +331,12 @@ class UnitOfWork:
         if not self.authz.is_admin(self.principal):
             self.deny(f"{self.principal} is not a metastore admin; {what} needs one")
         self.decided = True
+
+    def hide(self, what: str, name: str) -> NoReturn:
+        """Refuse without revealing that the object exists: NotFound to the caller, a DENIED audit row."""
+        self.decided = True
+        self._hidden_denial = True
+        raise NotFound(f"{what} '{name}' does not exist")
 
     def require_visible(self, sid: int, kind: Kind, name: str) -> None:
         """NotFound (audited as a denial) when the caller may not see the securable."""

@@ -91,10 +91,11 @@ class TokenService(Service):
         """Revoke a token: its owner or an admin may. Requests with it fail from then on."""
         with self._uow("revoke_token", None, token_id) as uow:
             row = uow.conn.execute(select(t.tokens).where(t.tokens.c.token_id == token_id)).first()
-            if row is None or (row.principal != uow.principal and not uow.authz.is_admin(uow.principal)):
+            if row is None:
                 uow.decided = True
-                uow._hidden_denial = row is not None
                 raise NotFound(f"token '{token_id}' does not exist")
+            if row.principal != uow.principal and not uow.authz.is_admin(uow.principal):
+                uow.hide("token", token_id)
             uow.allow()
             uow.conn.execute(update(t.tokens).where(t.tokens.c.token_id == token_id).values(revoked_at=now()))
             return _info(uow.conn.execute(select(t.tokens).where(t.tokens.c.token_id == token_id)).one())

@@ -210,3 +210,19 @@ def test_lineage_of_dropped_tables_is_for_admins_only(lake: Cairn, metastore: Me
     with pytest.raises(PermissionDenied):
         ana.lineage.get_upstream("main.s.clean")
     assert [n.name for n in lake.lineage.get_downstream("main.s.raw").nodes] == ["main.s.clean"]
+
+
+def test_another_principals_run_is_hidden_the_same_way_by_every_call(metastore) -> None:  # type: ignore[no-untyped-def]
+    from catalog.entities import AuditResult
+    from catalog.errors import NotFound
+
+    admin = metastore.as_principal("admin")
+    admin.principals.create_user("eve")
+    run = admin.lineage.start_run("nightly")
+    eve = metastore.as_principal("eve")
+    for call in (lambda: eve.lineage.get_run(run), lambda: eve.lineage.complete_run(run)):
+        with pytest.raises(NotFound, match=f"run '{run}' does not exist"):
+            call()
+    denied = [e for e in admin.audit.list_events(max_results=1000) if e.principal == "eve" and e.result is AuditResult.DENIED]
+    assert [e.action for e in denied] == ["get_run", "complete_run"]
+    assert admin.lineage.get_run(run)["state"] != "COMPLETE"
