@@ -109,3 +109,12 @@ def live_server(app: object) -> Iterator[str]:
 def live() -> object:
     """`live(app)`: a context manager serving an ASGI app on 127.0.0.1 (see live_server)."""
     return live_server
+
+
+@pytest.fixture
+def ext_dir(admin: Cairn, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder outside the metastore's home (external tables may not live there), covered by the
+    external location `ext_files` that `admin` owns; external tables go in folders below it."""
+    where = tmp_path_factory.mktemp("external")
+    admin.external_locations.create_external_location("ext_files", str(where))
+    return where
