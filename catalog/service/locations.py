@@ -18,7 +18,7 @@ from typing import Any
 
 from catalog import storage
 from catalog.entities import Page, Securable
-from catalog.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from catalog.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from catalog.privileges import Kind, Privilege
 from catalog.service.base import UnitOfWork
 from catalog.service.common import (
@@ -139,6 +139,8 @@ class ExternalLocationService(Service):
             fn = parse_for(LOC, name)
             root = uow.store.metastore_id()
             uow.require(Privilege.CREATE_EXTERNAL_LOCATION, root, Kind.METASTORE, "metastore", usage=False)
+            if uow.authz.resolve(LOC, fn.key) is not None:  # the name first: IF NOT EXISTS relies on it
+                raise AlreadyExists(f"external location '{fn.key}' already exists")
             cred = self._credential(uow, credential_name)
             path = storage_path(uow, url)
             claim_location_path(uow, path, self.metastore.settings.home)
