@@ -234,9 +234,9 @@ class SqlService(Service):
         c.done()
         if verb == "GRANT":
             self.cairn.grants.grant(kind, name, who, privileges)
-            return SqlResult(message=f"granted {', '.join(privileges)} on {kind.value.lower().replace("_", " ")} {name or ''} to {who}".replace("  ", " "))
+            return SqlResult(message=f"granted {', '.join(privileges)} on {kind.value.lower().replace('_', ' ')} {name or ''} to {who}".replace("  ", " "))
         self.cairn.grants.revoke(kind, name, who, privileges)
-        return SqlResult(message=f"revoked {', '.join(privileges)} on {kind.value.lower().replace("_", " ")} {name or ''} from {who}".replace("  ", " "))
+        return SqlResult(message=f"revoked {', '.join(privileges)} on {kind.value.lower().replace('_', ' ')} {name or ''} from {who}".replace("  ", " "))
 
     def _alter(self, c: Cursor) -> SqlResult:
         c.expect("ALTER")
