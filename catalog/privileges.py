@@ -35,7 +35,7 @@ class Kind(str, Enum):
         if isinstance(text, Kind):
             return text
         key = str(text).strip().upper().replace(" ", "_")
-        key = {"REGISTERED_MODEL": "MODEL", "VIEW": "TABLE"}.get(key, key)
+        key = {"REGISTERED_MODEL": "MODEL", "VIEW": "TABLE", "CREDENTIAL": "STORAGE_CREDENTIAL"}.get(key, key)
         try:
             return cls(key)
         except ValueError:
