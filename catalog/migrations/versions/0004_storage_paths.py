@@ -4,8 +4,8 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-26 01:00:00.000000
 
-Existing external tables are registered with their location as it was stored (trailing slash
-dropped). Where two of them already shared a path, the older keeps it and the younger is left
+Existing external tables (and external locations, after a downgrade and upgrade) are registered
+with their location as it was stored (trailing slash dropped). Where two of them already shared a path, the older keeps it and the younger is left
 unregistered (listed in the migration's log line) so an admin can look at it.
 """
 
@@ -35,20 +35,20 @@ def upgrade() -> None:
     sa.UniqueConstraint('path', name=op.f('uq_storage_paths_path'))
     )
     conn = op.get_bind()
-    rows = conn.execute(sa.text("SELECT id, spec FROM securables WHERE kind = 'TABLE' ORDER BY id")).all()
+    rows = conn.execute(sa.text("SELECT id, kind, spec FROM securables WHERE kind IN ('TABLE', 'EXTERNAL_LOCATION') ORDER BY id")).all()
     taken: set[str] = set()
     skipped: list[int] = []
-    for sid, spec in rows:
+    for sid, kind, spec in rows:
         spec = json.loads(spec) if isinstance(spec, str) else (spec or {})
         location = str(spec.get("storage_location") or "")
-        if spec.get("table_type") != "EXTERNAL" or not location:
+        if (kind == "TABLE" and spec.get("table_type") != "EXTERNAL") or not location:
             continue
         path = location.rstrip("/") or "/"
         if path in taken:
             skipped.append(sid)
             continue
         taken.add(path)
-        conn.execute(sa.text("INSERT INTO storage_paths (securable_id, kind, path) VALUES (:i, 'TABLE', :p)"), {"i": sid, "p": path})
+        conn.execute(sa.text("INSERT INTO storage_paths (securable_id, kind, path) VALUES (:i, :k, :p)"), {"i": sid, "k": kind, "p": path})
     if skipped:
         log.warning("external tables sharing another table's path were not registered: ids %s", skipped)
 
