@@ -214,7 +214,7 @@ def _outside_managed(uow: UnitOfWork, path: str, home: Any) -> None:
 
 def _named(uow: UnitOfWork, rows: list[tuple[int, str, str]]) -> str:
     """The other objects at a path, named only where the caller may see them."""
-    seen = [uow.store.get_securable_by_id(sid) for sid, _kind, _p in rows if uow.authz.can_see(uow.principal, sid)]
+    seen = [uow.store.get_securable_by_id(sid) for sid, _kind, _p in rows[:5] if uow.authz.can_see(uow.principal, sid)]
     return "; it overlaps " + ", ".join(f"{label(s.kind)} '{s.full_name}'" for s in seen) if seen else ""
 
 

@@ -178,6 +178,8 @@ class TableService(Service):
                 raise InvalidArgument("a MANAGED table's location is chosen by Cairn; use EXTERNAL to give one")
             if ttype is TableType.VIEW and not view_definition:
                 raise InvalidArgument("a VIEW needs a view_definition")
+            if ttype is TableType.VIEW and storage_location:
+                raise InvalidArgument("a VIEW has no storage_location")
             spec = dict(
                 table_type=ttype.value,
                 data_source_format=None if ttype is TableType.VIEW else data_source_format.upper(),
@@ -300,7 +302,7 @@ class TableService(Service):
             schema = f"{fn.catalog}.{fn.schema}"
             uow.require(Privilege.EXTERNAL_USE_SCHEMA, resolve(uow, Kind.SCHEMA, schema), Kind.SCHEMA, schema)
             table = fetch(uow, sid)
-            if not table.storage_location:
+            if not table.storage_location or table.table_type is TableType.VIEW:
                 raise uow.refuse(FailedPrecondition(
                     f"table '{fn.key}' is a {table.table_type.value if table.table_type else 'table'} without storage"))
             why = [f"row filter {table.row_filter['function']}"] if table.row_filter else []

@@ -116,7 +116,7 @@ class SqlService(Service):
         first = c.peek().text.upper() if c.peek() else ""
         second = c.peek(1).text.upper() if c.peek(1) else ""
         if first in ("CREATE", "DROP", "ALTER", "DESCRIBE", "DESC") and storage.kind_at(c, 1) or first == "SHOW" and storage.kind_at(c, 1, storage.PLURALS):
-            return storage.run(self.cairn, c)  # external locations and storage credentials
+            return storage.run(self.cairn, c, SqlResult)  # external locations and storage credentials
         if first == "CREATE" and (second in ("CATALOG", "SCHEMA", "DATABASE", "GROUP")):
             return self._create(c)
         handlers = {"DROP": self._drop, "USE": self._use, "GRANT": self._grant, "REVOKE": self._grant, "SHOW": self._show,

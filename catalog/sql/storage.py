@@ -25,7 +25,9 @@ from catalog.sql.lexer import Cursor
 
 if TYPE_CHECKING:
     from catalog.client import Cairn
-    from catalog.sql.shim import SqlResult
+
+# The shim's result class, handed in by the shim (importing it here would make a cycle).
+Result = Any
 
 WORDS = {("EXTERNAL", "LOCATION"): Kind.EXTERNAL_LOCATION, ("STORAGE", "CREDENTIAL"): Kind.STORAGE_CREDENTIAL}
 PLURALS = {("EXTERNAL", "LOCATIONS"): Kind.EXTERNAL_LOCATION, ("STORAGE", "CREDENTIALS"): Kind.STORAGE_CREDENTIAL}
@@ -50,24 +52,22 @@ def _name(c: Cursor) -> str:
     return names.parse(c.name(), 1).key
 
 
-def run(cairn: Cairn, c: Cursor) -> SqlResult:
-    """Run one storage statement; the cursor stands at its first word."""
+def run(cairn: Cairn, c: Cursor, result: Result) -> Any:
+    """Run one storage statement, answering with `result` (the shim's SqlResult); the cursor stands at its first word."""
     verb = c.word()
     if verb in ("DESC", "DESCRIBE"):
-        return _describe(cairn, c)
+        return _describe(cairn, c, result)
     if verb == "SHOW":
-        return _show(cairn, c)
+        return _show(cairn, c, result)
     kind = accept_kind(c)
     if verb == "CREATE":
-        return _create(cairn, c, kind)  # type: ignore[arg-type]
+        return _create(cairn, c, kind, result)  # type: ignore[arg-type]
     if verb == "DROP":
-        return _drop(cairn, c, kind)  # type: ignore[arg-type]
-    return _alter(cairn, c, kind)  # type: ignore[arg-type]
+        return _drop(cairn, c, kind, result)  # type: ignore[arg-type]
+    return _alter(cairn, c, kind, result)  # type: ignore[arg-type]
 
 
-def _create(cairn: Cairn, c: Cursor, kind: Kind) -> SqlResult:
-    from catalog.sql.shim import SqlResult
-
+def _create(cairn: Cairn, c: Cursor, kind: Kind, result: Result) -> Any:
     exists_ok = c.accept("IF", "NOT", "EXISTS")
     name = _name(c)
     url = credential = comment = None
@@ -93,13 +93,11 @@ def _create(cairn: Cairn, c: Cursor, kind: Kind) -> SqlResult:
     except AlreadyExists:
         if not exists_ok:
             raise
-        return SqlResult(message=f"{_label(kind)} {name} already exists")
-    return SqlResult(message=f"created {_label(kind)} {made.full_name}")
+        return result(message=f"{_label(kind)} {name} already exists")
+    return result(message=f"created {_label(kind)} {made.full_name}")
 
 
-def _drop(cairn: Cairn, c: Cursor, kind: Kind) -> SqlResult:
-    from catalog.sql.shim import SqlResult
-
+def _drop(cairn: Cairn, c: Cursor, kind: Kind, result: Result) -> Any:
     missing_ok = c.accept("IF", "EXISTS")
     name = _name(c)
     force = c.accept("FORCE")
@@ -112,19 +110,17 @@ def _drop(cairn: Cairn, c: Cursor, kind: Kind) -> SqlResult:
     except NotFound:
         if not missing_ok:
             raise
-        return SqlResult(message=f"{_label(kind)} {name} does not exist")
-    return SqlResult(message=f"dropped {_label(kind)} {name}")
+        return result(message=f"{_label(kind)} {name} does not exist")
+    return result(message=f"dropped {_label(kind)} {name}")
 
 
-def _alter(cairn: Cairn, c: Cursor, kind: Kind) -> SqlResult:
-    from catalog.sql.shim import SqlResult
-
+def _alter(cairn: Cairn, c: Cursor, kind: Kind, result: Result) -> Any:
     name = _name(c)
     if c.accept("OWNER", "TO") or c.accept("SET", "OWNER", "TO"):
         who = c.principal()
         c.done()
         cairn.grants.transfer_ownership(kind, name, who)
-        return SqlResult(message=f"owner of {_label(kind)} {name} is now {who}")
+        return result(message=f"owner of {_label(kind)} {name} is now {who}")
     changes: dict[str, Any] = {}
     if c.accept("RENAME", "TO"):
         changes["new_name"] = _name(c)
@@ -140,12 +136,10 @@ def _alter(cairn: Cairn, c: Cursor, kind: Kind) -> SqlResult:
         cairn.external_locations.update_external_location(name, **changes)
     else:
         cairn.storage_credentials.update_storage_credential(name, **changes)
-    return SqlResult(message=f"altered {_label(kind)} {name}")
+    return result(message=f"altered {_label(kind)} {name}")
 
 
-def _show(cairn: Cairn, c: Cursor) -> SqlResult:
-    from catalog.sql.shim import SqlResult
-
+def _show(cairn: Cairn, c: Cursor, result: Result) -> Any:
     kind = kind_at(c, 0, PLURALS)
     c.pos += 2
     pattern = c.string() if c.accept("LIKE") else None
@@ -160,12 +154,10 @@ def _show(cairn: Cairn, c: Cursor) -> SqlResult:
     if pattern:
         alternatives = [p.strip().lower() for p in pattern.split("|")]
         rows = [r for r in rows if any(fnmatch.fnmatch(str(r[0]), p) for p in alternatives)]
-    return SqlResult(cols, rows)  # type: ignore[arg-type]
+    return result(cols, rows)  # type: ignore[arg-type]
 
 
-def _describe(cairn: Cairn, c: Cursor) -> SqlResult:
-    from catalog.sql.shim import SqlResult
-
+def _describe(cairn: Cairn, c: Cursor, result: Result) -> Any:
     kind = accept_kind(c)
     name = _name(c)
     c.done()
@@ -177,7 +169,7 @@ def _describe(cairn: Cairn, c: Cursor) -> SqlResult:
         rows = [("name", x.full_name)]
     rows += [("read_only", str(bool(x.read_only)).lower()), ("owner", x.owner), ("comment", x.comment),
              ("created_at", x.created_at.isoformat()), ("created_by", x.created_by)]
-    return SqlResult(["info_name", "info_value"], rows)  # type: ignore[arg-type]
+    return result(["info_name", "info_value"], rows)  # type: ignore[arg-type]
 
 
 def _all(list_page: Any) -> list[Any]:

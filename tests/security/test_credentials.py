@@ -241,3 +241,18 @@ def test_sql_statements_for_locations_and_credentials(admin: Cairn, metastore: M
     assert admin.sql("DROP EXTERNAL LOCATION IF EXISTS lake").message == "external location lake does not exist"
     assert admin.sql("DROP STORAGE CREDENTIAL local").message == "dropped storage credential local"
     assert admin.sql("SHOW STORAGE CREDENTIALS").rows == []
+
+
+def test_a_view_carries_no_storage_location_and_is_never_vended(hr: Cairn, metastore: Metastore) -> None:
+    """A view given another table's folder as its storage_location would be vended that folder."""
+    secret = hr.tables.get_table("main.hr.people").storage_location
+    hr.grants.grant("schema", "main.hr", "ana", "CREATE TABLE")
+    ana = metastore.as_principal("ana")
+    with pytest.raises(InvalidArgument, match="a VIEW has no storage_location"):
+        ana.tables.create_table("main.hr.v", [], table_type="VIEW", view_definition="SELECT 1 AS x", storage_location=secret)
+    with pytest.raises(NotFound):
+        hr.tables.get_table("main.hr.v")
+    ana.tables.create_table("main.hr.v", [], table_type="VIEW", view_definition="SELECT 1 AS x")
+    with pytest.raises(FailedPrecondition, match="is a VIEW without storage"):
+        ana.tables.generate_temporary_credentials("main.hr.v")
+    assert denied(hr)[-1] == ("DENIED", "FAILED_PRECONDITION", "python")
