@@ -8,9 +8,9 @@ nothing changes, and exactly one DENIED audit row is written.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-import tempfile
 from typing import Any
 
 import pytest

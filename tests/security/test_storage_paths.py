@@ -201,9 +201,8 @@ def test_bob_creates_reads_and_writes_an_external_table_inside_the_location(worl
 
 
 def test_registering_an_existing_delta_folder_follows_the_same_rules(world: World) -> None:
-    from deltalake import write_deltalake
-
     import pyarrow as pa
+    from deltalake import write_deltalake
 
     write_deltalake(str(world.outside / "old"), pa.table({"a": pa.array([5], pa.int32())}))
     before = state(world)
@@ -225,9 +224,8 @@ def test_managed_folders_are_fresh_and_cannot_be_claimed_first(world: World) -> 
     for guess in guesses:
         assert via_python(world, guess) == "PERMISSION_DENIED"
     # Even a Delta table planted on disk at the old predictable folder (by anyone with shell access) is never picked.
-    from deltalake import write_deltalake
-
     import pyarrow as pa
+    from deltalake import write_deltalake
 
     for guess in guesses:
         write_deltalake(guess, pa.table({"a": pa.array([666], pa.int32())}))
