@@ -9,7 +9,7 @@ directory of whichever process reads them.
 
 >>> canonical("file:///data/lake/../lake/orders/")
 '/data/lake/orders'
->>> canonical("S3://bucket/raw//events/")
+>>> canonical("S3A://Bucket/raw//events/")
 's3://bucket/raw/events'
 >>> overlaps("/data/lake", "/data/lake/orders"), overlaps("/data/lake", "/data/lakehouse")
 (True, False)
@@ -27,7 +27,11 @@ from urllib.parse import unquote, urlsplit
 from catalog.errors import InvalidArgument
 
 # Object stores Cairn accepts as external storage; `file` is local.
-OBJECT_STORE_SCHEMES = frozenset({"s3", "s3a", "gs", "abfs", "abfss", "wasb", "wasbs", "r2", "oss"})
+OBJECT_STORE_SCHEMES = frozenset({"s3", "s3a", "s3n", "gs", "abfs", "abfss", "wasb", "wasbs", "r2", "oss"})
+# Spellings of one store: canonical URIs use one scheme (and Azure's DFS host) so two spellings of
+# the same files can never pass for two places that do not overlap.
+_SCHEME_ALIASES = {"s3a": "s3", "s3n": "s3", "abfs": "abfss", "wasb": "abfss", "wasbs": "abfss"}
+_AZURE = frozenset({"abfss"})
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 MAX_LENGTH = 2000
 
@@ -50,13 +54,13 @@ def canonical(path: str) -> str:
     text = path.strip()
     if len(text) > MAX_LENGTH:
         raise _refuse(text[:80] + "...", f"is longer than {MAX_LENGTH} characters")
-    if "\x00" in text:
-        raise _refuse(text, "contains a NUL character")
+    if "\x00" in text or "\\" in text:
+        raise _refuse(text, "contains a NUL character or a backslash")
     m = _SCHEME.match(text)
     if m is None:
         if not text.startswith("/"):
             raise _refuse(text, "is relative")
-        return _local(text)
+        return _local(_no_percent(text, text))
     scheme = m[1].lower()
     parts = urlsplit(text)
     if parts.query or parts.fragment:
@@ -64,17 +68,31 @@ def canonical(path: str) -> str:
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise _refuse(text, f"names host {parts.netloc!r}; file URIs must be local")
-        local = unquote(parts.path)
+        local = _no_percent(unquote(parts.path), text)
         if not local.startswith("/"):
             raise _refuse(text, "is relative")
         return _local(local)
     if scheme not in OBJECT_STORE_SCHEMES:
         raise _refuse(text, f"has scheme {scheme!r}, not one of file, {', '.join(sorted(OBJECT_STORE_SCHEMES))}")
-    if not parts.netloc or "@" in parts.netloc:
-        raise _refuse(text, "names no bucket (or carries credentials in it)")
-    key = posixpath.normpath("/" + parts.path.lstrip("/")) if parts.path.strip("/") else ""
+    scheme = _SCHEME_ALIASES.get(scheme, scheme)
+    host = parts.netloc.lower()
+    if scheme in _AZURE:  # container@account.dfs.core.windows.net; blob and dfs hosts reach the same files
+        host = host.replace(".blob.core.windows.net", ".dfs.core.windows.net")
+        if host.count("@") != 1 or not all(host.split("@")):
+            raise _refuse(text, "names no container@account")
+    elif not host or "@" in host or ":" in host:
+        raise _refuse(text, "names no bucket (or carries credentials or a port in it)")
+    # Keys are taken literally: a percent sign could be decoded by one reader and not another.
+    key = _no_percent(parts.path, text)
+    key = posixpath.normpath("/" + key.lstrip("/")) if key.strip("/") else ""
     key = "" if key == "/" else key
-    return f"{scheme}://{parts.netloc}{key}"
+    return f"{scheme}://{host}{key}"
+
+
+def _no_percent(path: str, text: str) -> str:
+    if "%" in path:
+        raise _refuse(text, "contains '%' (give the path unencoded, or one percent-encoding in a file URI)")
+    return path
 
 
 def _local(path: str) -> str:
@@ -117,4 +135,8 @@ def ancestors(path: str) -> list[str]:
 
 def uri(location: str) -> str:
     """A canonical location as a URI (local paths as file:///...), as Unity Catalog shows them."""
-    return "file://" + location if location.startswith("/") else location
+    if location.startswith("/"):
+        from pathlib import PurePosixPath
+
+        return PurePosixPath(location).as_uri()
+    return location
