@@ -168,8 +168,9 @@ class ExternalLocationService(Service):
                                  force: bool = False) -> Securable:
         """Alter a location's URL, credential, comment, name or read-only flag. Needs ownership or MANAGE.
 
-        A new URL is checked as on creation; one that would leave tables of the location outside it
-        needs `force`. A new credential needs CREATE EXTERNAL LOCATION on it.
+        A new URL also needs CREATE EXTERNAL LOCATION on the metastore and is checked as on creation;
+        one that would leave tables of the location outside it needs `force`. A new credential needs
+        CREATE EXTERNAL LOCATION on it.
         """
         with self._uow("update_external_location", LOC, display(name), url=url, credential_name=credential_name, comment=comment,
                        new_name=new_name, read_only=read_only, force=force) as uow:
@@ -178,6 +179,8 @@ class ExternalLocationService(Service):
             current = fetch(uow, sid)
             changes: dict[str, Any] = {}
             if url is not None:
+                # Moving a location is making a new one: ownership or MANAGE alone does not allow it.
+                uow.require(Privilege.CREATE_EXTERNAL_LOCATION, uow.store.metastore_id(), Kind.METASTORE, "metastore", usage=False)
                 path = storage_path(uow, url)
                 claim_location_path(uow, path, self.metastore.settings.home, own_id=sid)
                 left = [p for _i, _k, p in _tables_inside(uow, current.storage_location or "") if not storage.within(p, path)]

@@ -256,3 +256,16 @@ def test_a_view_carries_no_storage_location_and_is_never_vended(hr: Cairn, metas
     with pytest.raises(FailedPrecondition, match="is a VIEW without storage"):
         ana.tables.generate_temporary_credentials("main.hr.v")
     assert denied(hr)[-1] == ("DENIED", "FAILED_PRECONDITION", "python")
+
+
+def test_owning_a_location_does_not_allow_moving_it(admin: Cairn, metastore: Metastore, dirs: dict[str, Path]) -> None:
+    admin.principals.create_user("bob")
+    admin.external_locations.create_external_location("one", str(dirs["one"]))
+    admin.grants.transfer_ownership("external_location", "one", "bob")
+    bob = metastore.as_principal("bob")
+    assert bob.external_locations.update_external_location("one", comment="mine").comment == "mine"
+    with pytest.raises(PermissionDenied, match="lacks CREATE EXTERNAL LOCATION on metastore"):
+        bob.external_locations.update_external_location("one", url="/etc")
+    assert admin.external_locations.get_external_location("one").storage_location == str(dirs["one"])
+    admin.grants.grant("metastore", None, "bob", "CREATE EXTERNAL LOCATION")
+    assert bob.external_locations.update_external_location("one", url=str(dirs["two"])).storage_location == str(dirs["two"])
