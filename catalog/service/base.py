@@ -389,7 +389,8 @@ class UnitOfWork:
 
 
 def _label(kind: Kind) -> str:
-    return kind.value.lower().replace("_", " ").replace("model", "registered model", kind is Kind.MODEL)
+    """A kind in words, for messages: "registered model", "external location"."""
+    return "registered model" if kind is Kind.MODEL else kind.value.lower().replace("_", " ")
 
 
 label = _label

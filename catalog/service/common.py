@@ -10,7 +10,7 @@ from catalog import names, storage
 from catalog.authz import Node
 from catalog.entities import Context, Page, Securable
 from catalog.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from catalog.privileges import Kind, Privilege
+from catalog.privileges import STORAGE_KINDS, Kind, Privilege
 from catalog.service.base import UnitOfWork, label
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def display(name: Any) -> str:
 
 
 def parse_for(kind: Kind, name: str) -> names.FullName:
-    levels = {Kind.CATALOG: 1, Kind.SCHEMA: 2, Kind.STORAGE_CREDENTIAL: 1, Kind.EXTERNAL_LOCATION: 1}.get(kind, 3)
+    levels = 1 if kind in STORAGE_KINDS else {Kind.CATALOG: 1, Kind.SCHEMA: 2}.get(kind, 3)
     return names.parse(name, levels)
 
 
