@@ -222,7 +222,8 @@ def claim_table_path(uow: UnitOfWork, path: str, home: Any) -> Securable:
     """Check that an external table may occupy canonical `path`; returns the external location holding it.
 
     The path must lie strictly inside an external location on which the caller holds CREATE EXTERNAL
-    TABLE, outside the metastore's home (`home`: its database and managed storage), and overlap no other table or location. The caller registers the
+    TABLE, outside the metastore's home (`home`: its database and managed storage), and overlap no
+    other table (managed tables' folders are registered too) or location. The caller registers the
     path (`store.insert_storage_path`) in the same transaction; until it commits, other claims wait.
     """
     uow.store.lock_storage_paths()

@@ -11,7 +11,7 @@ from datetime import timedelta
 from catalog.entities import Column, Page, Securable, TableType, TemporaryCredentials
 from catalog.errors import FailedPrecondition, InvalidArgument, NotFound
 from catalog.privileges import Kind, Privilege
-from catalog import delta, names
+from catalog import delta, names, storage
 from catalog.store.metastore import now
 from catalog.service.common import (
     Service,
@@ -197,6 +197,8 @@ class TableService(Service):
             if ttype is TableType.MANAGED:
                 location = self.metastore.managed_location(fn.catalog, fn.schema, table.id)
                 uow.store.update_securable(table.id, uow.principal, storage_location=location)
+                # Registered like an external table's: another replica (another home) still sees it taken.
+                uow.store.insert_storage_path(table.id, Kind.TABLE, storage.canonical(location))
                 table = fetch(uow, table.id)
             if delta_format:
                 # The Delta commit comes last: if it fails, the metastore rolls back with it.

@@ -259,3 +259,22 @@ def test_without_create_external_table_bob_is_refused(world: World) -> None:
     world.admin.principals.add_member("loaders", "bob")
     world.admin.grants.grant("external_location", "lake", "loaders", "CREATE EXTERNAL TABLE")
     assert world.bob.tables.create_table("main.s.x", COLS, table_type="EXTERNAL", storage_location=str(world.lake / "x")).owner == "bob"
+
+
+def test_managed_folders_are_registered_so_a_replica_with_another_home_still_refuses_them(
+        world: World, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Two servers on one metastore with different homes: the second does not know the first's
+    warehouse, but the managed folders the first made are registered, so they cannot be claimed."""
+    from catalog.config import Settings
+
+    other = Metastore(Settings(tmp_path_factory.mktemp("replica"), world.ms.settings.metastore_url, None), world.ms.engine)
+    admin2, bob2 = other.as_principal("admin"), other.as_principal("bob")
+    # Misconfigured: from the replica, the first server's warehouse looks like any folder.
+    admin2.external_locations.create_external_location("wide", str(world.ms.settings.warehouse / "main"))
+    admin2.grants.grant("external_location", "wide", "bob", "CREATE EXTERNAL TABLE")
+    before = state(world)
+    for path in (world.secret, world.secret + "/sub", str(Path(world.secret).parent)):
+        with pytest.raises(PermissionDenied, match="overlaps"):
+            bob2.tables.create_table("main.s.x", COLS, table_type="EXTERNAL", storage_location=path)
+    assert state(world) == before
+    assert world.admin.data.read("main.s.secret").to_pylist() == [{"a": 42}]

@@ -1,12 +1,13 @@
-"""storage paths of external tables and external locations
+"""storage paths of tables and external locations
 
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-26 01:00:00.000000
 
-Existing external tables (and external locations, after a downgrade and upgrade) are registered
-with their location as it was stored (trailing slash dropped). Where two of them already shared a path, the older keeps it and the younger is left
-unregistered (listed in the migration's log line) so an admin can look at it.
+Existing tables, managed and external (and external locations, after a downgrade and upgrade), are
+registered with their location as it was stored (trailing slash dropped). Where two of them
+already shared a path, the older keeps it and the younger is left unregistered (listed in the
+migration's log line) so an admin can look at it.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def upgrade() -> None:
     for sid, kind, spec in rows:
         spec = json.loads(spec) if isinstance(spec, str) else (spec or {})
         location = str(spec.get("storage_location") or "")
-        if (kind == "TABLE" and spec.get("table_type") != "EXTERNAL") or not location:
+        if (kind == "TABLE" and spec.get("table_type") not in ("EXTERNAL", "MANAGED")) or not location:
             continue
         path = location.rstrip("/") or "/"
         if path in taken:
