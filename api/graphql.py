@@ -30,7 +30,8 @@ DEFAULT_FIRST = 100
 # Objects a query may ask for, estimated before it runs: the items of every connection, each connection
 # asking `first` items for every item of the connections above it (GitHub's node limit).
 MAX_NODES = 1_500_000
-CONNECTIONS = frozenset({"catalogs", "schemas", "tables", "models", "versions", "functions", "principals", "search", "auditEvents"})
+CONNECTIONS = frozenset({"catalogs", "schemas", "tables", "models", "versions", "functions", "principals", "search", "auditEvents",
+                         "externalLocations", "storageCredentials"})
 
 
 class Loaders:
@@ -384,8 +385,38 @@ class SqlResult(graphene.ObjectType):
         return [[None if v is None else str(v) for v in row] for row in self.rows]  # type: ignore[attr-defined]
 
 
+class StorageCredential(graphene.ObjectType):
+    class Meta:
+        interfaces = (Securable,)
+
+    read_only = graphene.Boolean(required=True)
+
+    def resolve_read_only(self, info: Any) -> bool:
+        return bool(self.read_only)  # type: ignore[attr-defined]
+
+
+class ExternalLocation(graphene.ObjectType):
+    class Meta:
+        interfaces = (Securable,)
+
+    url = graphene.String(required=True)
+    credential_name = graphene.String()
+    read_only = graphene.Boolean(required=True)
+
+    def resolve_url(self, info: Any) -> str:
+        return self.storage_location or ""  # type: ignore[attr-defined]
+
+    def resolve_read_only(self, info: Any) -> bool:
+        return bool(self.read_only)  # type: ignore[attr-defined]
+
+
+StorageCredentialConnection = connection_of(StorageCredential)
+ExternalLocationConnection = connection_of(ExternalLocation)
+
+
 def _typed(s: Any) -> Any:
-    return {Kind.CATALOG: Catalog, Kind.SCHEMA: Schema, Kind.TABLE: Table, Kind.MODEL: RegisteredModel, Kind.MODEL_VERSION: ModelVersion}[s.kind]
+    return {Kind.CATALOG: Catalog, Kind.SCHEMA: Schema, Kind.TABLE: Table, Kind.MODEL: RegisteredModel, Kind.MODEL_VERSION: ModelVersion,
+            Kind.STORAGE_CREDENTIAL: StorageCredential, Kind.EXTERNAL_LOCATION: ExternalLocation}[s.kind]
 
 
 class Query(graphene.ObjectType):
@@ -403,6 +434,22 @@ class Query(graphene.ObjectType):
                                          securable=graphene.String(), result=graphene.String())
     lineage_edges = graphene.List(graphene.NonNull(LineageEdge), level=graphene.String(default_value="TABLE"), required=True)
     principals = connection(PrincipalConnection)
+    external_locations = connection(ExternalLocationConnection)
+    external_location = graphene.Field(ExternalLocation, name=graphene.String(required=True))
+    storage_credentials = connection(StorageCredentialConnection)
+    storage_credential = graphene.Field(StorageCredential, name=graphene.String(required=True))
+
+    def resolve_external_locations(self, info: Any, **kw: Any) -> Any:
+        return page(ExternalLocationConnection, info, kw, ctx(info)[0].external_locations.list_external_locations)
+
+    def resolve_external_location(self, info: Any, name: str) -> Any:
+        return run(ctx(info)[0].external_locations.get_external_location, name)
+
+    def resolve_storage_credentials(self, info: Any, **kw: Any) -> Any:
+        return page(StorageCredentialConnection, info, kw, ctx(info)[0].storage_credentials.list_storage_credentials)
+
+    def resolve_storage_credential(self, info: Any, name: str) -> Any:
+        return run(ctx(info)[0].storage_credentials.get_storage_credential, name)
 
     def resolve_lineage_edges(self, info: Any, level: str) -> list[LineageEdge]:
         rows = run(ctx(info)[0].lineage.list_edges, level)
@@ -510,6 +557,14 @@ UnsetTags = _mutation("UnsetTags", {"kind": _kind, "name": _name, "keys": graphe
                       lambda c, kind, name, keys, column=None: run(c.tags.unset_tags, kind, name, keys, column))
 TransferOwnership = _mutation("TransferOwnership", {"kind": _kind, "name": _name, "owner": _name}, graphene.String,
                               lambda c, kind, name, owner: run(c.grants.transfer_ownership, kind, name, owner).owner)
+CreateStorageCredential = _mutation("CreateStorageCredential", {"name": _name, "comment": graphene.String(),
+                                                                "read_only": graphene.Boolean(default_value=False)}, StorageCredential,
+                                     lambda c, name, read_only, comment=None: run(c.storage_credentials.create_storage_credential, name, comment, read_only))
+CreateExternalLocation = _mutation("CreateExternalLocation", {"name": _name, "url": graphene.String(required=True),
+                                                              "credential_name": graphene.String(), "comment": graphene.String(),
+                                                              "read_only": graphene.Boolean(default_value=False)}, ExternalLocation,
+                                   lambda c, name, url, read_only, credential_name=None, comment=None:
+                                   run(c.external_locations.create_external_location, name, url, credential_name, comment, read_only))
 RunSql = _mutation("RunSql", {"statement": graphene.String(required=True)}, SqlResult, lambda c, statement: run(c.sql, statement))
 
 
@@ -517,7 +572,10 @@ def _drop(c: Cairn, kind: str, name: str, cascade: bool) -> bool:
     k = run(Kind.parse, kind)
     fn = {Kind.CATALOG: lambda: c.catalogs.delete_catalog(name, cascade), Kind.SCHEMA: lambda: c.schemas.delete_schema(name, cascade),
           Kind.TABLE: lambda: c.tables.delete_table(name), Kind.FUNCTION: lambda: c.functions.delete_function(name),
-          Kind.MODEL: lambda: c.models.delete_registered_model(name)}.get(k)
+          Kind.MODEL: lambda: c.models.delete_registered_model(name),
+          # cascade means force: a location that holds tables, a credential that locations use
+          Kind.EXTERNAL_LOCATION: lambda: c.external_locations.delete_external_location(name, cascade),
+          Kind.STORAGE_CREDENTIAL: lambda: c.storage_credentials.delete_storage_credential(name, cascade)}.get(k)
     if fn is None:
         raise GraphQLError(f"cannot drop a {k.value.lower()}", extensions={"code": "INVALID_ARGUMENT"})
     run(fn)
@@ -534,10 +592,13 @@ class Mutation(graphene.ObjectType):
     set_tags = SetTags.Field()
     unset_tags = UnsetTags.Field()
     transfer_ownership = TransferOwnership.Field()
+    create_storage_credential = CreateStorageCredential.Field()
+    create_external_location = CreateExternalLocation.Field()
     sql = RunSql.Field()
 
 
-schema = graphene.Schema(query=Query, mutation=Mutation, types=[Catalog, Schema, Table, Function, RegisteredModel, ModelVersion])
+schema = graphene.Schema(query=Query, mutation=Mutation, types=[Catalog, Schema, Table, Function, RegisteredModel, ModelVersion,
+                                                               StorageCredential, ExternalLocation])
 
 
 def depth_of(document: Any) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from catalog import storage
 from catalog.errors import InvalidArgument
 from catalog.privileges import Kind
 
@@ -112,6 +113,32 @@ def version_json(s: Any) -> dict[str, Any]:
     return {"model_name": name, "catalog_name": cat, "schema_name": sch, "version": s.version, "source": s.source, "run_id": s.run_id,
             "status": s.status, "storage_location": uri(s.storage_location), "id": str(s.id), "comment": s.comment,
             "created_at": ms(s.created_at), "created_by": s.created_by, "updated_at": ms(s.updated_at), "updated_by": s.updated_by}
+
+
+def location_json(s: Any) -> dict[str, Any]:
+    return {"name": s.name, "id": str(s.id), "url": storage.uri(s.storage_location or ""), "credential_name": s.credential_name,
+            "read_only": bool(s.read_only), **_common(s)}
+
+
+def credential_json(s: Any) -> dict[str, Any]:
+    return {"name": s.name, "full_name": s.full_name, "id": str(s.id), "purpose": "STORAGE", "read_only": bool(s.read_only), **_common(s)}
+
+
+# Cloud identities a storage credential could carry; Cairn's hold none yet (local storage needs none).
+_IDENTITIES = ("aws_iam_role", "azure_service_principal", "azure_managed_identity", "gcp_service_account_key",
+               "databricks_gcp_service_account", "cloudflare_api_token")
+
+
+def _no_identity(b: dict[str, Any]) -> None:
+    given = [k for k in _IDENTITIES if b.get(k)]
+    if given:
+        raise InvalidArgument(f"storage credentials hold no cloud identity yet; leave out {', '.join(given)}")
+    if b.get("purpose") not in (None, "STORAGE"):
+        raise InvalidArgument(f"purpose must be STORAGE (service credentials are not supported), not {b['purpose']!r}")
+
+
+def _force(r: Request) -> bool:
+    return r.query_params.get("force", "false").lower() == "true"
 
 
 def page(items: Any, key: str, fmt: Any) -> dict[str, Any]:
@@ -317,7 +344,68 @@ def routes(handler: Any) -> list[Route]:
         cred = c.models.generate_temporary_credentials(full, int(_need(b, "version")), b.get("operation") or "READ_MODEL_VERSION")
         return {"url": uri(cred.url), "expiration_time": ms(cred.expiration_time)}
 
+    # external locations and storage credentials -------------------------------------------
+    def list_locations(c: Any, r: Request, b: Any) -> Any:
+        return page(c.external_locations.list_external_locations(r.query_params.get("page_token"), _int(r, "max_results")),
+                    "external_locations", location_json)
+
+    def create_location(c: Any, r: Request, b: Any) -> Any:
+        return location_json(c.external_locations.create_external_location(
+            _need(b, "name"), _need(b, "url"), b.get("credential_name"), b.get("comment"), bool(b.get("read_only") or False)))
+
+    def get_location(c: Any, r: Request, b: Any) -> Any:
+        return location_json(c.external_locations.get_external_location(r.path_params["name"]))
+
+    def update_location(c: Any, r: Request, b: Any) -> Any:
+        name = r.path_params["name"]
+        if b.get("owner"):
+            c.grants.transfer_ownership(Kind.EXTERNAL_LOCATION, name, b["owner"])
+        keys = ("url", "credential_name", "comment", "new_name", "read_only")
+        if any(b.get(k) is not None for k in keys):
+            return location_json(c.external_locations.update_external_location(name, **{k: b.get(k) for k in keys}, force=bool(b.get("force"))))
+        return location_json(c.external_locations.get_external_location(name))
+
+    def delete_location(c: Any, r: Request, b: Any) -> Any:
+        c.external_locations.delete_external_location(r.path_params["name"], force=_force(r))
+        return {}
+
+    def list_credentials(key: str) -> Any:
+        def list_(c: Any, r: Request, b: Any) -> Any:
+            if r.query_params.get("purpose") not in (None, "", "STORAGE"):
+                return {key: [], "next_page_token": None}
+            return page(c.storage_credentials.list_storage_credentials(r.query_params.get("page_token"), _int(r, "max_results")),
+                        key, credential_json)
+        return list_
+
+    def create_credential(c: Any, r: Request, b: Any) -> Any:
+        _no_identity(b)
+        return credential_json(c.storage_credentials.create_storage_credential(_need(b, "name"), b.get("comment"), bool(b.get("read_only") or False)))
+
+    def get_credential(c: Any, r: Request, b: Any) -> Any:
+        return credential_json(c.storage_credentials.get_storage_credential(r.path_params["name"]))
+
+    def update_credential(c: Any, r: Request, b: Any) -> Any:
+        _no_identity(b)
+        name = r.path_params["name"]
+        if b.get("owner"):
+            c.grants.transfer_ownership(Kind.STORAGE_CREDENTIAL, name, b["owner"])
+        if any(b.get(k) is not None for k in ("comment", "new_name", "read_only")):
+            return credential_json(c.storage_credentials.update_storage_credential(name, b.get("comment"), b.get("new_name"), b.get("read_only")))
+        return credential_json(c.storage_credentials.get_storage_credential(name))
+
+    def delete_credential(c: Any, r: Request, b: Any) -> Any:
+        c.storage_credentials.delete_storage_credential(r.path_params["name"], force=_force(r))
+        return {}
+
     r = lambda path, fn, methods: Route(PREFIX + path, handler(fn), methods=methods)  # noqa: E731
+    # Databricks serves credentials at /storage-credentials, Unity Catalog OSS at /credentials (with a purpose).
+    storage_routes = [
+        r("/external-locations", list_locations, ["GET"]), r("/external-locations", create_location, ["POST"]),
+        r("/external-locations/{name}", get_location, ["GET"]), r("/external-locations/{name}", update_location, ["PATCH"]),
+        r("/external-locations/{name}", delete_location, ["DELETE"]),
+    ] + [route for path, key in (("/storage-credentials", "storage_credentials"), ("/credentials", "credentials")) for route in (
+        r(path, list_credentials(key), ["GET"]), r(path, create_credential, ["POST"]), r(path + "/{name}", get_credential, ["GET"]),
+        r(path + "/{name}", update_credential, ["PATCH"]), r(path + "/{name}", delete_credential, ["DELETE"]))]
     return [
         r("/catalogs", list_catalogs, ["GET"]), r("/catalogs", create_catalog, ["POST"]),
         r("/catalogs/{name}", get_catalog, ["GET"]), r("/catalogs/{name}", update_catalog, ["PATCH"]), r("/catalogs/{name}", delete_catalog, ["DELETE"]),
@@ -339,5 +427,6 @@ def routes(handler: Any) -> list[Route]:
         r("/permissions/{type}/{name}", get_permissions, ["GET"]), r("/permissions/{type}/{name}", update_permissions, ["PATCH"]),
         r("/temporary-table-credentials", table_credentials, ["POST"]),
         r("/temporary-model-version-credentials", model_version_credentials, ["POST"]),
+        *storage_routes,
     ]
 

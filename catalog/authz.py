@@ -219,6 +219,20 @@ class AuthzView:
                 return True
         return False
 
+    def has_here(self, principal: str, privilege: Privilege, sid: int) -> bool:
+        """`privilege` held on `sid` itself (admin, owner, or granted on it), not through a parent:
+        for privileges named alike on a parent and a child that mean different things."""
+        ps = self.principals(principal)
+        if not self.admins().isdisjoint(ps):
+            return True
+        chain = self.chain(sid)
+        if not chain:
+            return False
+        if chain[0].owner in ps:
+            return True
+        holders = self._grants(chain[0]).get(privilege)
+        return holders is not None and not holders.isdisjoint(ps)
+
     def owns(self, principal: str, sid: int, *, ancestors: bool = True) -> bool:
         ps = self.principals(principal)
         chain = self.chain(sid)

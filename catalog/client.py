@@ -26,6 +26,7 @@ from catalog.service.audit import AuditService
 from catalog.service.base import GroupCommit
 from catalog.service.data import TableDataService
 from catalog.service.grants import GrantService
+from catalog.service.locations import ExternalLocationService, StorageCredentialService
 from catalog.service.models import FunctionService, ModelService
 from catalog.service.namespace import CatalogService, SchemaService
 from catalog.service.principals import PrincipalService, validate_principal_name
@@ -103,9 +104,12 @@ class Metastore:
         return Cairn(self, Context(who, src, request_id))
 
     def managed_location(self, catalog: str, schema: str, securable_id: int, kind: str = "tables") -> str:
-        """Where a managed object's files live: `<warehouse>/<catalog>/<schema>/<id>`."""
+        """Where a managed object's files live. A table's folder is a fresh random UUID,
+        `<warehouse>/<catalog>/<schema>/<uuid>`: only Cairn chooses it, it is never reused, and no one
+        can guess it ahead (and nothing outside Cairn may write under the warehouse anyway). Other
+        objects live at `<warehouse>/<catalog>/<schema>/<kind>/<id>`."""
         root = self.settings.warehouse / catalog / schema
-        return str(root / str(securable_id)) if kind == "tables" else str(root / kind / str(securable_id))
+        return str(root / uuid.uuid4().hex) if kind == "tables" else str(root / kind / str(securable_id))
 
 
 class Cairn:
@@ -117,6 +121,8 @@ class Cairn:
         self.catalogs = CatalogService(metastore, ctx)
         self.schemas = SchemaService(metastore, ctx)
         self.tables = TableService(metastore, ctx)
+        self.storage_credentials = StorageCredentialService(metastore, ctx)
+        self.external_locations = ExternalLocationService(metastore, ctx)
         self.data = TableDataService(metastore, ctx)
         self.models = ModelService(metastore, ctx)
         self.functions = FunctionService(metastore, ctx)

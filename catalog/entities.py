@@ -57,7 +57,8 @@ class Column:
 
 @dataclass(frozen=True, slots=True)
 class Securable:
-    """Any catalog object: catalog, schema, table, registered model, model version, function.
+    """Any catalog object: catalog, schema, table, registered model, model version, function,
+    storage credential, external location.
 
     `full_name` is the canonical lower-case name (`main.sales.orders`; a model version is
     `main.ml.churn/3`). Kind-specific fields are None where they do not apply.
@@ -92,6 +93,9 @@ class Securable:
     column_masks: dict[str, Any] = field(default_factory=dict)
     # Registered models: alias -> version number (champion, challenger, ...).
     aliases: dict[str, int] = field(default_factory=dict)
+    # External locations: the storage credential they use (their URL is `storage_location`).
+    credential_name: str | None = None
+    read_only: bool | None = None
 
     @property
     def catalog_name(self) -> str:

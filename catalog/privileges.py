@@ -2,7 +2,9 @@
 
 A privilege granted on a container applies to every current and future child of the kinds it
 makes sense for: `SELECT` on a catalog is `SELECT` on all its tables. `ALL PRIVILEGES` expands to
-everything grantable on the securable except `MANAGE`, as in Databricks.
+everything grantable on the securable except `MANAGE` and `EXTERNAL USE SCHEMA`, as in Databricks.
+
+Storage credentials and external locations hang directly off the metastore.
 
 >>> sorted(p.value for p in expand(Privilege.ALL_PRIVILEGES, Kind.TABLE))
 ['APPLY TAG', 'MODIFY', 'SELECT']
@@ -25,13 +27,15 @@ class Kind(str, Enum):
     MODEL = "MODEL"  # a registered model
     MODEL_VERSION = "MODEL_VERSION"
     FUNCTION = "FUNCTION"
+    STORAGE_CREDENTIAL = "STORAGE_CREDENTIAL"
+    EXTERNAL_LOCATION = "EXTERNAL_LOCATION"
 
     @classmethod
     def parse(cls, text: str) -> Kind:
         if isinstance(text, Kind):
             return text
         key = str(text).strip().upper().replace(" ", "_")
-        key = {"REGISTERED_MODEL": "MODEL", "VIEW": "TABLE"}.get(key, key)
+        key = {"REGISTERED_MODEL": "MODEL", "VIEW": "TABLE", "CREDENTIAL": "STORAGE_CREDENTIAL"}.get(key, key)
         try:
             return cls(key)
         except ValueError:
@@ -54,6 +58,14 @@ class Privilege(str, Enum):
     APPLY_TAG = "APPLY TAG"
     MANAGE = "MANAGE"
     ALL_PRIVILEGES = "ALL PRIVILEGES"
+    # Storage (Unity Catalog): external locations, storage credentials, and vending a table's files.
+    CREATE_EXTERNAL_LOCATION = "CREATE EXTERNAL LOCATION"
+    CREATE_STORAGE_CREDENTIAL = "CREATE STORAGE CREDENTIAL"
+    CREATE_EXTERNAL_TABLE = "CREATE EXTERNAL TABLE"
+    CREATE_MANAGED_STORAGE = "CREATE MANAGED STORAGE"
+    READ_FILES = "READ FILES"
+    WRITE_FILES = "WRITE FILES"
+    EXTERNAL_USE_SCHEMA = "EXTERNAL USE SCHEMA"
 
     @classmethod
     def parse(cls, text: str) -> Privilege:
@@ -80,7 +92,11 @@ PARENT_KIND = {
     Kind.MODEL: Kind.SCHEMA,
     Kind.FUNCTION: Kind.SCHEMA,
     Kind.MODEL_VERSION: Kind.MODEL,
+    Kind.STORAGE_CREDENTIAL: Kind.METASTORE,
+    Kind.EXTERNAL_LOCATION: Kind.METASTORE,
 }
+# Securables that live directly under the metastore with a one-part name, outside the namespace.
+STORAGE_KINDS = (Kind.STORAGE_CREDENTIAL, Kind.EXTERNAL_LOCATION)
 
 # What a privilege means on each kind it can hold on (directly or through inheritance).
 _HOLDS_ON: dict[Privilege, frozenset[Kind]] = {
@@ -96,8 +112,21 @@ _HOLDS_ON: dict[Privilege, frozenset[Kind]] = {
     P.MODIFY: frozenset({Kind.TABLE}),
     P.EXECUTE: frozenset({Kind.MODEL, Kind.FUNCTION}),
     P.APPLY_TAG: frozenset({Kind.CATALOG, Kind.SCHEMA, Kind.TABLE, Kind.MODEL}),
-    P.MANAGE: frozenset({Kind.CATALOG, Kind.SCHEMA, Kind.TABLE, Kind.MODEL, Kind.FUNCTION}),
+    P.MANAGE: frozenset({Kind.CATALOG, Kind.SCHEMA, Kind.TABLE, Kind.MODEL, Kind.FUNCTION, Kind.STORAGE_CREDENTIAL, Kind.EXTERNAL_LOCATION}),
+    # On a credential it means "may name it in a new external location" (checked on the credential
+    # itself, not inherited from the metastore grant of the same name).
+    P.CREATE_EXTERNAL_LOCATION: frozenset({Kind.METASTORE, Kind.STORAGE_CREDENTIAL}),
+    P.CREATE_STORAGE_CREDENTIAL: frozenset({Kind.METASTORE}),
+    P.CREATE_EXTERNAL_TABLE: frozenset({Kind.EXTERNAL_LOCATION}),
+    P.CREATE_MANAGED_STORAGE: frozenset({Kind.EXTERNAL_LOCATION}),
+    P.READ_FILES: frozenset({Kind.EXTERNAL_LOCATION}),
+    P.WRITE_FILES: frozenset({Kind.EXTERNAL_LOCATION}),
+    P.EXTERNAL_USE_SCHEMA: frozenset({Kind.SCHEMA}),
 }
+
+# Never part of ALL PRIVILEGES (as in Databricks): handing out a table's raw files bypasses row
+# filters and masks, so it must be granted by name.
+_NOT_IN_ALL = frozenset({P.MANAGE, P.EXTERNAL_USE_SCHEMA})
 
 _ANCESTORS = {
     Kind.METASTORE: (),
@@ -107,6 +136,8 @@ _ANCESTORS = {
     Kind.MODEL: (Kind.SCHEMA, Kind.CATALOG, Kind.METASTORE),
     Kind.FUNCTION: (Kind.SCHEMA, Kind.CATALOG, Kind.METASTORE),
     Kind.MODEL_VERSION: (Kind.MODEL, Kind.SCHEMA, Kind.CATALOG, Kind.METASTORE),
+    Kind.STORAGE_CREDENTIAL: (Kind.METASTORE,),
+    Kind.EXTERNAL_LOCATION: (Kind.METASTORE,),
 }
 
 
@@ -123,7 +154,7 @@ def _grantable(kind: Kind) -> frozenset[Privilege]:
     if kind is not Kind.CATALOG:
         out.discard(P.BROWSE)
     if kind is Kind.METASTORE:
-        out = {P.CREATE_CATALOG}
+        out = {P.CREATE_CATALOG, P.CREATE_EXTERNAL_LOCATION, P.CREATE_STORAGE_CREDENTIAL}
     return frozenset(out | {P.ALL_PRIVILEGES})
 
 
@@ -146,7 +177,7 @@ def holds_on(privilege: Privilege, kind: Kind) -> bool:
 def expand(privilege: Privilege, kind: Kind) -> frozenset[Privilege]:
     """The concrete privileges a grant of `privilege` on a securable of `kind` confers."""
     if privilege is P.ALL_PRIVILEGES:
-        return frozenset(GRANTABLE[kind] - {P.ALL_PRIVILEGES, P.MANAGE})
+        return frozenset(GRANTABLE[kind] - {P.ALL_PRIVILEGES} - _NOT_IN_ALL)
     return frozenset({privilege})
 
 

@@ -31,7 +31,8 @@ def pg_url(worker_id: str) -> Iterator[str]:
     """A database of this test worker's own on the shared PostgreSQL, migrated once."""
     if not PG_URL:
         pytest.skip("CAIRN_TEST_PG_URL is not set; `make test` starts PostgreSQL and sets it")
-    name = f"cairn_test_{worker_id}".replace("-", "_")
+    # CAIRN_TEST_DB_PREFIX keeps two checkouts testing against one server out of each other's databases.
+    name = f"{os.environ.get('CAIRN_TEST_DB_PREFIX', 'cairn_test')}_{worker_id}".replace("-", "_")
     admin = db.make_engine(PG_URL).execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -109,3 +110,12 @@ def live_server(app: object) -> Iterator[str]:
 def live() -> object:
     """`live(app)`: a context manager serving an ASGI app on 127.0.0.1 (see live_server)."""
     return live_server
+
+
+@pytest.fixture
+def ext_dir(admin: Cairn, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder outside the metastore's home (external tables may not live there), covered by the
+    external location `ext_files` that `admin` owns; external tables go in folders below it."""
+    where = tmp_path_factory.mktemp("external")
+    admin.external_locations.create_external_location("ext_files", str(where))
+    return where

@@ -243,7 +243,10 @@ class UnitOfWork:
             if isinstance(exc, PermissionDenied) or (isinstance(exc, NotFound) and self._hidden_denial) or getattr(exc, "denied", False):
                 # Marked so an enclosing unit of work (a SQL statement) audits it as a denial too.
                 exc.denied = True  # type: ignore[union-attr]
-                self._audit_apart(AuditResult.DENIED, "PERMISSION_DENIED", str(exc))
+                # A refusal raised with its own code (a FailedPrecondition marked `denied`) keeps it;
+                # a hidden NotFound is logged as the denial it is.
+                code = exc.code if isinstance(exc, CairnError) and not isinstance(exc, NotFound) else PermissionDenied.code
+                self._audit_apart(AuditResult.DENIED, code, str(exc))
                 return False
             if isinstance(exc, CairnError):
                 self._audit_apart(AuditResult.FAILED, exc.code, str(exc))
@@ -369,6 +372,12 @@ class UnitOfWork:
             self._deny_or_hide(sid, kind, name, f"{p} lacks APPLY TAG on {_label(kind)} '{name}'")
         self.decided = True
 
+    def refuse(self, exc: CairnError) -> CairnError:
+        """Mark an error as a refusal: it is audited as DENIED (with its own code), then raised."""
+        self.decided = True
+        exc.denied = True  # type: ignore[attr-defined]
+        return exc
+
     def _deny_or_hide(self, sid: int, kind: Kind, name: str, message: str) -> None:
         self.decided = True
         if not self.authz.can_see(self.principal, sid):
@@ -386,7 +395,8 @@ class UnitOfWork:
 
 
 def _label(kind: Kind) -> str:
-    return {Kind.MODEL: "registered model", Kind.MODEL_VERSION: "model version"}.get(kind, kind.value.lower())
+    """A kind in words, for messages: "registered model", "external location"."""
+    return "registered model" if kind is Kind.MODEL else kind.value.lower().replace("_", " ")
 
 
 label = _label

@@ -6,11 +6,11 @@ import base64
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from catalog import names
+from catalog import names, storage
 from catalog.authz import Node
 from catalog.entities import Context, Page, Securable
-from catalog.errors import InvalidArgument, NotFound
-from catalog.privileges import Kind
+from catalog.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from catalog.privileges import STORAGE_KINDS, Kind, Privilege
 from catalog.service.base import UnitOfWork, label
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def display(name: Any) -> str:
 
 
 def parse_for(kind: Kind, name: str) -> names.FullName:
-    levels = {Kind.CATALOG: 1, Kind.SCHEMA: 2}.get(kind, 3)
+    levels = 1 if kind in STORAGE_KINDS else {Kind.CATALOG: 1, Kind.SCHEMA: 2}.get(kind, 3)
     return names.parse(name, levels)
 
 
@@ -192,3 +192,82 @@ def locate(uow: UnitOfWork, kind: Kind | str, name: str | None) -> tuple[Kind, i
     else:
         key = parse_for(kind, name).key
     return kind, resolve(uow, kind, key), key
+
+
+# storage paths ---------------------------------------------------------------------------------
+def storage_path(uow: UnitOfWork, location: Any) -> str:
+    """The canonical spelling of a location the caller gave; a bad one is refused (and audited as such)."""
+    try:
+        return storage.canonical(location)
+    except InvalidArgument as exc:
+        raise uow.refuse(exc) from None
+
+
+def _outside_managed(uow: UnitOfWork, path: str, home: Any) -> None:
+    # The whole home, not only its warehouse: the SQLite metastore and other state live there too.
+    root = storage.canonical(str(home))
+    if storage.overlaps(path, root):
+        raise uow.refuse(PermissionDenied(
+            f"storage location {path} overlaps the metastore's managed storage ({root}); managed folders belong to "
+            "the tables Cairn creates there, and external data must live in an external location outside it"))
+
+
+def _named(uow: UnitOfWork, rows: list[tuple[int, str, str]]) -> str:
+    """The other objects at a path, named only where the caller may see them."""
+    seen = [uow.store.get_securable_by_id(sid) for sid, _kind, _p in rows[:5] if uow.authz.can_see(uow.principal, sid)]
+    return "; it overlaps " + ", ".join(f"{label(s.kind)} '{s.full_name}'" for s in seen) if seen else ""
+
+
+def claim_table_path(uow: UnitOfWork, path: str, home: Any) -> Securable:
+    """Check that an external table may occupy canonical `path`; returns the external location holding it.
+
+    The path must lie strictly inside an external location on which the caller holds CREATE EXTERNAL
+    TABLE, outside the metastore's home (`home`: its database and managed storage), and overlap no
+    other table (managed tables' folders are registered too) or location. The caller registers the
+    path (`store.insert_storage_path`) in the same transaction; until it commits, other claims wait.
+    """
+    uow.store.lock_storage_paths()
+    _outside_managed(uow, path, home)
+    touching = uow.store.storage_paths_touching(path, storage.ancestors(path))
+    holders = [r for r in touching if r[1] == Kind.EXTERNAL_LOCATION.value and r[2] != path and storage.within(path, r[2])]
+    if not holders and any(r[1] == Kind.EXTERNAL_LOCATION.value and r[2] == path for r in touching):
+        raise uow.refuse(PermissionDenied(
+            f"storage location {path} is the root of an external location; a table takes a folder below it"))
+    if not holders:
+        raise uow.refuse(PermissionDenied(
+            f"storage location {path} is not inside an external location; external tables live in external "
+            "locations (CREATE EXTERNAL LOCATION) on which their creator holds CREATE EXTERNAL TABLE"))
+    loc = uow.store.get_securable_by_id(holders[0][0])
+    visible = uow.authz.can_see(uow.principal, loc.id)
+    if not uow.authz.has(uow.principal, Privilege.CREATE_EXTERNAL_TABLE, loc.id):
+        where = f"external location '{loc.full_name}'" if visible else "the external location holding it"
+        raise uow.refuse(PermissionDenied(f"{uow.principal} lacks CREATE EXTERNAL TABLE on {where}; cannot use {path}"))
+    others = [r for r in touching if r[0] != loc.id]
+    if others:
+        raise uow.refuse(PermissionDenied(
+            f"storage location {path} overlaps the storage of another table or external location{_named(uow, others)}"))
+    if loc.read_only:
+        raise uow.refuse(FailedPrecondition(f"external location '{loc.full_name}' is read-only; no table can be created in it"))
+    return loc
+
+
+def claim_location_path(uow: UnitOfWork, path: str, home: Any, own_id: int | None = None) -> None:
+    """Check that an external location may cover canonical `path`: outside managed storage, overlapping
+    no other location and lying inside no table's folder (it may contain existing external tables)."""
+    uow.store.lock_storage_paths()
+    _outside_managed(uow, path, home)
+    touching = [r for r in uow.store.storage_paths_touching(path, storage.ancestors(path)) if r[0] != own_id]
+    clash = [r for r in touching if r[1] != Kind.TABLE.value or r[2] == path or not storage.within(r[2], path)]
+    if clash:
+        raise uow.refuse(PermissionDenied(
+            f"storage location {path} overlaps another external location or lies inside a table's folder{_named(uow, clash)}"))
+
+
+def holding_location(uow: UnitOfWork, path: str) -> Securable | None:
+    """The external location a canonical path lies in, if any."""
+    rows = uow.store.storage_paths_touching(path, storage.ancestors(path))
+    for sid, kind, p in rows:
+        if kind == Kind.EXTERNAL_LOCATION.value and p != path and storage.within(path, p):
+            return uow.store.get_securable_by_id(sid)
+    return None
+

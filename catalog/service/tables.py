@@ -14,19 +14,22 @@ from datetime import timedelta
 from catalog.entities import Column, Page, Securable, TableType, TemporaryCredentials
 from catalog.errors import FailedPrecondition, InvalidArgument, NotFound
 from catalog.privileges import Kind, Privilege
-from catalog import delta, names
+from catalog import delta, names, storage
 from catalog.relations import catalog_relations, qualify, qualify_definition
 from catalog.store.metastore import now
 from catalog.service.common import (
     Service,
+    claim_table_path,
     decode_token,
     delete_securable,
     encode_token,
     display,
     fetch,
+    holding_location,
     page_size,
     parse_for,
     resolve,
+    storage_path,
     update_securable,
     validate_comment,
     validate_properties,
@@ -171,6 +174,11 @@ class TableService(Service):
                 raise InvalidArgument(f"table_type must be MANAGED, EXTERNAL or VIEW, not {table_type!r}") from None
             schema_id = resolve(uow, Kind.SCHEMA, f"{fn.catalog}.{fn.schema}")
             uow.require(Privilege.CREATE_TABLE, schema_id, Kind.SCHEMA, f"{fn.catalog}.{fn.schema}")
+            if ttype is TableType.EXTERNAL and storage_location:
+                # Before anything looks at the path (even to read a Delta schema there): it must be
+                # inside an external location the caller may create tables in, and no one else's.
+                storage_location = storage_path(uow, storage_location)
+                claim_table_path(uow, storage_location, self.metastore.settings.home)
             delta_format = ttype is not TableType.VIEW and data_source_format.upper() == "DELTA"
             incoming = None
             if data is not None:
@@ -191,6 +199,8 @@ class TableService(Service):
                 raise InvalidArgument("a MANAGED table's location is chosen by Cairn; use EXTERNAL to give one")
             if ttype is TableType.VIEW and not view_definition:
                 raise InvalidArgument("a VIEW needs a view_definition")
+            if ttype is TableType.VIEW and storage_location:
+                raise InvalidArgument("a VIEW has no storage_location")
             if ttype is TableType.VIEW:
                 view_definition = _checked_view(uow, view_definition, fn.catalog, fn.schema)
             spec = dict(
@@ -205,9 +215,13 @@ class TableService(Service):
                 Kind.TABLE, schema_id, fn.name, fn.key, uow.principal, uow.principal,
                 validate_comment(comment), validate_properties(properties), spec, cols,
             )
+            if ttype is TableType.EXTERNAL:
+                uow.store.insert_storage_path(table.id, Kind.TABLE, storage_location)  # type: ignore[arg-type]
             if ttype is TableType.MANAGED:
                 location = self.metastore.managed_location(fn.catalog, fn.schema, table.id)
                 uow.store.update_securable(table.id, uow.principal, storage_location=location)
+                # Registered like an external table's: another replica (another home) still sees it taken.
+                uow.store.insert_storage_path(table.id, Kind.TABLE, storage.canonical(location))
                 table = fetch(uow, table.id)
             if delta_format:
                 # The Delta commit comes last: if it fails, the metastore rolls back with it.
@@ -293,9 +307,13 @@ class TableService(Service):
             return update_securable(uow, sid, Kind.TABLE, fn.key, comment=comment, properties=properties, new_name=new_name)
 
     def generate_temporary_credentials(self, name: str, operation: str = "READ") -> TemporaryCredentials:
-        """Access to a table's files for an engine: READ needs SELECT, READ_WRITE also MODIFY.
+        """Access to a table's files for an engine outside Cairn (Unity Catalog credential vending).
 
-        Both need USE CATALOG and USE SCHEMA. Views have no files to vend.
+        READ needs SELECT, READ_WRITE also MODIFY; both need USE CATALOG, USE SCHEMA and EXTERNAL USE
+        SCHEMA on the table's schema (never part of ALL PRIVILEGES). An engine given the files applies
+        no row filter or column mask, so tables with either are refused, as are views (no files) and
+        READ_WRITE in a read-only external location. Raises InvalidArgument, NotFound,
+        PermissionDenied, FailedPrecondition; every refusal is audited as DENIED.
         """
         with self._uow("generate_temporary_table_credentials", Kind.TABLE, display(name), operation=operation) as uow:
             fn = parse_for(Kind.TABLE, name)
@@ -306,9 +324,22 @@ class TableService(Service):
             uow.require(Privilege.SELECT, sid, Kind.TABLE, fn.key)
             if op == "READ_WRITE":
                 uow.require(Privilege.MODIFY, sid, Kind.TABLE, fn.key)
+            schema = f"{fn.catalog}.{fn.schema}"
+            uow.require(Privilege.EXTERNAL_USE_SCHEMA, resolve(uow, Kind.SCHEMA, schema), Kind.SCHEMA, schema)
             table = fetch(uow, sid)
-            if not table.storage_location:
-                raise FailedPrecondition(f"table '{fn.key}' is a {table.table_type.value if table.table_type else 'table'} without storage")
+            if not table.storage_location or table.table_type is TableType.VIEW:
+                raise uow.refuse(FailedPrecondition(
+                    f"table '{fn.key}' is a {table.table_type.value if table.table_type else 'table'} without storage"))
+            why = [f"row filter {table.row_filter['function']}"] if table.row_filter else []
+            why += [f"column mask on {col}" for col in sorted(table.column_masks)]
+            if why:
+                raise uow.refuse(FailedPrecondition(
+                    f"table '{fn.key}' has a {' and a '.join(why)}; an engine reading its files directly would not apply "
+                    "them, so its files are not vended: read it through Cairn (SQL, Python, Spark data source)"))
+            if op == "READ_WRITE" and table.table_type is TableType.EXTERNAL:
+                loc = holding_location(uow, table.storage_location)
+                if loc is not None and loc.read_only:
+                    raise uow.refuse(FailedPrecondition(f"table '{fn.key}' is in read-only external location '{loc.full_name}'"))
             return TemporaryCredentials(table.storage_location, op, now() + CREDENTIAL_TTL)
 
     def set_row_filter(self, name: str, function: str, columns: Sequence[str]) -> Securable:

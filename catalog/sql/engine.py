@@ -344,6 +344,10 @@ def _create(session: SqlService, tree: exp.Create, text: str) -> SqlResult:
     key = table_key(session, target)
     props = tree.args.get("properties")
     comment = next((p.this.name for p in (props.expressions if props else []) if isinstance(p, exp.SchemaCommentProperty)), None)
+    # LOCATION '...' (or CREATE EXTERNAL TABLE) makes an external table; the table service checks the path.
+    location = next((p.this.name for p in (props.expressions if props else []) if isinstance(p, exp.LocationProperty)), None)
+    external = any(isinstance(p, exp.ExternalProperty) for p in (props.expressions if props else []))
+    storage = {"table_type": "EXTERNAL", "storage_location": location} if location is not None or external else {}
     exists_ok = bool(tree.args.get("exists"))
     if exists_ok:
         try:
@@ -368,12 +372,12 @@ def _create(session: SqlService, tree: exp.Create, text: str) -> SqlResult:
         return SqlResult(message=f"created view {key}")
     if query_tree is not None:
         data = query(session, query_tree)
-        session.cairn.tables.create_table(key, data=data, comment=comment)
+        session.cairn.tables.create_table(key, data=data, comment=comment, **storage)
         _record_lineage(session, text)
         return SqlResult(["num_affected_rows", "num_inserted_rows"], [(data.num_rows, data.num_rows)], f"created table {key}")
-    if not columns:
-        raise InvalidArgument("CREATE TABLE needs columns or AS <query>")
-    session.cairn.tables.create_table(key, columns, comment=comment)
+    if not columns and location is None:
+        raise InvalidArgument("CREATE TABLE needs columns, AS <query>, or the LOCATION of a Delta table to register")
+    session.cairn.tables.create_table(key, columns or (), comment=comment, **storage)
     return SqlResult(message=f"created table {key}")
 
 

@@ -18,6 +18,7 @@ from catalog.errors import AlreadyExists, CairnError, InvalidArgument, NotFound
 from catalog.privileges import Kind
 from catalog.relations import FileAccessRefused
 from catalog.service.common import Service
+from catalog.sql import storage
 from catalog.sql.engine import run_sql
 from catalog.sql.lexer import Cursor, Statement, split
 from catalog.sql.parsing import SqlResult
@@ -96,6 +97,8 @@ class SqlService(Service):
         c = Cursor(st.tokens)
         first = c.peek().text.upper() if c.peek() else ""
         second = c.peek(1).text.upper() if c.peek(1) else ""
+        if first in ("CREATE", "DROP", "ALTER", "DESCRIBE", "DESC") and storage.kind_at(c, 1) or first == "SHOW" and storage.kind_at(c, 1, storage.PLURALS):
+            return storage.run(self.cairn, c, SqlResult)  # external locations and storage credentials
         if first == "CREATE" and (second in ("CATALOG", "SCHEMA", "DATABASE", "GROUP")):
             return self._create(c)
         handlers = {"DROP": self._drop, "USE": self._use, "GRANT": self._grant, "REVOKE": self._grant, "SHOW": self._show,
@@ -179,6 +182,9 @@ class SqlService(Service):
         return SqlResult(message=f"using schema {sch.full_name}")
 
     def _securable(self, c: Cursor) -> tuple[Kind, str | None]:
+        kind = storage.accept_kind(c)  # EXTERNAL LOCATION name, STORAGE CREDENTIAL name
+        if kind is not None:
+            return kind, names.parse(c.name(), 1).key
         what = c.word()
         if what == "REGISTERED":
             c.expect("MODEL")
@@ -208,9 +214,9 @@ class SqlService(Service):
         c.done()
         if verb == "GRANT":
             self.cairn.grants.grant(kind, name, who, privileges)
-            return SqlResult(message=f"granted {', '.join(privileges)} on {kind.value.lower()} {name or ''} to {who}".replace("  ", " "))
+            return SqlResult(message=f"granted {', '.join(privileges)} on {kind.value.lower().replace('_', ' ')} {name or ''} to {who}".replace("  ", " "))
         self.cairn.grants.revoke(kind, name, who, privileges)
-        return SqlResult(message=f"revoked {', '.join(privileges)} on {kind.value.lower()} {name or ''} from {who}".replace("  ", " "))
+        return SqlResult(message=f"revoked {', '.join(privileges)} on {kind.value.lower().replace('_', ' ')} {name or ''} from {who}".replace("  ", " "))
 
     def _alter(self, c: Cursor) -> SqlResult:
         c.expect("ALTER")
@@ -295,7 +301,9 @@ class SqlService(Service):
         text = "" if c.accept("NULL") else c.string()
         c.done()
         svc = {Kind.CATALOG: self.cairn.catalogs.update_catalog, Kind.SCHEMA: self.cairn.schemas.update_schema,
-               Kind.TABLE: self.cairn.tables.update_table, Kind.MODEL: self.cairn.models.update_registered_model}.get(kind)
+               Kind.TABLE: self.cairn.tables.update_table, Kind.MODEL: self.cairn.models.update_registered_model,
+               Kind.EXTERNAL_LOCATION: self.cairn.external_locations.update_external_location,
+               Kind.STORAGE_CREDENTIAL: self.cairn.storage_credentials.update_storage_credential}.get(kind)
         if svc is None:
             raise InvalidArgument(f"COMMENT ON {kind.value} is not supported")
         svc(name, comment=text)  # type: ignore[operator]

@@ -38,6 +38,7 @@ _AUDIT_DEFAULTS = {c.name: None for c in t.audit_events.columns if c.name not in
 
 AUTHZ_LOG_LOCK = 0x43414952  # "CAIR"
 LINEAGE_EDGES_LOCK = 0x43414953
+STORAGE_PATHS_LOCK = 0x43414954
 
 
 def serialize_appends(conn: Connection, key: int) -> None:
@@ -76,6 +77,8 @@ _SPEC_FIELDS = (
     "row_filter",
     "column_masks",
     "aliases",
+    "credential_name",
+    "read_only",
 )
 
 
@@ -415,6 +418,32 @@ class MetastoreStore:
             s = by_id[r.securable_id]
             out[r.securable_id].append(Tag(s.kind, s.full_name, r.key, r.value, r.column_name or None))
         return out
+
+    # storage paths -------------------------------------------------------------------------
+    def lock_storage_paths(self) -> None:
+        """Serialize overlap checks with the inserts they guard (PostgreSQL; SQLite writers are serial)."""
+        serialize_appends(self.conn, STORAGE_PATHS_LOCK)
+
+    def storage_paths_touching(self, path: str, above: Sequence[str]) -> list[tuple[int, str, str]]:
+        """(securable id, kind, path) of every registered path equal to `path`, among `above`
+        (its ancestors), or below it."""
+        sp = t.storage_paths
+        esc = path.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+        below = sp.c.path.like((esc if esc.endswith("/") else esc + "/") + "%", escape="\\")
+        q = select(sp.c.securable_id, sp.c.kind, sp.c.path).where(or_(sp.c.path == path, sp.c.path.in_(list(above)), below))
+        return [(r[0], r[1], r[2]) for r in self.conn.execute(q.order_by(sp.c.path))]
+
+    def insert_storage_path(self, securable_id: int, kind: Kind, path: str) -> None:
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(insert(t.storage_paths).values(securable_id=securable_id, kind=kind.value, path=path))
+        except IntegrityError:
+            from catalog.errors import PermissionDenied
+
+            raise PermissionDenied(f"storage location {path} is already taken") from None
+
+    def set_storage_path(self, securable_id: int, path: str) -> None:
+        self.conn.execute(update(t.storage_paths).where(t.storage_paths.c.securable_id == securable_id).values(path=path))
 
     # audit ---------------------------------------------------------------------------------
     def insert_audit(self, **row: Any) -> None:

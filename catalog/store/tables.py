@@ -159,3 +159,14 @@ tokens = Table(
     Column("comment", Text),
     Column("created_by", String(255), nullable=False),
 )
+
+# The storage every external table and external location occupies, canonical (catalog/storage.py).
+# No two rows may overlap (one path inside another) except a table inside the one location that
+# holds it; the services check that under STORAGE_PATHS_LOCK, and the unique path stops exact twins.
+storage_paths = Table(
+    "storage_paths",
+    metadata,
+    Column("securable_id", Id, ForeignKey("securables.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("path", String(2000), nullable=False, unique=True),
+)

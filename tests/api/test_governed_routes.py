@@ -17,7 +17,8 @@ PARAMS = {"name": None, "type": "table", "version": "1"}
 NAMES = {"/catalogs/{name}": "main", "/schemas/{name}": "main.s", "/tables/{name}": "main.s.t", "/functions/{name}": "main.s.f",
          "/models/{name}": "main.s.m", "/models/{name}/versions": "main.s.m", "/models/{name}/versions/{version:int}": "main.s.m",
          "/models/{name}/versions/{version:int}/finalize": "main.s.m", "/permissions/{type}/{name}": "main.s.t",
-         "/models/{name}/aliases/{alias}": "main.s.m"}
+         "/models/{name}/aliases/{alias}": "main.s.m", "/external-locations/{name}": "loc", "/storage-credentials/{name}": "cred",
+         "/credentials/{name}": "cred"}
 QUERY = {"/schemas": "?catalog_name=main", "/tables": "?catalog_name=main&schema_name=s", "/functions": "?catalog_name=main&schema_name=s",
          "/models": "?catalog_name=main&schema_name=s"}
 BODIES = {
@@ -32,13 +33,20 @@ BODIES = {
     ("PUT", "/models/{name}/aliases/{alias}"): {"version_num": 1},
     ("POST", "/temporary-table-credentials"): {"table_id": "main.s.t", "operation": "READ"},
     ("POST", "/temporary-model-version-credentials"): {"catalog_name": "main", "schema_name": "s", "model_name": "m", "version": 1},
+    ("POST", "/external-locations"): {"name": "x", "url": "s3://bucket/x"}, ("PATCH", "/external-locations/{name}"): {"comment": "x"},
+    ("POST", "/storage-credentials"): {"name": "x"}, ("PATCH", "/storage-credentials/{name}"): {"comment": "x"},
+    ("POST", "/credentials"): {"name": "x", "purpose": "STORAGE"}, ("PATCH", "/credentials/{name}"): {"comment": "x"},
 }
-LISTS = {("GET", "/catalogs")}
+# Lists open to every principal, filtered to what it may see: path -> the key of the (empty) list.
+LISTS = {("GET", "/catalogs"): "catalogs", ("GET", "/external-locations"): "external_locations",
+         ("GET", "/storage-credentials"): "storage_credentials", ("GET", "/credentials"): "credentials"}
 
 
 @pytest.fixture
-def world(admin: Cairn) -> dict[str, str]:
+def world(admin: Cairn, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     admin.sql("CREATE CATALOG main; CREATE SCHEMA main.s; CREATE TABLE main.s.t (a INT)")
+    admin.storage_credentials.create_storage_credential("cred")
+    admin.external_locations.create_external_location("loc", str(tmp_path_factory.mktemp("loc")), "cred")
     admin.functions.create_function("main.s.f", "1", "int")
     admin.models.create_registered_model("main.s.m")
     admin.models.create_model_version("main.s.m", "file:///m")
@@ -54,7 +62,7 @@ def test_every_rest_route_is_governed(metastore: Metastore, world: dict[str, str
     app = make_app(metastore)
     client = TestClient(app)
     routes = [(m, r.path[len(UC):]) for r in app.routes if isinstance(r, Route) and r.path.startswith(UC) for m in sorted(r.methods - {"HEAD"})]
-    assert len(routes) == 36
+    assert len(routes) == 51
     for method, path in routes:
         url = UC + path.replace("{name}", NAMES.get(path, "main")).replace("{version:int}", "1").replace("{type}", "table").replace("{alias}", "champion") + QUERY.get(path, "")
         body = BODIES.get((method, path))
@@ -62,7 +70,7 @@ def test_every_rest_route_is_governed(metastore: Metastore, world: dict[str, str
         before = audit_count(metastore)
         r = client.request(method, url, json=body, headers={"Authorization": f"Bearer {world['nobody']}"})
         if (method, path) in LISTS:
-            assert r.status_code == 200 and r.json()["catalogs"] == [], (method, path, r.text)
+            assert r.status_code == 200 and r.json()[LISTS[method, path]] == [], (method, path, r.text)
         else:
             assert r.status_code in (403, 404), (method, path, r.status_code, r.text)
             assert "Traceback" not in r.text
@@ -83,6 +91,10 @@ def test_every_graphql_field_is_governed(metastore: Metastore, world: dict[str, 
         "auditEvents": "{ auditEvents { edges { node { principal } } } }",
         "lineageEdges": "{ lineageEdges { source } }",
         "principals": "{ principals { edges { node { name } } } }",
+        "externalLocations": "{ externalLocations { edges { node { name url } } } }",
+        "externalLocation": '{ externalLocation(name: "loc") { url } }',
+        "storageCredentials": "{ storageCredentials { edges { node { name } } } }",
+        "storageCredential": '{ storageCredential(name: "cred") { name } }',
     }
     mutations = {
         "createCatalog": 'mutation { createCatalog(name: "x") { name } }',
@@ -95,6 +107,8 @@ def test_every_graphql_field_is_governed(metastore: Metastore, world: dict[str, 
         "unsetTags": 'mutation { unsetTags(kind: "table", name: "main.s.t", keys: ["a"]) { key } }',
         "transferOwnership": 'mutation { transferOwnership(kind: "table", name: "main.s.t", owner: "nobody") }',
         "sql": 'mutation { sql(statement: "SELECT * FROM main.s.t") { rows } }',
+        "createStorageCredential": 'mutation { createStorageCredential(name: "x") { name } }',
+        "createExternalLocation": 'mutation { createExternalLocation(name: "x", url: "s3://bucket/x") { name } }',
     }
     assert set(queries) == set(schema.graphql_schema.query_type.fields)
     assert set(mutations) == set(schema.graphql_schema.mutation_type.fields)
@@ -105,6 +119,8 @@ def test_every_graphql_field_is_governed(metastore: Metastore, world: dict[str, 
             assert res["data"]["lineageEdges"] == [], field
         elif field == "principals":
             assert {e["node"]["name"] for e in res["data"]["principals"]["edges"]} >= {"nobody"}, field  # a directory, open to all as in Databricks
+        elif field in ("externalLocations", "storageCredentials"):
+            assert res["data"][field]["edges"] == [], field
         elif field in ("catalogs", "auditEvents", "search"):
             if field == "search":
                 assert res["errors"][0]["extensions"]["code"] == "NOT_FOUND", field

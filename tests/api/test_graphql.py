@@ -256,3 +256,34 @@ def test_a_cursor_far_into_a_connection_still_finds_the_next_page(lake: Cairn) -
             break
         after = page["pageInfo"]["endCursor"]
     assert (seen, pages) == (1100, 3)
+
+
+def test_external_locations_and_storage_credentials(admin: Cairn, metastore: Metastore, tmp_path_factory: pytest.TempPathFactory) -> None:
+    dirs = [tmp_path_factory.mktemp(f"loc{i}") for i in range(3)]
+    admin.principals.create_user("ana")
+    res = execute(admin, 'mutation { createStorageCredential(name: "local", comment: "server") { name owner readOnly } }')
+    assert res["data"]["createStorageCredential"] == {"name": "local", "owner": "admin", "readOnly": False}
+    for i, d in enumerate(dirs):
+        res = execute(admin, 'mutation($n: String!, $u: String!) { createExternalLocation(name: $n, url: $u, credentialName: "local") { name url } }',
+                      {"n": f"loc{i}", "u": f"file://{d}/"})
+        assert res["data"]["createExternalLocation"] == {"name": f"loc{i}", "url": str(d)}
+    bad = execute(admin, 'mutation { createExternalLocation(name: "x", url: "../x") { name } }')
+    assert bad["errors"][0]["extensions"]["code"] == "INVALID_ARGUMENT" and "'../x' is relative" in bad["errors"][0]["message"]
+    page1 = execute(admin, "{ externalLocations(first: 2) { edges { node { name credentialName } } pageInfo { hasNextPage endCursor } } }")
+    conn = page1["data"]["externalLocations"]
+    assert [e["node"]["name"] for e in conn["edges"]] == ["loc0", "loc1"] and conn["pageInfo"]["hasNextPage"]
+    page2 = execute(admin, '{ externalLocations(first: 2, after: "%s") { edges { node { name } } } }' % conn["pageInfo"]["endCursor"])
+    assert [e["node"]["name"] for e in page2["data"]["externalLocations"]["edges"]] == ["loc2"]
+    admin.grants.grant("external_location", "loc1", "ana", "CREATE EXTERNAL TABLE")
+    ana = metastore.as_principal("ana")
+    seen = execute(ana, "{ externalLocations { edges { node { name grants { principal privilege } } } } storageCredentials { edges { node { name } } } }")
+    assert seen["data"] == {"externalLocations": {"edges": [{"node": {"name": "loc1", "grants": [{"principal": "ana", "privilege": "CREATE EXTERNAL TABLE"}]}}]},
+                            "storageCredentials": {"edges": []}}
+    hidden = execute(ana, '{ externalLocation(name: "loc0") { url } }')
+    assert hidden["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert execute(admin, 'mutation { drop(kind: "external_location", name: "loc2") }')["data"]["drop"] is True
+    refused = execute(admin, 'mutation { drop(kind: "storage_credential", name: "local") }')
+    assert refused["errors"][0]["extensions"]["code"] == "FAILED_PRECONDITION"
+    assert execute(admin, 'mutation { drop(kind: "storage_credential", name: "local", cascade: true) }')["data"]["drop"] is True
+    assert [x.full_name for x in admin.external_locations.list_external_locations()] == ["loc0", "loc1"]
+    assert list(admin.storage_credentials.list_storage_credentials()) == []

@@ -32,9 +32,11 @@ def h(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def test_unitycatalog_client_lists_and_creates(server: str, tokens: dict[str, str], admin: Cairn, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_unitycatalog_client_lists_and_creates(server: str, tokens: dict[str, str], admin: Cairn, ext_dir) -> None:  # type: ignore[no-untyped-def]
     from unitycatalog.client import ApiClient, CatalogsApi, Configuration, SchemasApi, TablesApi
     from unitycatalog.client.models import ColumnInfo, CreateCatalog, CreateSchema, CreateTable
+
+    tmp_path = ext_dir  # external tables live in an external location (ext_files covers ext_dir)
 
     async def run() -> tuple:
         # The OSS spec declares no auth scheme, so the client sends the bearer token as a default header.
@@ -65,6 +67,48 @@ def test_unitycatalog_client_lists_and_creates(server: str, tokens: dict[str, st
 
     admin.data.write("main.sales.orders", [{"id": 1, "amount": Decimal("2.50")}])
     assert admin.data.read("main.sales.orders").num_rows == 1
+
+
+def test_unitycatalog_client_manages_credentials_and_external_locations(server: str, tokens: dict[str, str], admin: Cairn,
+                                                                        tmp_path_factory: pytest.TempPathFactory) -> None:
+    from unitycatalog.client import ApiClient, Configuration, CredentialsApi, ExternalLocationsApi
+    from unitycatalog.client.models import CreateCredentialRequest, CreateExternalLocation, UpdateExternalLocation
+
+    lake = tmp_path_factory.mktemp("lake")
+
+    async def run() -> tuple:
+        config = Configuration(host=server + UC)
+        async with ApiClient(config, header_name="Authorization", header_value=f"Bearer {tokens['admin']}") as client:
+            creds, locs = CredentialsApi(client), ExternalLocationsApi(client)
+            cred = await creds.create_credential(CreateCredentialRequest(name="local", purpose="STORAGE", comment="server identity"))
+            loc = await locs.create_external_location(CreateExternalLocation(name="lake", url=f"file://{lake}/", credential_name="local"))
+            await locs.update_external_location("lake", UpdateExternalLocation(comment="raw files"))
+            listed = await locs.list_external_locations(max_results=10)
+            got = await locs.get_external_location("lake")
+            listed_creds = await creds.list_credentials()
+            return cred, loc, listed, got, listed_creds
+
+    cred, loc, listed, got, listed_creds = asyncio.run(run())
+    assert (cred.name, cred.comment, cred.owner) == ("local", "server identity", "admin")
+    assert (loc.name, loc.url, loc.credential_name) == ("lake", lake.as_uri(), "local")
+    assert [x.name for x in listed.external_locations] == ["lake"] and got.comment == "raw files"
+    assert [c.name for c in listed_creds.credentials] == ["local"]
+    assert admin.external_locations.get_external_location("lake").storage_location == str(lake)
+    # ana sees none of it, and may not create her own.
+    r = httpx.get(f"{server}{UC}/external-locations", headers=h(tokens["ana"]))
+    assert r.json() == {"external_locations": [], "next_page_token": None}
+    r = httpx.get(f"{server}{UC}/external-locations/lake", headers=h(tokens["ana"]))
+    assert (r.status_code, r.json()["error_code"]) == (404, "NOT_FOUND")
+    r = httpx.post(f"{server}{UC}/external-locations", json={"name": "mine", "url": "s3://bucket/mine"}, headers=h(tokens["ana"]))
+    assert (r.status_code, r.json()["error_code"]) == (403, "PERMISSION_DENIED")
+    patch = {"changes": [{"principal": "ana", "add": ["CREATE_EXTERNAL_TABLE"]}]}
+    r = httpx.patch(f"{server}{UC}/permissions/external_location/lake", json=patch, headers=h(tokens["admin"]))
+    assert r.json() == {"privilege_assignments": [{"principal": "ana", "privileges": ["CREATE_EXTERNAL_TABLE"]}]}
+    assert httpx.get(f"{server}{UC}/external-locations/lake", headers=h(tokens["ana"])).json()["url"] == lake.as_uri()
+    r = httpx.delete(f"{server}{UC}/credentials/local", headers=h(tokens["admin"]))
+    assert (r.status_code, r.json()["error_code"]) == (412, "FAILED_PRECONDITION")
+    assert httpx.delete(f"{server}{UC}/credentials/local?force=true", headers=h(tokens["admin"])).json() == {}
+    assert httpx.get(f"{server}{UC}/storage-credentials", headers=h(tokens["admin"])).json()["storage_credentials"] == []
 
 
 @pytest.mark.parametrize("server", [0, 2], indirect=True, ids=["on-the-loop", "two-threads"])

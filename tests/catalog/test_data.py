@@ -142,10 +142,10 @@ def test_reads_need_select_and_writes_need_modify(lake: Cairn, metastore: Metast
     assert reads[0].parameters["delta_version"] == 1
 
 
-def test_registering_an_existing_delta_table_imports_its_schema(admin: Cairn, tmp_path: Path) -> None:
+def test_registering_an_existing_delta_table_imports_its_schema(admin: Cairn, ext_dir: Path) -> None:
     from deltalake import write_deltalake
 
-    where = str(tmp_path / "ext")
+    where = str(ext_dir / "ext")
     write_deltalake(where, pa.table({"k": pa.array([1, 2], pa.int32()), "name": ["a", "b"]}))
     admin.catalogs.create_catalog("main")
     admin.schemas.create_schema("main.s")

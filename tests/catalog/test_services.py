@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -41,7 +44,9 @@ def test_create_get_table_round_trip(world: Cairn, metastore: Metastore) -> None
     assert [(c.name, c.type_text, c.nullable, c.position) for c in t1.columns] == [
         ("user_id", "bigint", False, 0), ("ts", "timestamp", False, 1), ("email", "string", True, 2)]
     assert t1.table_type is TableType.MANAGED and t1.data_source_format == "DELTA"
-    assert t1.storage_location == str(metastore.settings.warehouse / "main" / "sales" / str(t1.id))
+    # A managed folder is a fresh random name that only Cairn chooses, never the table's id.
+    folder = Path(t1.storage_location)
+    assert folder.parent == metastore.settings.warehouse / "main" / "sales" and re.fullmatch(r"[0-9a-f]{32}", folder.name)
     assert (t1.primary_keys, t1.timestamp_keys) == (("user_id", "ts"), ("ts",))
     assert (t1.owner, t1.created_by) == ("admin", "admin")
 
@@ -85,8 +90,8 @@ def test_duplicate_names_conflict_case_insensitively(world: Cairn) -> None:
         world.tables.create_table("main.sales.Orders", COLS)
 
 
-def test_external_table_and_view(world: Cairn, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    where = str(tmp_path / "raw")
+def test_external_table_and_view(world: Cairn, ext_dir) -> None:  # type: ignore[no-untyped-def]
+    where = str(ext_dir / "raw")
     ext = world.tables.create_table("main.sales.raw", [{"name": "x", "type": "int"}], table_type="EXTERNAL", storage_location=where)
     assert (ext.table_type, ext.storage_location) == (TableType.EXTERNAL, where)
     view = world.tables.create_table("main.sales.v", [], table_type="VIEW", view_definition="SELECT 1 AS x")
