@@ -3,7 +3,9 @@
 Per-request loaders batch tags and grants: a list resolver primes them for every object it returns,
 so a query for 100 tables with their tags, owners and grants costs a handful of SQL queries. Lists
 are Relay connections. Errors carry `extensions.code` (the service's stable code) and never a
-traceback; queries deeper than MAX_DEPTH are refused before they run.
+traceback. A query is bounded before it is parsed (tokens, aliases, nesting: the parser and the
+validator cost grows with them, and validation compares aliased fields pairwise) and before it runs
+(depth of fields, objects its connections could return).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import graphene
 import graphql as gql
 from graphene import relay
 from graphql import GraphQLError
-from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationDefinitionNode, VariableNode
+from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode, Lexer, OperationDefinitionNode, Source, TokenKind, VariableNode
 
 from catalog.client import Cairn
 from catalog.errors import CairnError
@@ -25,6 +27,10 @@ from catalog.service.common import encode_token
 from catalog.privileges import Kind
 
 MAX_DEPTH = 12
+MAX_TOKENS = 3_000  # a page of a real query is a few hundred
+MAX_ALIASES = 100
+MAX_NESTING = 40  # braces, brackets and parentheses; fields deeper than MAX_DEPTH are refused after parsing
+CACHED_QUERY = 16 * 1024  # longer query texts are not kept in the parse cache
 MAX_FIRST = 1000
 DEFAULT_FIRST = 100
 # Objects a query may ask for, estimated before it runs: the items of every connection, each connection
@@ -541,7 +547,15 @@ schema = graphene.Schema(query=Query, mutation=Mutation, types=[Catalog, Schema,
 
 
 def depth_of(document: Any) -> int:
+    """How many fields deep the query goes (fragments followed; each fragment measured once)."""
     fragments = {d.name.value: d for d in document.definitions if d.kind == "fragment_definition"}
+    memo: dict[str, int] = {}
+
+    def fragment(name: str, seen: frozenset[str]) -> int:
+        if name not in memo:
+            frag = fragments.get(name)
+            memo[name] = walk(frag.selection_set, seen | {name}) if frag is not None and name not in seen else 0
+        return memo[name]
 
     def walk(selection_set: Any, seen: frozenset[str]) -> int:
         if selection_set is None:
@@ -553,9 +567,7 @@ def depth_of(document: Any) -> int:
             elif isinstance(sel, InlineFragmentNode):
                 best = max(best, walk(sel.selection_set, seen))
             elif isinstance(sel, FragmentSpreadNode) and sel.name.value not in seen:
-                frag = fragments.get(sel.name.value)
-                if frag is not None:
-                    best = max(best, walk(frag.selection_set, seen | {sel.name.value}))
+                best = max(best, fragment(sel.name.value, seen))
         return best
 
     return max((walk(d.selection_set, frozenset()) for d in document.definitions if isinstance(d, OperationDefinitionNode)), default=0)
@@ -564,6 +576,7 @@ def depth_of(document: Any) -> int:
 def nodes_of(document: Any, variables: dict[str, Any]) -> int:
     """Connection items the query could ask for at most: each connection's `first` times the items above it."""
     fragments = {d.name.value: d for d in document.definitions if d.kind == "fragment_definition"}
+    memo: dict[str, int] = {}
 
     def first_of(field: FieldNode) -> int:
         for arg in field.arguments or ():
@@ -587,7 +600,10 @@ def nodes_of(document: Any, variables: dict[str, Any]) -> int:
             elif isinstance(sel, InlineFragmentNode):
                 total += walk(sel.selection_set, seen)
             elif isinstance(sel, FragmentSpreadNode) and sel.name.value not in seen and sel.name.value in fragments:
-                total += walk(fragments[sel.name.value].selection_set, seen | {sel.name.value})
+                name = sel.name.value
+                if name not in memo:  # each fragment counted once, however often it is spread
+                    memo[name] = walk(fragments[name].selection_set, seen | {name})
+                total += memo[name]
         return total
 
     return sum(walk(d.selection_set, frozenset()) for d in document.definitions if isinstance(d, OperationDefinitionNode))
@@ -600,15 +616,58 @@ def _refusal(message: str, locations: Any = None) -> dict[str, Any]:
     return {"errors": [error]}
 
 
-@functools.lru_cache(maxsize=1024)
+def bounds(query: str) -> str | None:
+    """Why the query text is too big to parse (tokens, aliases, nesting), or None. Lexes at most
+    MAX_TOKENS + 1 tokens: cheap, and the parser never sees an unbounded document."""
+    lexer = Lexer(Source(query))
+    tokens = aliases = nesting = 0
+    parens = 0  # inside ( ): arguments and variable definitions, whose `name:` is not an alias
+    previous = None
+    opening, closing = (TokenKind.BRACE_L, TokenKind.BRACKET_L, TokenKind.PAREN_L), (TokenKind.BRACE_R, TokenKind.BRACKET_R, TokenKind.PAREN_R)
+    try:
+        token = lexer.advance()
+        while token.kind is not TokenKind.EOF:
+            tokens += 1
+            if tokens > MAX_TOKENS:
+                return f"the query has more than {MAX_TOKENS:,} tokens, the limit"
+            kind = token.kind
+            if kind in opening:
+                nesting += 1
+                parens += kind is TokenKind.PAREN_L
+                if nesting > MAX_NESTING:
+                    return f"the query nests deeper than {MAX_NESTING} levels, the limit"
+            elif kind in closing:
+                nesting -= 1
+                parens -= kind is TokenKind.PAREN_R
+            elif kind is TokenKind.COLON and previous is TokenKind.NAME and parens == 0:
+                aliases += 1
+                if aliases > MAX_ALIASES:
+                    return f"the query has more than {MAX_ALIASES} aliases, the limit"
+            previous = kind
+            token = lexer.advance()
+    except GraphQLError:
+        return None  # the parser reports the syntax error with its location
+    return None
+
+
 def prepare(query: str) -> Any:
-    """Parse, depth-check and validate a query once: a DocumentNode, or the error body to answer.
+    """Bound, parse, depth-check and validate a query: a DocumentNode, or the error body to answer.
 
     Clients send the same few query texts over and over; documents are never mutated by execution,
     so one parsed and validated document serves every request (and every thread) with that text.
+    Only short texts are cached, so the cache cannot be filled with megabytes of distinct queries.
     """
+    if len(query) <= CACHED_QUERY:
+        return parsed(query)
+    return _prepare(query)
+
+
+def _prepare(query: str) -> Any:
+    refused = bounds(query)
+    if refused:
+        return _refusal(refused)
     try:
-        document = gql.parse(query)
+        document = gql.parse(query, max_tokens=MAX_TOKENS)
     except GraphQLError as exc:
         return _refusal(exc.message, exc.locations)
     depth = depth_of(document)
@@ -620,6 +679,15 @@ def prepare(query: str) -> Any:
     return document
 
 
+parsed = functools.lru_cache(maxsize=1024)(_prepare)
+
+
+def may_be_long(query: str) -> bool:
+    """Whether a request could keep a thread busy for long: it may run SQL (the `sql` mutation), or
+    its text is long and not yet parsed. Such requests run off the event loop."""
+    return "sql" in query or len(query) > CACHED_QUERY
+
+
 def execute(cairn: Cairn, query: str, variables: dict[str, Any] | None = None, operation: str | None = None) -> dict[str, Any]:
     """Run one GraphQL request as `cairn`'s principal; returns the JSON response body."""
     document = prepare(query)
@@ -627,6 +695,8 @@ def execute(cairn: Cairn, query: str, variables: dict[str, Any] | None = None, o
         return document
     if variables is not None and not isinstance(variables, dict):
         return _refusal("variables must be a JSON object")
+    if operation is not None and not isinstance(operation, str):
+        return _refusal("operationName must be a string")
     nodes = nodes_of(document, variables or {})
     if nodes > MAX_NODES:
         return _refusal(f"the query could ask for {nodes:,} objects; the limit is {MAX_NODES:,}: ask for fewer with first:")

@@ -346,7 +346,8 @@ class MetastoreStore:
 
     def securable_rows(self, ids: Iterable[int]) -> list[Any]:
         s = t.securables
-        q = select(s.c.id, s.c.kind, s.c.parent_id, s.c.full_name, s.c.owner).where(s.c.id.in_(list(ids)))
+        ids = [i for i in ids if -(2**63) <= i < 2**63]  # no row has an id the column cannot hold
+        q = select(s.c.id, s.c.kind, s.c.parent_id, s.c.full_name, s.c.owner).where(s.c.id.in_(ids))
         return list(self.conn.execute(q))
 
     def chain_rows_by_name(self, kind: Kind, full_name: str) -> list[Any]:
