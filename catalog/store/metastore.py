@@ -295,6 +295,12 @@ class MetastoreStore:
         rows = self.conn.execute(_SECURABLES_BY_IDS, {"ids": list(ids)}).all() if ids else []
         return {s.id: s for s in (self._hydrate(rows) if columns else [_securable(r, ()) for r in rows])}
 
+    def table_locations(self) -> list[tuple[str, str]]:
+        """(full name, storage location) of every table that has a location, as stored."""
+        s = t.securables
+        rows = self.conn.execute(select(s.c.full_name, s.c.spec).where(s.c.kind == Kind.TABLE.value))
+        return [(r.full_name, r.spec["storage_location"]) for r in rows if r.spec and r.spec.get("storage_location")]
+
     def metastore_id(self) -> int:
         return self.conn.execute(select(t.securables.c.id).where(t.securables.c.kind == Kind.METASTORE.value)).scalar_one()
 
