@@ -236,6 +236,8 @@ class LineageService(Service):
             return written
 
     def _record(self, uow: UnitOfWork, inputs: Sequence[str], outputs: Sequence[str], column_edges: Sequence[Any], run_id: str | None) -> int:
+        if len(inputs) * len(outputs) + len(column_edges) > MAX_EDGES:
+            raise InvalidArgument(f"this would add {len(inputs) * len(outputs) + len(column_edges):,} edges; the limit is {MAX_EDGES:,} per call")
         ins = [self._ref(uow, n, output=False) for n in inputs]
         outs = [self._ref(uow, n, output=True) for n in outputs]
         cols = [ColumnEdge(**e) if isinstance(e, dict) else e for e in column_edges]
@@ -246,8 +248,6 @@ class LineageService(Service):
                 raise InvalidArgument(f"unknown transformation {e.transformation_type}/{e.transformation_subtype}")
         if not outs and not cols:
             raise InvalidArgument("lineage needs at least one output")
-        if len(ins) * len(outs) + len(cols) > MAX_EDGES:
-            raise InvalidArgument(f"this would add {len(ins) * len(outs) + len(cols):,} edges; the limit is {MAX_EDGES:,} per call")
         return record_edges(LineageStore(uow.conn), run_id, [(i, None) for i in ins], [(o, None) for o in outs], cols)
 
     def ingest_openlineage(self, body: Any) -> dict[str, Any]:
