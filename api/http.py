@@ -82,7 +82,7 @@ def check_content_type(request: Request) -> None:
 def decode_json(raw: bytes) -> Any:
     """The JSON value of a body: UTF-8, nested at most MAX_NESTING levels; InvalidArgument otherwise."""
     try:
-        value = json.loads(raw.decode("utf-8"))
+        value = json.loads(raw.decode("utf-8"), parse_constant=_not_json)
     except UnicodeDecodeError as exc:
         raise InvalidArgument(f"the body is not UTF-8: invalid byte at position {exc.start}") from None
     except RecursionError:
@@ -92,6 +92,10 @@ def decode_json(raw: bytes) -> Any:
     if _nesting(value) > MAX_NESTING:
         raise InvalidArgument(f"the body is nested deeper than the limit of {MAX_NESTING} levels")
     return value
+
+
+def _not_json(word: str) -> Any:
+    raise ValueError(f"{word} is not JSON")  # Python's parser takes NaN and Infinity; JSON does not
 
 
 def _nesting(value: Any) -> int:
