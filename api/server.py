@@ -173,7 +173,8 @@ def make_app(metastore: Metastore, threads: int | None = None, max_body: int = M
     def handler(fn: Callable[[Cairn, Request, Any], Any], source: Source = Source.REST, shape: Shape = None, *,
                 limit: int | None = None, gzip_ok: bool = False, long: Callable[[Any], bool] | None = None) -> Callable[[Request], Any]:
         """An endpoint around `fn(cairn, request, body)`: read and check the body (`shape`, see
-        api.http.check), authenticate, run the governed call, map errors through the one table.
+        api.http.check), authenticate (a bad body from an unknown sender is a 401 like any other),
+        run the governed call, map errors through the one table.
         `long(body)` says whether the call may be long, so it runs on a thread of its own."""
         async def endpoint(request: Request) -> Any:
             start = time.perf_counter()
@@ -185,20 +186,30 @@ def make_app(metastore: Metastore, threads: int | None = None, max_body: int = M
             return response
 
         async def _handle(request: Request, request_id: str) -> Any:
-            def work() -> Any:  # authenticate, then the governed call
-                principal = principal_of(request, source, request_id)
-                if principal is None:
-                    return error("UNAUTHENTICATED", "send Authorization: Bearer <token>; create one with `cairn token create`", request_id)
-                result = fn(metastore.as_principal(principal, source, request_id), request, body)
-                return result if isinstance(result, Response) else JSONResponse(result)
-
+            body: Any = {}
+            refused: CairnError | None = None  # a bad request, answered once its sender is known (401 first)
             try:
-                body: Any = {}
                 if request.method in ("POST", "PATCH", "PUT"):
                     body = check(await json_body(request, limit or max_body, gzip_ok), shape if shape is not None else {})
                 for key, value in request.path_params.items():
                     if isinstance(value, int) and not 0 <= value < 2**63:
                         raise InvalidArgument(f"{key} {value} is out of range")
+            except CairnError as exc:
+                body, refused = {}, exc
+            except Exception:  # a client gone mid-body, or a bug: no traceback either way
+                log.exception("internal error reading the request (request id %s)", request_id)
+                return error("INTERNAL", f"internal error (request id {request_id})", request_id)
+
+            def work() -> Any:  # authenticate, then the governed call
+                principal = principal_of(request, source, request_id)
+                if principal is None:
+                    return error("UNAUTHENTICATED", "send Authorization: Bearer <token>; create one with `cairn token create`", request_id)
+                if refused is not None:
+                    raise refused
+                result = fn(metastore.as_principal(principal, source, request_id), request, body)
+                return result if isinstance(result, Response) else JSONResponse(result)
+
+            try:
                 if limiter is not None:
                     return await anyio.to_thread.run_sync(work, limiter=limiter)
                 if long is not None and long(body):

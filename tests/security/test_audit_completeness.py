@@ -67,3 +67,10 @@ def test_a_refused_lineage_ingest_is_a_denied_row_naming_the_table(server: str, 
     rows = list(admin.audit.list_events(principal="ana", action="ingest_openlineage", max_results=10))
     assert [(e.result.value, e.securable_kind, e.securable_name, e.request_id, e.parameters["job"]) for e in rows] == [
         ("DENIED", "TABLE", "main.s.secret", r.json()["request_id"], "n/j")]
+
+
+def test_an_unauthenticated_request_is_a_401_whatever_its_body(server: str, world: dict[str, str], admin: Cairn) -> None:
+    for body in (b"[1]", b"{not json", b"[" * 1000 + b"]" * 1000):
+        r = httpx.post(f"{server}{UC}/catalogs", content=body, headers={"Content-Type": "application/json"})
+        assert (r.status_code, r.json()["error_code"]) == (401, "UNAUTHENTICATED")
+    assert [(e.action, e.parameters["reason"]) for e in admin.audit.list_events(principal="anonymous")] == [("authenticate", "missing token")] * 3
