@@ -5,7 +5,6 @@ nesting 100,000 deep, an event of 800 x 800 datasets, a gzip bomb, a long SQL ca
 from __future__ import annotations
 
 import gzip
-import json
 import threading
 import time
 import uuid
