@@ -248,6 +248,8 @@ class LineageService(Service):
                 raise InvalidArgument(f"unknown transformation {e.transformation_type}/{e.transformation_subtype}")
         if not outs and not cols:
             raise InvalidArgument("lineage needs at least one output")
+        if run_id:
+            self._own_run(uow, LineageStore(uow.conn), run_id)
         return record_edges(LineageStore(uow.conn), run_id, [(i, None) for i in ins], [(o, None) for o in outs], cols)
 
     def ingest_openlineage(self, body: Any) -> dict[str, Any]:
@@ -271,6 +273,8 @@ class LineageService(Service):
             uow.name = job
             uow.params["job"] = job
             store = LineageStore(uow.conn)
+            if event.run_id:
+                self._own_run(uow, store, event.run_id)
             # 1. Which catalog table each dataset is, authorized; nothing is written yet.
             resolver = _Tables(self, uow, store)
             table_of: dict[tuple[str, str], str | None] = {}
@@ -398,6 +402,14 @@ class LineageService(Service):
             uow.require_visible(sid, securable, name)
         prefix = "model" if kind in ("MODEL", "MODEL_VERSION") else "function"
         return f"{prefix}:{name}"
+
+    @staticmethod
+    def _own_run(uow: UnitOfWork, store: LineageStore, run_id: str) -> None:
+        """Only a run's own principal (or an admin) adds to it or changes its state: an event must
+        not finish, fail or extend somebody else's run by naming its id."""
+        run = store.get_run(run_id)
+        if run is not None and run.principal != uow.principal and not uow.authz.is_admin(uow.principal):
+            uow.deny(f"run '{run_id}' belongs to another principal")
 
     def _table(self, uow: UnitOfWork, name: str, privilege: Privilege | None) -> str:
         """Authorize a table: sight of it (`privilege` None) or `privilege` on it. The unit of work

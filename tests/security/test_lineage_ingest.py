@@ -147,3 +147,18 @@ def test_the_python_ingest_and_record_are_governed_the_same_way(metastore: Metas
         ("ingest_openlineage", "DENIED", "main.s.secret"), ("record_lineage", "DENIED", "main.s.secret"), ("record_lineage", "DENIED", "main.s.secret")]
     with pytest.raises(InvalidArgument, match="limit is 10,000"):
         admin.lineage.record([f"main.s.t{i}" for i in range(200)], [f"main.s.u{i}" for i in range(200)])
+
+
+def test_an_event_cannot_finish_or_extend_somebody_elses_run(server: str, world: dict[str, str], admin: Cairn, metastore: Metastore) -> None:
+    run_id = admin.lineage.start_run("daily")
+    before = state(admin)
+    body = event([ds("cairn", "main.s.seen")], [ds("cairn", "main.s.mine")])
+    body["run"]["runId"] = run_id
+    r = post(server, world["ana"], body)
+    assert (r.status_code, r.json()["error_code"]) == (403, "PERMISSION_DENIED") and "belongs to another principal" in r.json()["message"]
+    assert last_row(admin).result.value == "DENIED"
+    with pytest.raises(PermissionDenied):
+        metastore.as_principal("ana").lineage.record(["main.s.seen"], ["main.s.mine"], run_id=run_id)
+    assert admin.lineage.get_run(run_id)["state"] == "RUNNING" and state(admin) == before
+    body["run"]["runId"] = str(uuid.uuid4())  # her own run is hers to write
+    assert post(server, world["ana"], body).status_code == 201
