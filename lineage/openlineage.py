@@ -44,16 +44,6 @@ class Dataset:
     fields: tuple[str, ...] = ()
     column_lineage: tuple[FieldLineage, ...] = ()
 
-    @property
-    def catalog_name(self) -> str | None:
-        """The catalog table this dataset is, by its own name or through a symlink."""
-        if self.namespace == CAIRN_NAMESPACE:
-            return self.name
-        for ns, name in self.symlinks:
-            if ns == CAIRN_NAMESPACE:
-                return name
-        return None
-
 
 @dataclass(frozen=True)
 class Event:
