@@ -235,8 +235,12 @@ def make_app(metastore: Metastore, threads: int | None = None, max_body: int = M
 
     def graphql(c: Cairn, request: Request, body: Any) -> Any:
         if not isinstance(body.get("query"), str):
-            return {"errors": [{"message": "POST a JSON body with a 'query' string", "extensions": {"code": "INVALID_ARGUMENT"}}]}
-        return execute(c, body["query"], body.get("variables"), body.get("operationName"))
+            result = {"errors": [{"message": "POST a JSON body with a 'query' string", "extensions": {"code": "INVALID_ARGUMENT"}}]}
+        else:
+            result = execute(c, body["query"], body.get("variables"), body.get("operationName"))
+        # Refused before it ran (no `data`: unparsable, invalid or over a limit): 400, as the
+        # GraphQL-over-HTTP spec has it; errors while running stay in a 200's `errors`.
+        return JSONResponse(result, status_code=200 if "data" in result else 400)
 
     async def graphiql(request: Request) -> Any:
         from starlette.responses import HTMLResponse

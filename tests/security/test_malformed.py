@@ -65,6 +65,8 @@ CASES: list[tuple[str, str, bytes, dict[str, str], str]] = [
     ("POST", "/graphql", json.dumps({"query": {"q": 1}}).encode(), JSON, "query must be a string"),
     ("POST", "/graphql", json.dumps({"query": "{ catalogs { edges { node { name } } } }", "variables": [1]}).encode(), JSON, "variables must be an object"),
     ("POST", "/graphql", b"[]", JSON, "the body must be a JSON object"),
+    ("POST", "/graphql", json.dumps({"query": "{" * 100_000}).encode(), JSON, "nests deeper than 40 levels"),
+    ("POST", "/graphql", json.dumps({"query": "{ catalogs { nope } }"}).encode(), JSON, "Cannot query field 'nope'"),
     ("POST", "/api/v1/lineage", json.dumps(ol(facets={"symlinks": [1]})).encode(), JSON, "outputs[0].facets.symlinks must be an object"),
     ("POST", "/api/v1/lineage", json.dumps(ol(facets={"symlinks": {"identifiers": [1]}})).encode(), JSON, "symlinks.identifiers[0].namespace is required"),
     ("POST", "/api/v1/lineage", json.dumps(ol(**column_lineage("abc"))).encode(), JSON, "inputFields[0].transformations must be an array"),
@@ -93,7 +95,8 @@ def test_a_malformed_request_is_a_400_naming_the_field(server: str, world: dict[
                                                         method: str, path: str, body: bytes, headers: dict[str, str], words: str) -> None:
     r = httpx.request(method, server + path, content=body, headers=h(world["admin"], **headers))
     assert "Traceback" not in r.text and "File \"" not in r.text
-    if path == "/graphql" and r.status_code == 200:  # GraphQL answers refusals in its own shape
+    if path == "/graphql" and "errors" in r.json():  # GraphQL answers refusals in its own shape, with a 400
+        assert r.status_code == 400 and "data" not in r.json()
         error = r.json()["errors"][0]
         assert error["extensions"]["code"] == "INVALID_ARGUMENT" and words in error["message"], r.text
     else:
