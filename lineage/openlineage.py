@@ -176,11 +176,14 @@ def parse(body: Any) -> Event:
                  run_facets=dict(_obj(run.get("facets"), "run.facets")))
 
 
+_SCHEMES = {"s3a": "s3", "s3n": "s3"}  # Hadoop's names for the same S3 objects
+
+
 def normalize_location(location: str) -> str:
     """A storage location in one spelling: `file:` URIs as paths, `.` and `..` resolved, no
-    trailing or doubled slashes, the scheme lower-cased.
+    trailing or doubled slashes, the scheme and bucket lower-cased (s3a and s3n are s3).
 
-    >>> normalize_location("file:///lake/a/../secret/"), normalize_location("/lake//secret/."), normalize_location("S3://b/x/y/../z/")
+    >>> normalize_location("file:///lake/a/../secret/"), normalize_location("/lake//secret/."), normalize_location("S3A://B/x/y/../z/")
     ('/lake/secret', '/lake/secret', 's3://b/x/z')
     """
     loc = location.strip()
@@ -193,7 +196,8 @@ def normalize_location(location: str) -> str:
     scheme, sep, rest = loc.partition("://")
     if sep and "/" not in scheme:
         host, _, path = rest.partition("/")
-        return f"{scheme.lower()}://{host}{posixpath.normpath('/' + path).rstrip('/')}"
+        scheme = _SCHEMES.get(scheme.lower(), scheme.lower())
+        return f"{scheme}://{host.lower()}{posixpath.normpath('/' + path).rstrip('/')}"
     return posixpath.normpath("/" + loc.lstrip("/"))
 
 
