@@ -3,7 +3,9 @@
 Per-request loaders batch tags and grants: a list resolver primes them for every object it returns,
 so a query for 100 tables with their tags, owners and grants costs a handful of SQL queries. Lists
 are Relay connections. Errors carry `extensions.code` (the service's stable code) and never a
-traceback; queries deeper than MAX_DEPTH are refused before they run.
+traceback. A query is bounded before it is parsed (tokens, aliases, nesting: the parser and the
+validator cost grows with them, and validation compares aliased fields pairwise) and before it runs
+(depth of fields, objects its connections could return): see api/graphql_limits.py.
 """
 
 from __future__ import annotations
@@ -17,21 +19,15 @@ import graphene
 import graphql as gql
 from graphene import relay
 from graphql import GraphQLError
-from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationDefinitionNode, VariableNode
 
+from api.graphql_limits import DEFAULT_FIRST, MAX_DEPTH, MAX_NODES, MAX_TOKENS, bounds, depth_of, nodes_of
 from catalog.client import Cairn
 from catalog.errors import CairnError
 from catalog.service.common import encode_token
 from catalog.privileges import Kind
 
-MAX_DEPTH = 12
+CACHED_QUERY = 16 * 1024  # longer query texts are not kept in the parse cache
 MAX_FIRST = 1000
-DEFAULT_FIRST = 100
-# Objects a query may ask for, estimated before it runs: the items of every connection, each connection
-# asking `first` items for every item of the connections above it (GitHub's node limit).
-MAX_NODES = 1_500_000
-CONNECTIONS = frozenset({"catalogs", "schemas", "tables", "models", "versions", "functions", "principals", "search", "auditEvents",
-                         "externalLocations", "storageCredentials"})
 
 
 class Loaders:
@@ -601,59 +597,6 @@ schema = graphene.Schema(query=Query, mutation=Mutation, types=[Catalog, Schema,
                                                                StorageCredential, ExternalLocation])
 
 
-def depth_of(document: Any) -> int:
-    fragments = {d.name.value: d for d in document.definitions if d.kind == "fragment_definition"}
-
-    def walk(selection_set: Any, seen: frozenset[str]) -> int:
-        if selection_set is None:
-            return 0
-        best = 0
-        for sel in selection_set.selections:
-            if isinstance(sel, FieldNode):
-                best = max(best, 1 + walk(sel.selection_set, seen))
-            elif isinstance(sel, InlineFragmentNode):
-                best = max(best, walk(sel.selection_set, seen))
-            elif isinstance(sel, FragmentSpreadNode) and sel.name.value not in seen:
-                frag = fragments.get(sel.name.value)
-                if frag is not None:
-                    best = max(best, walk(frag.selection_set, seen | {sel.name.value}))
-        return best
-
-    return max((walk(d.selection_set, frozenset()) for d in document.definitions if isinstance(d, OperationDefinitionNode)), default=0)
-
-
-def nodes_of(document: Any, variables: dict[str, Any]) -> int:
-    """Connection items the query could ask for at most: each connection's `first` times the items above it."""
-    fragments = {d.name.value: d for d in document.definitions if d.kind == "fragment_definition"}
-
-    def first_of(field: FieldNode) -> int:
-        for arg in field.arguments or ():
-            if arg.name.value == "first":
-                value = variables.get(arg.value.name.value) if isinstance(arg.value, VariableNode) else getattr(arg.value, "value", None)
-                try:
-                    return max(int(value), 1) if value is not None else DEFAULT_FIRST
-                except (TypeError, ValueError):
-                    return DEFAULT_FIRST
-        return DEFAULT_FIRST
-
-    def walk(selection_set: Any, seen: frozenset[str]) -> int:
-        total = 0
-        for sel in selection_set.selections if selection_set is not None else ():
-            if isinstance(sel, FieldNode):
-                if sel.name.value in CONNECTIONS:
-                    n = first_of(sel)
-                    total += n + n * walk(sel.selection_set, seen)
-                else:
-                    total += walk(sel.selection_set, seen)
-            elif isinstance(sel, InlineFragmentNode):
-                total += walk(sel.selection_set, seen)
-            elif isinstance(sel, FragmentSpreadNode) and sel.name.value not in seen and sel.name.value in fragments:
-                total += walk(fragments[sel.name.value].selection_set, seen | {sel.name.value})
-        return total
-
-    return sum(walk(d.selection_set, frozenset()) for d in document.definitions if isinstance(d, OperationDefinitionNode))
-
-
 def _refusal(message: str, locations: Any = None) -> dict[str, Any]:
     error: dict[str, Any] = {"message": message, "extensions": {"code": "INVALID_ARGUMENT"}}
     if locations:
@@ -661,15 +604,24 @@ def _refusal(message: str, locations: Any = None) -> dict[str, Any]:
     return {"errors": [error]}
 
 
-@functools.lru_cache(maxsize=1024)
 def prepare(query: str) -> Any:
-    """Parse, depth-check and validate a query once: a DocumentNode, or the error body to answer.
+    """Bound, parse, depth-check and validate a query: a DocumentNode, or the error body to answer.
 
     Clients send the same few query texts over and over; documents are never mutated by execution,
     so one parsed and validated document serves every request (and every thread) with that text.
+    Only short texts are cached, so the cache cannot be filled with megabytes of distinct queries.
     """
+    if len(query) <= CACHED_QUERY:
+        return parsed(query)
+    return _prepare(query)
+
+
+def _prepare(query: str) -> Any:
+    refused = bounds(query)
+    if refused:
+        return _refusal(refused)
     try:
-        document = gql.parse(query)
+        document = gql.parse(query, max_tokens=MAX_TOKENS)
     except GraphQLError as exc:
         return _refusal(exc.message, exc.locations)
     depth = depth_of(document)
@@ -681,6 +633,15 @@ def prepare(query: str) -> Any:
     return document
 
 
+parsed = functools.lru_cache(maxsize=1024)(_prepare)
+
+
+def may_be_long(query: str) -> bool:
+    """Whether a request could keep a thread busy for long: it may run SQL (the `sql` mutation), or
+    its text is long and not yet parsed. Such requests run off the event loop."""
+    return "sql" in query or len(query) > CACHED_QUERY
+
+
 def execute(cairn: Cairn, query: str, variables: dict[str, Any] | None = None, operation: str | None = None) -> dict[str, Any]:
     """Run one GraphQL request as `cairn`'s principal; returns the JSON response body."""
     document = prepare(query)
@@ -688,6 +649,8 @@ def execute(cairn: Cairn, query: str, variables: dict[str, Any] | None = None, o
         return document
     if variables is not None and not isinstance(variables, dict):
         return _refusal("variables must be a JSON object")
+    if operation is not None and not isinstance(operation, str):
+        return _refusal("operationName must be a string")
     nodes = nodes_of(document, variables or {})
     if nodes > MAX_NODES:
         return _refusal(f"the query could ask for {nodes:,} objects; the limit is {MAX_NODES:,}: ask for fewer with first:")

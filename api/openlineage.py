@@ -1,70 +1,60 @@
-"""`POST /api/v1/lineage`: the OpenLineage HTTP endpoint, as a small ASGI app.
+"""`POST /api/v1/lineage`: the OpenLineage HTTP endpoint.
 
-The service issue mounts it in `cairn serve`; until then `make_app` serves it alone. Requests are
-authenticated with `Authorization: Bearer <token>` through the `authenticate` callable the app is
-built with (no callable, or an unknown token: 401). Bodies may be gzip-compressed. 201 when stored;
-400 with the reason when the event is invalid; 403/404 when the principal may not write or see a
-catalog table it names. No tracebacks reach the client.
+`cairn serve` routes it through the same handler as every other route (api/server.py): bearer
+token, bounded body (gzip allowed, bounded after decompression too), audit of refused
+authentication. `make_app` serves it alone, for producers that only need lineage. 201 when stored;
+400 with the reason when the event is invalid or too big (edges per event); 403/404 when the
+principal may not write or see a catalog table it names, by any of the dataset's names. No
+tracebacks reach the client.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from catalog.client import Metastore
+from api.http import HTTP_STATUS, MAX_BODY, error, json_body  # noqa: F401  (HTTP_STATUS: the one table, re-exported)
+from catalog.client import Cairn, Metastore
 from catalog.entities import Source
 from catalog.errors import CairnError
+from catalog.service.tokens import audit_refused
 
 log = logging.getLogger("cairn.api")
 
-HTTP_STATUS = {
-    "INVALID_ARGUMENT": 400, "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403, "NOT_FOUND": 404, "ALREADY_EXISTS": 409,
-    "CONFLICT": 409, "FAILED_PRECONDITION": 412, "UNAVAILABLE": 503, "INTERNAL": 500,
-}
+
+def ingest(c: Cairn, request: Request, body: Any) -> JSONResponse:
+    """The route's work, as the request's principal: store the event (201)."""
+    return JSONResponse(c.lineage.ingest_openlineage(body), status_code=201)
 
 
-def error(code: str, message: str, request_id: str) -> JSONResponse:
-    return JSONResponse({"error_code": code, "message": message, "request_id": request_id}, status_code=HTTP_STATUS.get(code, 500))
-
-
-def make_app(metastore: Metastore, authenticate: Callable[[str], str | None] | None = None, prefix: str = "/api/v1") -> Starlette:
+def make_app(metastore: Metastore, authenticate: Callable[[str], str | None] | None = None, prefix: str = "/api/v1",
+             max_body: int = MAX_BODY) -> Starlette:
     async def lineage(request: Request) -> JSONResponse:
         request_id = uuid.uuid4().hex
         header = request.headers.get("authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
         principal = authenticate(token) if (authenticate and token) else None
-        if principal is None:
-            return error("UNAUTHENTICATED", "send Authorization: Bearer <token> for a known principal", request_id)
-        raw = await request.body()
         try:
-            if request.headers.get("content-encoding", "").lower() == "gzip":
-                raw = gzip.decompress(raw)
-            body = json.loads(raw)
-        except (OSError, ValueError) as exc:
-            return error("INVALID_ARGUMENT", f"the body is not {'gzip ' if 'gzip' in request.headers.get('content-encoding', '') else ''}JSON: {exc}", request_id)
-        try:
+            if principal is None:
+                reason = "unknown token" if token else "missing token"
+                await run_in_threadpool(audit_refused, metastore.audit_log, reason, {"method": request.method, "path": request.url.path},
+                                        Source.REST, request_id)
+                return error("UNAUTHENTICATED", "send Authorization: Bearer <token> for a known principal", request_id)
+            body = await json_body(request, max_body, gzip_ok=True)
             client = metastore.as_principal(principal, Source.REST, request_id)
-            result = await _run(client.lineage.ingest_openlineage, body)
+            return await run_in_threadpool(ingest, client, request, body)
         except CairnError as exc:
             return error(exc.code, str(exc), request_id)
         except Exception:  # never a traceback to the client
             log.exception("internal error (request id %s)", request_id)
             return error("INTERNAL", f"internal error (request id {request_id})", request_id)
-        return JSONResponse(result, status_code=201)
 
     return Starlette(routes=[Route(f"{prefix}/lineage", lineage, methods=["POST"])])
-
-
-async def _run(fn, *args):  # type: ignore[no-untyped-def]
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(fn, *args)

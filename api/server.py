@@ -1,9 +1,10 @@
 """`cairn serve`: one ASGI app with the UC REST API, the OpenLineage endpoint, health and metrics.
 
 Every request runs as the principal of its bearer token (`cairn token create`); a missing or bad
-token is 401. Handlers only parse, call governed services and serialize; authorization and audit
-happen in the services. Errors map to HTTP statuses in one table (api/openlineage.py) and never
-carry a traceback.
+token is 401, and leaves a DENIED `authenticate` audit row. Handlers only parse, call governed
+services and serialize; authorization and audit happen in the services. Bodies are bounded and
+checked against each route's shape (api/http.py); errors map to HTTP statuses in one table there
+and never carry a traceback.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import gc
-import json
 import logging
 import os
 import selectors
@@ -30,18 +30,17 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from api import uc_rest
-from api.graphql import execute
-from api.openlineage import error
-from api.openlineage import make_app as openlineage_app
+from api import openlineage, uc_rest
+from api.graphql import execute, may_be_long
+from api.http import MAX_BODY, MAX_GRAPHQL_BODY, Shape, check, error, json_body
 from catalog.client import Cairn, Metastore
 from catalog.entities import Source
-from catalog.errors import CairnError
+from catalog.errors import CairnError, InvalidArgument
 from catalog.service.base import GroupCommit
-from catalog.service.tokens import authenticate
+from catalog.service.tokens import audit_refused, identify
 
 log = logging.getLogger("cairn.api")
 
@@ -143,24 +142,40 @@ class _OneAtATime:
                 done.set_result(result)
 
 
-def make_app(metastore: Metastore, threads: int | None = None) -> Starlette:
+def make_app(metastore: Metastore, threads: int | None = None, max_body: int = MAX_BODY, max_graphql_body: int = MAX_GRAPHQL_BODY) -> Starlette:
     """The app. By default (`threads` / CAIRN_API_THREADS = 0) governed calls run on the event loop,
     one at a time in arrival order: they hold the GIL while they work, and handing each to a thread
     cost a fifth of a request's CPU in lock handoffs and wakeups; scale with `cairn serve --workers`.
-    With threads > 0 they run on that many threads per process instead, so that /healthz and
-    /metrics answer even during a long call (a big SQL statement sent through the API)."""
+    Calls that may be long (SQL through GraphQL's `sql`, long query texts, OpenLineage events) run on
+    up to CAIRN_API_LONG_THREADS threads instead, so /healthz, /metrics and short calls answer
+    meanwhile. With threads > 0 every call runs on that many threads per process.
+
+    Every body is bounded: `max_body` bytes (CAIRN_API_MAX_BODY, 16 MiB) for REST and OpenLineage,
+    `max_graphql_body` (CAIRN_API_MAX_GRAPHQL_BODY, 1 MiB) for GraphQL; past it, 413."""
     metrics = Metrics()
     if threads is None:
         threads = int(os.environ.get("CAIRN_API_THREADS", "0"))
     limiter = anyio.CapacityLimiter(threads) if threads > 0 else None
+    long_calls = anyio.CapacityLimiter(int(os.environ.get("CAIRN_API_LONG_THREADS", "4")))
     in_order = _OneAtATime(metastore.audit_log)
 
-    def principal_of(request: Request) -> str | None:
+    def principal_of(request: Request, source: Source, request_id: str) -> str | None:
+        """The request's principal; None (audited with the reason) when its token proves none."""
         header = request.headers.get("authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-        return authenticate(metastore.engine, token) if token else None
+        principal, reason = identify(metastore.engine, token)
+        if principal is None:
+            if header and not token:
+                reason = "malformed Authorization header"
+            audit_refused(metastore.audit_log, reason, {"method": request.method, "path": request.url.path}, source, request_id)
+        return principal
 
-    def handler(fn: Callable[[Cairn, Request, Any], Any], source: Source = Source.REST) -> Callable[[Request], Any]:
+    def handler(fn: Callable[[Cairn, Request, Any], Any], source: Source = Source.REST, shape: Shape = None, *,
+                limit: int | None = None, gzip_ok: bool = False, long: Callable[[Any], bool] | None = None) -> Callable[[Request], Any]:
+        """An endpoint around `fn(cairn, request, body)`: read and check the body (`shape`, see
+        api.http.check), authenticate (a bad body from an unknown sender is a 401 like any other),
+        run the governed call, map errors through the one table.
+        `long(body)` says whether the call may be long, so it runs on a thread of its own."""
         async def endpoint(request: Request) -> Any:
             start = time.perf_counter()
             request_id = uuid.uuid4().hex
@@ -172,24 +187,34 @@ def make_app(metastore: Metastore, threads: int | None = None) -> Starlette:
 
         async def _handle(request: Request, request_id: str) -> Any:
             body: Any = {}
-            if request.method in ("POST", "PATCH", "PUT"):
-                raw = await request.body()
-                if raw:
-                    try:
-                        body = json.loads(raw)
-                    except ValueError as exc:
-                        return error("INVALID_ARGUMENT", f"the body is not JSON: {exc}", request_id)
+            refused: CairnError | None = None  # a bad request, answered once its sender is known (401 first)
+            try:
+                if request.method in ("POST", "PATCH", "PUT"):
+                    body = check(await json_body(request, limit or max_body, gzip_ok), shape if shape is not None else {})
+                for key, value in request.path_params.items():
+                    if isinstance(value, int) and not 0 <= value < 2**63:
+                        raise InvalidArgument(f"{key} {value} is out of range")
+            except CairnError as exc:
+                body, refused = {}, exc
+            except Exception:  # a client gone mid-body, or a bug: no traceback either way
+                log.exception("internal error reading the request (request id %s)", request_id)
+                return error("INTERNAL", f"internal error (request id {request_id})", request_id)
 
-            def work() -> Any:  # one hop to a worker thread: authenticate, then the governed call
-                principal = principal_of(request)
+            def work() -> Any:  # authenticate, then the governed call
+                principal = principal_of(request, source, request_id)
                 if principal is None:
                     return error("UNAUTHENTICATED", "send Authorization: Bearer <token>; create one with `cairn token create`", request_id)
-                return JSONResponse(fn(metastore.as_principal(principal, source, request_id), request, body))
+                if refused is not None:
+                    raise refused
+                result = fn(metastore.as_principal(principal, source, request_id), request, body)
+                return result if isinstance(result, Response) else JSONResponse(result)
 
             try:
-                if limiter is None:
-                    return await in_order.run(work)
-                return await anyio.to_thread.run_sync(work, limiter=limiter)
+                if limiter is not None:
+                    return await anyio.to_thread.run_sync(work, limiter=limiter)
+                if long is not None and long(body):
+                    return await anyio.to_thread.run_sync(work, limiter=long_calls)
+                return await in_order.run(work)
             except CairnError as exc:
                 return error(exc.code, str(exc), request_id)
             except Exception:
@@ -209,25 +234,31 @@ def make_app(metastore: Metastore, threads: int | None = None) -> Starlette:
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     def graphql(c: Cairn, request: Request, body: Any) -> Any:
-        if not isinstance(body, dict) or not isinstance(body.get("query"), str):
-            return {"errors": [{"message": "POST a JSON body with a 'query' string", "extensions": {"code": "INVALID_ARGUMENT"}}]}
-        return execute(c, body["query"], body.get("variables"), body.get("operationName"))
+        if not isinstance(body.get("query"), str):
+            result = {"errors": [{"message": "POST a JSON body with a 'query' string", "extensions": {"code": "INVALID_ARGUMENT"}}]}
+        else:
+            result = execute(c, body["query"], body.get("variables"), body.get("operationName"))
+        # Refused before it ran (no `data`: unparsable, invalid or over a limit): 400, as the
+        # GraphQL-over-HTTP spec has it; errors while running stay in a 200's `errors`.
+        return JSONResponse(result, status_code=200 if "data" in result else 400)
 
     async def graphiql(request: Request) -> Any:
         from starlette.responses import HTMLResponse
 
         return HTMLResponse(GRAPHIQL)
 
+    graphql_body = {"query": str, "variables": dict, "operationName": str}
     routes = [
         Route("/graphql", graphiql, methods=["GET"]),
-        Route("/graphql", handler(graphql, Source.GRAPHQL), methods=["POST"]),
+        Route("/graphql", handler(graphql, Source.GRAPHQL, graphql_body, limit=max_graphql_body,
+                                  long=lambda b: may_be_long(b.get("query") or "")), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
+        # OpenLineage producers post events with the same bearer tokens; events may be big: a thread.
+        Route("/api/v1/lineage", handler(openlineage.ingest, gzip_ok=True, long=lambda b: True), methods=["POST"]),
         *uc_rest.routes(handler),
     ]
     app = Starlette(routes=routes)
-    # OpenLineage producers post to /api/v1/lineage with the same bearer tokens.
-    app.mount("/api/v1", openlineage_app(metastore, lambda token: authenticate(metastore.engine, token), prefix=""))
     app.state.metrics = metrics
     return app
 

@@ -161,8 +161,32 @@ def _need(body: dict[str, Any], key: str) -> Any:
     return body[key]
 
 
+# Body shapes (api.http.check): what each route reads, and of what type. Checked before the call,
+# so a malformed body is a 400 naming the field, whatever the route does with it.
+_ENTITY = {"name": str, "catalog_name": str, "schema_name": str, "comment": str, "properties": dict}
+_UPDATE = {"owner": str, "comment": str, "properties": dict, "new_name": str}
+_COLUMN = {"name": str, "type_text": str, "type_name": str, "position": int, "nullable": bool, "comment": str}
+SHAPES: dict[str, Any] = {
+    "create": _ENTITY,
+    "update": _UPDATE,
+    "table": {**_ENTITY, "table_type": str, "storage_location": str, "view_definition": str, "data_source_format": str, "columns": [_COLUMN]},
+    "function": {"function_info": {**_ENTITY, "routine_definition": str, "full_data_type": str, "data_type": str, "routine_body": str,
+                                   "input_params": {"parameters": [_COLUMN]}}},
+    "version": {"model_name": str, "catalog_name": str, "schema_name": str, "source": str, "run_id": str, "comment": str},
+    "comment": {"comment": str},
+    "permissions": {"changes": [{"principal": str, "add": [str], "remove": [str]}]},
+    "table_credentials": {"table_id": str, "operation": str},
+    "alias": {"version_num": int},
+    "version_credentials": {"catalog_name": str, "schema_name": str, "model_name": str, "version": int, "operation": str},
+    "location": {"name": str, "url": str, "credential_name": str, "comment": str, "read_only": bool},
+    "location_update": {"url": str, "credential_name": str, "comment": str, "new_name": str, "read_only": bool, "owner": str, "force": bool},
+    "credential": {"name": str, "comment": str, "read_only": bool},
+    "credential_update": {"comment": str, "new_name": str, "read_only": bool, "owner": str},
+}
+
+
 def routes(handler: Any) -> list[Route]:
-    """`handler(fn)` wraps an endpoint `fn(cairn, request, body) -> (status, json)` with auth and errors."""
+    """`handler(fn, shape=...)` wraps an endpoint `fn(cairn, request, body) -> json` with body checks, auth and errors."""
 
     # catalogs ------------------------------------------------------------------------------
     def list_catalogs(c: Any, r: Request, b: Any) -> Any:
@@ -219,7 +243,7 @@ def routes(handler: Any) -> list[Route]:
     def create_table(c: Any, r: Request, b: Any) -> Any:
         full = f"{_need(b, 'catalog_name')}.{_need(b, 'schema_name')}.{_need(b, 'name')}"
         cols = []
-        for col in sorted(b.get("columns") or [], key=lambda x: x.get("position") or 0):
+        for col in sorted(b.get("columns") or [], key=lambda x: x.get("position") or 0):  # shape: a list of objects
             text = col.get("type_text") or _FROM_TYPE_NAME.get(str(col.get("type_name", "")).upper())
             cols.append({"name": col.get("name"), "type": text, "nullable": col.get("nullable", True), "comment": col.get("comment")})
         table = c.tables.create_table(full, cols, table_type=b.get("table_type") or "MANAGED", storage_location=b.get("storage_location"),
@@ -324,7 +348,7 @@ def routes(handler: Any) -> list[Route]:
         return get_permissions(c, r, b)
 
     def table_credentials(c: Any, r: Request, b: Any) -> Any:
-        table_id = str(_need(b, "table_id"))
+        table_id = _need(b, "table_id")
         name = table_id if "." in table_id else c.tables.get_table_by_id(table_id).full_name
         cred = c.tables.generate_temporary_credentials(name, b.get("operation") or "READ")
         return {"url": cred.url, "expiration_time": ms(cred.expiration_time)}
@@ -397,36 +421,38 @@ def routes(handler: Any) -> list[Route]:
         c.storage_credentials.delete_storage_credential(r.path_params["name"], force=_force(r))
         return {}
 
-    r = lambda path, fn, methods: Route(PREFIX + path, handler(fn), methods=methods)  # noqa: E731
+    def r(path: str, fn: Any, methods: list[str], shape: str | None = None) -> Route:
+        return Route(PREFIX + path, handler(fn, shape=SHAPES[shape] if shape else None), methods=methods)
+
     # Databricks serves credentials at /storage-credentials, Unity Catalog OSS at /credentials (with a purpose).
     storage_routes = [
-        r("/external-locations", list_locations, ["GET"]), r("/external-locations", create_location, ["POST"]),
-        r("/external-locations/{name}", get_location, ["GET"]), r("/external-locations/{name}", update_location, ["PATCH"]),
+        r("/external-locations", list_locations, ["GET"]), r("/external-locations", create_location, ["POST"], "location"),
+        r("/external-locations/{name}", get_location, ["GET"]), r("/external-locations/{name}", update_location, ["PATCH"], "location_update"),
         r("/external-locations/{name}", delete_location, ["DELETE"]),
     ] + [route for path, key in (("/storage-credentials", "storage_credentials"), ("/credentials", "credentials")) for route in (
-        r(path, list_credentials(key), ["GET"]), r(path, create_credential, ["POST"]), r(path + "/{name}", get_credential, ["GET"]),
-        r(path + "/{name}", update_credential, ["PATCH"]), r(path + "/{name}", delete_credential, ["DELETE"]))]
+        r(path, list_credentials(key), ["GET"]), r(path, create_credential, ["POST"], "credential"), r(path + "/{name}", get_credential, ["GET"]),
+        r(path + "/{name}", update_credential, ["PATCH"], "credential_update"), r(path + "/{name}", delete_credential, ["DELETE"]))]
     return [
-        r("/catalogs", list_catalogs, ["GET"]), r("/catalogs", create_catalog, ["POST"]),
-        r("/catalogs/{name}", get_catalog, ["GET"]), r("/catalogs/{name}", update_catalog, ["PATCH"]), r("/catalogs/{name}", delete_catalog, ["DELETE"]),
-        r("/schemas", list_schemas, ["GET"]), r("/schemas", create_schema, ["POST"]),
-        r("/schemas/{name}", get_schema, ["GET"]), r("/schemas/{name}", update_schema, ["PATCH"]), r("/schemas/{name}", delete_schema, ["DELETE"]),
-        r("/tables", list_tables, ["GET"]), r("/tables", create_table, ["POST"]),
+        r("/catalogs", list_catalogs, ["GET"]), r("/catalogs", create_catalog, ["POST"], "create"),
+        r("/catalogs/{name}", get_catalog, ["GET"]), r("/catalogs/{name}", update_catalog, ["PATCH"], "update"), r("/catalogs/{name}", delete_catalog, ["DELETE"]),
+        r("/schemas", list_schemas, ["GET"]), r("/schemas", create_schema, ["POST"], "create"),
+        r("/schemas/{name}", get_schema, ["GET"]), r("/schemas/{name}", update_schema, ["PATCH"], "update"), r("/schemas/{name}", delete_schema, ["DELETE"]),
+        r("/tables", list_tables, ["GET"]), r("/tables", create_table, ["POST"], "table"),
         r("/tables/{name}", get_table, ["GET"]), r("/tables/{name}", delete_table, ["DELETE"]),
-        r("/functions", list_functions, ["GET"]), r("/functions", create_function, ["POST"]),
+        r("/functions", list_functions, ["GET"]), r("/functions", create_function, ["POST"], "function"),
         r("/functions/{name}", get_function, ["GET"]), r("/functions/{name}", delete_function, ["DELETE"]),
-        r("/models", list_models, ["GET"]), r("/models", create_model, ["POST"]),
-        r("/models/versions", create_version, ["POST"]),
-        r("/models/{name}", get_model, ["GET"]), r("/models/{name}", update_model, ["PATCH"]), r("/models/{name}", delete_model, ["DELETE"]),
+        r("/models", list_models, ["GET"]), r("/models", create_model, ["POST"], "create"),
+        r("/models/versions", create_version, ["POST"], "version"),
+        r("/models/{name}", get_model, ["GET"]), r("/models/{name}", update_model, ["PATCH"], "update"), r("/models/{name}", delete_model, ["DELETE"]),
         r("/models/{name}/versions", list_versions, ["GET"]),
-        r("/models/{name}/versions/{version:int}", get_version, ["GET"]), r("/models/{name}/versions/{version:int}", update_version, ["PATCH"]),
+        r("/models/{name}/versions/{version:int}", get_version, ["GET"]), r("/models/{name}/versions/{version:int}", update_version, ["PATCH"], "comment"),
         r("/models/{name}/versions/{version:int}", delete_version, ["DELETE"]),
         r("/models/{name}/versions/{version:int}/finalize", finalize_version, ["PATCH"]),
-        r("/models/{name}/aliases/{alias}", set_alias, ["PUT"]), r("/models/{name}/aliases/{alias}", delete_alias, ["DELETE"]),
+        r("/models/{name}/aliases/{alias}", set_alias, ["PUT"], "alias"), r("/models/{name}/aliases/{alias}", delete_alias, ["DELETE"]),
         r("/models/{name}/aliases/{alias}", get_by_alias, ["GET"]),
-        r("/permissions/{type}/{name}", get_permissions, ["GET"]), r("/permissions/{type}/{name}", update_permissions, ["PATCH"]),
-        r("/temporary-table-credentials", table_credentials, ["POST"]),
-        r("/temporary-model-version-credentials", model_version_credentials, ["POST"]),
+        r("/permissions/{type}/{name}", get_permissions, ["GET"]), r("/permissions/{type}/{name}", update_permissions, ["PATCH"], "permissions"),
+        r("/temporary-table-credentials", table_credentials, ["POST"], "table_credentials"),
+        r("/temporary-model-version-credentials", model_version_credentials, ["POST"], "version_credentials"),
         *storage_routes,
     ]
 

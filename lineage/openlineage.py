@@ -12,10 +12,12 @@ Pure functions over the event's JSON; the governed ingest is `LineageService.ing
 
 from __future__ import annotations
 
+import posixpath
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import unquote
 
 from catalog.errors import InvalidArgument
 
@@ -42,16 +44,6 @@ class Dataset:
     fields: tuple[str, ...] = ()
     column_lineage: tuple[FieldLineage, ...] = ()
 
-    @property
-    def catalog_name(self) -> str | None:
-        """The catalog table this dataset is, by its own name or through a symlink."""
-        if self.namespace == CAIRN_NAMESPACE:
-            return self.name
-        for ns, name in self.symlinks:
-            if ns == CAIRN_NAMESPACE:
-                return name
-        return None
-
 
 @dataclass(frozen=True)
 class Event:
@@ -68,12 +60,45 @@ class Event:
     run_facets: dict[str, Any] = field(default_factory=dict)
 
 
+# Bounds on one event: every dataset name costs lookups and every edge a row, so an event is
+# refused (400, naming the limit) before any of that work when it would pass them.
+MAX_DATASETS = 1_000  # inputs + outputs
+MAX_SYMLINKS = 16  # identifiers per dataset
+MAX_EDGES = 10_000  # inputs x outputs + column edges
+
+
 def _need(obj: Any, key: str, where: str, kind: type = str) -> Any:
     if not isinstance(obj, dict) or key not in obj or obj[key] in (None, ""):
         raise InvalidArgument(f"{where}.{key} is required")
     value = obj[key]
     if not isinstance(value, kind):
         raise InvalidArgument(f"{where}.{key} must be a {kind.__name__}")
+    return value
+
+
+def _obj(value: Any, where: str) -> dict[str, Any]:
+    """An optional JSON object: {} when absent."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{where} must be an object")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    """An optional JSON array: [] when absent."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidArgument(f"{where} must be an array")
+    return value
+
+
+def _str(value: Any, where: str, default: str) -> str:
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{where} must be a string")
     return value
 
 
@@ -87,31 +112,36 @@ def _time(text: str) -> datetime:
 
 def _dataset(obj: Any, where: str) -> Dataset:
     ns, name = _need(obj, "namespace", where), _need(obj, "name", where)
-    facets = obj.get("facets") or {}
-    if not isinstance(facets, dict):
-        raise InvalidArgument(f"{where}.facets must be an object")
-    links = tuple(
-        (str(i.get("namespace")), str(i.get("name")))
-        for i in (facets.get("symlinks") or {}).get("identifiers", []) if isinstance(i, dict) and i.get("namespace") and i.get("name")
-    )
-    fields = tuple(str(f.get("name")) for f in (facets.get("schema") or {}).get("fields", []) if isinstance(f, dict) and f.get("name"))
+    facets = _obj(obj.get("facets"), f"{where}.facets")
+    ids = _list(_obj(facets.get("symlinks"), f"{where}.facets.symlinks").get("identifiers"), f"{where}.facets.symlinks.identifiers")
+    if len(ids) > MAX_SYMLINKS:
+        raise InvalidArgument(f"{where} has {len(ids)} symlinks; the limit is {MAX_SYMLINKS}")
+    links = tuple((_need(i, "namespace", f"{where}.facets.symlinks.identifiers[{n}]"), _need(i, "name", f"{where}.facets.symlinks.identifiers[{n}]"))
+                  for n, i in enumerate(ids))
+    schema_fields = _list(_obj(facets.get("schema"), f"{where}.facets.schema").get("fields"), f"{where}.facets.schema.fields")
+    fields = tuple(_need(f, "name", f"{where}.facets.schema.fields[{n}]") for n, f in enumerate(schema_fields))
     lineage = []
-    for out_field, spec in ((facets.get("columnLineage") or {}).get("fields") or {}).items():
-        for inp in (spec or {}).get("inputFields", []):
+    column_facet = _obj(_obj(facets.get("columnLineage"), f"{where}.facets.columnLineage").get("fields"), f"{where}.facets.columnLineage.fields")
+    for out_field, spec in column_facet.items():
+        at = f"{where}.facets.columnLineage.fields.{out_field}"
+        for n, inp in enumerate(_list(_obj(spec, at).get("inputFields"), f"{at}.inputFields")):
+            here = f"{at}.inputFields[{n}]"
             if not isinstance(inp, dict):
-                raise InvalidArgument(f"{where}.facets.columnLineage.fields.{out_field}.inputFields must hold objects")
-            transformations = inp.get("transformations") or [{"type": "DIRECT", "subtype": "TRANSFORMATION"}]
-            for t in transformations:
-                kind = str(t.get("type", "DIRECT")).upper()
+                raise InvalidArgument(f"{at}.inputFields must hold objects")
+            transformations = _list(inp.get("transformations"), f"{here}.transformations") or [{}]
+            for k, t in enumerate(transformations):
+                t = _obj(t, f"{here}.transformations[{k}]")
+                kind = _str(t.get("type"), f"{here}.transformations[{k}].type", "DIRECT").upper()
                 if kind not in ("DIRECT", "INDIRECT"):
                     raise InvalidArgument(f"{where}: transformation type {kind!r} is not DIRECT or INDIRECT")
-                lineage.append(FieldLineage(out_field, _need(inp, "namespace", f"{where}.inputField"), _need(inp, "name", f"{where}.inputField"),
-                                            _need(inp, "field", f"{where}.inputField"), kind, str(t.get("subtype", "TRANSFORMATION")).upper()))
+                subtype = _str(t.get("subtype"), f"{here}.transformations[{k}].subtype", "TRANSFORMATION").upper()
+                lineage.append(FieldLineage(out_field, _need(inp, "namespace", here), _need(inp, "name", here), _need(inp, "field", here), kind, subtype))
     return Dataset(ns, name, links, fields, tuple(lineage))
 
 
 def parse(body: Any) -> Event:
-    """Validate a RunEvent, DatasetEvent or JobEvent; InvalidArgument names the first bad field."""
+    """Validate a RunEvent, DatasetEvent or JobEvent; InvalidArgument names the first bad field,
+    or the limit (MAX_DATASETS, MAX_SYMLINKS, MAX_EDGES) the event passes."""
     if not isinstance(body, dict):
         raise InvalidArgument("an OpenLineage event is a JSON object")
     when = _time(_need(body, "eventTime", "event"))
@@ -121,8 +151,16 @@ def parse(body: Any) -> Event:
         return Event("DatasetEvent", when, producer, datasets=(_dataset(body["dataset"], "dataset"),))
     job = _need(body, "job", "event", dict)
     job_ns, job_name = _need(job, "namespace", "job"), _need(job, "name", "job")
-    inputs = tuple(_dataset(d, f"inputs[{i}]") for i, d in enumerate(body.get("inputs") or []))
-    outputs = tuple(_dataset(d, f"outputs[{i}]") for i, d in enumerate(body.get("outputs") or []))
+    raw_inputs, raw_outputs = _list(body.get("inputs"), "event.inputs"), _list(body.get("outputs"), "event.outputs")
+    if len(raw_inputs) + len(raw_outputs) > MAX_DATASETS:
+        raise InvalidArgument(f"the event names {len(raw_inputs) + len(raw_outputs):,} datasets; the limit is {MAX_DATASETS:,} per event")
+    if len(raw_inputs) * len(raw_outputs) > MAX_EDGES:
+        raise InvalidArgument(f"the event would add {len(raw_inputs) * len(raw_outputs):,} edges; the limit is {MAX_EDGES:,} per event")
+    inputs = tuple(_dataset(d, f"inputs[{i}]") for i, d in enumerate(raw_inputs))
+    outputs = tuple(_dataset(d, f"outputs[{i}]") for i, d in enumerate(raw_outputs))
+    edges = len(inputs) * len(outputs) + sum(len(o.column_lineage) for o in outputs)
+    if edges > MAX_EDGES:
+        raise InvalidArgument(f"the event would add {edges:,} edges (with its column lineage); the limit is {MAX_EDGES:,} per event")
     if "run" not in body:
         return Event("JobEvent", when, producer, job_namespace=job_ns, job_name=job_name, inputs=inputs, outputs=outputs)
     run = _need(body, "run", "event", dict)
@@ -135,7 +173,49 @@ def parse(body: Any) -> Event:
     if event_type is not None and event_type not in EVENT_TYPES:
         raise InvalidArgument(f"eventType {event_type!r} is not one of {', '.join(EVENT_TYPES)}")
     return Event("RunEvent", when, producer, event_type or "OTHER", run_id, job_ns, job_name, inputs, outputs,
-                 run_facets=dict(run.get("facets") or {}))
+                 run_facets=dict(_obj(run.get("facets"), "run.facets")))
+
+
+_SCHEMES = {"s3a": "s3", "s3n": "s3"}  # Hadoop's names for the same S3 objects
+
+
+def normalize_location(location: str) -> str:
+    """A storage location in one spelling: `file:` URIs as paths, `.` and `..` resolved, no
+    trailing or doubled slashes, the scheme and bucket lower-cased (s3a and s3n are s3).
+
+    >>> normalize_location("file:///lake/a/../secret/"), normalize_location("/lake//secret/."), normalize_location("S3A://B/x/y/../z/")
+    ('/lake/secret', '/lake/secret', 's3://b/x/z')
+    """
+    loc = location.strip()
+    if loc[:5].lower() == "file:":
+        rest = loc[5:]
+        if rest.startswith("//"):  # file://host/path and file:///path: the host does not matter here
+            rest = rest[2:]
+            rest = rest[rest.find("/"):] if "/" in rest else "/"
+        loc = unquote(rest)
+    scheme, sep, rest = loc.partition("://")
+    if sep and "/" not in scheme:
+        host, _, path = rest.partition("/")
+        scheme = _SCHEMES.get(scheme.lower(), scheme.lower())
+        return f"{scheme}://{host.lower()}{posixpath.normpath('/' + path).rstrip('/')}"
+    return posixpath.normpath("/" + loc.lstrip("/"))
+
+
+def locations_of(namespace: str, name: str) -> set[str]:
+    """The storage locations an OpenLineage dataset name can point at (namespace `file` and a path,
+    `s3://bucket` and a key, or a name that is itself a path or URI), normalized.
+
+    >>> sorted(locations_of("file", "/lake/x/")), sorted(locations_of("s3://b", "x/y")), locations_of("kafka://h", "topic")
+    (['/lake/x'], ['s3://b/x/y'], {'kafka://h/topic'})
+    """
+    out = set()
+    if namespace.strip().lower() == "file" or namespace.lower().startswith("file:"):
+        out.add(normalize_location(name))
+    elif "://" in namespace:
+        out.add(normalize_location(namespace.rstrip("/") + "/" + name.lstrip("/")))
+    if name.startswith("/") or "://" in name or name[:5].lower() == "file:":
+        out.add(normalize_location(name))
+    return out
 
 
 def run_event(run_id: str, job_name: str, event_type: str, inputs: list[tuple[str, int | None]], outputs: list[tuple[str, int | None]],

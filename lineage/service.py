@@ -18,6 +18,7 @@ from catalog.privileges import Kind, Privilege
 from catalog.service.base import UnitOfWork
 from catalog.service.common import Service, display
 from lineage.graph import LineageGraph
+from lineage.openlineage import MAX_EDGES, locations_of, normalize_location
 from lineage.store import LineageStore
 
 CAIRN = "cairn"
@@ -227,9 +228,14 @@ class LineageService(Service):
         they may not write. Returns the number of edges written.
         """
         with self._uow("record_lineage", Kind.TABLE, ",".join(map(str, outputs)), inputs=list(inputs), run_id=run_id) as uow:
-            return self._record(uow, inputs, outputs, column_edges, run_id)
+            name = uow.name
+            written = self._record(uow, inputs, outputs, column_edges, run_id)
+            uow.kind, uow.name = Kind.TABLE, name
+            return written
 
     def _record(self, uow: UnitOfWork, inputs: Sequence[str], outputs: Sequence[str], column_edges: Sequence[Any], run_id: str | None) -> int:
+        if len(inputs) * len(outputs) + len(column_edges) > MAX_EDGES:
+            raise InvalidArgument(f"this would add {len(inputs) * len(outputs) + len(column_edges):,} edges; the limit is {MAX_EDGES:,} per call")
         ins = [self._ref(uow, n, output=False) for n in inputs]
         outs = [self._ref(uow, n, output=True) for n in outputs]
         cols = [ColumnEdge(**e) if isinstance(e, dict) else e for e in column_edges]
@@ -240,38 +246,58 @@ class LineageService(Service):
                 raise InvalidArgument(f"unknown transformation {e.transformation_type}/{e.transformation_subtype}")
         if not outs and not cols:
             raise InvalidArgument("lineage needs at least one output")
+        if run_id:
+            self._own_run(uow, LineageStore(uow.conn), run_id)
         return record_edges(LineageStore(uow.conn), run_id, [(i, None) for i in ins], [(o, None) for o in outs], cols)
 
     def ingest_openlineage(self, body: Any) -> dict[str, Any]:
         """Store an OpenLineage RunEvent, DatasetEvent or JobEvent (spec 2-0-x).
 
-        Datasets that are catalog tables (namespace `cairn`, or a symlink to one) are governed like
-        `record`: inputs must be visible, outputs need MODIFY. Runs and their states are kept;
-        a COMPLETE (or OTHER) run event, or a job event, adds edges from every input to every
-        output, and column edges from the columnLineage facet. Raises InvalidArgument naming the
-        first bad field.
+        A dataset that is a catalog table by ANY of its names (namespace `cairn`, a symlink
+        identifier, a physical name linked to the table before, or the table's storage location or
+        a path inside it, however spelled) is authorized as that table: outputs and dataset events
+        need MODIFY (ownership counts), inputs and the input fields of column lineage need sight of
+        it. Everything is authorized before anything is written, so a refused event changes
+        nothing, and its DENIED audit row names the table. Runs and their states are kept; a
+        COMPLETE (or OTHER) run event, or a job event, adds edges from every input to every output,
+        and column edges from the columnLineage facet. Raises InvalidArgument naming the first bad
+        field or the limit (lineage.openlineage.MAX_EDGES) the event passes.
         """
         from lineage.openlineage import parse
 
         with self._uow("ingest_openlineage", None, None, event_type=body.get("eventType") if isinstance(body, dict) else None) as uow:
             event = parse(body)
-            uow.name = f"{event.job_namespace}/{event.job_name}" if event.job_name else None
+            job = f"{event.job_namespace}/{event.job_name}" if event.job_name else None
+            uow.name = job
+            uow.params["job"] = job
             store = LineageStore(uow.conn)
-            uow.allow()
-            node_of: dict[tuple[str, str], int] = {}
+            if event.run_id:
+                self._own_run(uow, store, event.run_id)
+            # 1. Which catalog table each dataset is, authorized; nothing is written yet.
+            resolver = _Tables(self, uow, store)
+            table_of: dict[tuple[str, str], str | None] = {}
             for role, group in (("input", event.inputs), ("output", event.outputs), ("dataset", event.datasets)):
                 for d in group:
-                    table = d.catalog_name
-                    if table is not None:
-                        key = self._table(uow, table, Privilege.MODIFY if role == "output" else None)
-                        nid = store.node_id("TABLE", CAIRN, key)
-                    else:
-                        nid = store.node_id("DATASET", d.namespace, d.name)
-                    if table is not None:  # physical names of a catalog table are the same node
-                        for ns, name in [(d.namespace, d.name), *d.symlinks]:
-                            if ns != CAIRN:
-                                store.link(ns, name, nid)
-                    node_of[(d.namespace, d.name)] = nid
+                    resolver.claim(table_of, (d.namespace, d.name), [(d.namespace, d.name), *d.symlinks], write=role != "input")
+            for o in event.outputs:
+                for fl in o.column_lineage:
+                    key = (fl.input_namespace, fl.input_name)
+                    if key not in table_of:  # a dataset of the event: already authorized (MODIFY implies sight)
+                        resolver.claim(table_of, key, [key], write=False)
+            uow.allow()
+            touched = sorted({t for t in table_of.values() if t})
+            if touched:  # the ALLOWED row names the tables the event touched
+                uow.kind, uow.name = Kind.TABLE, ",".join(touched)
+            # 2. Nodes, links and edges.
+            node_of: dict[tuple[str, str], int] = {}
+            for key, table in table_of.items():
+                node_of[key] = store.node_id("TABLE", CAIRN, table) if table else store.node_id("DATASET", *key)
+            for d in (*event.outputs, *event.datasets):
+                table = table_of[(d.namespace, d.name)]
+                if table is not None:  # physical names of a catalog table are the same node (written by whoever may write it)
+                    for ns, name in [(d.namespace, d.name), *d.symlinks]:
+                        if ns != CAIRN:
+                            store.link(ns, name, node_of[(d.namespace, d.name)])
             if event.kind == "RunEvent":
                 store.upsert_run(event.run_id or "", event.job_namespace or "", event.job_name or "", event.event_type or "OTHER",
                                  uow.principal, {"facets": list(event.run_facets)}, None, event.event_time)
@@ -286,7 +312,7 @@ class LineageService(Service):
                 for o in event.outputs:
                     dst_table = node_of[(o.namespace, o.name)]
                     for fl in o.column_lineage:
-                        src_table = node_of.get((fl.input_namespace, fl.input_name)) or store.node_id("DATASET", fl.input_namespace, fl.input_name)
+                        src_table = node_of[(fl.input_namespace, fl.input_name)]
                         parents = store.nodes_by_id([src_table, dst_table])
                         src, dst = parents[src_table], parents[dst_table]
                         rows.append(dict(
@@ -340,8 +366,9 @@ class LineageService(Service):
             cols = [ColumnEdge(col(e.source), col(e.target), e.kind, e.subtype or ("TRANSFORMATION" if e.kind == "DIRECT" else "FILTER"))
                     for e in lin.columns]
             targets = sorted({q(n) for n in lin.targets})
-            uow.name = ",".join(targets)
-            return self._record(uow, sorted({q(n) for n in lin.sources} - set(targets)), targets, cols, run_id)
+            written = self._record(uow, sorted({q(n) for n in lin.sources} - set(targets)), targets, cols, run_id)
+            uow.kind, uow.name = Kind.TABLE, ",".join(targets)
+            return written
 
     @staticmethod
     def _qualify_name(name: str, catalog: str | None, schema: str | None) -> str | None:
@@ -374,8 +401,19 @@ class LineageService(Service):
         prefix = "model" if kind in ("MODEL", "MODEL_VERSION") else "function"
         return f"{prefix}:{name}"
 
+    @staticmethod
+    def _own_run(uow: UnitOfWork, store: LineageStore, run_id: str) -> None:
+        """Only a run's own principal (or an admin) adds to it or changes its state: an event must
+        not finish, fail or extend somebody else's run by naming its id."""
+        run = store.get_run(run_id)
+        if run is not None and run.principal != uow.principal and not uow.authz.is_admin(uow.principal):
+            uow.deny(f"run '{run_id}' belongs to another principal")
+
     def _table(self, uow: UnitOfWork, name: str, privilege: Privilege | None) -> str:
+        """Authorize a table: sight of it (`privilege` None) or `privilege` on it. The unit of work
+        is named after the table first, so a refusal's audit row names what was refused."""
         fn = names.parse(name, 3)
+        uow.kind, uow.name = Kind.TABLE, fn.key
         sid = uow.authz.resolve(Kind.TABLE, fn.key)
         if sid is None:
             raise NotFound(f"table '{fn.key}' does not exist")
@@ -530,3 +568,57 @@ class LineageService(Service):
                 if sid is not None:
                     owners[tname] = uow.authz.chain(sid)[0].owner
         return Impact(column, tuple(sorted(cols)), tuple(tables), owners, sum(v.restricted for v in result.nodes))
+
+
+class _Tables:
+    """Which catalog table an OpenLineage dataset is, by every name it has, authorized as that table.
+
+    A name is a table's when it is `cairn` + the table's name, a physical name linked to the table
+    by an earlier event, or the table's storage location or a path inside it (any spelling: `file:`
+    URIs, trailing slashes, `..`). Names of one dataset that point at two tables are refused.
+    """
+
+    def __init__(self, service: LineageService, uow: UnitOfWork, store: LineageStore) -> None:
+        self.service, self.uow, self.store = service, uow, store
+        self._locations: dict[str, str] | None = None
+
+    def locations(self) -> dict[str, str]:
+        if self._locations is None:  # read once per event, and only when it has physical names
+            self._locations = {normalize_location(loc): table for table, loc in self.uow.store.table_locations()}
+        return self._locations
+
+    def tables(self, dataset_names: list[tuple[str, str]]) -> set[str]:
+        found = set()
+        for ns, name in dataset_names:
+            if ns == CAIRN:
+                found.add(names.parse(name, 3).key)
+                continue
+            linked = self.store.linked_table(ns, name)
+            if linked is not None:
+                found.add(linked)
+            for path in locations_of(ns, name):
+                while path not in self.locations():  # the table whose location holds the path, if any
+                    parent = path.rsplit("/", 1)[0] if path.count("/") > (3 if "://" in path else 1) else ""
+                    if not parent or parent == path:
+                        break
+                    path = parent
+                else:
+                    found.add(self.locations()[path])
+        return found
+
+    def claim(self, table_of: dict[tuple[str, str], str | None], key: tuple[str, str], dataset_names: list[tuple[str, str]], write: bool) -> None:
+        """Resolve and authorize one dataset; record it in `table_of`."""
+        found = self.tables(dataset_names)
+        for table in sorted(found):
+            if self.uow.authz.resolve(Kind.TABLE, table) is None and table not in {n for ns, n in dataset_names if ns == CAIRN}:
+                # linked to a table dropped since: its history is readable by admins only, and so writable
+                self.uow.kind, self.uow.name = Kind.TABLE, table
+                self.uow.require_admin("recording lineage of a dropped table")
+                continue
+            self.service._table(self.uow, table, Privilege.MODIFY if write else None)
+        if len(found) > 1:
+            raise InvalidArgument(f"dataset {key[0]}/{key[1]} names {len(found)} different catalog tables: {', '.join(sorted(found))}")
+        table = next(iter(found), None)
+        if key in table_of and table_of[key] != table:
+            raise InvalidArgument(f"dataset {key[0]}/{key[1]} is named with symlinks to different tables in one event")
+        table_of[key] = table

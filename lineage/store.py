@@ -135,6 +135,14 @@ class LineageStore:
         if exists is None:
             self.conn.execute(insert(symlinks).values(namespace=namespace, name=name, node_id=node_id))
 
+    def linked_table(self, namespace: str, name: str) -> str | None:
+        """The catalog table a physical name was linked to (by an earlier event), or None."""
+        nid = self.conn.execute(_SYMLINK, {"ns": namespace, "name": name}).scalar()
+        if nid is None:
+            return None
+        row = self.conn.execute(select(nodes.c.kind, nodes.c.namespace, nodes.c.name).where(nodes.c.id == nid)).first()
+        return row.name if row is not None and row.kind == "TABLE" and row.namespace == "cairn" else None
+
     def upsert_run(self, run_id: str, job_namespace: str, job_name: str, state: str, principal: str,
                    parameters: dict[str, Any] | None = None, code_ref: str | None = None, at: datetime | None = None) -> None:
         row = self.conn.execute(select(runs.c.state).where(runs.c.run_id == run_id)).first()

@@ -281,7 +281,7 @@ class UnitOfWork:
             principal=self.ctx.principal,
             action=self.action,
             securable_kind=self.kind.value if self.kind else None,
-            securable_name=self.name,
+            securable_name=_fit(self.name, 800),  # the column's length: a call naming many tables still logs
             parameters=redact(self.params),
             result=result.value,
             error_code=code,
@@ -392,6 +392,11 @@ class UnitOfWork:
             if node.kind is Kind.SCHEMA and not self.authz.has(self.principal, Privilege.USE_SCHEMA, node.id):
                 return f"{self.principal} lacks USE SCHEMA on schema '{node.full_name}'"
         return f"{self.principal} lacks usage on the containers of '{self.name}'"
+
+
+def _fit(text: str | None, size: int) -> str | None:
+    """`text` cut to `size` characters, marked with an ellipsis when cut."""
+    return text if text is None or len(text) <= size else text[: size - 3] + "..."
 
 
 def _label(kind: Kind) -> str:

@@ -240,7 +240,7 @@ class TableService(Service):
     def get_table_by_id(self, table_id: str) -> Securable:
         """A table by its id (the UC REST `table_id`), if the caller may see it."""
         with self._uow("get_table", Kind.TABLE, str(table_id), write=False) as uow:
-            if not str(table_id).isdigit():
+            if not str(table_id).isdigit() or int(table_id) >= 2**63:
                 raise InvalidArgument(f"table_id {table_id!r} is not a table id")
             rows = uow.store.securable_rows([int(table_id)])
             if not rows or rows[0].kind != Kind.TABLE.value:

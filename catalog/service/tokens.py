@@ -10,10 +10,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, insert, select, update
 
-from catalog.errors import InvalidArgument, NotFound
+from catalog.entities import AuditResult, Source
+from catalog.errors import InvalidArgument, NotFound, Unauthenticated
+from catalog.service.base import GroupCommit, redact
 from catalog.service.common import Service
 from catalog.store import tables as t
-from catalog.store.metastore import _aware, now
+from catalog.store.metastore import MetastoreStore, _aware, now
 
 PREFIX = "cairn_"
 
@@ -30,7 +32,8 @@ class TokenInfo:
 
 
 # Every API request looks its token up: the statement is built once (SQLAlchemy memoizes its cache key).
-_BY_HASH = select(t.tokens.c.principal, t.tokens.c.expires_at, t.tokens.c.revoked_at).where(t.tokens.c.token_hash == bindparam("h"))
+_BY_HASH = select(t.tokens.c.token_id, t.tokens.c.principal, t.tokens.c.expires_at, t.tokens.c.revoked_at).where(t.tokens.c.token_hash == bindparam("h"))
+ANONYMOUS = "anonymous"  # who an audit row names when a request proved no identity
 
 
 def digest(raw: str) -> str:
@@ -103,12 +106,33 @@ class TokenService(Service):
 
 def authenticate(engine, raw: str) -> str | None:  # type: ignore[no-untyped-def]
     """The principal a raw bearer token stands for, or None (unknown, expired or revoked)."""
-    if not raw or not raw.startswith(PREFIX):
-        return None
+    return identify(engine, raw)[0]
+
+
+def identify(engine, raw: str | None) -> tuple[str | None, str]:  # type: ignore[no-untyped-def]
+    """(principal, "") for a valid token; (None, why not) otherwise: missing, malformed, unknown,
+    revoked or expired. The reason names the token by its id, never by its secret."""
+    if not raw:
+        return None, "missing token"
+    if not raw.startswith(PREFIX) or len(raw) > 200:
+        return None, "malformed token"
     with engine.connect().execution_options(cairn_write=False) as conn:  # a read: no write lock
         row = conn.execute(_BY_HASH, {"h": digest(raw)}).first()
-    if row is None or row.revoked_at is not None:
-        return None
+    if row is None:
+        return None, "unknown token"
+    if row.revoked_at is not None:
+        return None, f"revoked token {row.token_id} of {row.principal}"
     if row.expires_at is not None and _aware(row.expires_at) <= now():
-        return None
-    return row.principal
+        return None, f"expired token {row.token_id} of {row.principal}"
+    return row.principal, ""
+
+
+def audit_refused(audit_log: GroupCommit, reason: str, attempted: dict[str, str], source: Source, request_id: str) -> None:
+    """Log a refused authentication (DENIED, by ANONYMOUS) with what was attempted (method, path)
+    and why; answered only once written, like every other row."""
+    def work(store: MetastoreStore) -> None:
+        store.insert_audit(principal=ANONYMOUS, action="authenticate", securable_kind=None, securable_name=None,
+                           parameters=redact({**attempted, "reason": reason}), result=AuditResult.DENIED.value,
+                           error_code=Unauthenticated.code, error_message=reason, request_id=request_id, source=source.value)
+
+    audit_log.write(work)

@@ -298,6 +298,12 @@ class MetastoreStore:
         rows = self.conn.execute(_SECURABLES_BY_IDS, {"ids": list(ids)}).all() if ids else []
         return {s.id: s for s in (self._hydrate(rows) if columns else [_securable(r, ()) for r in rows])}
 
+    def table_locations(self) -> list[tuple[str, str]]:
+        """(full name, storage location) of every table that has a location, as stored."""
+        s = t.securables
+        rows = self.conn.execute(select(s.c.full_name, s.c.spec).where(s.c.kind == Kind.TABLE.value))
+        return [(r.full_name, r.spec["storage_location"]) for r in rows if r.spec and r.spec.get("storage_location")]
+
     def metastore_id(self) -> int:
         return self.conn.execute(select(t.securables.c.id).where(t.securables.c.kind == Kind.METASTORE.value)).scalar_one()
 
@@ -349,7 +355,8 @@ class MetastoreStore:
 
     def securable_rows(self, ids: Iterable[int]) -> list[Any]:
         s = t.securables
-        q = select(s.c.id, s.c.kind, s.c.parent_id, s.c.full_name, s.c.owner).where(s.c.id.in_(list(ids)))
+        ids = [i for i in ids if -(2**63) <= i < 2**63]  # no row has an id the column cannot hold
+        q = select(s.c.id, s.c.kind, s.c.parent_id, s.c.full_name, s.c.owner).where(s.c.id.in_(ids))
         return list(self.conn.execute(q))
 
     def chain_rows_by_name(self, kind: Kind, full_name: str) -> list[Any]:

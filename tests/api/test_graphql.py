@@ -212,13 +212,13 @@ def test_functions_in_the_tree_and_by_name(lake: Cairn) -> None:
 
 
 def test_a_parsed_query_is_reused_and_a_bad_one_answers_the_same_error_each_time(lake: Cairn) -> None:
-    from api.graphql import prepare
+    from api.graphql import parsed
 
-    prepare.cache_clear()
+    parsed.cache_clear()
     q = '{ table(name: "main.s.t001") { name } }'
     assert execute(lake, q)["data"]["table"]["name"] == "t001"
     assert execute(lake, q)["data"]["table"]["name"] == "t001"
-    assert prepare.cache_info().hits >= 1
+    assert parsed.cache_info().hits >= 1
     bad = "{ table(name: 1) { nope } }"
     first, second = execute(lake, bad), execute(lake, bad)
     assert first == second and first["errors"][0]["extensions"]["code"] == "INVALID_ARGUMENT"
