@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from catalog import names, storage
 from catalog.authz import Node
-from catalog.entities import Context, Page, Securable
+from catalog.entities import Column, Context, Page, Securable
 from catalog.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from catalog.privileges import STORAGE_KINDS, Kind, Privilege
 from catalog.service.base import UnitOfWork, label
@@ -271,3 +273,45 @@ def holding_location(uow: UnitOfWork, path: str) -> Securable | None:
             return uow.store.get_securable_by_id(sid)
     return None
 
+
+# columns and credentials, shared by the table and model services ---------------------------
+CREDENTIAL_TTL = timedelta(hours=1)
+_TYPE_SHAPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\s*([<(].*[>)])?", re.S)
+TIME_TYPES = ("timestamp", "timestamp_ntz", "date")
+
+
+def normalize_type(type_text: str, column: str) -> str:
+    """Validate a Databricks SQL type and return its canonical lower-case spelling.
+
+    >>> normalize_type("DECIMAL(10,2)", "price")
+    'decimal(10, 2)'
+    """
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    text = (type_text or "").strip()
+    if not _TYPE_SHAPE.fullmatch(text):
+        raise InvalidArgument(f"column '{column}': {type_text!r} is not a SQL type")
+    try:
+        dtype = exp.DataType.build(text, dialect="databricks", udt=False)
+    except (SqlglotError, ValueError) as exc:
+        raise InvalidArgument(f"column '{column}': {type_text!r} is not a SQL type ({exc})") from None
+    return dtype.sql("databricks").lower()
+
+
+def validate_columns(columns: Sequence[Column | dict[str, Any]]) -> list[Column]:
+    """Columns with valid, unique names and types, in the given order."""
+    out: list[Column] = []
+    seen: set[str] = set()
+    for i, c in enumerate(columns):
+        if isinstance(c, dict):
+            unknown = set(c) - {"name", "type_text", "type", "nullable", "comment", "position"}
+            if unknown:
+                raise InvalidArgument(f"column {i + 1}: unknown field(s) {sorted(unknown)}")
+            c = Column(str(c.get("name", "")), str(c.get("type_text") or c.get("type") or ""), bool(c.get("nullable", True)), c.get("comment"))
+        name = names.validate_part(c.name, whole=c.name or f"column {i + 1}")
+        if name in seen:
+            raise InvalidArgument(f"column '{name}' appears twice")
+        seen.add(name)
+        out.append(Column(name, normalize_type(c.type_text, name), c.nullable, validate_comment(c.comment), i))
+    return out

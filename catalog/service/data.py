@@ -214,7 +214,7 @@ class TableDataService(Service):
         """Record the read or write in the run's lineage, in the audit row's transaction."""
         if not run_id:
             return
-        from lineage.service import record_run_io
+        from lineage.recording import record_run_io
         from lineage.store import LineageStore
 
         uow.params["run_id"] = run_id

@@ -9,8 +9,10 @@ from catalog.entities import Column, Page, Securable, TemporaryCredentials
 from catalog.errors import FailedPrecondition, InvalidArgument, NotFound
 from catalog.privileges import Kind, Privilege
 from catalog.service.common import (
+    CREDENTIAL_TTL,
     Service,
     decode_token,
+    normalize_type,
     delete_securable,
     display,
     fetch,
@@ -18,11 +20,11 @@ from catalog.service.common import (
     parse_for,
     resolve,
     update_securable,
+    validate_columns,
     validate_comment,
     validate_properties,
     visible_children,
 )
-from catalog.service.tables import CREDENTIAL_TTL, normalize_type, validate_columns
 from catalog.store.metastore import now
 
 VERSION_STATUSES = ("PENDING_REGISTRATION", "READY", "FAILED_REGISTRATION")

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import sqlglot
 from sqlglot import exp
 
-from datetime import timedelta
-
+from catalog import delta, names, storage
 from catalog.entities import Column, Page, Securable, TableType, TemporaryCredentials
 from catalog.errors import FailedPrecondition, InvalidArgument, NotFound
 from catalog.privileges import Kind, Privilege
-from catalog import delta, names, storage
 from catalog.relations import catalog_relations, qualify, qualify_definition
 from catalog.store.metastore import now
 from catalog.service.common import (
+    TIME_TYPES,
+    CREDENTIAL_TTL,
+    validate_columns,
     Service,
     claim_table_path,
     decode_token,
@@ -36,48 +36,6 @@ from catalog.service.common import (
     visible_children,
 )
 
-CREDENTIAL_TTL = timedelta(hours=1)
-_TYPE_SHAPE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\s*([<(].*[>)])?", re.S)
-_TIME_TYPES = ("timestamp", "timestamp_ntz", "date")
-
-
-def normalize_type(type_text: str, column: str) -> str:
-    """Validate a Databricks SQL type and return its canonical lower-case spelling.
-
-    >>> normalize_type("DECIMAL(10,2)", "price")
-    'decimal(10, 2)'
-    """
-    from sqlglot import exp
-    from sqlglot.errors import SqlglotError
-
-    text = (type_text or "").strip()
-    if not _TYPE_SHAPE.fullmatch(text):
-        raise InvalidArgument(f"column '{column}': {type_text!r} is not a SQL type")
-    try:
-        dtype = exp.DataType.build(text, dialect="databricks", udt=False)
-    except (SqlglotError, ValueError) as exc:
-        raise InvalidArgument(f"column '{column}': {type_text!r} is not a SQL type ({exc})") from None
-    return dtype.sql("databricks").lower()
-
-
-def validate_columns(columns: Sequence[Column | dict[str, Any]]) -> list[Column]:
-    """Columns with valid, unique names and types, in the given order."""
-    out: list[Column] = []
-    seen: set[str] = set()
-    for i, c in enumerate(columns):
-        if isinstance(c, dict):
-            unknown = set(c) - {"name", "type_text", "type", "nullable", "comment", "position"}
-            if unknown:
-                raise InvalidArgument(f"column {i + 1}: unknown field(s) {sorted(unknown)}")
-            c = Column(str(c.get("name", "")), str(c.get("type_text") or c.get("type") or ""), bool(c.get("nullable", True)), c.get("comment"))
-        name = names.validate_part(c.name, whole=c.name or f"column {i + 1}")
-        if name in seen:
-            raise InvalidArgument(f"column '{name}' appears twice")
-        seen.add(name)
-        out.append(Column(name, normalize_type(c.type_text, name), c.nullable, validate_comment(c.comment), i))
-    return out
-
-
 def _validate_keys(columns: list[Column], primary_keys: Sequence[str], timestamp_keys: Sequence[str]) -> tuple[list[str], list[str]]:
     by_name = {c.name: c for c in columns}
     pks = [k.lower() for k in primary_keys]
@@ -90,7 +48,7 @@ def _validate_keys(columns: list[Column], primary_keys: Sequence[str], timestamp
     for k in tks:
         if k not in by_name:
             raise InvalidArgument(f"timestamp key column '{k}' is not a column of the table")
-        if by_name[k].type_text not in _TIME_TYPES:
+        if by_name[k].type_text not in TIME_TYPES:
             raise InvalidArgument(f"timestamp key column '{k}' must be a timestamp or date, not {by_name[k].type_text}")
         if k not in pks:
             raise InvalidArgument(f"timestamp key column '{k}' must also be part of the primary key")

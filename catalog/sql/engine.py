@@ -436,7 +436,6 @@ def _merge(session: SqlService, tree: exp.Merge, text: str) -> SqlResult:
     key = table_key(session, target)
     t_alias = (target.alias or target.name).lower()
     using = tree.args.get("using")
-    s_alias = (using.alias or (using.name if isinstance(using, exp.Table) else "source")).lower()
     src_query = using.this if isinstance(using, exp.Subquery) else exp.select("*").from_(using.copy())
     source = query(session, src_query)
     keys = []
