@@ -438,9 +438,31 @@ class MetastoreStore:
         result: AuditResult | None,
         after_id: int | None,
         limit: int,
+        newest_first: bool = False,
     ) -> list[AuditEvent]:
         a = t.audit_events
-        q = select(a).order_by(a.c.id).limit(limit)
+        q = select(a).order_by(a.c.id.desc() if newest_first else a.c.id).limit(limit)
+        q = self._audit_filters(q, principal, action, securable_prefix, since, until, result)
+        if after_id is not None:
+            q = q.where(a.c.id < after_id if newest_first else a.c.id > after_id)
+        return [
+            AuditEvent(
+                r.id, _aware(r.event_time), r.principal, r.action, r.securable_kind, r.securable_name, dict(r.parameters or {}),
+                AuditResult(r.result), r.error_code, r.error_message, r.request_id, r.source,
+            )
+            for r in self.conn.execute(q)
+        ]
+
+    def count_audit(self, principal: str | None, action: str | None, securable_prefix: str | None, since: datetime | None,
+                    until: datetime | None, result: AuditResult | None) -> int:
+        """How many events the same filters as `query_audit` match, on every page."""
+        q = self._audit_filters(select(func.count()).select_from(t.audit_events), principal, action, securable_prefix, since, until, result)
+        return int(self.conn.execute(q).scalar_one())
+
+    @staticmethod
+    def _audit_filters(q: Any, principal: str | None, action: str | None, securable_prefix: str | None, since: datetime | None,
+                       until: datetime | None, result: AuditResult | None) -> Any:
+        a = t.audit_events
         if principal:
             q = q.where(a.c.principal == principal)
         if action:
@@ -454,15 +476,7 @@ class MetastoreStore:
             q = q.where(a.c.event_time < until)
         if result:
             q = q.where(a.c.result == result.value)
-        if after_id is not None:
-            q = q.where(a.c.id > after_id)
-        return [
-            AuditEvent(
-                r.id, _aware(r.event_time), r.principal, r.action, r.securable_kind, r.securable_name, dict(r.parameters or {}),
-                AuditResult(r.result), r.error_code, r.error_message, r.request_id, r.source,
-            )
-            for r in self.conn.execute(q)
-        ]
+        return q
 
     # authorization change log --------------------------------------------------------------
     def log_authz_change(self, scope: str, securable_id: int | None = None, principal: str | None = None) -> None:
