@@ -433,7 +433,8 @@ class LineageService(Service):
         node = store.find_node(kind, CAIRN, key)
         if node is None:
             if sid is None:
-                raise NotFound(f"no lineage for '{key}'")
+                what = "column" if kind == "COLUMN" else kind.lower().replace("_", " ")
+                raise NotFound(f"{what} '{key}' does not exist (and no lineage was recorded under that name)")
             node = store.node_id(kind, CAIRN, key)
         return node
 

@@ -432,7 +432,10 @@ def parse(text: str) -> exp.Expression:
         tree = sqlglot.parse_one(preprocess(text), read="databricks")
     except sqlglot.errors.ParseError as exc:
         e = (exc.errors or [{}])[0]
-        raise InvalidArgument(f"cannot parse the statement at line {e.get('line')}, column {e.get('col')}: {e.get('description') or exc}") from None
+        from lineage.sql import readable
+
+        raise InvalidArgument(f"cannot parse the statement at line {e.get('line')}, column {e.get('col')}: "
+                              f"{readable(e.get('description') or str(exc), e.get('highlight'))}") from None
     if tree is None:
         raise InvalidArgument("empty statement")
     return tree
