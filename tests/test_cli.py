@@ -11,18 +11,20 @@ from pathlib import Path
 
 import pytest
 
-CAIRN = str(Path(sys.executable).parent / "cairn")
+ROOT = Path(__file__).resolve().parents[1]
+# This checkout's CLI, whichever venv runs the tests (an installed `cairn` script may point at another checkout).
+CAIRN = [sys.executable, "-m", "api.cli"]
 
 
 def run(home: Path, *args: str, principal: str = "admin") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CAIRN_HOME": str(home), "CAIRN_PRINCIPAL": principal}
     env.pop("CAIRN_METASTORE_URL", None)
-    return subprocess.run([CAIRN, *args], capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run(cwd=ROOT, args=[*CAIRN, *args], capture_output=True, text=True, env=env, timeout=60)
 
 
 def test_help_is_fast() -> None:
     start = time.perf_counter()
-    out = subprocess.run([CAIRN, "--help"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(cwd=ROOT, args=[*CAIRN, "--help"], capture_output=True, text=True, timeout=30)
     elapsed = time.perf_counter() - start
     assert out.returncode == 0 and "governance catalog" in out.stdout
     assert elapsed < 0.5, f"cairn --help took {elapsed:.2f}s"
@@ -84,7 +86,7 @@ def test_sql_command_and_shell(tmp_path: Path) -> None:
     bad = run(tmp_path, "sql", "SELECT * FROM main.s.nope", principal="root")
     assert bad.returncode == 1 and "NOT_FOUND" in bad.stderr and "Traceback" not in bad.stderr
     env = {**os.environ, "CAIRN_HOME": str(tmp_path), "CAIRN_PRINCIPAL": "root"}
-    shell = subprocess.run([CAIRN, "sql"], input="USE CATALOG main;\nSELECT count(*) AS n\nFROM s.t;\nSELECT * FROM;\n",
+    shell = subprocess.run(cwd=ROOT, args=[*CAIRN, "sql"], input="USE CATALOG main;\nSELECT count(*) AS n\nFROM s.t;\nSELECT * FROM;\n",
                            capture_output=True, text=True, env=env, timeout=60)
     assert shell.returncode == 0
     assert "using catalog main" in shell.stdout and "│ 1 │" in shell.stdout
@@ -116,7 +118,7 @@ def test_serve_with_workers_balances_connections_and_stops_cleanly(tmp_path: Pat
         port = s.getsockname()[1]
     env = {**os.environ, "CAIRN_HOME": str(tmp_path), "CAIRN_PRINCIPAL": "root"}
     env.pop("CAIRN_METASTORE_URL", None)
-    proc = subprocess.Popen([CAIRN, "serve", "--port", str(port), "--workers", "2"], env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cwd=ROOT, args=[*CAIRN, "serve", "--port", str(port), "--workers", "2"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     clients: list[httpx.Client] = []
     try:
@@ -159,6 +161,6 @@ def test_serve_names_a_port_already_in_use(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         env = {**os.environ, "CAIRN_HOME": str(tmp_path), "CAIRN_PRINCIPAL": "root"}
         env.pop("CAIRN_METASTORE_URL", None)
-        r = subprocess.run([CAIRN, "serve", "--port", str(port), "--workers", "2"], env=env, capture_output=True, text=True, timeout=60)
+        r = subprocess.run(cwd=ROOT, args=[*CAIRN, "serve", "--port", str(port), "--workers", "2"], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in r.stderr

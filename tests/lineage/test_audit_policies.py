@@ -15,7 +15,9 @@ import pytest
 from catalog.client import Metastore
 from lineage.policy import PolicyError, load
 
-CAIRN = str(Path(sys.executable).parent / "cairn")
+ROOT = Path(__file__).resolve().parents[2]
+# This checkout's CLI, whichever venv runs the tests (an installed `cairn` script may point at another checkout).
+CAIRN = [sys.executable, "-m", "api.cli"]
 FUTURE = (date.today() + timedelta(days=30)).isoformat()
 PAST = (date.today() - timedelta(days=1)).isoformat()
 COLS = [{"name": "user_id", "type": "bigint", "nullable": False}, {"name": "email", "type": "string"}]
@@ -78,7 +80,7 @@ def audit(home: Path, policy: str, *args: str) -> subprocess.CompletedProcess[st
     path.write_text(policy)
     env = {**os.environ, "CAIRN_HOME": str(home), "CAIRN_PRINCIPAL": "admin"}
     env.pop("CAIRN_METASTORE_URL", None)
-    return subprocess.run([CAIRN, "audit", "--policy", str(path), "--format", "json", *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(cwd=ROOT, args=[*CAIRN, "audit", "--policy", str(path), "--format", "json", *args], capture_output=True, text=True, env=env, timeout=120)
 
 
 def findings(res: subprocess.CompletedProcess[str]) -> dict[tuple[str, str], tuple[bool, str | None]]:
@@ -180,7 +182,8 @@ def test_formats_and_exit_codes(lakehouse: Path, tmp_path: Path) -> None:
     assert audit(lakehouse, "rules: []").returncode == 2
     (tmp_path / "nowhere").mkdir()
     missing = audit(tmp_path / "nowhere", passing)
-    assert missing.returncode == 2 and "no catalog" in missing.stderr
+    assert missing.returncode == 2 and f"no metastore at {tmp_path / 'nowhere'}" in missing.stderr
+    assert list((tmp_path / "nowhere").iterdir()) == []  # and nothing was created there
 
 
 def test_policy_validation_messages() -> None:
@@ -202,7 +205,7 @@ def test_audit_diff_reports_impact_and_breaking_column_drops(lakehouse: Path, tm
     (head / "sql" / "export.sql").write_text("INSERT INTO main.gold.users_export SELECT user_id FROM main.raw.users")
     env = {**os.environ, "CAIRN_HOME": str(lakehouse), "CAIRN_PRINCIPAL": "admin"}
     env.pop("CAIRN_METASTORE_URL", None)
-    run = lambda *a: subprocess.run([CAIRN, "audit", "diff", *a], capture_output=True, text=True, env=env, timeout=120)  # noqa: E731
+    run = lambda *a: subprocess.run(cwd=ROOT, args=[*CAIRN, "audit", "diff", *a], capture_output=True, text=True, env=env, timeout=120)  # noqa: E731
     res = run("--base", str(base), "--head", str(head), "--path", "sql", "--format", "json")
     assert res.returncode == 1, res.stderr
     report = json.loads(res.stdout)
@@ -220,12 +223,12 @@ def test_auditing_a_running_server_gives_the_same_findings(lakehouse: Path, live
     ms = Metastore.open(home=lakehouse)
     token = ms.as_principal("admin").tokens.create_token()[0]
     with live(make_app(ms)) as url:
-        remote = audit(lakehouse, POLICY, "--url", url, "--token", token)
+        remote = audit(lakehouse, POLICY, "--server", url, "--token", token)
         local = audit(lakehouse, POLICY)
         assert remote.returncode == local.returncode == 1, remote.stderr
         assert findings(remote) == findings(local)
-        refused = audit(lakehouse, POLICY, "--url", url, "--token", "cairn_nope")
+        refused = audit(lakehouse, POLICY, "--server", url, "--token", "cairn_nope")
         assert refused.returncode == 2 and "refused the token" in refused.stderr
-        down = audit(lakehouse, POLICY, "--url", "http://127.0.0.1:9", "--token", token)
+        down = audit(lakehouse, POLICY, "--server", "http://127.0.0.1:9", "--token", token)
         assert down.returncode == 2 and "cannot reach" in down.stderr
     ms.close()
