@@ -10,6 +10,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, insert, litera
 from sqlalchemy.exc import IntegrityError
 
 from catalog.entities import (
+    ACCOUNT_USERS,
     AuditEvent,
     AuditResult,
     Column,
@@ -166,6 +167,8 @@ class MetastoreStore:
     def find_principal(self, name: str) -> Principal | None:
         row = self.conn.execute(select(t.principals).where(t.principals.c.name == name)).first()
         if row is None:
+            if name == ACCOUNT_USERS:  # built in: there before its row is (see ensure_account_users)
+                return Principal(ACCOUNT_USERS, PrincipalKind.GROUP, False, datetime(1970, 1, 1, tzinfo=timezone.utc), None)
             return None
         return Principal(row.name, PrincipalKind(row.kind), row.is_admin, _aware(row.created_at), row.created_by)
 
@@ -212,12 +215,26 @@ class MetastoreStore:
         return res.rowcount > 0
 
     def list_members(self, group: str) -> list[str]:
+        if group == ACCOUNT_USERS:  # every user and service principal
+            p = t.principals
+            return sorted(self.conn.execute(select(p.c.name).where(p.c.kind != PrincipalKind.GROUP.value)).scalars())
         q = select(t.group_members.c.member_name).where(t.group_members.c.group_name == group)
         return sorted(self.conn.execute(q).scalars())
 
     def group_edges_from(self, member: str) -> list[tuple[str, str]]:
-        """(member, group) edges reachable upward from `member`, for chains and cycle checks."""
-        return [(r[0], r[1]) for r in self.conn.execute(_GROUPS_UP, {"member": member})]
+        """(member, group) edges reachable upward from `member`, for chains and cycle checks; a user
+        or service principal is also in `account users` (and so in every group that contains it)."""
+        edges = [(r[0], r[1]) for r in self.conn.execute(_GROUPS_UP, {"member": member})]
+        kind = self.conn.execute(select(t.principals.c.kind).where(t.principals.c.name == member)).scalar()
+        if kind is not None and kind != PrincipalKind.GROUP.value and member != ACCOUNT_USERS:
+            edges.append((member, ACCOUNT_USERS))
+            edges += [e for e in self.conn.execute(_GROUPS_UP, {"member": ACCOUNT_USERS}) if (e[0], e[1]) not in edges]
+        return edges
+
+    def ensure_account_users(self) -> None:
+        """Give the built-in `account users` group its row, so grants (and their foreign keys) can name it."""
+        if self.conn.execute(select(t.principals.c.name).where(t.principals.c.name == ACCOUNT_USERS)).first() is None:
+            self.insert_principal(ACCOUNT_USERS, PrincipalKind.GROUP, None)
 
     # securables ----------------------------------------------------------------------------
     def insert_securable(
@@ -364,6 +381,8 @@ class MetastoreStore:
 
     # grants --------------------------------------------------------------------------------
     def insert_grant(self, securable_id: int, principal: str, privilege: Privilege, actor: str) -> bool:
+        if principal == ACCOUNT_USERS:
+            self.ensure_account_users()
         g = t.grants
         exists = self.conn.execute(
             select(literal(1)).where(g.c.securable_id == securable_id, g.c.principal == principal, g.c.privilege == privilege.value)
