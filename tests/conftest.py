@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -31,7 +32,9 @@ def pg_url(worker_id: str) -> Iterator[str]:
     """A database of this test worker's own on the shared PostgreSQL, migrated once."""
     if not PG_URL:
         pytest.skip("CAIRN_TEST_PG_URL is not set; `make test` starts PostgreSQL and sets it")
-    name = f"cairn_test_{worker_id}".replace("-", "_")
+    # Named after this checkout too: two checkouts testing against one PostgreSQL must not drop each other's databases.
+    checkout = hashlib.sha1(str(Path(__file__).resolve().parent).encode()).hexdigest()[:8]
+    name = f"cairn_test_{checkout}_{worker_id}".replace("-", "_")
     admin = db.make_engine(PG_URL).execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

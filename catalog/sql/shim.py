@@ -23,6 +23,7 @@ from catalog import names
 from catalog.errors import AlreadyExists, CairnError, InvalidArgument, NotFound
 from catalog.privileges import Kind
 from catalog.service.common import Service
+from catalog.sql import databricks
 from catalog.sql.lexer import Cursor, Statement, split
 
 if TYPE_CHECKING:
@@ -74,9 +75,10 @@ class SqlService(Service):
             try:
                 results.append(self._statement(st))
             except CairnError as exc:
+                exc = databricks.in_databricks_words(exc)
                 if len(statements) > 1:
                     raise type(exc)(f"statement {i} (line {st.line}) failed: {exc}") from exc
-                raise
+                raise exc
         return results
 
     def _statement(self, st: Statement) -> SqlResult:
@@ -119,6 +121,8 @@ class SqlService(Service):
         handlers = {"DROP": self._drop, "USE": self._use, "GRANT": self._grant, "REVOKE": self._grant, "SHOW": self._show,
                     "COMMENT": self._comment, "DESCRIBE": self._describe, "DESC": self._describe, "OPTIMIZE": self._optimize,
                     "VACUUM": self._vacuum, "RESTORE": self._restore}
+        if databricks.handles(c):  # Databricks habits: SHOW GRANTS with inheritance, SET TAG ON, DESCRIBE CATALOG, ...
+            return databricks.run(self, c)
         if first in handlers:
             return handlers[first](c)
         if first == "ALTER":
