@@ -687,22 +687,28 @@ def serve(env: Env, host: str, port: int, workers: int) -> None:
 
 def _say_when_ready(host: str, port: int) -> None:
     """Print `ready: ...` once /healthz answers (from a thread, so the server starts meanwhile)."""
+    import socket
     import threading
     import time
-    import urllib.request
 
     where = f"[{host}]" if ":" in host else host
-    probe_host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, where)
+    probe_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+
+    def answers() -> bool:
+        # A keep-alive request that this side closes: the server's port is left with no TIME_WAIT.
+        with socket.create_connection((probe_host, port), timeout=2) as conn:
+            conn.sendall(f"GET /healthz HTTP/1.1\r\nHost: {where}:{port}\r\n\r\n".encode())
+            return conn.recv(64).startswith(b"HTTP/1.1 200")
 
     def wait() -> None:
         for _ in range(1200):
             try:
-                with urllib.request.urlopen(f"http://{probe_host}:{port}/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        click.echo(f"ready: Cairn answers on http://{where}:{port} (Ctrl-C stops it)")
-                        return
+                if answers():
+                    click.echo(f"ready: Cairn answers on http://{where}:{port} (Ctrl-C stops it)")
+                    return
             except OSError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
 
     threading.Thread(target=wait, daemon=True, name="cairn-ready").start()
 
