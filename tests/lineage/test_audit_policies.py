@@ -232,3 +232,27 @@ def test_auditing_a_running_server_gives_the_same_findings(lakehouse: Path, live
         down = audit(lakehouse, POLICY, "--server", "http://127.0.0.1:9", "--token", token)
         assert down.returncode == 2 and "cannot reach" in down.stderr
     ms.close()
+
+
+def test_unknown_principals_and_objects_are_findings_not_an_unreachable_catalog(lakehouse: Path) -> None:
+    policy = ("rules:\n  - id: serving\n    type: access\n    principal: svc-ghost\n    endpoint: churn-prod\n"
+              "  - id: gold-docs\n    type: documentation\n    scope: {names: [main.gold.nope, 'main.silver.*']}\n")
+    res = audit(lakehouse, policy)
+    assert res.returncode == 1, res.stderr  # violations, not "unreachable catalog" (2)
+    got = {(f["rule"], f["object"]): (f["passed"], f["severity"], f["message"]) for f in json.loads(res.stdout)["findings"]}
+    assert got[("serving", "svc-ghost")] == (False, "error", "principal 'svc-ghost' does not exist")
+    assert got[("gold-docs", "main.gold.nope")] == (False, "error", "object 'main.gold.nope' does not exist (or you may not see it)")
+    assert got[("gold-docs", "main.silver.*")] == (False, "error", "no object matches 'main.silver.*'")
+
+
+def test_a_rule_that_checks_nothing_warns_or_fails_on_request(lakehouse: Path) -> None:
+    policy = "rules:\n  - id: nothing-here\n    type: documentation\n    scope: {tags: {no-such-tag: null}}\n"
+    warned = audit(lakehouse, policy)
+    assert warned.returncode == 0
+    (finding,) = json.loads(warned.stdout)["findings"]
+    assert (finding["object"], finding["severity"], finding["passed"]) == ("(nothing)", "warning", False)
+    assert "checked nothing" in finding["message"]
+    text = audit(lakehouse, policy, "--format", "text")
+    assert text.stdout.startswith("cairn audit: 1 checks, 0 violations, 1 warnings, 0 allowed")
+    failed = audit(lakehouse, policy, "--fail-on-empty")
+    assert failed.returncode == 1 and json.loads(failed.stdout)["findings"][0]["severity"] == "error"
