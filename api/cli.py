@@ -677,15 +677,19 @@ def serve(env: Env, host: str, port: int, workers: int) -> None:
         fail(env, "UNAVAILABLE", f"cannot listen on {host}:{port}: {exc.strerror}: the port is taken (another Cairn?); "
                                  f"pick another with `cairn serve --port {port + 1 if port else 8081}` (or `make run PORT={port + 1 if port else 8081}`)", 1)
     metastore = env.metastore
-    click.echo(f"Cairn on {base}: GraphQL {base}/graphql  UC REST {base}/api/2.1/unity-catalog  OpenLineage {base}/api/v1/lineage  "
-               f"{base}/healthz  {base}/metrics")
     mint = env.command("token", "create", "--quiet", principal=env.principal or "admin")
-    click.echo(f"try: curl -H \"Authorization: Bearer $({mint})\" {base}/api/2.1/unity-catalog/catalogs")
-    _say_when_ready(host, port)
+    if env.as_json:
+        click.echo(json.dumps({"event": "starting", "url": base, "graphql": f"{base}/graphql", "uc_rest": f"{base}/api/2.1/unity-catalog",
+                               "openlineage": f"{base}/api/v1/lineage", "token_command": mint}))
+    else:
+        click.echo(f"Cairn on {base}: GraphQL {base}/graphql  UC REST {base}/api/2.1/unity-catalog  OpenLineage {base}/api/v1/lineage  "
+                   f"{base}/healthz  {base}/metrics")
+        click.echo(f"try: curl -H \"Authorization: Bearer $({mint})\" {base}/api/2.1/unity-catalog/catalogs")
+    _say_when_ready(host, port, env.as_json)
     run_server(metastore, host, port, workers)
 
 
-def _say_when_ready(host: str, port: int) -> None:
+def _say_when_ready(host: str, port: int, as_json: bool = False) -> None:
     """Print `ready: ...` once /healthz answers (from a thread, so the server starts meanwhile)."""
     import socket
     import threading
@@ -704,7 +708,10 @@ def _say_when_ready(host: str, port: int) -> None:
         for _ in range(1200):
             try:
                 if answers():
-                    click.echo(f"ready: Cairn answers on http://{where}:{port} (Ctrl-C stops it)")
+                    if as_json:
+                        click.echo(json.dumps({"event": "ready", "url": f"http://{where}:{port}"}))
+                    else:
+                        click.echo(f"ready: Cairn answers on http://{where}:{port} (Ctrl-C stops it)")
                     return
             except OSError:
                 pass

@@ -228,7 +228,6 @@ def local_session(app_name: str = "cairn", cores: str = "*") -> Any:
     import sys
 
     from pyspark.sql import SparkSession
-
     from rich.console import Console
 
     # Spark's planning workers for Python data sources read the interpreter from the environment.

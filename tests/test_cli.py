@@ -218,10 +218,10 @@ def test_the_demos_hints_work_pasted_into_a_clean_shell(tmp_path: Path) -> None:
 
 
 def test_values_are_never_cut_piped_or_on_a_narrow_terminal(tmp_path: Path) -> None:
+    import fcntl
     import pty
     import struct
     import termios
-    import fcntl
 
     assert run(tmp_path, "init", "--admin", "root").returncode == 0
     assert run(tmp_path, "token", "create", "--comment", "a rather long comment that makes the table wide", principal="root").returncode == 0
