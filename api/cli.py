@@ -542,8 +542,13 @@ def audit_log(env: Env, who: str | None, action: str | None, prefix: str | None,
         for e in events
     ], "audit log, newest first")
     if not env.as_json:
-        more = f"; older ones with --limit {min(total, 10000)} or --until {events[-1].event_time.isoformat()}" \
-            if total > len(events) else ""
+        more = ""
+        if total > len(events):
+            flags = [f"--{k}={v}" for k, v in (("principal", who), ("action", action), ("securable", prefix), ("result", result)) if v]
+            if since:
+                flags.append(f"--since={since.isoformat()}")
+            older = env.command("audit", "log", *flags, f"--until={events[-1].event_time.isoformat()}")
+            more = f"; older ones: {older}"
         click.echo(f"showing {len(events)} of {total} events{more}")
 
 
@@ -674,8 +679,9 @@ def serve(env: Env, host: str, port: int, workers: int) -> None:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
     except OSError as exc:
+        other = str(port + 1 if port else 8081)
         fail(env, "UNAVAILABLE", f"cannot listen on {host}:{port}: {exc.strerror}: the port is taken (another Cairn?); "
-                                 f"pick another with `cairn serve --port {port + 1 if port else 8081}` (or `make run PORT={port + 1 if port else 8081}`)", 1)
+                                 f"pick another with `{env.command('serve', '--host', host, '--port', other)}` (or `make run PORT={other}`)", 1)
     metastore = env.metastore
     mint = env.command("token", "create", "--quiet", principal=env.principal or "admin")
     if env.as_json:

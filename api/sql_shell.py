@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +41,7 @@ def run_shell(session: Any, show: Callable[[Any], None]) -> None:
         import readline
     except ImportError:  # pragma: no cover - not on this platform
         readline = None  # type: ignore[assignment]
-    history = Path(os.environ.get("CAIRN_HOME", ".cairn")) / "sql_history"
+    history = Path(session.metastore.settings.home) / "sql_history"  # the metastore's home, however it was named
     if readline is not None and sys.stdin.isatty():
         history.parent.mkdir(parents=True, exist_ok=True)
         if history.exists():

@@ -189,8 +189,13 @@ def test_audit_log_is_newest_first_says_how_many_and_takes_a_time_window(tmp_pat
     assert [e["securable"] for e in events] == ["c", "b", "a"]
     assert [e["id"] for e in events] == sorted((e["id"] for e in events), reverse=True)
     shown = run(tmp_path, "audit", "log", "--action", "create_catalog", "--limit", "2", principal="root")
-    assert shown.returncode == 0 and "showing 2 of 3 events; older ones with --limit 3" in shown.stdout
+    assert shown.returncode == 0 and "showing 2 of 3 events; older ones: " in shown.stdout
     assert "│ c " in shown.stdout and "│ a " not in shown.stdout
+    older = shown.stdout.rsplit("older ones: ", 1)[1].strip()  # a command that works pasted into a shell
+    rest = subprocess.run(["bash", "-c", older.replace(" audit log ", " --json audit log ")], cwd=ROOT, capture_output=True, text=True,
+                          env={"PATH": os.environ["PATH"]}, timeout=60)
+    assert rest.returncode == 0, rest.stderr
+    assert [e["securable"] for e in json.loads(rest.stdout)] == ["a"]
     future = json.loads(run(tmp_path, "--json", "audit", "log", "--since", "2999-01-01", principal="root").stdout)
     assert future == []
     recent = json.loads(run(tmp_path, "--json", "audit", "log", "--action", "create_catalog", "--since", "1h", "--until", "2999-01-01T00:00",
