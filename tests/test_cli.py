@@ -23,11 +23,13 @@ def run(home: Path, *args: str, principal: str = "admin") -> subprocess.Complete
 
 
 def test_help_is_fast() -> None:
-    start = time.perf_counter()
-    out = subprocess.run(cwd=ROOT, args=[*CAIRN, "--help"], capture_output=True, text=True, timeout=30)
-    elapsed = time.perf_counter() - start
-    assert out.returncode == 0 and "governance catalog" in out.stdout
-    assert elapsed < 0.5, f"cairn --help took {elapsed:.2f}s"
+    times = []
+    for _ in range(3):  # the best of three: a busy test machine (xdist workers, servers) adds noise, not imports
+        start = time.perf_counter()
+        out = subprocess.run(cwd=ROOT, args=[*CAIRN, "--help"], capture_output=True, text=True, timeout=30)
+        times.append(time.perf_counter() - start)
+        assert out.returncode == 0 and "governance catalog" in out.stdout
+    assert min(times) < 0.5, f"cairn --help took {min(times):.2f}s at best"
 
 
 def test_init_grant_why_and_audit(tmp_path: Path) -> None:
