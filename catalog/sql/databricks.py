@@ -12,15 +12,16 @@ import fnmatch
 import json
 import re
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from catalog.entities import ACCOUNT_USERS
 from catalog.errors import CairnError, NotFound
 from catalog.privileges import Kind
 from catalog.sql.lexer import Cursor
 
-if TYPE_CHECKING:
-    from catalog.sql.shim import SqlResult, SqlService
+# What a statement answers: (columns, rows, message); the shim makes its SqlResult of it. The shim
+# (`svc`, a SqlService) calls this module, never the other way round.
+Answer = tuple[list[str], list[tuple[Any, ...]], str | None]
 
 _TAG_KINDS = {"CATALOG": "catalog", "SCHEMA": "schema", "DATABASE": "schema", "TABLE": "table", "VIEW": "table", "COLUMN": "table",
               "MODEL": "model", "FUNCTION": "function"}
@@ -33,7 +34,7 @@ def handles(c: Cursor) -> bool:
             or any(c.at(d, w) for d in ("DESCRIBE", "DESC") for w in ("CATALOG", "SCHEMA", "DATABASE")))
 
 
-def run(svc: SqlService, c: Cursor) -> SqlResult:
+def run(svc: Any, c: Cursor) -> Answer:
     if c.at("SHOW", "GRANTS"):
         return _show_grants(svc, c)
     if c.at("SHOW"):
@@ -45,13 +46,11 @@ def run(svc: SqlService, c: Cursor) -> SqlResult:
     return _describe_container(svc, c)
 
 
-def _result(columns: list[str], rows: list[tuple[Any, ...]] | None = None, message: str | None = None) -> SqlResult:
-    from catalog.sql.shim import SqlResult
-
-    return SqlResult(columns, rows or [], message)
+def _result(columns: list[str], rows: list[tuple[Any, ...]] | None = None, message: str | None = None) -> Answer:
+    return columns, rows or [], message
 
 
-def _show_grants(svc: SqlService, c: Cursor) -> SqlResult:
+def _show_grants(svc: Any, c: Cursor) -> Answer:
     """Direct grants first, then those inherited from each parent up to the metastore, each row
     naming the object the grant is on (as Databricks shows them)."""
     c.expect("SHOW", "GRANTS")
@@ -85,7 +84,7 @@ def _inherits(privilege: str, kind: Kind) -> bool:
     return True
 
 
-def _show_principals(svc: SqlService, c: Cursor) -> SqlResult:
+def _show_principals(svc: Any, c: Cursor) -> Answer:
     """SHOW GROUPS [WITH USER u | WITH GROUP g] [[LIKE] 'pattern'] and SHOW USERS [[LIKE] 'pattern']."""
     c.expect("SHOW")
     what = c.word()
@@ -124,7 +123,7 @@ def _all_principals(cairn: Any, kind: str) -> list[Any]:
             return out
 
 
-def _tag(svc: SqlService, c: Cursor) -> SqlResult:
+def _tag(svc: Any, c: Cursor) -> Answer:
     """SET TAG ON <kind> <name> key [= value]; UNSET TAG ON <kind> <name> key (Databricks' newer syntax)."""
     setting = c.accept("SET")
     if not setting:
@@ -153,7 +152,7 @@ def _tag(svc: SqlService, c: Cursor) -> SqlResult:
     return _result(["column", "key", "value"], [(t.column, t.key, t.value) for t in tags])
 
 
-def _describe_container(svc: SqlService, c: Cursor) -> SqlResult:
+def _describe_container(svc: Any, c: Cursor) -> Answer:
     """DESCRIBE CATALOG [EXTENDED] c / DESCRIBE SCHEMA [EXTENDED] s: Databricks' info_name / info_value rows."""
     c.word()
     what = c.word()
@@ -174,7 +173,7 @@ def _describe_container(svc: SqlService, c: Cursor) -> SqlResult:
     return _result(["info_name", "info_value"], rows)
 
 
-def _history(svc: SqlService, c: Cursor) -> SqlResult:
+def _history(svc: Any, c: Cursor) -> Answer:
     """The shim's own DESCRIBE HISTORY, in Databricks' columns: ISO times, the writer's userName,
     and operationParameters / operationMetrics as JSON rather than Python reprs."""
     start = c.pos

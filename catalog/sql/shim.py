@@ -122,7 +122,7 @@ class SqlService(Service):
                     "COMMENT": self._comment, "DESCRIBE": self._describe, "DESC": self._describe, "OPTIMIZE": self._optimize,
                     "VACUUM": self._vacuum, "RESTORE": self._restore}
         if databricks.handles(c):  # Databricks habits: SHOW GRANTS with inheritance, SET TAG ON, DESCRIBE CATALOG, ...
-            return databricks.run(self, c)
+            return SqlResult(*databricks.run(self, c))
         if first in handlers:
             return handlers[first](c)
         if first == "ALTER":
