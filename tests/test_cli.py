@@ -420,3 +420,29 @@ def test_pg_script_stops_what_it_started(tmp_path: Path) -> None:
     finally:
         pg("--stop")
         shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_every_command_speaks_json(tmp_path: Path) -> None:
+    """Each command's stdout under --json is one JSON document (SQL: one per statement)."""
+    assert run(tmp_path, "init", "--admin", "root").returncode == 0
+    script = tmp_path / "q.sql"
+    script.write_text("INSERT INTO main.s.t2 SELECT id FROM main.s.t;\n")
+    steps = [
+        ["catalog", "create", "main"], ["catalog", "list"], ["schema", "create", "main.s"], ["schema", "list", "main"],
+        ["table", "create", "main.s.t", "--column", "id:bigint"], ["table", "create", "main.s.t2", "--column", "id:bigint"],
+        ["table", "list", "main.s"], ["table", "get", "main.s.t"],
+        ["principal", "create", "eng", "--kind", "group"], ["principal", "create", "ann"], ["principal", "list"],
+        ["principal", "add-member", "eng", "ann"], ["principal", "remove-member", "eng", "ann"],
+        ["grant", "SELECT", "table", "main.s.t", "ann"], ["grant", "SELECT", "ON", "TABLE", "main.s.t2", "TO", "ann"],
+        ["grants", "table", "main.s.t"], ["why", "table", "main.s.t", "--principal", "ann"],
+        ["revoke", "SELECT", "table", "main.s.t", "ann"], ["tag", "set", "table", "main.s.t", "tier=gold"], ["tag", "list", "table", "main.s.t"],
+        ["audit", "log", "--limit", "5"], ["sql", "SHOW GROUPS"], ["lineage", "sql", str(script)],
+        ["token", "create"], ["token", "list"], ["table", "drop", "main.s.t2"],
+    ]
+    for args in steps:
+        res = run(tmp_path, "--json", *args, principal="root")
+        assert res.returncode == 0, (args, res.stderr)
+        json.loads(res.stdout)  # one document, nothing else on stdout
+    shown = json.loads(run(tmp_path, "--json", "lineage", "show", "main.s.t", principal="root").stdout)
+    assert shown == []
