@@ -171,7 +171,7 @@ def init(env: Env, admin: str) -> None:
 # namespace -------------------------------------------------------------------------------------
 @cli.group()
 def catalog() -> None:
-    """Catalogs."""
+    """Create, list and drop catalogs."""
 
 
 @catalog.command("create")
@@ -202,7 +202,7 @@ def catalog_drop(env: Env, name: str, cascade: bool) -> None:
 
 @cli.group()
 def schema() -> None:
-    """Schemas."""
+    """Create, list and drop schemas."""
 
 
 @schema.command("create")
@@ -234,7 +234,7 @@ def schema_drop(env: Env, name: str, cascade: bool) -> None:
 
 @cli.group()
 def table() -> None:
-    """Tables."""
+    """Create, list, show and drop tables."""
 
 
 @table.command("create")
@@ -363,7 +363,7 @@ or, as in SQL (the same as `cairn sql "{verb} ... "`):
 """
 
 
-@cli.command(help=_GRANT_HELP.format(verb="GRANT", to="TO", lower="grant"))
+@cli.command(help=_GRANT_HELP.format(verb="GRANT", to="TO", lower="grant"), short_help="Grant privileges (also the SQL form).")
 @click.argument("words", nargs=-1, required=True, metavar="PRIVILEGES KIND NAME PRINCIPAL")
 @governed
 def grant(env: Env, words: tuple[str, ...]) -> None:
@@ -377,7 +377,7 @@ def grant(env: Env, words: tuple[str, ...]) -> None:
     emit(env, [{"principal": g.principal, "privilege": g.privilege.value, "on": f"{g.securable_kind.value} {g.securable_name}"} for g in grants])
 
 
-@cli.command(help=_GRANT_HELP.format(verb="REVOKE", to="FROM", lower="revoke"))
+@cli.command(help=_GRANT_HELP.format(verb="REVOKE", to="FROM", lower="revoke"), short_help="Revoke privileges (also the SQL form).")
 @click.argument("words", nargs=-1, required=True, metavar="PRIVILEGES KIND NAME PRINCIPAL")
 @governed
 def revoke(env: Env, words: tuple[str, ...]) -> None:
@@ -441,7 +441,7 @@ def tag_list(env: Env, kind: str, name: str) -> None:
 
 
 # audit ------------------------------------------------------------------------------------------
-@cli.group(invoke_without_command=True)
+@cli.group(invoke_without_command=True, short_help="Check lineage policies in CI; also `audit log`, `audit diff`.")
 @click.option("--policy", type=click.Path(dir_okay=False), help="Policy file (YAML) to check the catalog against.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), help="Report format (default text; json with --json).")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write the report here instead of stdout.")
@@ -586,7 +586,7 @@ def audit_diff(env: Env, base: str, head: str, path: str, dialect: str, default_
     sys.exit(1 if report["breaking"] and not allow_breaking else 0)
 
 
-@cli.command("sql")
+@cli.command("sql", short_help="Run SQL statements, or open a SQL shell.")
 @click.argument("statement", required=False)
 @click.option("--file", "-f", "script", type=click.File("r"), help="Run the statements of a file ('-' for stdin).")
 @governed
@@ -660,7 +660,7 @@ def lineage_show(env: Env, name: str, upstream: bool, level: str, depth: int) ->
          f"{'upstream' if upstream else 'downstream'} of {name}" + (" (truncated)" if res.truncated else ""))
 
 
-@cli.command()
+@cli.command(short_help="Serve GraphQL (GraphiQL), UC REST and OpenLineage on one port.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every interface).")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Server processes (one per core is a good start).")
@@ -763,7 +763,7 @@ def token_revoke(env: Env, token_id: str) -> None:
     say(env, f"revoked token {token_id}", revoked=token_id)
 
 
-@cli.command()
+@cli.command(short_help="Set up a small governed demo and show who sees what, and why.")
 @governed
 def demo(env: Env) -> None:
     """Initialize the embedded home if needed and run a short governed scenario."""
