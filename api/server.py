@@ -221,21 +221,11 @@ def make_app(metastore: Metastore, threads: int | None = None) -> Starlette:
             return HTMLResponse(GRAPHIQL_MISSING, status_code=503)
         return HTMLResponse(GRAPHIQL)
 
-    async def graphiql_asset(request: Request) -> Any:
-        """The GraphiQL bundle built at install time (api/web), served from the package: no CDN."""
-        from starlette.responses import FileResponse
-
-        name = request.path_params["name"]
-        if name not in GRAPHIQL_FILES or not (GRAPHIQL_DIR / name).is_file():
-            return PlainTextResponse("not found", status_code=404)
-        kind = "text/css" if name.endswith(".css") else "text/javascript"
-        return FileResponse(GRAPHIQL_DIR / name, media_type=kind, headers={"Cache-Control": "public, max-age=3600"})
-
     routes = [
         Route("/graphql", graphiql, methods=["GET"]),
-        Route("/static/graphiql/{name}", graphiql_asset, methods=["GET"]),
         Route("/graphql", handler(graphql, Source.GRAPHQL), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/static/graphiql/{name}", graphiql_asset, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
         *uc_rest.routes(handler),
     ]
@@ -244,6 +234,17 @@ def make_app(metastore: Metastore, threads: int | None = None) -> Starlette:
     app.mount("/api/v1", openlineage_app(metastore, lambda token: authenticate(metastore.engine, token), prefix=""))
     app.state.metrics = metrics
     return app
+
+
+async def graphiql_asset(request: Request) -> Any:
+    """The GraphiQL bundle built at install time (api/web), served from the package: no CDN."""
+    from starlette.responses import FileResponse
+
+    name = request.path_params["name"]
+    if name not in GRAPHIQL_FILES or not (GRAPHIQL_DIR / name).is_file():
+        return PlainTextResponse("not found", status_code=404)
+    kind = "text/css" if name.endswith(".css") else "text/javascript"
+    return FileResponse(GRAPHIQL_DIR / name, media_type=kind, headers={"Cache-Control": "public, max-age=3600"})
 
 
 GRAPHIQL_DIR = Path(__file__).resolve().parent / "static" / "graphiql"

@@ -8,7 +8,10 @@ from datetime import datetime
 
 from catalog.entities import AuditEvent, AuditResult, Page
 from catalog.errors import InvalidArgument
-from catalog.service.common import Service, decode_token, encode_token, page_size
+from catalog.privileges import Kind, Privilege
+from catalog.service.common import Service, decode_token, display, encode_token, fetch, page_size, parse_for, resolve
+
+_READS = ("read_", "describe_", "get_", "list_", "plan_")
 
 
 class AuditService(Service):
@@ -78,6 +81,25 @@ class AuditService(Service):
             if mine is False:
                 return 0
             return uow.store.count_audit(mine, action, securable_prefix.lower() if securable_prefix else None, since, until, _result(result))
+
+    def list_writers(self, table: str) -> dict[int, str]:
+        """Who committed each Delta version of a table (DESCRIBE HISTORY's userName), from the audit
+        rows that recorded the version they produced. Needs what reading the history needs: USE
+        CATALOG, USE SCHEMA and SELECT on the table; the writers of a readable table are not secret.
+
+        Raises InvalidArgument, NotFound (also when the caller may not see the table), PermissionDenied.
+        """
+        with self._uow("list_table_writers", Kind.TABLE, display(table), write=False) as uow:
+            key = parse_for(Kind.TABLE, table).key
+            sid = resolve(uow, Kind.TABLE, key)
+            uow.require(Privilege.SELECT, sid, Kind.TABLE, key)
+            created = fetch(uow, sid).created_at
+            writers: dict[int, str] = {}
+            for e in uow.store.query_audit(None, None, key, created, None, AuditResult.ALLOWED, None, 10_000, newest_first=True):
+                version = e.parameters.get("delta_version")
+                if e.securable_name == key and isinstance(version, int) and not e.action.startswith(_READS):
+                    writers.setdefault(version, e.principal)
+            return writers
 
     @staticmethod
     def _visible_principal(uow: object, principal: str | None) -> str | None | bool:

@@ -15,7 +15,7 @@ from typing import Any
 
 from catalog import delta
 from catalog.policies import Policy, quote, render_function
-from catalog.entities import AuditResult, Column, Securable
+from catalog.entities import Column, Securable
 from catalog.errors import CairnError, Conflict, FailedPrecondition, InvalidArgument, NotFound
 from catalog.privileges import Kind, Privilege
 from catalog.service.base import UnitOfWork
@@ -216,16 +216,7 @@ class TableDataService(Service):
         """The Delta log of a table, newest first (DESCRIBE HISTORY). Needs SELECT."""
         with self._uow("describe_history", Kind.TABLE, display(name), write=False) as uow:
             table = self._open(uow, name, Privilege.SELECT)
-            history = delta.open_table(table.storage_location or "").history(limit)
-            # Who wrote each version, from the audit rows that recorded it (DESCRIBE HISTORY's userName).
-            rows = uow.store.query_audit(None, None, table.full_name, table.created_at, None, AuditResult.ALLOWED, None, 10_000, newest_first=True)
-            writers: dict[Any, str] = {}
-            for e in rows:
-                if e.securable_name == table.full_name and not e.action.startswith(("read_", "describe_", "get_", "list_")):
-                    writers.setdefault(e.parameters.get("delta_version"), e.principal)
-            for h in history:
-                h.setdefault("userName", writers.get(h.get("version")))
-            return history
+            return delta.open_table(table.storage_location or "").history(limit)
 
     def read_changes(self, name: str, starting_version: int, ending_version: int | None = None) -> Any:
         """Change data feed rows between versions (`_change_type`, `_commit_version`). Needs SELECT."""

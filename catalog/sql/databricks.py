@@ -174,25 +174,17 @@ def _describe_container(svc: Any, c: Cursor) -> Answer:
 
 
 def _history(svc: Any, c: Cursor) -> Answer:
-    """The shim's own DESCRIBE HISTORY, in Databricks' columns: ISO times, the writer's userName,
-    and operationParameters / operationMetrics as JSON rather than Python reprs."""
-    start = c.pos
+    """DESCRIBE HISTORY in Databricks' columns: ISO times, the writer's userName, and
+    operationParameters / operationMetrics as JSON rather than Python reprs."""
     c.word()
     c.expect("HISTORY")
     name = svc.full(c.name(), 3)
-    c.pos = start
-    base = svc._describe(c)  # checks, audits (and redacts) as the shim does
-    history = {h.get("version"): h for h in svc.cairn.data.history(name)}
-    col = {n: i for i, n in enumerate(base.columns)}
-    rows = []
-    for r in base.rows:
-        version = r[col["version"]]
-        h = history.get(version, {})
-        params = r[col["operationParameters"]] if "operationParameters" in col else h.get("operationParameters")
-        rows.append((version, _iso(r[col["timestamp"]] if "timestamp" in col else h.get("timestamp")), h.get("userName"),
-                     r[col["operation"]] if "operation" in col else h.get("operation"), _json(params),
-                     h.get("readVersion"), h.get("isolationLevel"), h.get("isBlindAppend"), _json(h.get("operationMetrics")),
-                     h.get("engineInfo") or h.get("clientVersion")))
+    c.done()
+    history = svc.cairn.data.history(name)  # checked, audited and (for non-owners) redacted by the data service
+    writers = svc.cairn.audit.list_writers(name)
+    rows = [(h.get("version"), _iso(h.get("timestamp")), writers.get(h.get("version")), h.get("operation"),
+             _json(h.get("operationParameters")), h.get("readVersion"), h.get("isolationLevel"), h.get("isBlindAppend"),
+             _json(h.get("operationMetrics")), h.get("engineInfo") or h.get("clientVersion")) for h in history]
     return _result(["version", "timestamp", "userName", "operation", "operationParameters", "readVersion", "isolationLevel",
                     "isBlindAppend", "operationMetrics", "engineInfo"], rows)
 
@@ -225,9 +217,16 @@ def _json(value: Any) -> str | None:
 _MISSING = re.compile(r"^(table|schema|catalog|view) '([^']+)' does not exist$")
 
 
-def in_databricks_words(exc: CairnError) -> CairnError:
-    """A NOT_FOUND as Databricks says it (the same words whether it is missing or hidden)."""
-    m = _MISSING.match(str(exc)) if isinstance(exc, NotFound) else None
+def user_facing(exc: CairnError) -> CairnError:
+    """An error as the user should read it: a NOT_FOUND as Databricks says it (the same words
+    whether the table is missing or hidden), and a parse error without sqlglot's class or token reprs."""
+    text = str(exc)
+    if "<class 'sqlglot." in text or "<Token " in text:
+        from lineage.sql import readable
+
+        m = re.match(r"^(.*?line \d+, column \d+: )(.*)$", text, re.S)
+        return type(exc)(m.group(1) + readable(m.group(2)) if m else readable(text))
+    m = _MISSING.match(text) if isinstance(exc, NotFound) else None
     if m is None:
         return exc
     kind, name = m.groups()
@@ -240,4 +239,3 @@ def in_databricks_words(exc: CairnError) -> CairnError:
     else:
         text = f"[NO_SUCH_CATALOG_EXCEPTION] Catalog '{name}' was not found. Verify the spelling of the catalog."
     return NotFound(text)
-

@@ -23,7 +23,6 @@ from catalog import names
 from catalog.errors import AlreadyExists, CairnError, InvalidArgument, NotFound
 from catalog.privileges import Kind
 from catalog.service.common import Service
-from catalog.sql import databricks
 from catalog.sql.lexer import Cursor, Statement, split
 
 if TYPE_CHECKING:
@@ -75,7 +74,9 @@ class SqlService(Service):
             try:
                 results.append(self._statement(st))
             except CairnError as exc:
-                exc = databricks.in_databricks_words(exc)
+                from catalog.sql import databricks
+
+                exc = databricks.user_facing(exc)  # NOT_FOUND in Databricks' words; no parser internals
                 if len(statements) > 1:
                     raise type(exc)(f"statement {i} (line {st.line}) failed: {exc}") from exc
                 raise exc
@@ -121,6 +122,8 @@ class SqlService(Service):
         handlers = {"DROP": self._drop, "USE": self._use, "GRANT": self._grant, "REVOKE": self._grant, "SHOW": self._show,
                     "COMMENT": self._comment, "DESCRIBE": self._describe, "DESC": self._describe, "OPTIMIZE": self._optimize,
                     "VACUUM": self._vacuum, "RESTORE": self._restore}
+        from catalog.sql import databricks
+
         if databricks.handles(c):  # Databricks habits: SHOW GRANTS with inheritance, SET TAG ON, DESCRIBE CATALOG, ...
             return SqlResult(*databricks.run(self, c))
         if first in handlers:
@@ -436,10 +439,7 @@ def parse(text: str) -> exp.Expression:
         tree = sqlglot.parse_one(preprocess(text), read="databricks")
     except sqlglot.errors.ParseError as exc:
         e = (exc.errors or [{}])[0]
-        from lineage.sql import readable
-
-        raise InvalidArgument(f"cannot parse the statement at line {e.get('line')}, column {e.get('col')}: "
-                              f"{readable(e.get('description') or str(exc), e.get('highlight'))}") from None
+        raise InvalidArgument(f"cannot parse the statement at line {e.get('line')}, column {e.get('col')}: {e.get('description') or exc}") from None
     if tree is None:
         raise InvalidArgument("empty statement")
     return tree

@@ -64,7 +64,7 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
         "set_tags": ("table", "c.s.t", {"a": "b"}), "unset_tags": ("table", "c.s.t", ["k"]), "list_tags": ("table", "c.s.t"),
         "list_tags_many": ([],),
     },
-    "audit": {"list_events": (), "count_events": (), "request": ("graphql",)},
+    "audit": {"list_events": (), "request": ("graphql",)},
     "tokens": {"create_token": ("other",), "list_tokens": (), "revoke_token": ("token-of-other",)},
     "lineage": {
         "start_run": ("job",), "complete_run": ("run-of-other",), "get_run": ("run-of-other",), "record": (["c.s.t"], ["c.s.t2"]),
@@ -77,7 +77,12 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
 }
 
 # Open to every known principal, as in Databricks: directory lookups and filtered lists.
-OPEN = {"request", "list_catalogs", "get_principal", "list_principals", "list_members", "list_groups_of", "list_events", "count_events", "start_run", "extract_sql", "list_edges", "list_tokens", "list_tags_many", "list_grants_many"}
+OPEN = {"request", "list_catalogs", "get_principal", "list_principals", "list_members", "list_groups_of", "list_events", "start_run", "extract_sql", "list_edges", "list_tokens", "list_tags_many", "list_grants_many"}
+
+# The audit log's count ("showing 100 of 2,345") is open like its listing, and as filtered.
+CALLS["audit"]["count_events"] = ()
+OPEN.add("count_events")
+CALLS["audit"]["list_writers"] = ("c.s.t",)  # DESCRIBE HISTORY's userName: needs SELECT, like the history
 
 
 def public_methods(service: object) -> set[str]:
