@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -32,10 +31,8 @@ def pg_url(worker_id: str) -> Iterator[str]:
     """A database of this test worker's own on the shared PostgreSQL, migrated once."""
     if not PG_URL:
         pytest.skip("CAIRN_TEST_PG_URL is not set; `make test` starts PostgreSQL and sets it")
-    # One database per checkout and worker: checkouts of the repository that test at once against the
-    # same PostgreSQL (git worktrees, CI jobs on one host) must not drop each other's databases.
-    checkout = hashlib.sha1(str(Path(__file__).resolve().parent).encode()).hexdigest()[:8]
-    name = f"cairn_test_{checkout}_{worker_id}".replace("-", "_")
+    # CAIRN_TEST_DB_PREFIX keeps two checkouts testing against one server out of each other's databases.
+    name = f"{os.environ.get('CAIRN_TEST_DB_PREFIX', 'cairn_test')}_{worker_id}".replace("-", "_")
     admin = db.make_engine(PG_URL).execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -221,7 +221,7 @@ def user_facing(exc: CairnError) -> CairnError:
     """An error as the user should read it: a NOT_FOUND as Databricks says it (the same words
     whether the table is missing or hidden), and a parse error without sqlglot's class or token reprs."""
     text = str(exc)
-    if "<class 'sqlglot." in text or "<Token " in text:
+    if "<class 'sqlglot." in text or "<Token " in text or text.startswith("cannot parse the statement"):
         from lineage.sql import readable
 
         m = re.match(r"^(.*?line \d+, column \d+: )(.*)$", text, re.S)
