@@ -3,36 +3,58 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+WEB := api/web
+GRAPHIQL := api/static/graphiql/graphiql.js
+HOST ?= 127.0.0.1
+PORT ?= 8080
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 export CAIRN_HOME ?= $(CURDIR)/.cairn
-export CAIRN_PRINCIPAL ?= admin
 
-.PHONY: run test install postgres java bench clean
+.PHONY: run test install web postgres java chromium bench clean
 
+# The first install downloads a few hundred MB (pyspark, deltalake, duckdb): pip shows its progress bars.
 $(STAMP): pyproject.toml
+	@echo "installing Cairn and its dependencies into $(VENV) (the first time takes a few minutes)"
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --progress-bar on -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The GraphiQL page: pinned npm packages (package-lock.json) bundled into the package's static folder.
+$(GRAPHIQL): $(WEB)/package.json $(WEB)/package-lock.json $(WEB)/main.js $(WEB)/build.mjs
+	@command -v npm >/dev/null || { echo "installing Node.js and npm from Debian's packages"; $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm >/dev/null; }
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 
-run: $(STAMP)
-	$(BIN)/cairn demo
-	$(BIN)/cairn serve
+web: $(GRAPHIQL)
+
+install: $(STAMP) web
+
+run: $(STAMP) web
+	$(BIN)/cairn --as admin demo
+	$(BIN)/cairn --as admin serve --host $(HOST) --port $(PORT)
 
 postgres:
 	bash tests/pg.sh
 
 # Spark needs a JRE (17 or newer); install Debian's when there is none.
 java:
-	@command -v java >/dev/null || { SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq default-jre-headless >/dev/null; }
+	@command -v java >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq default-jre-headless >/dev/null; }
 
-test: $(STAMP) postgres java
-	CAIRN_TEST_PG_URL=$$(bash tests/pg.sh --url) $(BIN)/python -m pytest -n 2 -q
+# The GraphiQL page test drives Debian's headless Chromium; install it when there is none.
+chromium:
+	@test -x /usr/bin/chromium || { echo "installing Chromium from Debian's packages"; $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+# Starts PostgreSQL when it does not run, and stops it afterwards only then (one already running is left alone).
+test: $(STAMP) web java chromium
+	@if bash tests/pg.sh --running; then started=0; else bash tests/pg.sh && started=1; fi; \
+	CAIRN_TEST_PG_URL=$$(bash tests/pg.sh --url) $(BIN)/python -m pytest -n 2 -q; rc=$$?; \
+	if [ $$started = 1 ]; then bash tests/pg.sh --stop; \
+	else echo "PostgreSQL was already running on 127.0.0.1:$${CAIRN_PG_PORT:-54329}; left running (stop it with: bash tests/pg.sh --stop)"; fi; \
+	exit $$rc
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
-	for b in benchmarks/*.py; do $(BIN)/python $$b --quick; done
+	$(BIN)/python benchmarks/run_all.py --quick
 
 clean:
-	rm -rf $(VENV) .cairn .pytest_cache
+	rm -rf $(VENV) .cairn .pytest_cache $(WEB)/node_modules api/static/graphiql tests/artifacts

@@ -427,7 +427,8 @@ class Query(graphene.ObjectType):
                              depth=graphene.Int(default_value=5), level=graphene.String(default_value="TABLE"), as_of=graphene.DateTime(),
                              kinds=graphene.List(graphene.NonNull(graphene.String)))
     audit_events = connection(AuditEventConnection, principal=graphene.String(), action=graphene.String(),
-                                         securable=graphene.String(), result=graphene.String())
+                                         securable=graphene.String(), result=graphene.String(), since=graphene.DateTime(),
+                                         until=graphene.DateTime(), description="Audit events, newest first.")
     lineage_edges = graphene.List(graphene.NonNull(LineageEdge), level=graphene.String(default_value="TABLE"), required=True)
     principals = connection(PrincipalConnection)
     external_locations = connection(ExternalLocationConnection)
@@ -503,9 +504,10 @@ class Query(graphene.ObjectType):
         return Lineage(root=node(res.root), nodes=[node(n) for n in res.nodes], truncated=res.truncated)
 
     def resolve_audit_events(self, info: Any, principal: str | None = None, action: str | None = None, securable: str | None = None,
-                             result: str | None = None, **kw: Any) -> Any:
-        return page(AuditEventConnection, info, kw, ctx(info)[0].audit.list_events, principal, action, securable, None, None, result,
-                    key=lambda e: str(e.id), prime=False)
+                             result: str | None = None, since: Any = None, until: Any = None, **kw: Any) -> Any:
+        newest_first = functools.partial(ctx(info)[0].audit.list_events, newest_first=True)
+        return page(AuditEventConnection, info, kw, newest_first, principal, action, securable, since, until, result,
+                    key=lambda e: f"<{e.id}", prime=False)
 
 
 class ColumnInput(graphene.InputObjectType):

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -245,6 +246,8 @@ def make_app(metastore: Metastore, threads: int | None = None, max_body: int = M
     async def graphiql(request: Request) -> Any:
         from starlette.responses import HTMLResponse
 
+        if not all((GRAPHIQL_DIR / f).is_file() for f in GRAPHIQL_FILES):
+            return HTMLResponse(GRAPHIQL_MISSING, status_code=503)
         return HTMLResponse(GRAPHIQL)
 
     graphql_body = {"query": str, "variables": dict, "operationName": str}
@@ -253,6 +256,7 @@ def make_app(metastore: Metastore, threads: int | None = None, max_body: int = M
         Route("/graphql", handler(graphql, Source.GRAPHQL, graphql_body, limit=max_graphql_body,
                                   long=lambda b: may_be_long(b.get("query") or "")), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/static/graphiql/{name}", graphiql_asset, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
         # OpenLineage producers post events with the same bearer tokens; events may be big: a thread.
         Route("/api/v1/lineage", handler(openlineage.ingest, gzip_ok=True, long=lambda b: True), methods=["POST"]),
@@ -263,18 +267,33 @@ def make_app(metastore: Metastore, threads: int | None = None, max_body: int = M
     return app
 
 
-GRAPHIQL = """<!doctype html><html><head><title>Cairn GraphQL</title>
-<link rel="stylesheet" href="https://unpkg.com/graphiql/graphiql.min.css"></head>
-<body style="margin:0"><div id="g" style="height:100vh"></div>
-<script src="https://unpkg.com/react/umd/react.production.min.js"></script>
-<script src="https://unpkg.com/react-dom/umd/react-dom.production.min.js"></script>
-<script src="https://unpkg.com/graphiql/graphiql.min.js"></script>
-<script>
-const token = localStorage.getItem("cairnToken") || prompt("Cairn token (cairn token create)");
-localStorage.setItem("cairnToken", token);
-const fetcher = GraphiQL.createFetcher({url: "/graphql", headers: {Authorization: "Bearer " + token}});
-ReactDOM.render(React.createElement(GraphiQL, {fetcher}), document.getElementById("g"));
-</script></body></html>"""
+async def graphiql_asset(request: Request) -> Any:
+    """The GraphiQL bundle built at install time (api/web), served from the package: no CDN."""
+    from starlette.responses import FileResponse
+
+    name = request.path_params["name"]
+    if name not in GRAPHIQL_FILES or not (GRAPHIQL_DIR / name).is_file():
+        return PlainTextResponse("not found", status_code=404)
+    kind = "text/css" if name.endswith(".css") else "text/javascript"
+    return FileResponse(GRAPHIQL_DIR / name, media_type=kind, headers={"Cache-Control": "public, max-age=3600"})
+
+
+GRAPHIQL_DIR = Path(__file__).resolve().parent / "static" / "graphiql"
+GRAPHIQL_FILES = ("graphiql.js", "graphiql.css")
+GRAPHIQL = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Cairn GraphQL</title>
+<link rel="icon" href="data:,"><link rel="stylesheet" href="/static/graphiql/graphiql.css">
+<style>
+html, body, #graphiql { height: 100%; margin: 0; }
+.cairn-page { display: flex; flex-direction: column; height: 100%; }
+.cairn-bar { display: flex; gap: 8px; align-items: center; padding: 6px 12px; font: 14px system-ui, sans-serif; border-bottom: 1px solid #ddd; }
+.cairn-bar input { flex: 0 1 28em; font: inherit; padding: 2px 6px; }
+.cairn-note { color: #666; }
+.cairn-graphiql { flex: 1; min-height: 0; }
+</style></head>
+<body><div id="graphiql"></div><script src="/static/graphiql/graphiql.js"></script></body></html>"""
+GRAPHIQL_MISSING = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Cairn GraphQL</title></head>
+<body><p>GraphiQL is not built in this installation: run <code>make install</code> (or <code>cd api/web &amp;&amp; npm ci &amp;&amp;
+npm run build</code>). GraphQL itself answers POST requests at this address.</p></body></html>"""
 
 
 def app_from_env() -> Starlette:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+QUIT = {"exit", "quit", "\\q"}
 KEYWORDS = (
     "SELECT FROM WHERE GROUP BY ORDER LIMIT JOIN ON INSERT INTO OVERWRITE VALUES UPDATE SET DELETE MERGE USING WHEN MATCHED THEN "
     "CREATE DROP ALTER TABLE VIEW SCHEMA CATALOG FUNCTION GRANT REVOKE SHOW GRANTS TABLES SCHEMAS CATALOGS DESCRIBE EXTENDED "
@@ -40,8 +41,8 @@ def run_shell(session: Any, show: Callable[[Any], None]) -> None:
         import readline
     except ImportError:  # pragma: no cover - not on this platform
         readline = None  # type: ignore[assignment]
-    history = Path(os.environ.get("CAIRN_HOME", ".cairn")) / "sql_history"
-    if readline is not None:
+    history = Path(session.metastore.settings.home) / "sql_history"  # the metastore's home, however it was named
+    if readline is not None and sys.stdin.isatty():
         history.parent.mkdir(parents=True, exist_ok=True)
         if history.exists():
             readline.read_history_file(str(history))
@@ -56,14 +57,24 @@ def run_shell(session: Any, show: Callable[[Any], None]) -> None:
         readline.set_completer_delims(" \t\n(),;")
         readline.set_completer(complete)
         readline.parse_and_bind("tab: complete")
-    click.echo("cairn sql — end statements with ';', quit with Ctrl-D")
+    interactive = sys.stdin.isatty()
+    if interactive:
+        click.echo("cairn sql — end statements with ';', quit with exit, quit, \\q or Ctrl-D")
     buffer = ""
     while True:
         where = ".".join(p for p in (session.current_catalog, session.current_schema) if p) or "cairn"
         try:
-            line = input(f"{where}> " if not buffer else "   ...> ")
+            # Piped input gets no prompts: its output is only the results.
+            line = input((f"{where}> " if not buffer else "   ...> ") if interactive else "")
         except EOFError:
+            if interactive:
+                click.echo()
+            break
+        except KeyboardInterrupt:  # Ctrl-C drops the statement being typed, as psql does
             click.echo()
+            buffer = ""
+            continue
+        if not buffer and line.strip().rstrip(";").strip().lower() in QUIT:
             break
         buffer += line + "\n"
         if not buffer.strip().endswith(";"):
@@ -74,5 +85,5 @@ def run_shell(session: Any, show: Callable[[Any], None]) -> None:
         except CairnError as exc:
             click.echo(f"error: {exc.code}: {exc}", err=True)
         buffer = ""
-        if readline is not None:
+        if readline is not None and interactive:
             readline.write_history_file(str(history))

@@ -53,14 +53,37 @@ class Metastore:
         self.audit_log = GroupCommit(engine)
 
     @classmethod
-    def open(cls, home: str | os.PathLike[str] | None = None, url: str | None = None) -> Metastore:
-        """Open (creating and migrating as needed) the metastore under `home` or at `url`."""
+    def open(cls, home: str | os.PathLike[str] | None = None, url: str | None = None, create: bool = True) -> Metastore:
+        """Open (creating and migrating as needed) the metastore under `home` or at `url`.
+
+        With `create=False` nothing is created: where there is no initialized metastore, it raises
+        FailedPrecondition naming the place it looked (a typo in CAIRN_HOME must not leave an empty one).
+        """
         settings = config.load(home, url)
-        if settings.metastore_url.startswith("sqlite"):
+        sqlite_file = _sqlite_file(settings.metastore_url)
+        where = str(settings.home) if settings.metastore_url == f"sqlite:///{settings.home / 'metastore.db'}" else settings.metastore_url
+        missing = FailedPrecondition(f"no metastore at {where}; run `cairn init --admin NAME` or set CAIRN_HOME")
+        if not create and sqlite_file is not None and not sqlite_file.exists():
+            raise missing
+        if settings.metastore_url.startswith("sqlite") and create:
             settings.home.mkdir(parents=True, exist_ok=True)
         engine = db.make_engine(settings.metastore_url)
+        if not create:
+            from sqlalchemy.exc import OperationalError
+
+            try:
+                revision = db.current_revision(engine)
+            except OperationalError as exc:
+                raise Unavailable(f"cannot open the metastore at {where}: {exc.orig}") from exc
+            if revision is None:
+                engine.dispose()
+                raise missing
         db.upgrade(engine)
-        return cls(settings, engine)
+        ms = cls(settings, engine)
+        if not create and not ms.initialized:
+            engine.dispose()
+            raise missing
+        return ms
 
     def close(self) -> None:
         self.engine.dispose()
@@ -110,6 +133,15 @@ class Metastore:
         objects live at `<warehouse>/<catalog>/<schema>/<kind>/<id>`."""
         root = self.settings.warehouse / catalog / schema
         return str(root / uuid.uuid4().hex) if kind == "tables" else str(root / kind / str(securable_id))
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and for in-memory SQLite)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    path = path.split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
 
 
 class Cairn:

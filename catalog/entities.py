@@ -16,6 +16,10 @@ class PrincipalKind(str, Enum):
     SERVICE_PRINCIPAL = "SERVICE_PRINCIPAL"
 
 
+# Databricks' built-in group: every user and service principal belongs to it, implicitly.
+ACCOUNT_USERS = "account users"
+
+
 class TableType(str, Enum):
     MANAGED = "MANAGED"
     EXTERNAL = "EXTERNAL"

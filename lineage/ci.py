@@ -52,9 +52,10 @@ def build_snapshot(cairn: Any, rules: list[Rule]) -> Snapshot:
                     o["last_write"] = datetime.fromtimestamp(hist[0]["timestamp"] / 1000, tz=timezone.utc) if hist else None
                 except CairnError:
                     o["last_write"] = None
+    kinds = {p.name: p.kind.value for p in cairn.principals.list_principals(max_results=1000)}
     grants: dict[str, dict[str, set[str]]] = {}
     direct: dict[str, dict[str, set[str]]] = {}
-    for who in sorted({r.options["principal"] for r in rules if r.type == "access"}):
+    for who in sorted({r.options["principal"] for r in rules if r.type == "access"} & set(kinds)):  # the rest are findings
         mine, mine_direct = grants.setdefault(who, {}), direct.setdefault(who, {})
         for name, o in objects.items():
             if o["kind"] not in ("TABLE", "MODEL"):
@@ -62,7 +63,6 @@ def build_snapshot(cairn: Any, rules: list[Rule]) -> Snapshot:
             kind = o["kind"].lower()
             mine[name] = {e.privilege.value for e in cairn.grants.get_effective_privileges(kind, name, who)}
             mine_direct[name] = {g.privilege.value for g in cairn.grants.list_grants(kind, name, who)}
-    kinds = {p.name: p.kind.value for p in cairn.principals.list_principals(max_results=1000)}
     for o in objects.values():
         o.pop("securable", None)
     return Snapshot(objects, kinds, table_edges, column_edges, aliased, grants, direct)
@@ -75,7 +75,8 @@ def exit_code(findings: list[Finding]) -> int:
 def render_text(findings: list[Finding]) -> str:
     bad = [f for f in findings if not f.passed and not f.allowed_by]
     waived = [f for f in findings if not f.passed and f.allowed_by]
-    lines = [f"cairn audit: {len(findings)} checks, {len(bad)} violations, {len(waived)} allowed"]
+    errors = sum(1 for f in bad if f.severity == "error")
+    lines = [f"cairn audit: {len(findings)} checks, {errors} violations, {len(bad) - errors} warnings, {len(waived)} allowed"]
     for f in bad:
         lines.append(f"  {f.severity.upper():7} {f.rule}: {f.object}: {f.message}")
     for f in waived:
@@ -247,9 +248,10 @@ def build_snapshot_remote(url: str, token: str, rules: list[Rule]) -> Snapshot:
             if o["kind"] == "TABLE" and (o["timestamp_keys"] or "feature_table" in o["tags"]):
                 hist = gql('{ table(name: "%s") { history(limit: 1) { timestamp } } }' % name)["table"]["history"]
                 o["last_write"] = datetime.fromtimestamp(hist[0]["timestamp"] / 1000, tz=timezone.utc) if hist else None
+    kinds = {p["name"]: p["kind"] for p in paged(_PRINCIPALS)}
     grants: dict[str, dict[str, set[str]]] = {}
     direct: dict[str, dict[str, set[str]]] = {}
-    for who in sorted({r.options["principal"] for r in rules if r.type == "access"}):
+    for who in sorted({r.options["principal"] for r in rules if r.type == "access"} & set(kinds)):  # the rest are findings
         for name, o in objects.items():
             if o["kind"] not in ("TABLE", "MODEL"):
                 continue
@@ -259,5 +261,4 @@ def build_snapshot_remote(url: str, token: str, rules: list[Rule]) -> Snapshot:
             direct.setdefault(who, {})[name] = {g["privilege"] for g in got["grants"] if g["principal"] == who}
     table_edges = [(_node(e["source"], e["sourceKind"]), _node(e["target"], e["targetKind"])) for e in data["tableEdges"]]
     column_edges = [(e["source"], e["target"]) for e in data["columnEdges"]]
-    kinds = {p["name"]: p["kind"] for p in paged(_PRINCIPALS)}
     return Snapshot(objects, kinds, table_edges, column_edges, aliased, grants, direct)

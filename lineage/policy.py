@@ -161,11 +161,16 @@ class Snapshot:
         return self.objects.get(name, {}).get("tags", {})
 
 
-def evaluate(rules: list[Rule], snap: Snapshot, today: date | None = None) -> list[Finding]:
+def evaluate(rules: list[Rule], snap: Snapshot, today: date | None = None, fail_on_empty: bool = False) -> list[Finding]:
+    """One finding per object each rule judged; then, per rule, the principals and objects it names
+    that the catalog does not know (failures), and a warning (an error with `fail_on_empty`) when
+    it judged nothing: a gate that checks nothing must not pass silently."""
     today = today or datetime.now(timezone.utc).date()
     findings: list[Finding] = []
     for rule in rules:
+        judged = 0
         for obj, ok, message in CHECKS[rule.type](rule, snap):
+            judged += 1
             allowed = None
             if not ok:
                 for entry in rule.allow:
@@ -175,7 +180,34 @@ def evaluate(rules: list[Rule], snap: Snapshot, today: date | None = None) -> li
                         else:
                             message += f" (allowlist entry expired {entry.expires.isoformat()})"
             findings.append(Finding(rule.id, rule.severity, obj, ok, message, allowed))
+        unknown = list(_unknown(rule, snap))
+        findings += [Finding(rule.id, "warning" if stale else rule.severity, obj, False, message) for obj, message, stale in unknown]
+        if not judged and not unknown:
+            findings.append(Finding(rule.id, "error" if fail_on_empty else "warning", "(nothing)", False,
+                                    "the rule checked nothing: no object in the catalog is in its scope"))
     return findings
+
+
+def _unknown(rule: Rule, snap: Snapshot) -> Iterator[tuple[str, str, bool]]:
+    """Principals, endpoints and exact object names a rule names that the catalog does not have
+    (or that the acting principal may not see), each with whether it is only a stale allowlist
+    entry (a warning) rather than something the rule was meant to check."""
+    who = rule.options.get("principal")
+    if who and who not in snap.principal_kinds:
+        yield who, f"principal '{who}' does not exist", False
+    endpoint = rule.options.get("endpoint")
+    if endpoint and not any(t == f"endpoint:{endpoint}" or s == f"endpoint:{endpoint}" for s, t in snap.table_edges):
+        yield f"endpoint:{endpoint}", f"endpoint '{endpoint}' is not in the lineage graph (nothing is served by it)", False
+    exact = [n for n in (*rule.names, *rule.options.get("targets", [])) if not any(ch in n for ch in "*?[")]
+    for name in exact:
+        if name not in snap.objects:
+            yield name, f"object '{name}' does not exist (or you may not see it)", False
+    for entry in rule.allow:
+        if not any(ch in entry.object for ch in "*?[") and entry.object not in snap.objects:
+            yield entry.object, f"allowlist entry '{entry.object}' names an object that does not exist (or you may not see it)", True
+    for glob in (*(n for n in rule.names if n != "*"), *rule.options.get("targets", [])):
+        if any(ch in glob for ch in "*?[") and not any(fnmatch.fnmatch(n, glob) for n in snap.objects):
+            yield glob, f"no object matches '{glob}'", False
 
 
 def _tables(rule: Rule, snap: Snapshot, kinds: tuple[str, ...] = ("TABLE",)) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -372,16 +372,17 @@ class LineageService(Service):
             table = key
             securable = _SECURABLE.get(kind, Kind.TABLE)
         sid = uow.authz.resolve(securable, table) if kind != "ENDPOINT" else None
+        node = store.find_node(kind, CAIRN, key)
+        if sid is None and node is None:  # a typo, for everyone alike: nothing exists to hide
+            what = "column" if kind == "COLUMN" else kind.lower().replace("_", " ")
+            raise NotFound(f"{what} '{key}' does not exist (and no lineage was recorded under that name)")
         if sid is not None:
             uow.require_visible(sid, securable, table)
         else:
             # A table dropped since keeps its history, under its old name; with no securable left to
             # grant on, only metastore admins may read it (deny by default).
             uow.require_admin("reading lineage of a dropped object")
-        node = store.find_node(kind, CAIRN, key)
         if node is None:
-            if sid is None:
-                raise NotFound(f"no lineage for '{key}'")
             node = store.node_id(kind, CAIRN, key)
         return node
 

@@ -17,6 +17,7 @@ its outputs, as in OpenLineage's column lineage facet.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -58,6 +59,32 @@ class SqlLineage:
     errors: list[SqlError] = field(default_factory=list)
 
 
+_CLASS = re.compile(r"<class 'sqlglot\.expressions\.(\w+)'>")
+_TOKEN = re.compile(r"<Token token_type: TokenType\.\w+, text: (.*?), line: \d+, col: \d+, start: \d+, end: \d+, comments: \[.*?\]>")
+
+
+def readable(description: str, near: str | None = None) -> str:
+    """A sqlglot parse error in the user's words: no `<class 'sqlglot.expressions.Mul'>` or `<Token ...>`.
+
+    >>> readable("Required keyword: 'expression' missing for <class 'sqlglot.expressions.Mul'>", "*")
+    "incomplete statement near '*': the * operator is missing its right side"
+    >>> readable("Expected table name but got None")
+    'expected a table name'
+    """
+    m = re.match(r"Required keyword: '(\w+)' missing for <class 'sqlglot\.expressions\.(\w+)'>", description)
+    where = f" near '{near}'" if near else ""
+    if m:
+        ops = {"Mul": "*", "Div": "/", "Add": "+", "Sub": "-", "EQ": "=", "NEQ": "<>", "GT": ">", "LT": "<", "GTE": ">=", "LTE": "<=",
+               "And": "AND", "Or": "OR", "Mod": "%"}
+        what = f"the {ops[m.group(2)]} operator is missing its right side" if m.group(2) in ops else \
+            f"a {m.group(2).upper()} is missing its {m.group(1)}"
+        return f"incomplete statement{where}: {what}"
+    text = _TOKEN.sub(lambda t: t.group(1), _CLASS.sub(lambda c: c.group(1).upper(), description))
+    text = re.sub(r"^Expected (.*?) but got None\.?$", r"expected a \1", text)
+    text = text.replace("Invalid expression / Unexpected token", "unexpected token" + where)
+    return text[:1].lower() + text[1:]
+
+
 def extract(sql: str, dialect: str | None = None, schema: Mapping[str, Sequence[str]] | None = None) -> SqlLineage:
     """Lineage of every statement in `sql`. Never raises on bad SQL: errors go in `.errors`."""
     dialect = (dialect or "spark").lower()
@@ -69,17 +96,17 @@ def extract(sql: str, dialect: str | None = None, schema: Mapping[str, Sequence[
         statements = sqlglot.parse(sql, read=read, error_level=ErrorLevel.RAISE)
     except ParseError as exc:
         for e in exc.errors or [{"description": str(exc)}]:
-            out.errors.append(SqlError(e.get("description") or str(exc), e.get("line"), e.get("col")))
+            out.errors.append(SqlError(readable(e.get("description") or str(exc), e.get("highlight")), e.get("line"), e.get("col")))
         return out
     except SqlglotError as exc:
-        out.errors.append(SqlError(str(exc)))
+        out.errors.append(SqlError(readable(str(exc))))
         return out
     known = _schema(schema)
     for i, stmt in enumerate(s for s in statements if s is not None):
         try:
             _statement(stmt, read, known, out)
         except (SqlglotError, OptimizeError, RecursionError, KeyError, ValueError) as exc:
-            out.errors.append(SqlError(f"statement {i + 1}: {exc}", statement=i + 1))
+            out.errors.append(SqlError(f"statement {i + 1}: {readable(str(exc))}", statement=i + 1))
         # A table created earlier in the script is known to later statements.
     return out
 

@@ -229,19 +229,22 @@ def local_session(app_name: str = "cairn", cores: str = "*") -> Any:
     import sys
 
     from pyspark.sql import SparkSession
+    from rich.console import Console
 
     # Spark's planning workers for Python data sources read the interpreter from the environment.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    spark = (
-        SparkSession.builder.master(f"local[{cores}]")
-        .appName(app_name)
-        .config("spark.pyspark.python", sys.executable)
-        .config("spark.pyspark.driver.python", sys.executable)
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
-    register(spark)
+    # Starting the JVM takes seconds: say so on a terminal (stderr, so stdout stays the caller's).
+    with Console(stderr=True).status(f"starting Spark (local[{cores}]) ...", spinner="dots"):
+        spark = (
+            SparkSession.builder.master(f"local[{cores}]")
+            .appName(app_name)
+            .config("spark.pyspark.python", sys.executable)
+            .config("spark.pyspark.driver.python", sys.executable)
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.sql.session.timeZone", "UTC")
+            .getOrCreate()
+        )
+        register(spark)
     return spark

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL on 127.0.0.1 for the test suite. Installs it from Debian's packages when
 # it is missing, initializes a private cluster and starts it; a no-op when it already runs.
-# With --url, only prints the SQLAlchemy URL the tests use.
+# With --url, only prints the SQLAlchemy URL the tests use; with --running, exits 0 when it runs;
+# with --stop, stops the cluster it started (in $DATA).
 set -euo pipefail
 PORT=${CAIRN_PG_PORT:-54329}
 URL="postgresql+psycopg://postgres@127.0.0.1:${PORT}/postgres"
@@ -10,7 +11,7 @@ DATA=${CAIRN_PG_DATA:-/tmp/cairn-pg-${PORT}}
 
 find_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 BIN=$(find_bin)
-if [ -z "$BIN" ] || [ ! -x "$BIN/initdb" ]; then
+if [ "${1:-}" != "--running" ] && [ "${1:-}" != "--stop" ] && { [ -z "$BIN" ] || [ ! -x "$BIN/initdb" ]; }; then
   echo "pg.sh: installing PostgreSQL from Debian packages" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
@@ -28,6 +29,17 @@ as_pg() {
   fi
 }
 
+if [ "${1:-}" = "--running" ]; then
+  [ -n "$BIN" ] && "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT"; exit $?
+fi
+if [ "${1:-}" = "--stop" ]; then
+  if [ -n "$BIN" ] && [ -f "$DATA/postmaster.pid" ]; then
+    as_pg "$BIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null && echo "pg.sh: stopped the PostgreSQL in $DATA" >&2
+  else
+    echo "pg.sh: no PostgreSQL of ours runs in $DATA" >&2
+  fi
+  exit 0
+fi
 if "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT"; then exit 0; fi
 if [ ! -f "$DATA/PG_VERSION" ]; then
   rm -rf "$DATA"; mkdir -p "$DATA"

@@ -8,7 +8,10 @@ from datetime import datetime
 
 from catalog.entities import AuditEvent, AuditResult, Page
 from catalog.errors import InvalidArgument
-from catalog.service.common import Service, decode_token, encode_token, page_size
+from catalog.privileges import Kind, Privilege
+from catalog.service.common import Service, decode_token, display, encode_token, fetch, page_size, parse_for, resolve
+
+_READS = ("read_", "describe_", "get_", "list_", "plan_")
 
 
 class AuditService(Service):
@@ -32,31 +35,84 @@ class AuditService(Service):
         result: AuditResult | str | None = None,
         page_token: str | None = None,
         max_results: int | None = None,
+        newest_first: bool = False,
     ) -> Page[AuditEvent]:
-        """Audit events, oldest first, filtered and paged.
+        """Audit events, filtered and paged: oldest first, or newest first with `newest_first`
+        (what people read; the CLI and GraphQL use it). `since` is inclusive, `until` exclusive.
 
         `securable_prefix` matches a securable and everything below it (`main.sales` matches
-        `main.sales.orders`). Non-admins only ever see their own events.
+        `main.sales.orders`). Non-admins only ever see their own events. A page token continues
+        the order it was issued in.
         """
         params = dict(principal=principal, action=action, securable_prefix=securable_prefix, result=str(getattr(result, "value", result)) if result else None)
         with self._uow("list_audit_events", None, None, write=False, **params) as uow:
             uow.allow()
-            if not uow.authz.is_admin(uow.principal):
-                if principal not in (None, uow.principal):
-                    return Page(())
-                principal = uow.principal
-            try:
-                res = AuditResult(str(getattr(result, "value", result)).upper()) if result else None
-            except ValueError:
-                raise InvalidArgument(f"result must be ALLOWED, DENIED or FAILED, not {result!r}") from None
+            mine = self._visible_principal(uow, principal)
+            if mine is False:
+                return Page(())
+            res = _result(result)
             after = decode_token(page_token)
-            if after is not None and not after.isdigit():
-                raise InvalidArgument("page_token is not a token this service issued")
+            order = "<" if newest_first else ""
+            if after is not None and not (after.startswith(order) and after[len(order):].isdigit()):
+                raise InvalidArgument("page_token is not a token this service issued for this order")
             limit = page_size(max_results)
             rows = uow.store.query_audit(
-                principal, action, securable_prefix.lower() if securable_prefix else None, since, until, res,
-                int(after) if after else None, limit + 1,
+                mine, action, securable_prefix.lower() if securable_prefix else None, since, until, res,
+                int(after[len(order):]) if after else None, limit + 1, newest_first=newest_first,
             )
             more = len(rows) > limit
             rows = rows[:limit]
-            return Page(tuple(rows), encode_token(str(rows[-1].id)) if more else None)
+            return Page(tuple(rows), encode_token(f"{order}{rows[-1].id}") if more else None)
+
+    def count_events(
+        self,
+        principal: str | None = None,
+        action: str | None = None,
+        securable_prefix: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        result: AuditResult | str | None = None,
+    ) -> int:
+        """How many events `list_events` with the same filters would list over all its pages
+        (so a reader can say "showing 100 of 2,345"). Same visibility: non-admins count their own."""
+        with self._uow("count_audit_events", None, None, write=False, principal=principal, action=action) as uow:
+            uow.allow()
+            mine = self._visible_principal(uow, principal)
+            if mine is False:
+                return 0
+            return uow.store.count_audit(mine, action, securable_prefix.lower() if securable_prefix else None, since, until, _result(result))
+
+    def list_writers(self, table: str) -> dict[int, str]:
+        """Who committed each Delta version of a table (DESCRIBE HISTORY's userName), from the audit
+        rows that recorded the version they produced. Needs what reading the history needs: USE
+        CATALOG, USE SCHEMA and SELECT on the table; the writers of a readable table are not secret.
+
+        Raises InvalidArgument, NotFound (also when the caller may not see the table), PermissionDenied.
+        """
+        with self._uow("list_table_writers", Kind.TABLE, display(table), write=False) as uow:
+            key = parse_for(Kind.TABLE, table).key
+            sid = resolve(uow, Kind.TABLE, key)
+            uow.require(Privilege.SELECT, sid, Kind.TABLE, key)
+            created = fetch(uow, sid).created_at
+            writers: dict[int, str] = {}
+            for e in uow.store.query_audit(None, None, key, created, None, AuditResult.ALLOWED, None, 10_000, newest_first=True):
+                version = e.parameters.get("delta_version")
+                if e.securable_name == key and isinstance(version, int) and not e.action.startswith(_READS):
+                    writers.setdefault(version, e.principal)
+            return writers
+
+    @staticmethod
+    def _visible_principal(uow: object, principal: str | None) -> str | None | bool:
+        """The principal filter the caller may use; False when it asks for someone else's events."""
+        if uow.authz.is_admin(uow.principal):  # type: ignore[attr-defined]
+            return principal
+        if principal not in (None, uow.principal):  # type: ignore[attr-defined]
+            return False
+        return uow.principal  # type: ignore[attr-defined]
+
+
+def _result(result: AuditResult | str | None) -> AuditResult | None:
+    try:
+        return AuditResult(str(getattr(result, "value", result)).upper()) if result else None
+    except ValueError:
+        raise InvalidArgument(f"result must be ALLOWED, DENIED or FAILED, not {result!r}") from None

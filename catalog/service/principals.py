@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from catalog.entities import Page, Principal, PrincipalKind
+from catalog.entities import ACCOUNT_USERS, Page, Principal, PrincipalKind
 from catalog.errors import FailedPrecondition, InvalidArgument, NotFound
 from catalog.service.common import Service, decode_token, encode_token, page_size
 
@@ -71,6 +71,8 @@ class PrincipalService(Service):
         """
         with self._uow("delete_principal", None, str(name)) as uow:
             uow.require_admin("deleting principals")
+            if name == ACCOUNT_USERS:
+                raise InvalidArgument(f"'{ACCOUNT_USERS}' is built in and cannot be deleted")
             uow.store.get_principal(name)
             if name == uow.principal:
                 raise FailedPrecondition("a principal cannot delete itself")
@@ -93,6 +95,8 @@ class PrincipalService(Service):
         """Add a user, service principal or group to a group; a membership cycle is refused."""
         with self._uow("add_member", None, str(group), member=member) as uow:
             uow.require_admin("changing group membership")
+            if ACCOUNT_USERS in (group, member):
+                raise InvalidArgument(f"'{ACCOUNT_USERS}' is built in: every user and service principal is in it, and it is in no group")
             g = uow.store.get_principal(group)
             uow.store.get_principal(member)
             if g.kind is not PrincipalKind.GROUP:
@@ -107,6 +111,8 @@ class PrincipalService(Service):
     def remove_member(self, group: str, member: str) -> list[str]:
         with self._uow("remove_member", None, str(group), member=member) as uow:
             uow.require_admin("changing group membership")
+            if group == ACCOUNT_USERS:
+                raise InvalidArgument(f"'{ACCOUNT_USERS}' is built in: every user and service principal is in it")
             uow.store.get_principal(group)
             if not uow.store.remove_member(group, member):
                 raise NotFound(f"'{member}' is not a direct member of '{group}'")

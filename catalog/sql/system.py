@@ -31,17 +31,43 @@ def _split(t: Any) -> tuple[str, str, str]:
     return a, b, n
 
 
+_STATUS = {"ALLOWED": 200, "INVALID_ARGUMENT": 400, "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403, "NOT_FOUND": 404,
+           "ALREADY_EXISTS": 409, "CONFLICT": 409, "FAILED_PRECONDITION": 412, "UNAVAILABLE": 503, "INTERNAL": 500}
+_AUDIT_COLUMNS = ["event_id", "event_time", "principal", "action", "securable_kind", "securable_name", "result", "error_code", "request_id",
+                  "source", "parameters",
+                  # Databricks' system.access.audit columns, beside Cairn's own
+                  "event_date", "action_name", "service_name", "user_identity", "request_params", "response", "user_agent",
+                  "audit_level", "version"]
+_AUDIT_SCHEMA = pa.schema([
+    ("event_id", pa.int64()), ("event_time", pa.timestamp("us", tz="UTC")), ("principal", pa.string()), ("action", pa.string()),
+    ("securable_kind", pa.string()), ("securable_name", pa.string()), ("result", pa.string()), ("error_code", pa.string()),
+    ("request_id", pa.string()), ("source", pa.string()), ("parameters", pa.string()), ("event_date", pa.date32()),
+    ("action_name", pa.string()), ("service_name", pa.string()), ("user_identity", pa.struct([("email", pa.string())])),
+    ("request_params", pa.map_(pa.string(), pa.string())),
+    ("response", pa.struct([("status_code", pa.int32()), ("error_message", pa.string()), ("result", pa.string())])),
+    ("user_agent", pa.string()), ("audit_level", pa.string()), ("version", pa.string()),
+])
+
+
 def audit(c: Any) -> pa.Table:
     rows, token = [], None
     while True:
         page = c.audit.list_events(page_token=token, max_results=1000)
-        rows += [dict(event_id=e.id, event_time=e.event_time, principal=e.principal, action=e.action, securable_kind=e.securable_kind,
-                      securable_name=e.securable_name, result=e.result.value, error_code=e.error_code, request_id=e.request_id,
-                      source=e.source, parameters=json.dumps(e.parameters, default=str)) for e in page]
+        for e in page:
+            params = {k: v if isinstance(v, str) else json.dumps(v, default=str) for k, v in e.parameters.items() if v is not None}
+            if e.securable_name:
+                params.setdefault("full_name_arg", e.securable_name)
+            rows.append(dict(
+                event_id=e.id, event_time=e.event_time, principal=e.principal, action=e.action, securable_kind=e.securable_kind,
+                securable_name=e.securable_name, result=e.result.value, error_code=e.error_code, request_id=e.request_id,
+                source=e.source, parameters=json.dumps(e.parameters, default=str), event_date=e.event_time.date(), action_name=e.action,
+                service_name="unityCatalog", user_identity={"email": e.principal}, request_params=list(params.items()),
+                response={"status_code": _STATUS.get(e.error_code or "ALLOWED", 500) if e.result.value != "ALLOWED" else 200,
+                          "error_message": getattr(e, "error_message", None), "result": None},
+                user_agent=f"cairn-{e.source}" if e.source else None, audit_level="ACCOUNT_LEVEL", version="2.0"))
         token = page.next_page_token
         if not token:
-            return _table(rows, ["event_id", "event_time", "principal", "action", "securable_kind", "securable_name", "result",
-                                 "error_code", "request_id", "source", "parameters"])
+            return pa.Table.from_pylist(rows, schema=_AUDIT_SCHEMA).select(_AUDIT_COLUMNS)
 
 
 def lineage(level: str) -> Callable[[Any], pa.Table]:

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, insert, litera
 from sqlalchemy.exc import IntegrityError
 
 from catalog.entities import (
+    ACCOUNT_USERS,
     AuditEvent,
     AuditResult,
     Column,
@@ -169,6 +170,8 @@ class MetastoreStore:
     def find_principal(self, name: str) -> Principal | None:
         row = self.conn.execute(select(t.principals).where(t.principals.c.name == name)).first()
         if row is None:
+            if name == ACCOUNT_USERS:  # built in: there before its row is (see ensure_account_users)
+                return Principal(ACCOUNT_USERS, PrincipalKind.GROUP, False, datetime(1970, 1, 1, tzinfo=timezone.utc), None)
             return None
         return Principal(row.name, PrincipalKind(row.kind), row.is_admin, _aware(row.created_at), row.created_by)
 
@@ -215,12 +218,26 @@ class MetastoreStore:
         return res.rowcount > 0
 
     def list_members(self, group: str) -> list[str]:
+        if group == ACCOUNT_USERS:  # every user and service principal
+            p = t.principals
+            return sorted(self.conn.execute(select(p.c.name).where(p.c.kind != PrincipalKind.GROUP.value)).scalars())
         q = select(t.group_members.c.member_name).where(t.group_members.c.group_name == group)
         return sorted(self.conn.execute(q).scalars())
 
     def group_edges_from(self, member: str) -> list[tuple[str, str]]:
-        """(member, group) edges reachable upward from `member`, for chains and cycle checks."""
-        return [(r[0], r[1]) for r in self.conn.execute(_GROUPS_UP, {"member": member})]
+        """(member, group) edges reachable upward from `member`, for chains and cycle checks; a user
+        or service principal is also in `account users` (and so in every group that contains it)."""
+        edges = [(r[0], r[1]) for r in self.conn.execute(_GROUPS_UP, {"member": member})]
+        kind = self.conn.execute(select(t.principals.c.kind).where(t.principals.c.name == member)).scalar()
+        if kind is not None and kind != PrincipalKind.GROUP.value and member != ACCOUNT_USERS:
+            edges.append((member, ACCOUNT_USERS))
+            edges += [e for e in self.conn.execute(_GROUPS_UP, {"member": ACCOUNT_USERS}) if (e[0], e[1]) not in edges]
+        return edges
+
+    def ensure_account_users(self) -> None:
+        """Give the built-in `account users` group its row, so grants (and their foreign keys) can name it."""
+        if self.conn.execute(select(t.principals.c.name).where(t.principals.c.name == ACCOUNT_USERS)).first() is None:
+            self.insert_principal(ACCOUNT_USERS, PrincipalKind.GROUP, None)
 
     # securables ----------------------------------------------------------------------------
     def insert_securable(
@@ -374,6 +391,8 @@ class MetastoreStore:
 
     # grants --------------------------------------------------------------------------------
     def insert_grant(self, securable_id: int, principal: str, privilege: Privilege, actor: str) -> bool:
+        if principal == ACCOUNT_USERS:
+            self.ensure_account_users()
         g = t.grants
         exists = self.conn.execute(
             select(literal(1)).where(g.c.securable_id == securable_id, g.c.principal == principal, g.c.privilege == privilege.value)
@@ -474,9 +493,31 @@ class MetastoreStore:
         result: AuditResult | None,
         after_id: int | None,
         limit: int,
+        newest_first: bool = False,
     ) -> list[AuditEvent]:
         a = t.audit_events
-        q = select(a).order_by(a.c.id).limit(limit)
+        q = select(a).order_by(a.c.id.desc() if newest_first else a.c.id).limit(limit)
+        q = self._audit_filters(q, principal, action, securable_prefix, since, until, result)
+        if after_id is not None:
+            q = q.where(a.c.id < after_id if newest_first else a.c.id > after_id)
+        return [
+            AuditEvent(
+                r.id, _aware(r.event_time), r.principal, r.action, r.securable_kind, r.securable_name, dict(r.parameters or {}),
+                AuditResult(r.result), r.error_code, r.error_message, r.request_id, r.source,
+            )
+            for r in self.conn.execute(q)
+        ]
+
+    def count_audit(self, principal: str | None, action: str | None, securable_prefix: str | None, since: datetime | None,
+                    until: datetime | None, result: AuditResult | None) -> int:
+        """How many events the same filters as `query_audit` match, on every page."""
+        q = self._audit_filters(select(func.count()).select_from(t.audit_events), principal, action, securable_prefix, since, until, result)
+        return int(self.conn.execute(q).scalar_one())
+
+    @staticmethod
+    def _audit_filters(q: Any, principal: str | None, action: str | None, securable_prefix: str | None, since: datetime | None,
+                       until: datetime | None, result: AuditResult | None) -> Any:
+        a = t.audit_events
         if principal:
             q = q.where(a.c.principal == principal)
         if action:
@@ -490,15 +531,7 @@ class MetastoreStore:
             q = q.where(a.c.event_time < until)
         if result:
             q = q.where(a.c.result == result.value)
-        if after_id is not None:
-            q = q.where(a.c.id > after_id)
-        return [
-            AuditEvent(
-                r.id, _aware(r.event_time), r.principal, r.action, r.securable_kind, r.securable_name, dict(r.parameters or {}),
-                AuditResult(r.result), r.error_code, r.error_message, r.request_id, r.source,
-            )
-            for r in self.conn.execute(q)
-        ]
+        return q
 
     # authorization change log --------------------------------------------------------------
     def log_authz_change(self, scope: str, securable_id: int | None = None, principal: str | None = None) -> None:

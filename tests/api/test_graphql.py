@@ -139,7 +139,7 @@ def test_a_page_deep_in_a_connection_costs_what_the_first_page_does(lake: Cairn,
             event.remove(metastore.engine, "before_cursor_execute", listener)
         counts.append(len(statements))
     assert counts[0] == counts[1], counts
-    assert len(pages[1]) == 10 and pages[1][0]["node"]["id"] == pages[0][0]["node"]["id"] + 1000
+    assert len(pages[1]) == 10 and pages[1][0]["node"]["id"] == pages[0][0]["node"]["id"] - 1000  # newest first
 
 
 def test_every_list_of_objects_is_a_connection_that_pages(lake: Cairn, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -175,7 +175,7 @@ def test_group_cycles_are_refused(world: Cairn, metastore: Metastore) -> None:
     with pytest.raises(InvalidArgument, match="not a group"):
         world.principals.add_member("alice", "bob")
     assert world.principals.list_members("ds") == ["alice"]
-    assert world.principals.list_groups_of("alice") == ["all-eng", "ds"]
+    assert world.principals.list_groups_of("alice") == ["account users", "all-eng", "ds"]  # every user is in account users
 
 
 def test_only_admins_manage_principals(world: Cairn, metastore: Metastore) -> None:

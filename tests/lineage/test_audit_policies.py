@@ -15,7 +15,9 @@ import pytest
 from catalog.client import Metastore
 from lineage.policy import PolicyError, load
 
-CAIRN = str(Path(sys.executable).parent / "cairn")
+ROOT = Path(__file__).resolve().parents[2]
+# This checkout's CLI, whichever venv runs the tests (an installed `cairn` script may point at another checkout).
+CAIRN = [sys.executable, "-m", "api.cli"]
 FUTURE = (date.today() + timedelta(days=30)).isoformat()
 PAST = (date.today() - timedelta(days=1)).isoformat()
 COLS = [{"name": "user_id", "type": "bigint", "nullable": False}, {"name": "email", "type": "string"}]
@@ -78,7 +80,7 @@ def audit(home: Path, policy: str, *args: str) -> subprocess.CompletedProcess[st
     path.write_text(policy)
     env = {**os.environ, "CAIRN_HOME": str(home), "CAIRN_PRINCIPAL": "admin"}
     env.pop("CAIRN_METASTORE_URL", None)
-    return subprocess.run([CAIRN, "audit", "--policy", str(path), "--format", "json", *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(cwd=ROOT, args=[*CAIRN, "audit", "--policy", str(path), "--format", "json", *args], capture_output=True, text=True, env=env, timeout=120)
 
 
 def findings(res: subprocess.CompletedProcess[str]) -> dict[tuple[str, str], tuple[bool, str | None]]:
@@ -180,7 +182,8 @@ def test_formats_and_exit_codes(lakehouse: Path, tmp_path: Path) -> None:
     assert audit(lakehouse, "rules: []").returncode == 2
     (tmp_path / "nowhere").mkdir()
     missing = audit(tmp_path / "nowhere", passing)
-    assert missing.returncode == 2 and "no catalog" in missing.stderr
+    assert missing.returncode == 2 and f"no metastore at {tmp_path / 'nowhere'}" in missing.stderr
+    assert [p.name for p in (tmp_path / "nowhere").iterdir()] == [p.name for p in (tmp_path / "nowhere").glob("policy-*.yml")]  # no metastore made
 
 
 def test_policy_validation_messages() -> None:
@@ -202,7 +205,7 @@ def test_audit_diff_reports_impact_and_breaking_column_drops(lakehouse: Path, tm
     (head / "sql" / "export.sql").write_text("INSERT INTO main.gold.users_export SELECT user_id FROM main.raw.users")
     env = {**os.environ, "CAIRN_HOME": str(lakehouse), "CAIRN_PRINCIPAL": "admin"}
     env.pop("CAIRN_METASTORE_URL", None)
-    run = lambda *a: subprocess.run([CAIRN, "audit", "diff", *a], capture_output=True, text=True, env=env, timeout=120)  # noqa: E731
+    run = lambda *a: subprocess.run(cwd=ROOT, args=[*CAIRN, "audit", "diff", *a], capture_output=True, text=True, env=env, timeout=120)  # noqa: E731
     res = run("--base", str(base), "--head", str(head), "--path", "sql", "--format", "json")
     assert res.returncode == 1, res.stderr
     report = json.loads(res.stdout)
@@ -220,12 +223,36 @@ def test_auditing_a_running_server_gives_the_same_findings(lakehouse: Path, live
     ms = Metastore.open(home=lakehouse)
     token = ms.as_principal("admin").tokens.create_token()[0]
     with live(make_app(ms)) as url:
-        remote = audit(lakehouse, POLICY, "--url", url, "--token", token)
+        remote = audit(lakehouse, POLICY, "--server", url, "--token", token)
         local = audit(lakehouse, POLICY)
         assert remote.returncode == local.returncode == 1, remote.stderr
         assert findings(remote) == findings(local)
-        refused = audit(lakehouse, POLICY, "--url", url, "--token", "cairn_nope")
+        refused = audit(lakehouse, POLICY, "--server", url, "--token", "cairn_nope")
         assert refused.returncode == 2 and "refused the token" in refused.stderr
-        down = audit(lakehouse, POLICY, "--url", "http://127.0.0.1:9", "--token", token)
+        down = audit(lakehouse, POLICY, "--server", "http://127.0.0.1:9", "--token", token)
         assert down.returncode == 2 and "cannot reach" in down.stderr
     ms.close()
+
+
+def test_unknown_principals_and_objects_are_findings_not_an_unreachable_catalog(lakehouse: Path) -> None:
+    policy = ("rules:\n  - id: serving\n    type: access\n    principal: svc-ghost\n    endpoint: churn-prod\n"
+              "  - id: gold-docs\n    type: documentation\n    scope: {names: [main.gold.nope, 'main.silver.*']}\n")
+    res = audit(lakehouse, policy)
+    assert res.returncode == 1, res.stderr  # violations, not "unreachable catalog" (2)
+    got = {(f["rule"], f["object"]): (f["passed"], f["severity"], f["message"]) for f in json.loads(res.stdout)["findings"]}
+    assert got[("serving", "svc-ghost")] == (False, "error", "principal 'svc-ghost' does not exist")
+    assert got[("gold-docs", "main.gold.nope")] == (False, "error", "object 'main.gold.nope' does not exist (or you may not see it)")
+    assert got[("gold-docs", "main.silver.*")] == (False, "error", "no object matches 'main.silver.*'")
+
+
+def test_a_rule_that_checks_nothing_warns_or_fails_on_request(lakehouse: Path) -> None:
+    policy = "rules:\n  - id: nothing-here\n    type: documentation\n    scope: {tags: {no-such-tag: null}}\n"
+    warned = audit(lakehouse, policy)
+    assert warned.returncode == 0
+    (finding,) = json.loads(warned.stdout)["findings"]
+    assert (finding["object"], finding["severity"], finding["passed"]) == ("(nothing)", "warning", False)
+    assert "checked nothing" in finding["message"]
+    text = audit(lakehouse, policy, "--format", "text")
+    assert text.stdout.startswith("cairn audit: 1 checks, 0 violations, 1 warnings, 0 allowed")
+    failed = audit(lakehouse, policy, "--fail-on-empty")
+    assert failed.returncode == 1 and json.loads(failed.stdout)["findings"][0]["severity"] == "error"
