@@ -21,14 +21,14 @@ def _names(session: Any) -> list[str]:
     """Names the caller may see, for completion: catalogs, schemas and tables of the current catalog."""
     out: list[str] = []
     try:
-        for cat in session.cairn.catalogs.list_catalogs(max_results=200):
+        for cat in session.services.catalogs.list_catalogs(max_results=200):
             out.append(cat.name)
             if cat.name == session.current_catalog:
-                for sch in session.cairn.schemas.list_schemas(cat.name, max_results=200):
+                for sch in session.services.schemas.list_schemas(cat.name, max_results=200):
                     out.append(sch.full_name)
-                    out += [t.full_name for t in session.cairn.tables.list_tables(cat.name, sch.name, max_results=500)]
+                    out += [t.full_name for t in session.services.tables.list_tables(cat.name, sch.name, max_results=500)]
                     if sch.name == session.current_schema:
-                        out += [t.name for t in session.cairn.tables.list_tables(cat.name, sch.name, max_results=500)]
+                        out += [t.name for t in session.services.tables.list_tables(cat.name, sch.name, max_results=500)]
     except Exception:  # completion must never break the shell
         pass
     return out
@@ -41,7 +41,7 @@ def run_shell(session: Any, show: Callable[[Any], None]) -> None:
         import readline
     except ImportError:  # pragma: no cover - not on this platform
         readline = None  # type: ignore[assignment]
-    history = Path(session.metastore.settings.home) / "sql_history"  # the metastore's home, however it was named
+    history = Path(session.services.metastore.settings.home) / "sql_history"  # the metastore's home, however it was named
     if readline is not None and sys.stdin.isatty():
         history.parent.mkdir(parents=True, exist_ok=True)
         if history.exists():

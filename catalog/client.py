@@ -11,112 +11,21 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
-from sqlalchemy import Engine
-
-from catalog import config
-from catalog.authz import AuthzCache
-from catalog.entities import AuditResult, Context, Principal, PrincipalKind, Source
-from catalog.errors import FailedPrecondition, InvalidArgument, Unavailable
-from catalog.privileges import Kind
-from catalog.service.audit import AuditService
-from catalog.service.base import GroupCommit
-from catalog.service.data import TableDataService
-from catalog.service.grants import GrantService
-from catalog.service.locations import ExternalLocationService, StorageCredentialService
-from catalog.service.models import FunctionService, ModelService
-from catalog.service.namespace import CatalogService, SchemaService
-from catalog.service.principals import PrincipalService, validate_principal_name
-from catalog.service.tables import TableService
-from catalog.service.tags import TagService
-from catalog.service.tokens import TokenService
-from catalog.store import db
-from catalog.store.metastore import MetastoreStore
-from lineage.service import LineageService
+from catalog.entities import Context, Source
+from catalog.errors import InvalidArgument
+from catalog.runtime import Runtime
+from catalog.services import Services
 from catalog.sql.parsing import SqlResult
 from catalog.sql.shim import SqlService
 
 
-class Metastore:
-    """One metastore: its engine, its authorization cache and its warehouse root.
+class Metastore(Runtime):
+    """One metastore (see Runtime), and the door to it: `as_principal` binds a caller.
 
     Open one per process and share it; bind a principal with `as_principal` per caller.
     """
-
-    def __init__(self, settings: config.Settings, engine: Engine) -> None:
-        self.settings = settings
-        self.engine = engine
-        self.authz_cache = AuthzCache()
-        self.audit_log = GroupCommit(engine)
-
-    @classmethod
-    def open(cls, home: str | os.PathLike[str] | None = None, url: str | None = None, create: bool = True) -> Metastore:
-        """Open (creating and migrating as needed) the metastore under `home` or at `url`.
-
-        With `create=False` nothing is created: where there is no initialized metastore, it raises
-        FailedPrecondition naming the place it looked (a typo in CAIRN_HOME must not leave an empty one).
-        """
-        settings = config.load(home, url)
-        sqlite_file = _sqlite_file(settings.metastore_url)
-        where = str(settings.home) if settings.metastore_url == f"sqlite:///{settings.home / 'metastore.db'}" else settings.metastore_url
-        missing = FailedPrecondition(f"no metastore at {where}; run `cairn init --admin NAME` or set CAIRN_HOME")
-        if not create and sqlite_file is not None and not sqlite_file.exists():
-            raise missing
-        if settings.metastore_url.startswith("sqlite") and create:
-            settings.home.mkdir(parents=True, exist_ok=True)
-        engine = db.make_engine(settings.metastore_url)
-        if not create:
-            from sqlalchemy.exc import OperationalError
-
-            try:
-                revision = db.current_revision(engine)
-            except OperationalError as exc:
-                raise Unavailable(f"cannot open the metastore at {where}: {exc.orig}") from exc
-            if revision is None:
-                engine.dispose()
-                raise missing
-        db.upgrade(engine)
-        ms = cls(settings, engine)
-        if not create and not ms.initialized:
-            engine.dispose()
-            raise missing
-        return ms
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    @property
-    def initialized(self) -> bool:
-        with self.engine.connect().execution_options(cairn_write=False) as conn:
-            return MetastoreStore(conn).get_setting("metastore_id") is not None
-
-    def initialize(self, admin: str) -> Principal:
-        """Create the metastore root and its first admin. Refused once initialized."""
-        admin = validate_principal_name(admin)
-        try:
-            with self.engine.connect() as conn, conn.begin():
-                store = MetastoreStore(conn)
-                if store.get_setting("metastore_id") is not None:
-                    raise FailedPrecondition("the metastore is already initialized; an admin can add more admins")
-                principal = store.insert_principal(admin, PrincipalKind.USER, None, is_admin=True)
-                store.insert_securable(Kind.METASTORE, None, "", "", admin, admin)
-                store.set_setting("metastore_id", str(uuid.uuid4()))
-                store.log_authz_change("PRINCIPAL", principal=admin)
-                store.insert_audit(
-                    principal=admin, action="initialize_metastore", securable_kind=Kind.METASTORE.value,
-                    securable_name="metastore", parameters={"admin": admin}, result=AuditResult.ALLOWED.value,
-                    error_code=None, error_message=None, request_id=uuid.uuid4().hex, source=Source.CLI.value,
-                )
-                return principal
-        except Exception as exc:
-            from sqlalchemy.exc import OperationalError
-
-            if isinstance(exc, OperationalError):
-                raise Unavailable(f"the metastore is unavailable: {exc.orig}") from exc
-            raise
 
     def as_principal(self, principal: str | None = None, source: Source | str = Source.PYTHON, request_id: str = "") -> Cairn:
         """A client acting as `principal` (default: `CAIRN_PRINCIPAL`)."""
@@ -126,55 +35,19 @@ class Metastore:
         src = source if isinstance(source, Source) else Source(source)
         return Cairn(self, Context(who, src, request_id))
 
-    def managed_location(self, catalog: str, schema: str, securable_id: int, kind: str = "tables") -> str:
-        """Where a managed object's files live. A table's folder is a fresh random UUID,
-        `<warehouse>/<catalog>/<schema>/<uuid>`: only Cairn chooses it, it is never reused, and no one
-        can guess it ahead (and nothing outside Cairn may write under the warehouse anyway). Other
-        objects live at `<warehouse>/<catalog>/<schema>/<kind>/<id>`."""
-        root = self.settings.warehouse / catalog / schema
-        return str(root / uuid.uuid4().hex) if kind == "tables" else str(root / kind / str(securable_id))
 
+class Cairn(Services):
+    """All governed services, acting as one principal from one source, and SQL over them."""
 
-def _sqlite_file(url: str) -> Path | None:
-    """The file of a SQLite URL (None for other databases and for in-memory SQLite)."""
-    if not url.startswith("sqlite"):
-        return None
-    path = url.split(":///", 1)[1] if ":///" in url else ""
-    path = path.split("?", 1)[0]
-    return Path(path) if path and path != ":memory:" else None
-
-
-class Cairn:
-    """All governed services, acting as one principal from one source."""
-
-    def __init__(self, metastore: Metastore, ctx: Context) -> None:
-        self.metastore = metastore
-        self.ctx = ctx
-        self.catalogs = CatalogService(metastore, ctx)
-        self.schemas = SchemaService(metastore, ctx)
-        self.tables = TableService(metastore, ctx)
-        self.storage_credentials = StorageCredentialService(metastore, ctx)
-        self.external_locations = ExternalLocationService(metastore, ctx)
-        self.data = TableDataService(metastore, ctx)
-        self.models = ModelService(metastore, ctx)
-        self.functions = FunctionService(metastore, ctx)
-        self.principals = PrincipalService(metastore, ctx)
-        self.grants = GrantService(metastore, ctx)
-        self.tags = TagService(metastore, ctx)
-        self.audit = AuditService(metastore, ctx)
-        self.tokens = TokenService(metastore, ctx)
-        self.lineage = LineageService(metastore, ctx)
+    def __init__(self, metastore: Runtime, ctx: Context) -> None:
+        super().__init__(metastore, ctx)
         self._sql: SqlService | None = None
-
-    @property
-    def principal(self) -> str:
-        return self.ctx.principal
 
     @property
     def sql_session(self) -> SqlService:
         """The SQL session of this client: USE CATALOG / USE SCHEMA persist across calls."""
         if self._sql is None:
-            self._sql = SqlService(self.metastore, self.ctx, self)
+            self._sql = SqlService(self)
         return self._sql
 
     def sql(self, script: str) -> SqlResult:

@@ -164,3 +164,16 @@ def parse_schema(text: str) -> FullName:
 
 def parse_object(text: str) -> FullName:
     return parse(text, 3)
+
+
+_BAD_PRINCIPAL = re.compile(r"[\x00-\x1f\x7f`]")
+
+
+def validate_principal_name(name: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidArgument("a principal name must be a non-empty string")
+    if len(name) > 255:
+        raise InvalidArgument(f"principal name '{name[:40]}...' is longer than 255 characters")
+    if _BAD_PRINCIPAL.search(name) or name != name.strip():
+        raise InvalidArgument(f"principal name {name!r} contains a backtick, a control character or edge spaces")
+    return name

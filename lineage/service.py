@@ -66,10 +66,7 @@ class Impact:
 class LineageService(Service):
     @property
     def graph(self) -> LineageGraph:
-        ms = self.metastore
-        if not hasattr(ms, "_lineage_graph"):
-            ms._lineage_graph = LineageGraph()  # type: ignore[attr-defined]
-        return ms._lineage_graph  # type: ignore[attr-defined]
+        return self.metastore.lineage_graph
 
     # recording -----------------------------------------------------------------------------
     def start_run(self, job_name: str, job_namespace: str = CAIRN, parameters: dict[str, Any] | None = None, code_ref: str | None = None) -> str:

@@ -9,6 +9,7 @@ from datetime import datetime
 from catalog.entities import AuditEvent, AuditResult, Page
 from catalog.errors import InvalidArgument
 from catalog.privileges import Kind, Privilege
+from catalog.relations import FileAccessRefused
 from catalog.service.common import Service, decode_token, display, encode_token, fetch, page_size, parse_for, resolve
 
 _READS = ("read_", "describe_", "get_", "list_", "plan_")
@@ -24,6 +25,19 @@ class AuditService(Service):
         with self._uow(f"{interface}_request", None, None, write=False, **params) as uow:
             uow.allow()
             yield
+
+    @contextmanager
+    def statement(self, text: str) -> Iterator[None]:
+        """One SQL statement as a unit: an `execute_sql` row with its text, committed with the rows of
+        the governed calls it makes (each checks its own privileges). A statement refused for reaching
+        a file or the engine's state is audited as DENIED, naming what it tried to reach."""
+        with self._uow("execute_sql", None, None, write=False, statement=text) as uow:
+            uow.allow()
+            try:
+                yield
+            except FileAccessRefused as exc:
+                uow.name = exc.what
+                raise
 
     def list_events(
         self,

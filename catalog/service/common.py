@@ -16,7 +16,7 @@ from catalog.privileges import STORAGE_KINDS, Kind, Privilege
 from catalog.service.base import UnitOfWork, label
 
 if TYPE_CHECKING:
-    from catalog.client import Metastore
+    from catalog.runtime import Runtime
 
 T = TypeVar("T")
 MAX_PAGE = 1000
@@ -26,7 +26,7 @@ DEFAULT_PAGE = 100
 class Service:
     """Base of the governed services: one instance is bound to one acting principal."""
 
-    def __init__(self, metastore: Metastore, ctx: Context) -> None:
+    def __init__(self, metastore: Runtime, ctx: Context) -> None:
         self.metastore = metastore
         self.ctx = ctx
 

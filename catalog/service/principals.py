@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 from catalog.entities import ACCOUNT_USERS, Page, Principal, PrincipalKind
 from catalog.errors import FailedPrecondition, InvalidArgument, NotFound
+from catalog.names import validate_principal_name
 from catalog.service.common import Service, decode_token, encode_token, page_size
-
-_BAD = re.compile(r"[\x00-\x1f\x7f`]")
-
-
-def validate_principal_name(name: str) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidArgument("a principal name must be a non-empty string")
-    if len(name) > 255:
-        raise InvalidArgument(f"principal name '{name[:40]}...' is longer than 255 characters")
-    if _BAD.search(name) or name != name.strip():
-        raise InvalidArgument(f"principal name {name!r} contains a backtick, a control character or edge spaces")
-    return name
-
 
 class PrincipalService(Service):
     def create_principal(self, name: str, kind: PrincipalKind | str = PrincipalKind.USER, is_admin: bool = False) -> Principal:

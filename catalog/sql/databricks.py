@@ -58,7 +58,7 @@ def _show_grants(svc: Any, c: Cursor) -> Answer:
     c.expect("ON")
     kind, name = svc._securable(c)
     c.done()
-    grants = list(svc.cairn.grants.list_grants(kind, name, who))
+    grants = list(svc.services.grants.list_grants(kind, name, who))
     parts = (name or "").split("/")[0].split(".")
     parents: list[tuple[Kind, str | None]] = []
     if kind not in (Kind.METASTORE, Kind.CATALOG) and len(parts) >= 2:
@@ -69,7 +69,7 @@ def _show_grants(svc: Any, c: Cursor) -> Answer:
         parents.append((Kind.METASTORE, None))
     for pkind, pname in parents:
         try:
-            grants += [g for g in svc.cairn.grants.list_grants(pkind, pname, who) if _inherits(g.privilege.value, kind)]
+            grants += [g for g in svc.services.grants.list_grants(pkind, pname, who) if _inherits(g.privilege.value, kind)]
         except CairnError:  # a parent the caller may not see, or whose grants it may not list
             continue
     return _result(["principal", "action_type", "object_type", "object_key"],
@@ -95,7 +95,7 @@ def _show_principals(svc: Any, c: Cursor) -> Answer:
     c.accept("LIKE")
     pattern = c.string() if c.peek() is not None else None
     c.done()
-    cairn = svc.cairn
+    cairn = svc.services
     if what == "USERS":
         rows = [(p.name,) for p in _all_principals(cairn, "USER")]
         columns = ["name"]
@@ -146,9 +146,9 @@ def _tag(svc: Any, c: Cursor) -> Answer:
         value = c.string() if t.kind == "string" else c.name().strip("`")  # type: ignore[union-attr]
     c.done()
     if setting:
-        tags = svc.cairn.tags.set_tags(_TAG_KINDS[what], full, {key: value}, column=column)
+        tags = svc.services.tags.set_tags(_TAG_KINDS[what], full, {key: value}, column=column)
     else:
-        tags = svc.cairn.tags.unset_tags(_TAG_KINDS[what], full, [key], column=column)
+        tags = svc.services.tags.unset_tags(_TAG_KINDS[what], full, [key], column=column)
     return _result(["column", "key", "value"], [(t.column, t.key, t.value) for t in tags])
 
 
@@ -160,10 +160,10 @@ def _describe_container(svc: Any, c: Cursor) -> Answer:
     name = c.name()
     c.done()
     if what == "CATALOG":
-        s = svc.cairn.catalogs.get_catalog(name)
+        s = svc.services.catalogs.get_catalog(name)
         rows = [("Catalog Name", s.name), ("Comment", s.comment or ""), ("Owner", s.owner)]
     else:
-        s = svc.cairn.schemas.get_schema(svc.full(name, 2))
+        s = svc.services.schemas.get_schema(svc.full(name, 2))
         rows = [("Catalog Name", s.full_name.split(".")[0]), ("Namespace Name", s.name), ("Comment", s.comment or ""), ("Owner", s.owner)]
     if extended:
         rows += [("Created Time", s.created_at.isoformat()), ("Created By", s.created_by), ("Updated Time", s.updated_at.isoformat()),
@@ -180,8 +180,8 @@ def _history(svc: Any, c: Cursor) -> Answer:
     c.expect("HISTORY")
     name = svc.full(c.name(), 3)
     c.done()
-    history = svc.cairn.data.history(name)  # checked, audited and (for non-owners) redacted by the data service
-    writers = svc.cairn.audit.list_writers(name)
+    history = svc.services.data.history(name)  # checked, audited and (for non-owners) redacted by the data service
+    writers = svc.services.audit.list_writers(name)
     rows = [(h.get("version"), _iso(h.get("timestamp")), writers.get(h.get("version")), h.get("operation"),
              _json(h.get("operationParameters")), h.get("readVersion"), h.get("isolationLevel"), h.get("isBlindAppend"),
              _json(h.get("operationMetrics")), h.get("engineInfo") or h.get("clientVersion")) for h in history]

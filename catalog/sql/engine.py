@@ -160,7 +160,7 @@ def run_template(session: SqlService, template: Template, rows: bool = False) ->
     rows directly is cheaper than going through Arrow for the small results most queries return)."""
     import duckdb
 
-    client = session.cairn
+    client = session.services
     data = [r for r in template.refs if not r.key.startswith("system.")]
     plans = client.data.plan_scans([(r.key, r.version, r.timestamp) for r in data]) if data else []
     con, native = duck.pool.cursor(frozenset(_files(plans)))
@@ -290,7 +290,7 @@ def _arrow_to_table_columns(data: pa.Table, target_columns: list[str], names: li
 
 def _record_lineage(session: SqlService, text: str) -> None:
     try:
-        session.cairn.lineage.record_sql(text, "databricks", default_catalog=session.current_catalog, default_schema=session.current_schema)
+        session.services.lineage.record_sql(text, "databricks", default_catalog=session.current_catalog, default_schema=session.current_schema)
     except CairnError as exc:  # the data is committed; say so rather than fail the statement
         log.warning("lineage of a committed write was not recorded: %s", exc)
 
@@ -306,9 +306,9 @@ def _insert(session: SqlService, tree: exp.Insert, text: str) -> SqlResult:
     if source is None:
         raise InvalidArgument("INSERT needs VALUES or a query")
     data = query(session, source if isinstance(source, exp.Query) else exp.select("*").from_(exp.Subquery(this=source, alias="v")))
-    table = session.cairn.tables.get_table(key)
+    table = session.services.tables.get_table(key)
     data = _arrow_to_table_columns(data, [c.name for c in table.columns], names, "INSERT")
-    res = session.cairn.data.write(key, data, mode="overwrite" if tree.args.get("overwrite") else "append")
+    res = session.services.data.write(key, data, mode="overwrite" if tree.args.get("overwrite") else "append")
     if not isinstance(source, exp.Values):
         _record_lineage(session, text)
     return SqlResult(["num_affected_rows", "num_inserted_rows"], [(data.num_rows, data.num_rows)], f"version {res.version}")
@@ -330,7 +330,7 @@ def _create(session: SqlService, tree: exp.Create, text: str) -> SqlResult:
         body = tree.expression.this if isinstance(tree.expression, exp.Return) else tree.expression
         if returns is None or body is None:
             raise InvalidArgument("CREATE FUNCTION needs RETURNS <type> and RETURN <expression>")
-        session.cairn.functions.create_function(key, body.sql("databricks"), returns, params, "SQL", comment)
+        session.services.functions.create_function(key, body.sql("databricks"), returns, params, "SQL", comment)
         return SqlResult(message=f"created function {key}")
     if kind not in ("TABLE", "VIEW"):
         raise InvalidArgument(f"CREATE {kind} is not supported")
@@ -351,13 +351,13 @@ def _create(session: SqlService, tree: exp.Create, text: str) -> SqlResult:
     exists_ok = bool(tree.args.get("exists"))
     if exists_ok:
         try:
-            session.cairn.tables.get_table(key)
+            session.services.tables.get_table(key)
             return SqlResult(message=f"{key} already exists")
         except NotFound:
             pass
     if replace:
         try:
-            session.cairn.tables.delete_table(key)
+            session.services.tables.delete_table(key)
         except NotFound:
             pass  # nothing to replace; any other failure (no right to drop it) stops the statement
     query_tree = tree.expression if isinstance(tree.expression, exp.Query) else None
@@ -367,17 +367,17 @@ def _create(session: SqlService, tree: exp.Create, text: str) -> SqlResult:
         definition = _qualified_definition(session, query_tree)
         sample = query(session, query_tree.copy().limit(0) if isinstance(query_tree, exp.Select) else query_tree.copy())
         cols = [{"name": n, "type": _type_text(t)} for n, t in zip(sample.column_names, sample.schema.types)]
-        session.cairn.tables.create_table(key, cols, table_type="VIEW", view_definition=definition, comment=comment)
+        session.services.tables.create_table(key, cols, table_type="VIEW", view_definition=definition, comment=comment)
         _record_lineage(session, text)
         return SqlResult(message=f"created view {key}")
     if query_tree is not None:
         data = query(session, query_tree)
-        session.cairn.tables.create_table(key, data=data, comment=comment, **storage)
+        session.services.tables.create_table(key, data=data, comment=comment, **storage)
         _record_lineage(session, text)
         return SqlResult(["num_affected_rows", "num_inserted_rows"], [(data.num_rows, data.num_rows)], f"created table {key}")
     if not columns and location is None:
         raise InvalidArgument("CREATE TABLE needs columns, AS <query>, or the LOCATION of a Delta table to register")
-    session.cairn.tables.create_table(key, columns or (), comment=comment, **storage)
+    session.services.tables.create_table(key, columns or (), comment=comment, **storage)
     return SqlResult(message=f"created table {key}")
 
 
@@ -415,7 +415,7 @@ def _update(session: SqlService, tree: exp.Update, text: str) -> SqlResult:
     for eq in tree.expressions:
         sets[eq.this.name.lower()] = _where_sql(eq.expression)
     where = tree.args.get("where")
-    res = session.cairn.data.update(key, sets, _where_sql(where.this if where else None))  # type: ignore[arg-type]
+    res = session.services.data.update(key, sets, _where_sql(where.this if where else None))  # type: ignore[arg-type]
     _record_lineage(session, text)
     n = res.metrics.get("num_updated_rows", 0)
     return SqlResult(["num_affected_rows"], [(n,)], f"version {res.version}")
@@ -424,7 +424,7 @@ def _update(session: SqlService, tree: exp.Update, text: str) -> SqlResult:
 def _delete(session: SqlService, tree: exp.Delete) -> SqlResult:
     key = table_key(session, tree.this)
     where = tree.args.get("where")
-    res = session.cairn.data.delete(key, _where_sql(where.this if where else None) or "true")
+    res = session.services.data.delete(key, _where_sql(where.this if where else None) or "true")
     n = res.metrics.get("num_deleted_rows", 0)
     return SqlResult(["num_affected_rows"], [(n,)], f"version {res.version}")
 
@@ -473,7 +473,7 @@ def _merge(session: SqlService, tree: exp.Merge, text: str) -> SqlResult:
         else:
             insert = True
             insert_cond = rename(cond) if cond is not None else None
-    res = session.cairn.data.merge(key, source, keys, when_matched_update=update, when_matched_update_condition=update_cond,
+    res = session.services.data.merge(key, source, keys, when_matched_update=update, when_matched_update_condition=update_cond,
                                    when_matched_delete_condition=delete_cond, when_not_matched_insert=insert,
                                    when_not_matched_insert_condition=insert_cond)
     _record_lineage(session, text)

@@ -15,6 +15,7 @@ import sqlglot
 from sqlglot import exp
 
 from catalog.errors import InvalidArgument
+from lineage.sql import readable
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -52,10 +53,10 @@ def parse(text: str) -> exp.Expression:
         tree = sqlglot.parse_one(preprocess(text), read="databricks")
     except sqlglot.errors.ParseError as exc:
         e = (exc.errors or [{}])[0]
-        description = re.sub(r"<[^>]*>", "", str(e.get("description") or "unexpected syntax")).strip()
+        description = readable(str(e.get("description") or "unexpected syntax"), e.get("highlight"))
         raise InvalidArgument(f"cannot parse the statement at line {e.get('line')}, column {e.get('col')}: {description}") from None
     except sqlglot.errors.SqlglotError as exc:
-        raise InvalidArgument(f"cannot parse the statement: {str(exc).splitlines()[0]}") from None
+        raise InvalidArgument(f"cannot parse the statement: {readable(str(exc).splitlines()[0])}") from None
     except RecursionError:
         raise InvalidArgument("the statement is nested too deeply to parse") from None
     if tree is None:

@@ -16,26 +16,23 @@ from typing import TYPE_CHECKING, Any
 from catalog import names
 from catalog.errors import AlreadyExists, CairnError, InvalidArgument, NotFound
 from catalog.privileges import Kind
-from catalog.relations import FileAccessRefused
-from catalog.service.common import Service
 from catalog.sql import storage
 from catalog.sql.engine import run_sql
 from catalog.sql.lexer import Cursor, Statement, split
 from catalog.sql.parsing import SqlResult
 
 if TYPE_CHECKING:
-    from catalog.client import Cairn
+    from catalog.services import Services
 
 _KINDS = {"CATALOG": Kind.CATALOG, "SCHEMA": Kind.SCHEMA, "DATABASE": Kind.SCHEMA, "TABLE": Kind.TABLE, "VIEW": Kind.TABLE,
           "FUNCTION": Kind.FUNCTION, "MODEL": Kind.MODEL, "METASTORE": Kind.METASTORE}
 
 
-class SqlService(Service):
+class SqlService:
     """Runs SQL for one principal; `USE CATALOG` / `USE SCHEMA` persist for the session."""
 
-    def __init__(self, metastore, ctx, cairn: Cairn) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(metastore, ctx)
-        self.cairn = cairn
+    def __init__(self, services: Services) -> None:
+        self.services = services
         self.current_catalog: str | None = None
         self.current_schema: str | None = None
 
@@ -60,13 +57,9 @@ class SqlService(Service):
         return results
 
     def _statement(self, st: Statement) -> SqlResult:
-        with self._uow("execute_sql", None, None, write=False, statement=st.text) as uow:
-            uow.allow()  # the statement's own service calls check (and audit) each privilege
+        with self.services.audit.statement(st.text):
             try:
                 return self._dispatch(st)
-            except FileAccessRefused as exc:
-                uow.name = exc.what  # the DENIED row names the file or function it tried to reach
-                raise
             except RecursionError:
                 raise InvalidArgument("the statement is nested too deeply") from None
 
@@ -101,7 +94,7 @@ class SqlService(Service):
         first = c.peek().text.upper() if c.peek() else ""
         second = c.peek(1).text.upper() if c.peek(1) else ""
         if first in ("CREATE", "DROP", "ALTER", "DESCRIBE", "DESC") and storage.kind_at(c, 1) or first == "SHOW" and storage.kind_at(c, 1, storage.PLURALS):
-            return storage.run(self.cairn, c, SqlResult)  # external locations and storage credentials
+            return storage.run(self.services, c, SqlResult)  # external locations and storage credentials
         if first == "CREATE" and (second in ("CATALOG", "SCHEMA", "DATABASE", "GROUP")):
             return self._create(c)
         handlers = {"DROP": self._drop, "USE": self._use, "GRANT": self._grant, "REVOKE": self._grant, "SHOW": self._show,
@@ -123,7 +116,7 @@ class SqlService(Service):
         if what == "GROUP":
             group = c.principal()
             c.done()
-            self.cairn.principals.create_group(group)
+            self.services.principals.create_group(group)
             return SqlResult(message=f"created group {group}")
         exists_ok = c.accept("IF", "NOT", "EXISTS")
         name = c.name()
@@ -131,9 +124,9 @@ class SqlService(Service):
         c.done()
         try:
             if what == "CATALOG":
-                self.cairn.catalogs.create_catalog(name, comment=comment)
+                self.services.catalogs.create_catalog(name, comment=comment)
             else:
-                self.cairn.schemas.create_schema(self.full(name, 2), comment=comment)
+                self.services.schemas.create_schema(self.full(name, 2), comment=comment)
         except AlreadyExists:
             if not exists_ok:
                 raise
@@ -146,7 +139,7 @@ class SqlService(Service):
         if what == "GROUP":
             group = c.principal()
             c.done()
-            self.cairn.principals.delete_principal(group)
+            self.services.principals.delete_principal(group)
             return SqlResult(message=f"dropped group {group}")
         missing_ok = c.accept("IF", "EXISTS")
         name = c.name()
@@ -156,15 +149,15 @@ class SqlService(Service):
         kind, full = self._kind_name(what, name)
         try:
             if kind is Kind.CATALOG:
-                self.cairn.catalogs.delete_catalog(full, cascade=cascade)  # type: ignore[arg-type]
+                self.services.catalogs.delete_catalog(full, cascade=cascade)  # type: ignore[arg-type]
             elif kind is Kind.SCHEMA:
-                self.cairn.schemas.delete_schema(full, cascade=cascade)  # type: ignore[arg-type]
+                self.services.schemas.delete_schema(full, cascade=cascade)  # type: ignore[arg-type]
             elif kind is Kind.TABLE:
-                self.cairn.tables.delete_table(full)  # type: ignore[arg-type]
+                self.services.tables.delete_table(full)  # type: ignore[arg-type]
             elif kind is Kind.FUNCTION:
-                self.cairn.functions.delete_function(full)  # type: ignore[arg-type]
+                self.services.functions.delete_function(full)  # type: ignore[arg-type]
             elif kind is Kind.MODEL:
-                self.cairn.models.delete_registered_model(full)  # type: ignore[arg-type]
+                self.services.models.delete_registered_model(full)  # type: ignore[arg-type]
             else:
                 raise InvalidArgument(f"DROP {what} is not supported")
         except NotFound:
@@ -178,13 +171,13 @@ class SqlService(Service):
         if c.accept("CATALOG"):
             name = c.name()
             c.done()
-            cat = self.cairn.catalogs.get_catalog(name)
+            cat = self.services.catalogs.get_catalog(name)
             self.current_catalog, self.current_schema = cat.full_name, None
             return SqlResult(message=f"using catalog {cat.full_name}")
         c.accept("SCHEMA") or c.accept("DATABASE")
         name = c.name()
         c.done()
-        sch = self.cairn.schemas.get_schema(self.full(name, 2))
+        sch = self.services.schemas.get_schema(self.full(name, 2))
         self.current_catalog, self.current_schema = sch.full_name.split(".")
         return SqlResult(message=f"using schema {sch.full_name}")
 
@@ -220,9 +213,9 @@ class SqlService(Service):
         who = c.principal()
         c.done()
         if verb == "GRANT":
-            self.cairn.grants.grant(kind, name, who, privileges)
+            self.services.grants.grant(kind, name, who, privileges)
             return SqlResult(message=f"granted {', '.join(privileges)} on {kind.value.lower().replace('_', ' ')} {name or ''} to {who}".replace("  ", " "))
-        self.cairn.grants.revoke(kind, name, who, privileges)
+        self.services.grants.revoke(kind, name, who, privileges)
         return SqlResult(message=f"revoked {', '.join(privileges)} on {kind.value.lower().replace('_', ' ')} {name or ''} from {who}".replace("  ", " "))
 
     def _alter(self, c: Cursor) -> SqlResult:
@@ -235,28 +228,28 @@ class SqlService(Service):
             c.word()  # USER | GROUP | SERVICE_PRINCIPAL
             member = c.principal()
             c.done()
-            members = (self.cairn.principals.add_member if add else self.cairn.principals.remove_member)(group, member)
+            members = (self.services.principals.add_member if add else self.services.principals.remove_member)(group, member)
             return SqlResult(["member"], [(m,) for m in members])
         kind, name = self._securable(c)
         tag_kind = "table" if kind is Kind.TABLE else kind.value.lower()
         if c.accept("OWNER", "TO") or c.accept("SET", "OWNER", "TO"):
             who = c.principal()
             c.done()
-            self.cairn.grants.transfer_ownership(kind, name, who)  # type: ignore[arg-type]
+            self.services.grants.transfer_ownership(kind, name, who)  # type: ignore[arg-type]
             return SqlResult(message=f"owner of {name} is now {who}")
         if c.accept("SET", "TAGS"):
             tags = c.key_values()
             c.done()
-            return _tags(self.cairn.tags.set_tags(tag_kind, name, tags))  # type: ignore[arg-type]
+            return _tags(self.services.tags.set_tags(tag_kind, name, tags))  # type: ignore[arg-type]
         if c.accept("UNSET", "TAGS"):
             keys = c.strings_in_parens()
             c.done()
-            return _tags(self.cairn.tags.unset_tags(tag_kind, name, keys))  # type: ignore[arg-type]
+            return _tags(self.services.tags.unset_tags(tag_kind, name, keys))  # type: ignore[arg-type]
         if c.accept("RENAME", "TO"):
             new = names.parse(c.name()).name
             c.done()
-            svc = {Kind.CATALOG: self.cairn.catalogs.update_catalog, Kind.SCHEMA: self.cairn.schemas.update_schema,
-                   Kind.TABLE: self.cairn.tables.update_table}.get(kind)
+            svc = {Kind.CATALOG: self.services.catalogs.update_catalog, Kind.SCHEMA: self.services.schemas.update_schema,
+                   Kind.TABLE: self.services.tables.update_table}.get(kind)
             if svc is None:
                 raise InvalidArgument(f"RENAME of a {kind.value.lower()} is not supported")
             svc(name, new_name=new)  # type: ignore[operator]
@@ -266,36 +259,36 @@ class SqlService(Service):
             c.expect("ON")
             cols = [x.strip("`") for x in c.names_in_parens()]
             c.done()
-            self.cairn.tables.set_row_filter(name, fn, cols)  # type: ignore[arg-type]
+            self.services.tables.set_row_filter(name, fn, cols)  # type: ignore[arg-type]
             return SqlResult(message=f"row filter {fn} set on {name}")
         if kind is Kind.TABLE and c.accept("DROP", "ROW", "FILTER"):
             c.done()
-            self.cairn.tables.drop_row_filter(name)  # type: ignore[arg-type]
+            self.services.tables.drop_row_filter(name)  # type: ignore[arg-type]
             return SqlResult(message=f"row filter dropped from {name}")
         if kind is Kind.TABLE and (c.accept("ALTER", "COLUMN") or c.accept("CHANGE", "COLUMN") or c.accept("ALTER")):
             col = c.name().strip("`")
             if c.accept("SET", "TAGS"):
                 tags = c.key_values()
                 c.done()
-                return _tags(self.cairn.tags.set_tags("table", name, tags, column=col))  # type: ignore[arg-type]
+                return _tags(self.services.tags.set_tags("table", name, tags, column=col))  # type: ignore[arg-type]
             if c.accept("UNSET", "TAGS"):
                 keys = c.strings_in_parens()
                 c.done()
-                return _tags(self.cairn.tags.unset_tags("table", name, keys, column=col))  # type: ignore[arg-type]
+                return _tags(self.services.tags.unset_tags("table", name, keys, column=col))  # type: ignore[arg-type]
             if c.accept("SET", "MASK"):
                 fn = self.full(c.name(), 3)
                 using = [x.strip("`") for x in c.names_in_parens()] if c.accept("USING", "COLUMNS") else []
                 c.done()
-                self.cairn.tables.set_column_mask(name, col, fn, using)  # type: ignore[arg-type]
+                self.services.tables.set_column_mask(name, col, fn, using)  # type: ignore[arg-type]
                 return SqlResult(message=f"mask {fn} set on {name}.{col}")
             if c.accept("DROP", "MASK"):
                 c.done()
-                self.cairn.tables.drop_column_mask(name, col)  # type: ignore[arg-type]
+                self.services.tables.drop_column_mask(name, col)  # type: ignore[arg-type]
                 return SqlResult(message=f"mask dropped from {name}.{col}")
             if c.accept("COMMENT"):
                 text = c.string()
                 c.done()
-                self.cairn.tables.update_table(name, column_comments={col: text})  # type: ignore[arg-type]
+                self.services.tables.update_table(name, column_comments={col: text})  # type: ignore[arg-type]
                 return SqlResult(message=f"comment set on {name}.{col}")
             c.fail("expected SET TAGS, UNSET TAGS, SET MASK, DROP MASK or COMMENT")
         c.fail("unsupported ALTER")
@@ -307,10 +300,10 @@ class SqlService(Service):
         c.expect("IS")
         text = "" if c.accept("NULL") else c.string()
         c.done()
-        svc = {Kind.CATALOG: self.cairn.catalogs.update_catalog, Kind.SCHEMA: self.cairn.schemas.update_schema,
-               Kind.TABLE: self.cairn.tables.update_table, Kind.MODEL: self.cairn.models.update_registered_model,
-               Kind.EXTERNAL_LOCATION: self.cairn.external_locations.update_external_location,
-               Kind.STORAGE_CREDENTIAL: self.cairn.storage_credentials.update_storage_credential}.get(kind)
+        svc = {Kind.CATALOG: self.services.catalogs.update_catalog, Kind.SCHEMA: self.services.schemas.update_schema,
+               Kind.TABLE: self.services.tables.update_table, Kind.MODEL: self.services.models.update_registered_model,
+               Kind.EXTERNAL_LOCATION: self.services.external_locations.update_external_location,
+               Kind.STORAGE_CREDENTIAL: self.services.storage_credentials.update_storage_credential}.get(kind)
         if svc is None:
             raise InvalidArgument(f"COMMENT ON {kind.value} is not supported")
         svc(name, comment=text)  # type: ignore[operator]
@@ -323,7 +316,7 @@ class SqlService(Service):
             c.expect("ON")
             kind, name = self._securable(c)
             c.done()
-            grants = self.cairn.grants.list_grants(kind, name, who)
+            grants = self.services.grants.list_grants(kind, name, who)
             return SqlResult(["principal", "action_type", "object_type", "object_key"],
                              [(g.principal, g.privilege.value, g.securable_kind.value, g.securable_name) for g in grants])
         what = c.word()
@@ -331,23 +324,23 @@ class SqlService(Service):
         pattern = c.string() if c.accept("LIKE") else (c.string() if c.peek() and c.peek().kind == "string" else None)  # type: ignore[union-attr]
         c.done()
         if what == "CATALOGS":
-            rows = [(x.name,) for x in self.cairn.catalogs.list_catalogs(max_results=1000)]
+            rows = [(x.name,) for x in self.services.catalogs.list_catalogs(max_results=1000)]
             cols = ["catalog"]
         elif what in ("SCHEMAS", "DATABASES"):
             cat = scope or self.current_catalog
             if cat is None:
                 raise InvalidArgument("SHOW SCHEMAS needs IN <catalog> or a current catalog")
-            rows = [(x.name,) for x in self.cairn.schemas.list_schemas(cat, max_results=1000)]
+            rows = [(x.name,) for x in self.services.schemas.list_schemas(cat, max_results=1000)]
             cols = ["databaseName"]
         elif what == "TABLES":
             sch = self.full(scope, 2) if scope else self.full("x", 3).rsplit(".", 1)[0]
             cat, schema = sch.split(".")
-            rows = [(schema, x.name, False) for x in self.cairn.tables.list_tables(cat, schema, max_results=1000)]
+            rows = [(schema, x.name, False) for x in self.services.tables.list_tables(cat, schema, max_results=1000)]
             cols = ["database", "tableName", "isTemporary"]
         elif what == "FUNCTIONS":
             sch = self.full(scope, 2) if scope else self.full("x", 3).rsplit(".", 1)[0]
             cat, schema = sch.split(".")
-            rows = [(x.full_name,) for x in self.cairn.functions.list_functions(cat, schema, max_results=1000)]
+            rows = [(x.full_name,) for x in self.services.functions.list_functions(cat, schema, max_results=1000)]
             cols = ["function"]
         else:
             raise InvalidArgument(f"SHOW {what} is not supported")
@@ -362,14 +355,14 @@ class SqlService(Service):
         if c.accept("HISTORY"):
             name = self.full(c.name(), 3)
             c.done()
-            hist = self.cairn.data.history(name)
+            hist = self.services.data.history(name)
             return SqlResult(["version", "timestamp", "operation", "operationParameters"],
                              [(h.get("version"), h.get("timestamp"), h.get("operation"), str(h.get("operationParameters", ""))) for h in hist])
         c.accept("TABLE")
         extended = c.accept("EXTENDED")
         name = self.full(c.name(), 3)
         c.done()
-        t = self.cairn.tables.get_table(name)
+        t = self.services.tables.get_table(name)
         rows: list[tuple[Any, ...]] = [(col.name, col.type_text, col.comment) for col in t.columns]
         if extended:
             rows += [("", "", ""), ("# Detailed Table Information", "", ""), ("Catalog", t.catalog_name, ""), ("Database", t.schema_name, ""),
@@ -386,7 +379,7 @@ class SqlService(Service):
         name = self.full(c.name(), 3)
         zorder = [x.strip("`").lower() for x in c.names_in_parens()] if c.accept("ZORDER", "BY") else None
         c.done()
-        res = self.cairn.data.optimize(name, zorder_by=zorder)
+        res = self.services.data.optimize(name, zorder_by=zorder)
         return SqlResult(["path", "metrics"], [(name, str(res.metrics))])
 
     def _vacuum(self, c: Cursor) -> SqlResult:
@@ -398,7 +391,7 @@ class SqlService(Service):
             c.expect("HOURS")
         dry = c.accept("DRY", "RUN")
         c.done()
-        files = self.cairn.data.vacuum(name, retention_hours=hours, dry_run=dry)
+        files = self.services.data.vacuum(name, retention_hours=hours, dry_run=dry)
         return SqlResult(["path"], [(f,) for f in files])
 
     def _restore(self, c: Cursor) -> SqlResult:
@@ -409,7 +402,7 @@ class SqlService(Service):
         c.expect("VERSION", "AS", "OF")
         version = c.number()
         c.done()
-        res = self.cairn.data.restore(name, version)
+        res = self.services.data.restore(name, version)
         return SqlResult(["table_version"], [(res.version,)], f"restored {name} to version {version}")
 
 

@@ -24,7 +24,7 @@ from catalog.privileges import Kind
 from catalog.sql.lexer import Cursor
 
 if TYPE_CHECKING:
-    from catalog.client import Cairn
+    from catalog.services import Services
 
 # The shim's result class, handed in by the shim (importing it here would make a cycle).
 Result = Any
@@ -52,7 +52,7 @@ def _name(c: Cursor) -> str:
     return names.parse(c.name(), 1).key
 
 
-def run(cairn: Cairn, c: Cursor, result: Result) -> Any:
+def run(cairn: Services, c: Cursor, result: Result) -> Any:
     """Run one storage statement, answering with `result` (the shim's SqlResult); the cursor stands at its first word."""
     verb = c.word()
     if verb in ("DESC", "DESCRIBE"):
@@ -67,7 +67,7 @@ def run(cairn: Cairn, c: Cursor, result: Result) -> Any:
     return _alter(cairn, c, kind, result)  # type: ignore[arg-type]
 
 
-def _create(cairn: Cairn, c: Cursor, kind: Kind, result: Result) -> Any:
+def _create(cairn: Services, c: Cursor, kind: Kind, result: Result) -> Any:
     exists_ok = c.accept("IF", "NOT", "EXISTS")
     name = _name(c)
     url = credential = comment = None
@@ -97,7 +97,7 @@ def _create(cairn: Cairn, c: Cursor, kind: Kind, result: Result) -> Any:
     return result(message=f"created {_label(kind)} {made.full_name}")
 
 
-def _drop(cairn: Cairn, c: Cursor, kind: Kind, result: Result) -> Any:
+def _drop(cairn: Services, c: Cursor, kind: Kind, result: Result) -> Any:
     missing_ok = c.accept("IF", "EXISTS")
     name = _name(c)
     force = c.accept("FORCE")
@@ -114,7 +114,7 @@ def _drop(cairn: Cairn, c: Cursor, kind: Kind, result: Result) -> Any:
     return result(message=f"dropped {_label(kind)} {name}")
 
 
-def _alter(cairn: Cairn, c: Cursor, kind: Kind, result: Result) -> Any:
+def _alter(cairn: Services, c: Cursor, kind: Kind, result: Result) -> Any:
     name = _name(c)
     if c.accept("OWNER", "TO") or c.accept("SET", "OWNER", "TO"):
         who = c.principal()
@@ -139,7 +139,7 @@ def _alter(cairn: Cairn, c: Cursor, kind: Kind, result: Result) -> Any:
     return result(message=f"altered {_label(kind)} {name}")
 
 
-def _show(cairn: Cairn, c: Cursor, result: Result) -> Any:
+def _show(cairn: Services, c: Cursor, result: Result) -> Any:
     kind = kind_at(c, 0, PLURALS)
     c.pos += 2
     pattern = c.string() if c.accept("LIKE") else None
@@ -157,7 +157,7 @@ def _show(cairn: Cairn, c: Cursor, result: Result) -> Any:
     return result(cols, rows)  # type: ignore[arg-type]
 
 
-def _describe(cairn: Cairn, c: Cursor, result: Result) -> Any:
+def _describe(cairn: Services, c: Cursor, result: Result) -> Any:
     kind = accept_kind(c)
     name = _name(c)
     c.done()

@@ -64,7 +64,7 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
         "set_tags": ("table", "c.s.t", {"a": "b"}), "unset_tags": ("table", "c.s.t", ["k"]), "list_tags": ("table", "c.s.t"),
         "list_tags_many": ([],),
     },
-    "audit": {"list_events": (), "request": ("graphql",)},
+    "audit": {"list_events": (), "request": ("graphql",), "statement": ("SELECT 1",)},
     "storage_credentials": {
         "create_storage_credential": ("cred2",), "get_storage_credential": ("cred",), "list_storage_credentials": (),
         "update_storage_credential": ("cred", "x"), "delete_storage_credential": ("cred",),
@@ -85,7 +85,7 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
 }
 
 # Open to every known principal, as in Databricks: directory lookups and filtered lists.
-OPEN = {"request", "list_catalogs", "get_principal", "list_principals", "list_members", "list_groups_of", "list_events", "start_run", "extract_sql", "list_edges", "list_tokens", "list_tags_many", "list_grants_many",
+OPEN = {"request", "statement", "list_catalogs", "get_principal", "list_principals", "list_members", "list_groups_of", "list_events", "start_run", "extract_sql", "list_edges", "list_tokens", "list_tags_many", "list_grants_many",
         "list_storage_credentials", "list_external_locations"}
 
 # The audit log's count ("showing 100 of 2,345") is open like its listing, and as filtered.
@@ -143,7 +143,7 @@ def test_every_method_is_governed_and_audited(metastore: Metastore, admin: Cairn
             before = audit_count()
             try:
                 result = getattr(getattr(nobody, attr), method)(*args)
-                if method == "request":  # a context manager: the request is audited when it ends
+                if method in ("request", "statement"):  # context managers: audited when they end
                     with result:
                         pass
             except (PermissionDenied, NotFound):
