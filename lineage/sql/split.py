@@ -1,0 +1,258 @@
+"""Statements out of a script, procedure bodies included.
+
+A script is cut at semicolons outside BEGIN ... END blocks. Plain statements go to sqlglot as they are.
+A procedure (CREATE PROCEDURE ... BEGIN ... END, PL/SQL's IS ... BEGIN ... END, T-SQL's AS ...) or a
+block (BEGIN ... END, DECLARE ..., IF ..., WHILE ...) is walked token by token: control flow (IF/ELSIF
+conditions, LOOP, EXIT, WHILE, TRY/CATCH, EXCEPTION handlers), declarations and variable assignments
+are stepped over, and each data statement inside is cut out on its own, at its semicolon or, in T-SQL
+where semicolons are optional, where the next statement begins.
+
+    >>> from sqlglot.dialects.dialect import Dialect
+    >>> d = Dialect.get_or_raise("oracle")
+    >>> sql = "CREATE PROCEDURE p IS n NUMBER; BEGIN IF n > 0 THEN INSERT INTO t SELECT a FROM s; END IF; END;"
+    >>> toks = d.tokenize(sql)
+    >>> [" ".join(t.text for t in toks[p.start:p.end]) for p in pieces(toks, "oracle")]
+    ['INSERT INTO t SELECT a FROM s']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlglot.tokens import Token, TokenType
+
+QUOTED = frozenset({TokenType.STRING, TokenType.IDENTIFIER, TokenType.NATIONAL_STRING, TokenType.HEREDOC_STRING,
+                    TokenType.RAW_STRING, TokenType.BYTE_STRING, TokenType.BIT_STRING, TokenType.HEX_STRING})
+STARTERS = frozenset({"SELECT", "WITH", "INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "TRUNCATE", "DROP", "ALTER",
+                      "COPY", "UNLOAD", "UPSERT", "REPLACE", "CACHE"})
+# Words that end a T-SQL statement written without a semicolon.
+TSQL_BREAKS = frozenset({"IF", "WHILE", "DECLARE", "SET", "EXEC", "EXECUTE", "PRINT", "RETURN", "RAISERROR", "THROW",
+                         "COMMIT", "ROLLBACK", "GO", "OPEN", "FETCH", "CLOSE", "DEALLOCATE", "BREAK", "CONTINUE",
+                         "WAITFOR", "GOTO", "USE"})
+BLOCK_ENDS = frozenset({"END", "ELSE", "ELSIF", "ELSEIF", "EXCEPTION", "BEGIN"})
+CONDITIONS = frozenset({"IF", "ELSIF", "ELSEIF", "WHILE", "FOR", "WHEN", "UNTIL"})
+CONDITION_ENDS = frozenset({"THEN", "LOOP", "DO"})
+END_OF = frozenset({"IF", "LOOP", "WHILE", "FOR", "CASE", "TRY", "CATCH", "REPEAT"})
+NOT_BLOCKS = frozenset({"TRANSACTION", "TRAN", "WORK", "DISTRIBUTED"})
+PROCEDURAL = frozenset({"BEGIN", "DECLARE", "IF", "WHILE", "FOR", "LOOP", "REPEAT"})
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    start: int  # token slice [start, end) of one statement
+    end: int
+    procedural: bool  # inside a procedure or block: SELECT ... INTO names variables, not a new table
+
+
+def word(tok: Token) -> str | None:
+    return None if tok.token_type in QUOTED else tok.text.upper()
+
+
+def _opens_block(tokens: list[Token], i: int) -> bool:
+    w = word(tokens[i])
+    if w == "CASE":
+        return True
+    if w != "BEGIN":
+        return False
+    nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+    return nxt is not None and nxt.token_type != TokenType.SEMICOLON and word(nxt) not in NOT_BLOCKS
+
+
+def _closes_block(tokens: list[Token], i: int) -> bool:
+    if word(tokens[i]) != "END":
+        return False
+    nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+    return nxt is None or word(nxt) not in END_OF - {"CASE", "TRY", "CATCH"}
+
+
+def chunks(tokens: list[Token]) -> list[tuple[int, int]]:
+    """Top-level statements: [start, end) token ranges cut at semicolons outside BEGIN/CASE ... END."""
+    out, depth, start = [], 0, 0
+    for i, tok in enumerate(tokens):
+        if tok.token_type == TokenType.SEMICOLON and depth == 0:
+            if i > start:
+                out.append((start, i))
+            start = i + 1
+        elif _opens_block(tokens, i):
+            depth += 1
+        elif depth and _closes_block(tokens, i):
+            depth -= 1
+    if start < len(tokens):
+        out.append((start, len(tokens)))
+    return out
+
+
+def is_procedural(tokens: list[Token], start: int, end: int) -> bool:
+    """A procedure definition or a block of procedural code, rather than one plain statement."""
+    first = word(tokens[start])
+    if first in PROCEDURAL:
+        return first != "BEGIN" or _opens_block(tokens, start)
+    if first == "<<":
+        return True
+    if first in ("CREATE", "ALTER"):
+        for tok in tokens[start + 1:min(end, start + 8)]:
+            w = word(tok)
+            if w in ("PROCEDURE", "PROC"):
+                return True
+            if w not in ("OR", "REPLACE", "ALTER", "DEFINER", "=", "TEMP", "TEMPORARY") and tok.token_type != TokenType.VAR:
+                return False
+    return False
+
+
+def procedure_body(tokens: list[Token], start: int, end: int) -> int:
+    """Where a CREATE PROCEDURE's body begins: after its AS/IS, or at its BEGIN."""
+    i, depth, seen_name = start, 0, False
+    while i < end:
+        tok, w = tokens[i], word(tokens[i])
+        if tok.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif tok.token_type == TokenType.R_PAREN:
+            depth -= 1
+        elif depth == 0 and w in ("PROCEDURE", "PROC"):
+            seen_name = True
+        elif depth == 0 and seen_name:
+            if w == "BEGIN":
+                return i
+            if w in ("AS", "IS") and word(tokens[i - 1]) != "EXECUTE":
+                return i + 1
+        i += 1
+    return end
+
+
+def pieces(tokens: list[Token], dialect: str) -> list[Piece]:
+    """Every statement of the script, with procedure bodies and blocks opened."""
+    out: list[Piece] = []
+    for start, end in chunks(tokens):
+        if is_procedural(tokens, start, end):
+            body = procedure_body(tokens, start, end) if word(tokens[start]) in ("CREATE", "ALTER") else start
+            out += _walk(tokens, body, end, dialect == "tsql")
+        else:
+            out.append(Piece(start, end, False))
+    return out
+
+
+def _skip_to_semicolon(tokens: list[Token], i: int, end: int, tsql: bool) -> int:
+    """Past an assignment, declaration or call: to its semicolon or, in T-SQL, the next statement."""
+    depth = case = 0
+    while i < end:
+        tok, w = tokens[i], word(tokens[i])
+        if tok.token_type == TokenType.SEMICOLON and depth == 0:
+            return i
+        if tok.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif tok.token_type == TokenType.R_PAREN:
+            depth -= 1
+        elif w == "CASE":
+            case += 1
+        elif w == "END" and case:
+            case -= 1
+        elif depth == 0 and not case and (w in BLOCK_ENDS or (tsql and (w in STARTERS or w in TSQL_BREAKS))):
+            return i
+        i += 1
+    return i
+
+
+def _skip_condition(tokens: list[Token], i: int, end: int) -> int:
+    """Past IF/WHILE/FOR/WHEN's condition: after its THEN/LOOP/DO, or at the statement or BEGIN that follows (T-SQL)."""
+    depth = 0
+    while i < end:
+        tok, w = tokens[i], word(tokens[i])
+        if tok.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif tok.token_type == TokenType.R_PAREN:
+            depth -= 1
+        elif depth == 0:
+            if w in CONDITION_ENDS:
+                return i + 1
+            if w in STARTERS or w in BLOCK_ENDS or w in TSQL_BREAKS or tok.token_type == TokenType.SEMICOLON:
+                return i
+        i += 1
+    return i
+
+
+def _walk(tokens: list[Token], i: int, end: int, tsql: bool) -> list[Piece]:
+    out: list[Piece] = []
+    while i < end:
+        tok, w = tokens[i], word(tokens[i])
+        if tok.token_type == TokenType.SEMICOLON:
+            i += 1
+        elif w in STARTERS or (tok.token_type == TokenType.L_PAREN and i + 1 < end and word(tokens[i + 1]) in ("SELECT", "WITH")):
+            j = statement_end(tokens, i, end, tsql)
+            out.append(Piece(i, j, True))
+            i = j
+        elif w == "BEGIN":
+            i += 2 if i + 1 < end and word(tokens[i + 1]) in ("TRY", "CATCH") else 1
+            if i < end and word(tokens[i]) in NOT_BLOCKS:
+                i = _skip_to_semicolon(tokens, i, end, tsql)
+        elif w == "END":
+            i += 1
+            if i < end and word(tokens[i]) in END_OF:
+                i += 1
+            if i < end and tokens[i].token_type == TokenType.VAR and word(tokens[i]) not in STARTERS | TSQL_BREAKS | BLOCK_ENDS:
+                i += 1  # END proc_name; END label;
+        elif w in CONDITIONS:
+            i = _skip_condition(tokens, i + 1, end)
+        elif w in ("ELSE", "LOOP", "DO", "THEN", "EXCEPTION", "REPEAT", "AS", "IS"):
+            i += 1
+        elif w == "<<":  # a PL/SQL label: <<name>>
+            i += 3
+        else:
+            j = _skip_to_semicolon(tokens, i + 1, end, tsql)
+            i = j if j > i else i + 1
+    return out
+
+
+def statement_end(tokens: list[Token], i: int, end: int, tsql: bool) -> int:
+    """Where the statement starting at token i ends (exclusive)."""
+    kind = word(tokens[i])
+    depth = case = 0
+    selects = sets = 0
+    j = i + 1
+    while j < end:
+        tok, w = tokens[j], word(tokens[j])
+        tt = tok.token_type
+        if tt == TokenType.L_PAREN:
+            depth += 1
+        elif tt == TokenType.R_PAREN:
+            depth -= 1
+            if depth < 0:
+                return j
+        elif depth == 0:
+            if tt == TokenType.SEMICOLON:
+                return j
+            if w == "CASE":
+                case += 1
+            elif w == "END" and case:
+                case -= 1
+            elif not case:
+                if w in BLOCK_ENDS:
+                    return j
+                if tsql and _tsql_breaks(tokens, j, end, kind, selects, sets):
+                    return j
+                if w == "SELECT":
+                    selects += 1
+                elif w == "SET":
+                    sets += 1
+        j += 1
+    return j
+
+
+def _tsql_breaks(tokens: list[Token], j: int, end: int, kind: str | None, selects: int, sets: int) -> bool:
+    w = word(tokens[j])
+    prev = word(tokens[j - 1])
+    nxt = word(tokens[j + 1]) if j + 1 < end else None
+    if w == "SELECT":
+        if prev in ("UNION", "ALL", "INTERSECT", "EXCEPT", "DISTINCT", "AS"):
+            return False
+        return not (kind in ("INSERT", "CREATE", "WITH") and selects == 0)
+    if w == "WITH":
+        return tokens[j + 1].token_type != TokenType.L_PAREN and prev != "AS" if j + 1 < end else False
+    if w == "SET":
+        return not (kind == "MERGE" or kind == "ALTER" or (kind == "UPDATE" and sets == 0))
+    if w in ("INSERT", "UPDATE", "DELETE"):
+        return kind != "MERGE"
+    if w == "IF":
+        return nxt not in ("EXISTS", "NOT") or prev not in ("TABLE", "VIEW", "DROP")  # DROP TABLE IF EXISTS
+    if w == "EXEC" or w == "EXECUTE":
+        return not (kind == "INSERT" and selects == 0)  # INSERT INTO t EXEC p
+    return w in STARTERS or w in TSQL_BREAKS
