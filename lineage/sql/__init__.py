@@ -49,10 +49,10 @@ def extract(sql: str, dialect: str | None = None, schema: Mapping[str, Sequence[
     known = {k.lower(): [c.lower() for c in v] for k, v in (schema or {}).items()}
     steps: list[Step] = []
     errors: list[SqlError] = []
-    for n, piece in enumerate(split.pieces(tokens, read), start=1):
-        first = tokens[piece.start]
+    for n, piece in enumerate(split.pieces(tokens, sql, d), start=1):
+        first = piece.tokens[0]
         try:
-            parsed = parser.parse(tokens[piece.start:piece.end], sql)
+            parsed = parser.parse(piece.tokens, piece.sql)
         except ParseError as exc:
             for e in exc.errors or [{"description": str(exc)}]:
                 errors.append(SqlError(e.get("description") or str(exc), e.get("line") or first.line,

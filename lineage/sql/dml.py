@@ -32,11 +32,12 @@ def update_target(stmt: exp.Update) -> tuple[exp.Table | None, list[exp.Expressi
         items += list(from_.this.args.get("joins") or [])
     if target is not None:
         items += list(target.args.get("joins") or [])
-    if target is not None and not target.args.get("db") and not target.args.get("alias"):
+    if target is not None and not target.args.get("alias"):
         for item in items:
             t = item.this if isinstance(item, exp.Join) else item
-            if isinstance(t, exp.Table) and t.alias and t.alias == target.name:
-                return t, items  # UPDATE a SET ... FROM t a JOIN s ...
+            if isinstance(t, exp.Table) and ((t.alias and t.alias == target.name and not target.args.get("db"))
+                                             or (not t.alias and table_name(t) == table_name(target))):
+                return t, items  # T-SQL: UPDATE a SET ... FROM t a JOIN s ..., or UPDATE t ... FROM t JOIN s ...
     return target, items
 
 

@@ -69,10 +69,10 @@ def _text(p: exp.Expression, dialect: str) -> str:
     for col in bare.find_all(exp.Column):
         for part in ("table", "db", "catalog"):
             col.set(part, None)
-    text = bare.sql(dialect=dialect, normalize_functions="lower")
-    if not any(i.quoted for i in bare.find_all(exp.Identifier)):
-        text = text.lower()
-    return text.replace(".", "_")
+    for ident in bare.find_all(exp.Identifier):
+        if not ident.quoted:
+            ident.set("this", ident.this.lower())
+    return bare.sql(dialect=dialect, normalize_functions="lower").replace(".", "_")
 
 
 def _out_name(p: exp.Expression) -> str:
@@ -218,6 +218,7 @@ def trace_expression(scope: Scope, value: exp.Expression, seen: frozenset[tuple[
         inner = _subquery_scope(scope, sub)
         if inner is not None:
             out += [(s, k, "TRANSFORMATION" if k == "DIRECT" else t) for s, k, t in trace_output(inner, 0, seen)]
+            out += [(s, "INDIRECT", t) for s, t in indirect(inner, set())]  # which rows the scalar subquery reads
     return out
 
 

@@ -11,7 +11,7 @@ where semicolons are optional, where the next statement begins.
     >>> d = Dialect.get_or_raise("oracle")
     >>> sql = "CREATE PROCEDURE p IS n NUMBER; BEGIN IF n > 0 THEN INSERT INTO t SELECT a FROM s; END IF; END;"
     >>> toks = d.tokenize(sql)
-    >>> [" ".join(t.text for t in toks[p.start:p.end]) for p in pieces(toks, "oracle")]
+    >>> [" ".join(t.text for t in p.tokens) for p in pieces(toks, sql, d)]
     ['INSERT INTO t SELECT a FROM s']
 """
 
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import TokenError
 from sqlglot.tokens import Token, TokenType
 
 QUOTED = frozenset({TokenType.STRING, TokenType.IDENTIFIER, TokenType.NATIONAL_STRING, TokenType.HEREDOC_STRING,
@@ -39,8 +41,8 @@ PROCEDURAL = frozenset({"BEGIN", "DECLARE", "IF", "WHILE", "FOR", "LOOP", "REPEA
 
 @dataclass(frozen=True, slots=True)
 class Piece:
-    start: int  # token slice [start, end) of one statement
-    end: int
+    tokens: list[Token]  # the statement's tokens
+    sql: str  # the text they index (a procedure body in a $$ string has its own)
     procedural: bool  # inside a procedure or block: SELECT ... INTO names variables, not a new table
 
 
@@ -65,21 +67,46 @@ def _closes_block(tokens: list[Token], i: int) -> bool:
     return nxt is None or word(nxt) not in END_OF - {"CASE", "TRY", "CATCH"}
 
 
-def chunks(tokens: list[Token]) -> list[tuple[int, int]]:
-    """Top-level statements: [start, end) token ranges cut at semicolons outside BEGIN/CASE ... END."""
+def chunks(tokens: list[Token], dialect: str) -> list[tuple[int, int]]:
+    """Top-level statements: [start, end) token ranges cut at semicolons outside BEGIN/CASE ... END.
+    A procedure's declarations (PL/SQL's IS ...;) and a body without BEGIN (T-SQL's AS ...) belong to it."""
     out, depth, start = [], 0, 0
+    awaiting = _awaits_body(tokens, 0, dialect)
     for i, tok in enumerate(tokens):
         if tok.token_type == TokenType.SEMICOLON and depth == 0:
+            if awaiting:
+                continue
             if i > start:
                 out.append((start, i))
             start = i + 1
+            awaiting = _awaits_body(tokens, start, dialect)
         elif _opens_block(tokens, i):
             depth += 1
         elif depth and _closes_block(tokens, i):
             depth -= 1
+            if depth == 0 and awaiting and dialect != "tsql":
+                awaiting = False
     if start < len(tokens):
         out.append((start, len(tokens)))
     return out
+
+
+def _awaits_body(tokens: list[Token], start: int, dialect: str) -> bool:
+    if start >= len(tokens):
+        return False
+    first = word(tokens[start])
+    if first == "DECLARE":
+        return dialect == "oracle"
+    if first in ("CREATE", "ALTER"):
+        end = min(len(tokens), start + 8)
+        return is_procedural(tokens, start, end) and not _string_body(tokens, start)
+    return False
+
+
+def _string_body(tokens: list[Token], start: int) -> bool:
+    """CREATE PROCEDURE ... AS $$ ... $$ (PostgreSQL, Snowflake): the body is one string."""
+    body = procedure_body(tokens, start, len(tokens))
+    return body < len(tokens) and tokens[body].token_type in QUOTED - {TokenType.IDENTIFIER}
 
 
 def is_procedural(tokens: list[Token], start: int, end: int) -> bool:
@@ -119,16 +146,55 @@ def procedure_body(tokens: list[Token], start: int, end: int) -> int:
     return end
 
 
-def pieces(tokens: list[Token], dialect: str) -> list[Piece]:
+def pieces(tokens: list[Token], sql: str, dialect: Dialect) -> list[Piece]:
     """Every statement of the script, with procedure bodies and blocks opened."""
+    name = type(dialect).__name__.lower()
+    tsql = name == "tsql"
     out: list[Piece] = []
-    for start, end in chunks(tokens):
+    for start, end in chunks(tokens, name):
         if is_procedural(tokens, start, end):
             body = procedure_body(tokens, start, end) if word(tokens[start]) in ("CREATE", "ALTER") else start
-            out += _walk(tokens, body, end, dialect == "tsql")
+            if body < end and tokens[body].token_type in QUOTED - {TokenType.IDENTIFIER}:
+                out += _string_pieces(tokens[body], dialect)
+                continue
+            out += [Piece(_directory_using(tokens[i:j]), sql, True) for i, j in _walk(tokens, body, end, tsql)]
         else:
-            out.append(Piece(start, end, False))
+            out.append(Piece(_directory_using(tokens[start:end]), sql, False))
     return out
+
+
+def _string_pieces(string: Token, dialect: Dialect) -> list[Piece]:
+    """The statements of a procedure body written as a string ($$ ... $$), lines counted from the file's."""
+    try:
+        inner = dialect.tokenize(string.text)
+    except TokenError:
+        return []
+    for tok in inner:
+        tok.line += string.line - 1
+    out = []
+    for piece in pieces(inner, string.text, dialect):
+        out.append(Piece(piece.tokens, piece.sql, True))
+    return out
+
+
+def _directory_using(tokens: list[Token]) -> list[Token]:
+    """Spark's INSERT OVERWRITE [LOCAL] DIRECTORY 'path' USING parquet [OPTIONS (...)] SELECT ...: the
+    format says nothing of lineage and sqlglot does not read it, so leave it out."""
+    words = [word(t) for t in tokens[:6]]
+    if "DIRECTORY" not in words:
+        return tokens
+    i = words.index("DIRECTORY") + 1
+    if i + 2 < len(tokens) and tokens[i].token_type == TokenType.STRING and word(tokens[i + 1]) == "USING":
+        j = i + 3
+        if j < len(tokens) and word(tokens[j]) == "OPTIONS" and j + 1 < len(tokens) and tokens[j + 1].token_type == TokenType.L_PAREN:
+            depth, j = 0, j + 1
+            while j < len(tokens):
+                depth += {TokenType.L_PAREN: 1, TokenType.R_PAREN: -1}.get(tokens[j].token_type, 0)
+                j += 1
+                if depth == 0:
+                    break
+        return tokens[:i + 1] + tokens[j:]
+    return tokens
 
 
 def _skip_to_semicolon(tokens: list[Token], i: int, end: int, tsql: bool) -> int:
@@ -170,15 +236,15 @@ def _skip_condition(tokens: list[Token], i: int, end: int) -> int:
     return i
 
 
-def _walk(tokens: list[Token], i: int, end: int, tsql: bool) -> list[Piece]:
-    out: list[Piece] = []
+def _walk(tokens: list[Token], i: int, end: int, tsql: bool) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
     while i < end:
         tok, w = tokens[i], word(tokens[i])
         if tok.token_type == TokenType.SEMICOLON:
             i += 1
         elif w in STARTERS or (tok.token_type == TokenType.L_PAREN and i + 1 < end and word(tokens[i + 1]) in ("SELECT", "WITH")):
             j = statement_end(tokens, i, end, tsql)
-            out.append(Piece(i, j, True))
+            out.append((i, j))
             i = j
         elif w == "BEGIN":
             i += 2 if i + 1 < end and word(tokens[i + 1]) in ("TRY", "CATCH") else 1

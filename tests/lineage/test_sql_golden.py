@@ -6,7 +6,8 @@ Each case is a block of header comments and one SQL text:
     -- schema: t=a,b; db.u=x        (tables and their columns)
     -- sources: t, db.u             (exact set; empty when absent)
     -- targets: out                 (exact set)
-    -- edge: t.a -> out.a DIRECT [SUBTYPE]   (the column edges, exact set of source/target/kind)
+    -- edge: t.a -> out.a DIRECT [SUBTYPE]   (the column edges, exact set of source/target/kind;
+                                             a name may hold spaces: t.c1 -> out.c1 + c2 DIRECT)
     -- error: 1:8                   (extraction reports an error at line 1, column 8; or just "yes")
 """
 
@@ -62,7 +63,7 @@ def load_cases() -> list[Case]:
                 elif key == "targets":
                     current.targets = {s.strip() for s in value.split(",") if s.strip()}
                 elif key == "edge":
-                    em = re.match(r"(\S+)\s*->\s*(\S+)\s+(DIRECT|INDIRECT)(?:\s+(\w+))?$", value)
+                    em = re.match(r"(.+?)\s*->\s*(.+?)\s+(DIRECT|INDIRECT)(?:\s+([A-Z_]+))?$", value)
                     assert em, f"{path.name}: bad edge line {value!r}"
                     triple = (em.group(1), em.group(2), em.group(3))
                     current.edges.add(triple)
