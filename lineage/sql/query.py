@@ -89,8 +89,13 @@ def _ident(node: exp.Expression) -> str:
 
 def qualified(query: exp.Expression, dialect: str, known: Mapping[str, Sequence[str]]) -> exp.Expression:
     # In place: the statement was parsed for this call and its tables are already collected.
+    for t in query.find_all(exp.Table):
+        if table_name(t) in known:
+            t.meta["cairn_known"] = True  # resolve() infers only between tables whose columns are unknown
+    # sqlglot's own inference (infer_schema) qualifies a correlated subquery's columns with the outer
+    # table (MAX(x) -> MAX(t.s.x)); resolve() infers instead.
     return qualify(
-        query, schema=nested_schema(known) or None, dialect=dialect, infer_schema=True,
+        query, schema=nested_schema(known) or None, dialect=dialect, infer_schema=False,
         validate_qualify_columns=False, quote_identifiers=False, identify=False, isolate_tables=False,
     )
 
@@ -202,8 +207,8 @@ def trace_expression(scope: Scope, value: exp.Expression, seen: frozenset[tuple[
             for c in part.find_all(exp.Column):
                 windowed.add(id(c))
     for col in value.find_all(exp.Column):
-        if isinstance(col.this, exp.Star):
-            continue
+        if isinstance(col.this, exp.Star) or _in_nested_select(col, value):
+            continue  # a subquery's columns are traced through its own scope below
         if id(col) in conditional:
             out += [(s, "INDIRECT", "CONDITIONAL") for s, _k, _t in resolve(scope, col, seen)]
         elif id(col) in windowed:
@@ -236,14 +241,37 @@ def resolve(scope: Scope, col: exp.Column, seen: frozenset[tuple[int, int]]) -> 
     source = scope.sources.get(alias) if alias else None
     if source is None and alias and scope.parent is not None and alias not in scope.sources:
         return resolve(scope.parent, col, seen)  # a correlated reference to the outer query
+    if source is None and alias and not col.args.get("db") and not _names_source(scope, alias):
+        # info.city where no source is called info: the field city of the struct column info.
+        return [(s, k, "TRANSFORMATION") for s, k, _t in resolve(scope, exp.column(col.args["table"].copy()), seen)]
     if source is None and not alias:
-        # Left unqualified: a lateral alias or a column of unknown origin. One source is unambiguous;
-        # between several tables without metadata it is not guessed.
-        if len(scope.sources) == 1:
-            source = next(iter(scope.sources.values()))
-        else:
+        # Left unqualified: no known columns name it. With one source it is that source's; otherwise it is
+        # the one source whose columns are unknown, if there is exactly one (valid SQL would be ambiguous
+        # otherwise). Between several tables without metadata it is not guessed.
+        candidates = list(scope.sources.values())
+        if len(candidates) > 1:
+            candidates = [s for s in candidates if _columns_unknown(s)]
+        if len(candidates) != 1:
             return []
+        source = candidates[0]
     return _from_source(scope, source, col, seen)
+
+
+def _names_source(scope: Scope, alias: str) -> bool:
+    node: Scope | None = scope
+    while node is not None:
+        if alias in node.sources:
+            return True
+        node = node.parent
+    return False
+
+
+def _columns_unknown(source: object) -> bool:
+    if isinstance(source, exp.Table):
+        return not source.meta.get("cairn_known")
+    if isinstance(source, Scope) and isinstance(source.expression, (exp.Select, exp.SetOperation)):
+        return any(_is_star(p) for p in projections_of(source))
+    return False
 
 
 def _from_source(scope: Scope, source: object, col: exp.Column, seen: frozenset[tuple[int, int]]) -> list[Trace]:
@@ -303,6 +331,8 @@ def indirect(scope: Scope, seen: set[int]) -> list[tuple[str, str]]:
 
 
 def _in_nested_select(col: exp.Column, top: exp.Expression) -> bool:
+    if col is top:
+        return False
     node = col.parent
     while node is not None and node is not top:
         if isinstance(node, exp.Select):
