@@ -79,6 +79,8 @@ def _out_name(p: exp.Expression) -> str:
     if _is_star(p):
         return "*"
     if isinstance(p, exp.Alias):
+        if isinstance(p.this, exp.Column) and p.this.name == p.alias:
+            return _ident(p.this.this)  # the alias qualify added keeps the column's quoting
         return _ident(p.args["alias"])
     return p.alias_or_name.lower()
 
