@@ -26,6 +26,7 @@ from sqlglot.errors import ErrorLevel, ParseError, TokenError
 from lineage.sql import split, statements
 from lineage.sql.model import ColumnEdge, SqlError, SqlLineage, Step
 from lineage.sql.names import DIALECTS, READ_AS, table_name
+from lineage.sql.query import Known
 from lineage.sql.script import fold
 
 __all__ = ["DIALECTS", "ColumnEdge", "SqlError", "SqlLineage", "extract", "table_name"]
@@ -46,7 +47,7 @@ def extract(sql: str, dialect: str | None = None, schema: Mapping[str, Sequence[
     except TokenError as exc:
         return SqlLineage(errors=[_token_error(exc, sql)])
     parser = d.parser(error_level=ErrorLevel.RAISE)
-    known = {k.lower(): [c.lower() for c in v] for k, v in (schema or {}).items()}
+    known = Known({k.lower(): [c.lower() for c in v] for k, v in (schema or {}).items()})
     steps: list[Step] = []
     errors: list[SqlError] = []
     for n, piece in enumerate(split.pieces(tokens, sql, d), start=1):

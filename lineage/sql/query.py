@@ -20,8 +20,12 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.optimizer.qualify import qualify
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+from sqlglot.optimizer.qualify_columns import qualify_columns
+from sqlglot.optimizer.qualify_tables import qualify_tables
 from sqlglot.optimizer.scope import Scope, build_scope
+from sqlglot.schema import Schema, ensure_schema
 
 from lineage.sql.model import stronger
 from lineage.sql.names import table_name
@@ -89,17 +93,52 @@ def _ident(node: exp.Expression) -> str:
     return node.name if isinstance(node, exp.Identifier) and node.quoted else node.name.lower()
 
 
+class Known(dict):  # type: ignore[type-arg]
+    """Tables' columns, as {name: [columns]}; sqlglot's schema of them is built once until a table is added."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self._schemas: dict[str, Schema] = {}
+
+    def __setitem__(self, key: str, value: list[str]) -> None:
+        self._schemas.clear()
+        super().__setitem__(key, value)
+
+    def schema(self, dialect: str) -> Schema:
+        if dialect not in self._schemas:
+            self._schemas[dialect] = ensure_schema(nested_schema(self) or None, dialect=dialect or None)
+        return self._schemas[dialect]
+
+
 def qualified(query: exp.Expression, dialect: str, known: Mapping[str, Sequence[str]]) -> exp.Expression:
-    # In place: the statement was parsed for this call and its tables are already collected.
+    """Columns qualified by their source's alias, `*` expanded where the columns are known. In place: the
+    statement was parsed for this call and its tables are already collected."""
     for t in query.find_all(exp.Table):
         if table_name(t) in known:
             t.meta["cairn_known"] = True  # resolve() infers only between tables whose columns are unknown
+    schema = known.schema(dialect) if isinstance(known, Known) else ensure_schema(nested_schema(known) or None, dialect=dialect or None)
+    d = Dialect.get_or_raise(dialect or None)
+    query = normalize_identifiers(query, dialect=d, store_original_column_identifiers=True)
+    if _needs_table_aliases(query):
+        query = qualify_tables(query, dialect=d)
     # sqlglot's own inference (infer_schema) qualifies a correlated subquery's columns with the outer
     # table (MAX(x) -> MAX(t.s.x)); resolve() infers instead.
-    return qualify(
-        query, schema=nested_schema(known) or None, dialect=dialect, infer_schema=False,
-        validate_qualify_columns=False, quote_identifiers=False, identify=False, isolate_tables=False,
-    )
+    return qualify_columns(query, schema, infer_schema=False)
+
+
+def _needs_table_aliases(query: exp.Expression) -> bool:
+    """qualify_tables walks every scope to alias each table; only these shapes need it here: columns
+    written with their table's schema (db.t.col), joins wrapped in parentheses, VALUES, table functions
+    and pivots."""
+    for node in query.walk():
+        if isinstance(node, exp.Column) and node.args.get("db"):
+            return True
+        if isinstance(node, (exp.Values, exp.Pivot, exp.Unnest, exp.Lateral)) or (
+                isinstance(node, exp.Table) and not isinstance(node.this, exp.Identifier)):
+            return True
+        if isinstance(node, exp.Subquery) and isinstance(node.this, exp.Table):
+            return True
+    return False
 
 
 def query_lineage(query: exp.Expression, dialect: str, known: Mapping[str, Sequence[str]]) -> tuple[list[Edge], list[str]]:
