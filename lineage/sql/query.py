@@ -16,12 +16,12 @@ named `*`, fed by `table.*`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
-from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.qualify_columns import qualify_columns
 from sqlglot.optimizer.qualify_tables import qualify_tables
 from sqlglot.optimizer.scope import Scope, build_scope
@@ -105,9 +105,17 @@ class Known(dict):  # type: ignore[type-arg]
         super().__setitem__(key, value)
 
     def schema(self, dialect: str) -> Schema:
+        if not self:
+            return _empty_schema(dialect)
         if dialect not in self._schemas:
-            self._schemas[dialect] = ensure_schema(nested_schema(self) or None, dialect=dialect or None)
+            self._schemas[dialect] = ensure_schema(nested_schema(self), dialect=dialect or None)
         return self._schemas[dialect]
+
+
+@functools.cache
+def _empty_schema(dialect: str) -> Schema:
+    """No table known: the same empty schema does for every statement of a dialect (sqlglot only reads it)."""
+    return ensure_schema(None, dialect=dialect or None)
 
 
 def qualified(query: exp.Expression, dialect: str, known: Mapping[str, Sequence[str]]) -> exp.Expression:
@@ -118,7 +126,8 @@ def qualified(query: exp.Expression, dialect: str, known: Mapping[str, Sequence[
             t.meta["cairn_known"] = True  # resolve() infers only between tables whose columns are unknown
     schema = known.schema(dialect) if isinstance(known, Known) else ensure_schema(nested_schema(known) or None, dialect=dialect or None)
     d = Dialect.get_or_raise(dialect or None)
-    query = normalize_identifiers(query, dialect=d, store_original_column_identifiers=True)
+    for ident in query.find_all(exp.Identifier):
+        d.normalize_identifier(ident)  # as sqlglot's normalize_identifiers, without its per-node bookkeeping
     if _needs_table_aliases(query):
         query = qualify_tables(query, dialect=d)
     # sqlglot's own inference (infer_schema) qualifies a correlated subquery's columns with the outer
