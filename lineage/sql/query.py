@@ -86,6 +86,8 @@ def _out_name(p: exp.Expression) -> str:
         if isinstance(p.this, exp.Column) and p.this.name == p.alias:
             return _ident(p.this.this)  # the alias qualify added keeps the column's quoting
         return _ident(p.args["alias"])
+    if isinstance(p, exp.Column):
+        return _ident(p.this)
     return p.alias_or_name.lower()
 
 
@@ -120,34 +122,60 @@ def _empty_schema(dialect: str) -> Schema:
 
 def qualified(query: exp.Expression, dialect: str, known: Mapping[str, Sequence[str]]) -> exp.Expression:
     """Columns qualified by their source's alias, `*` expanded where the columns are known. In place: the
-    statement was parsed for this call and its tables are already collected."""
-    for t in query.find_all(exp.Table):
-        if table_name(t) in known:
-            t.meta["cairn_known"] = True  # resolve() infers only between tables whose columns are unknown
-    schema = known.schema(dialect) if isinstance(known, Known) else ensure_schema(nested_schema(known) or None, dialect=dialect or None)
+    statement was parsed for this call and its tables are already collected.
+
+    One walk normalizes identifiers (as sqlglot's normalize_identifiers, without its bookkeeping), marks
+    the tables whose columns are known, and sees the query's shape: a lone SELECT from one table needs
+    nothing more (resolve() gives its columns their only source); table aliases are added only for the
+    shapes that need them."""
     d = Dialect.get_or_raise(dialect or None)
-    for ident in query.find_all(exp.Identifier):
-        d.normalize_identifier(ident)  # as sqlglot's normalize_identifiers, without its per-node bookkeeping
-    if _needs_table_aliases(query):
+    selects = tables = 0
+    aliases_needed = complex_ = star = False
+    unqualified: set[str] = set()
+    for node in query.walk():
+        if isinstance(node, exp.Identifier):
+            d.normalize_identifier(node)
+        elif isinstance(node, exp.Column):
+            if node.args.get("db"):
+                aliases_needed = True
+            if isinstance(node.this, exp.Star):
+                star = True
+            elif not node.table:
+                unqualified.add(node.name)
+        elif isinstance(node, exp.Table):
+            tables += 1
+            if table_name(node) in known:
+                node.meta["cairn_known"] = True  # resolve() infers only between tables whose columns are unknown
+            if not isinstance(node.this, exp.Identifier):
+                aliases_needed = True
+        elif isinstance(node, exp.Select):
+            selects += 1
+        elif isinstance(node, exp.Star):
+            star = True
+        elif isinstance(node, (exp.Values, exp.Pivot, exp.Unnest, exp.Lateral)):
+            aliases_needed = True
+        elif isinstance(node, (exp.Join, exp.With, exp.SetOperation, exp.Subquery, exp.Window, exp.Ordered)):
+            complex_ = True
+            if isinstance(node, exp.Subquery) and isinstance(node.this, exp.Table):
+                aliases_needed = True
+    if (isinstance(query, exp.Select) and selects == 1 and tables == 1 and not complex_ and not aliases_needed
+            and not (star and known) and not _refers_to_outputs(query, unqualified)):
+        return query
+    if aliases_needed:
         query = qualify_tables(query, dialect=d)
+    schema = known.schema(dialect) if isinstance(known, Known) else ensure_schema(nested_schema(known) or None, dialect=dialect or None)
     # sqlglot's own inference (infer_schema) qualifies a correlated subquery's columns with the outer
     # table (MAX(x) -> MAX(t.s.x)); resolve() infers instead.
     return qualify_columns(query, schema, infer_schema=False)
 
 
-def _needs_table_aliases(query: exp.Expression) -> bool:
-    """qualify_tables walks every scope to alias each table; only these shapes need it here: columns
-    written with their table's schema (db.t.col), joins wrapped in parentheses, VALUES, table functions
-    and pivots."""
-    for node in query.walk():
-        if isinstance(node, exp.Column) and node.args.get("db"):
-            return True
-        if isinstance(node, (exp.Values, exp.Pivot, exp.Unnest, exp.Lateral)) or (
-                isinstance(node, exp.Table) and not isinstance(node.this, exp.Identifier)):
-            return True
-        if isinstance(node, exp.Subquery) and isinstance(node.this, exp.Table):
-            return True
-    return False
+def _refers_to_outputs(select: exp.Select, unqualified: set[str]) -> bool:
+    """A column named like an output alias (SELECT a + 1 AS b, b * 2 ... GROUP BY b), or GROUP BY 1:
+    sqlglot's qualify_columns expands those."""
+    if any(isinstance(p, exp.Alias) and p.alias in unqualified for p in select.expressions):
+        return True
+    group = select.args.get("group")
+    return group is not None and any(isinstance(g, exp.Literal) for g in group.expressions)
 
 
 def query_lineage(query: exp.Expression, dialect: str, known: Mapping[str, Sequence[str]]) -> tuple[list[Edge], list[str]]:
