@@ -42,11 +42,13 @@ def extract(sql: str, dialect: str | None = None, schema: Mapping[str, Sequence[
         return SqlLineage(errors=[SqlError(f"unknown dialect {name!r}; expected one of {', '.join(DIALECTS)}")])
     read = READ_AS[name]
     d = Dialect.get_or_raise(read or None)
+    tokenizer = d.tokenizer()
     try:
-        tokens = d.tokenize(sql)
+        tokens = tokenizer.tokenize(sql)
     except TokenError as exc:
-        return SqlLineage(errors=[_token_error(exc, sql)])
-    parser = d.parser(error_level=ErrorLevel.RAISE)
+        core = getattr(tokenizer, "_core", tokenizer)  # where sqlglot keeps its scanning state
+        return SqlLineage(errors=[_token_error(exc, sql, getattr(core, "_start", 0))])
+    parser = d.parser(error_level=ErrorLevel.IMMEDIATE)  # RAISE parses on after an error, and can loop forever
     known = Known({k.lower(): [c.lower() for c in v] for k, v in (schema or {}).items()})
     steps: list[Step] = []
     errors: list[SqlError] = []
@@ -58,6 +60,9 @@ def extract(sql: str, dialect: str | None = None, schema: Mapping[str, Sequence[
             for e in exc.errors or [{"description": str(exc)}]:
                 errors.append(SqlError(e.get("description") or str(exc), e.get("line") or first.line,
                                        e.get("col") or first.col, statement=n))
+            continue
+        except RecursionError:
+            errors.append(SqlError("statement nested too deeply to read", first.line, first.col, statement=n))
             continue
         for stmt in parsed:
             if stmt is None:
@@ -71,12 +76,11 @@ def extract(sql: str, dialect: str | None = None, schema: Mapping[str, Sequence[
     return out
 
 
-def _token_error(exc: TokenError, sql: str) -> SqlError:
-    """sqlglot's tokenizer says where it stopped only in its message; find the line and column."""
-    message = str(exc)
-    context = message.split("Error tokenizing '", 1)[-1].rstrip("'")
-    at = sql.find(context[:40]) if context else -1
-    if at < 0:
-        return SqlError(message)
-    line = sql.count("\n", 0, at) + 1
-    return SqlError(message, line, at - (sql.rfind("\n", 0, at) + 1) + 1)
+def _token_error(exc: TokenError, sql: str, start: int) -> SqlError:
+    """Where the tokenizer stopped: the start of the token it could not finish (an unterminated string
+    or comment), as line and column."""
+    cause = exc.__cause__
+    message = str(cause) if isinstance(cause, TokenError) else "unterminated string, comment or quoted name"
+    start = min(max(start, 0), len(sql))
+    line = sql.count("\n", 0, start) + 1
+    return SqlError(message, line, start - (sql.rfind("\n", 0, start) + 1) + 1)
