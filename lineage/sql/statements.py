@@ -21,8 +21,8 @@ from lineage.sql.query import query_lineage
 
 Known = dict[str, list[str]]
 
-_UNLOAD = re.compile(r"^\s*\(\s*'((?:[^']|'')*)'\s*\)\s*TO\s*'([^']*)'", re.I | re.S)
-_EXCHANGE = re.compile(r"^\s*TABLE\s+(\S+)\s+EXCHANGE\s+PARTITION\s*\(.*\)\s*WITH\s+TABLE\s+([^\s;]+)", re.I | re.S)
+_UNLOAD = re.compile(r"^\s*\(\s*'((?:[^']|'')*)'\s*\)\s*TO\s*'([^']*)'", re.IGNORECASE | re.DOTALL)
+_EXCHANGE = re.compile(r"^\s*TABLE\s+(\S+)\s+EXCHANGE\s+PARTITION\s*\(.*\)\s*WITH\s+TABLE\s+([^\s;]+)", re.IGNORECASE | re.DOTALL)
 _SWAP_PARTITIONS = "swap_partitions_between_tables"
 
 
