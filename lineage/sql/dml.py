@@ -129,7 +129,10 @@ def merge(stmt: exp.Merge, dialect: str, known: Mapping[str, Sequence[str]], out
         if alias == src_alias or not alias:
             if src_name:
                 return [(f"{src_name}.{name}", "DIRECT", "IDENTITY")]
-            return sub_edges.get(name, [])
+            if name in sub_edges:
+                return sub_edges[name]
+            # through a `*` of unknown columns in the USING query: the column of that name
+            return [(f"{x.rpartition('.')[0]}.{name}" if x.endswith(".*") else x, k, t) for x, k, t in sub_edges.get("*", [])]
         return []
 
     on_cols = list((stmt.args.get("on") or exp.true()).find_all(exp.Column))
@@ -146,6 +149,15 @@ def merge(stmt: exp.Merge, dialect: str, known: Mapping[str, Sequence[str]], out
             for s, _k, _t in phys(c):
                 out.add(ColumnEdge(s, f"{tname}.{col}", "INDIRECT", "CONDITIONAL"))
 
+    def assign_all(cond: exp.Expression | None) -> None:
+        """UPDATE SET * / INSERT * into a target whose columns are unknown: every column of the source."""
+        written.add("*")
+        for x, k, t in [(f"{src_name}.*", "DIRECT", "IDENTITY")] if src_name else sub_edges.get("*", []):
+            out.add(ColumnEdge(x, f"{tname}.*", k, t))
+        for c in (cond.find_all(exp.Column) if cond else []):
+            for x, _k, _t in phys(c):
+                out.add(ColumnEdge(x, f"{tname}.*", "INDIRECT", "CONDITIONAL"))
+
     whens = stmt.args.get("whens")
     for when in whens.expressions if whens else stmt.expressions:
         then = when.args.get("then")
@@ -153,6 +165,8 @@ def merge(stmt: exp.Merge, dialect: str, known: Mapping[str, Sequence[str]], out
         if isinstance(then, exp.Update):
             assignments = then.expressions
             if not assignments or any(isinstance(x, exp.Star) for x in assignments):  # UPDATE SET *
+                if not known.get(tname):
+                    assign_all(cond)
                 assignments = [exp.EQ(this=exp.column(c), expression=exp.column(c, src_alias)) for c in known.get(tname, [])]
             for eq in assignments:
                 assign(eq.this.name.lower(), eq.expression, cond)
@@ -161,6 +175,8 @@ def merge(stmt: exp.Merge, dialect: str, known: Mapping[str, Sequence[str]], out
             cols = [c.name.lower() for c in (cols_node.expressions if isinstance(cols_node, exp.Tuple) else [cols_node] if cols_node else [])]
             vals = list(vals_node.expressions) if isinstance(vals_node, exp.Tuple) else ([vals_node] if vals_node else [])
             if isinstance(cols_node, exp.Star) or (not cols and then.args.get("expression") is None):  # INSERT *
+                if not known.get(tname):
+                    assign_all(cond)
                 cols = list(known.get(tname) or [])
                 vals = [exp.column(c, src_alias) for c in cols]
             for col, value in zip(cols, vals):

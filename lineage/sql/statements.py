@@ -82,6 +82,8 @@ def _create(stmt: exp.Create, dialect: str, known: Known, procedural: bool) -> S
         return Step()
     props = stmt.args.get("properties")
     temporary = bool(props and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions)) or table_name(this).startswith("#")
+    if temporary and props and any(isinstance(p, exp.GlobalProperty) for p in props.expressions) and not this.args.get("db"):
+        this.set("db", exp.to_identifier("global_temp"))  # where Spark keeps global temporary views
     query = unwrap(stmt.expression)
     query = _with_ctes(stmt, query) if isinstance(query, exp.Query) else None
     out = _write(stmt, this, cols, query, dialect, known, temporary=temporary)
