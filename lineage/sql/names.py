@@ -47,6 +47,8 @@ def table_name(table: exp.Table) -> str:
     path = file_path(table)
     if path is not None:
         return path
+    if isinstance(table.this, exp.Parameter):
+        return "@" + table.this.name.lower()  # a T-SQL table variable
     parts = [p for p in (table.args.get("catalog"), table.args.get("db"), table.this) if p is not None]
     names = [p.name if (isinstance(p, exp.Identifier) and p.quoted) else p.name.lower() for p in parts]
     this = table.this

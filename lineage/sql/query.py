@@ -7,6 +7,7 @@ transformation, aggregation) and INDIRECT when a column only decides which rows 
 outputs, as in OpenLineage's column lineage facet. A `*` whose columns nobody knows stays one output
 named `*`, fed by `table.*`.
 
+    >>> import sqlglot
     >>> edges, outputs = query_lineage(sqlglot.parse_one("SELECT max(a), a + b FROM t"), "", {})
     >>> outputs
     ['max(a)', 'a + b']

@@ -31,7 +31,7 @@ def intermediates(steps: Sequence[Step]) -> set[str]:
     for s in steps:
         out |= (s.reads & written & temporary) | (s.dropped & written)
         written |= s.writes
-        temporary |= s.temporary
+        temporary |= s.temporary | {w for w in s.writes if w.startswith(("#", "@"))}  # T-SQL #tables, @table variables
     return out
 
 

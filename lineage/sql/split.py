@@ -157,7 +157,7 @@ def pieces(tokens: list[Token], sql: str, dialect: Dialect) -> list[Piece]:
             if body < end and tokens[body].token_type in QUOTED - {TokenType.IDENTIFIER}:
                 out += _string_pieces(tokens[body], dialect)
                 continue
-            out += [Piece(_directory_using(tokens[i:j]), sql, True) for i, j in _walk(tokens, body, end, tsql)]
+            out += _walk(tokens, body, end, tsql, sql, dialect)
         else:
             out.append(Piece(_directory_using(tokens[start:end]), sql, False))
     return out
@@ -169,12 +169,26 @@ def _string_pieces(string: Token, dialect: Dialect) -> list[Piece]:
         inner = dialect.tokenize(string.text)
     except TokenError:
         return []
+    first_line = string.line - string.text.count("\n")  # sqlglot gives a string token the line it ends on
     for tok in inner:
-        tok.line += string.line - 1
+        tok.line += first_line - 1
     out = []
     for piece in pieces(inner, string.text, dialect):
         out.append(Piece(piece.tokens, piece.sql, True))
     return out
+
+
+def _command_pieces(command: str | None, string: Token, dialect: Dialect) -> list[Piece]:
+    """The statements in the rest of a procedural command (BigQuery's `WHILE i < 3 DO SET ...; INSERT ...`)."""
+    try:
+        inner = dialect.tokenize(string.text)
+    except TokenError:
+        return []
+    first_line = string.line - string.text.count("\n")
+    for tok in inner:
+        tok.line += first_line - 1
+    start = _skip_condition(inner, 0, len(inner)) if command in CONDITIONS else 0
+    return _walk(inner, start, len(inner), False, string.text, dialect)
 
 
 def _directory_using(tokens: list[Token]) -> list[Token]:
@@ -236,15 +250,19 @@ def _skip_condition(tokens: list[Token], i: int, end: int) -> int:
     return i
 
 
-def _walk(tokens: list[Token], i: int, end: int, tsql: bool) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
+def _walk(tokens: list[Token], i: int, end: int, tsql: bool, sql: str, dialect: Dialect) -> list[Piece]:
+    out: list[Piece] = []
     while i < end:
         tok, w = tokens[i], word(tokens[i])
         if tok.token_type == TokenType.SEMICOLON:
             i += 1
+        elif tok.token_type == TokenType.COMMAND and i + 1 < end and tokens[i + 1].token_type == TokenType.STRING:
+            # BigQuery reads BEGIN, WHILE, EXCEPTION ... that open a statement as a command, the rest as a string
+            out += _command_pieces(w, tokens[i + 1], dialect)
+            i += 2
         elif w in STARTERS or (tok.token_type == TokenType.L_PAREN and i + 1 < end and word(tokens[i + 1]) in ("SELECT", "WITH")):
             j = statement_end(tokens, i, end, tsql)
-            out.append((i, j))
+            out.append(Piece(_directory_using(tokens[i:j]), sql, True))
             i = j
         elif w == "BEGIN":
             i += 2 if i + 1 < end and word(tokens[i + 1]) in ("TRY", "CATCH") else 1
@@ -293,6 +311,11 @@ def statement_end(tokens: list[Token], i: int, end: int, tsql: bool) -> int:
             elif not case:
                 if w in BLOCK_ENDS:
                     return j
+                if kind == "WITH" and w in ("SELECT", "INSERT", "UPDATE", "DELETE", "MERGE"):
+                    kind = w  # the statement the CTEs are for
+                    selects += w == "SELECT"
+                    j += 1
+                    continue
                 if tsql and _tsql_breaks(tokens, j, end, kind, selects, sets):
                     return j
                 if w == "SELECT":
