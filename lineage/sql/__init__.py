@@ -20,13 +20,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel, ParseError, TokenError
 
 from lineage.sql import split, statements
 from lineage.sql.model import ColumnEdge, SqlError, SqlLineage, Step
 from lineage.sql.names import DIALECTS, READ_AS, table_name
-from lineage.sql.query import Known
+from lineage.sql.query import Known, dialect_of
 from lineage.sql.script import fold
 
 __all__ = ["DIALECTS", "ColumnEdge", "SqlError", "SqlLineage", "extract", "table_name"]
@@ -41,7 +40,7 @@ def extract(sql: str, dialect: str | None = None, schema: Mapping[str, Sequence[
     if name not in READ_AS:
         return SqlLineage(errors=[SqlError(f"unknown dialect {name!r}; expected one of {', '.join(DIALECTS)}")])
     read = READ_AS[name]
-    d = Dialect.get_or_raise(read or None)
+    d = dialect_of(read)
     tokenizer = d.tokenizer()
     try:
         tokens = tokenizer.tokenize(sql)

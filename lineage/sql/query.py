@@ -115,6 +115,12 @@ class Known(dict):  # type: ignore[type-arg]
 
 
 @functools.cache
+def dialect_of(name: str) -> Dialect:
+    """sqlglot's dialect settings, made once per name (get_or_raise builds a new one on every call)."""
+    return Dialect.get_or_raise(name or None)
+
+
+@functools.cache
 def _empty_schema(dialect: str) -> Schema:
     """No table known: the same empty schema does for every statement of a dialect (sqlglot only reads it)."""
     return ensure_schema(None, dialect=dialect or None)
@@ -128,7 +134,7 @@ def qualified(query: exp.Expression, dialect: str, known: Mapping[str, Sequence[
     the tables whose columns are known, and sees the query's shape: a lone SELECT from one table needs
     nothing more (resolve() gives its columns their only source); table aliases are added only for the
     shapes that need them."""
-    d = Dialect.get_or_raise(dialect or None)
+    d = dialect_of(dialect)
     selects = tables = 0
     aliases_needed = complex_ = star = False
     unqualified: set[str] = set()
