@@ -160,7 +160,7 @@ def qualified(query: exp.Expression, dialect: str, known: Mapping[str, Sequence[
             star = True
         elif isinstance(node, (exp.Values, exp.Pivot, exp.Unnest, exp.Lateral)):
             aliases_needed = True
-        elif isinstance(node, (exp.Join, exp.With, exp.SetOperation, exp.Subquery, exp.Window, exp.Ordered)):
+        elif isinstance(node, (exp.Join, exp.With, exp.SetOperation, exp.Subquery)):
             complex_ = True
             if isinstance(node, exp.Subquery) and isinstance(node.this, exp.Table):
                 aliases_needed = True
@@ -176,12 +176,13 @@ def qualified(query: exp.Expression, dialect: str, known: Mapping[str, Sequence[
 
 
 def _refers_to_outputs(select: exp.Select, unqualified: set[str]) -> bool:
-    """A column named like an output alias (SELECT a + 1 AS b, b * 2 ... GROUP BY b), or GROUP BY 1:
-    sqlglot's qualify_columns expands those."""
+    """A column named like an output alias (SELECT a + 1 AS b, b * 2 ... GROUP BY b ORDER BY b), or
+    GROUP BY 1 / ORDER BY 1: sqlglot's qualify_columns expands those."""
     if any(isinstance(p, exp.Alias) and p.alias in unqualified for p in select.expressions):
         return True
-    group = select.args.get("group")
-    return group is not None and any(isinstance(g, exp.Literal) for g in group.expressions)
+    group, order = select.args.get("group"), select.args.get("order")
+    keys = list(group.expressions if group else []) + [o.this for o in (order.expressions if order else [])]
+    return any(isinstance(k, exp.Literal) for k in keys)
 
 
 def query_lineage(query: exp.Expression, dialect: str, known: Mapping[str, Sequence[str]]) -> tuple[list[Edge], list[str]]:
@@ -399,8 +400,12 @@ def indirect(scope: Scope, seen: set[int]) -> list[tuple[str, str]]:
         for node, subtype in parts:
             if node is None:
                 continue
+            outputs = {_out_name(p): i for i, p in enumerate(e.expressions) if isinstance(p, exp.Alias)} if subtype == "SORT" else {}
             for col in node.find_all(exp.Column):
                 if _in_nested_select(col, node):
+                    continue
+                if not col.table and _ident(col.this) in outputs:  # ORDER BY an output's alias: that output
+                    out += [(s, subtype) for s, _k, _t in trace_output(scope, outputs[_ident(col.this)], frozenset())]
                     continue
                 out += [(s, subtype) for s, _k, _t in resolve(scope, col, frozenset())]
             for sub in node.find_all(exp.Select):
