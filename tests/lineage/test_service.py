@@ -128,11 +128,12 @@ def test_sql_lineage_uses_catalog_columns_and_records_edges(lake: Cairn, metasto
     assert lake.lineage.record_sql(sql, "databricks", default_catalog="main", default_schema="s") > 1
     cols = lake.lineage.get_upstream("main.s.features.user_id", level="COLUMN")
     assert sorted(n.name for n in cols.nodes) == ["main.s.raw.amount", "main.s.raw.user_id"]  # direct, and the filter
-    # Someone who cannot see `raw` gets no columns from the catalog for it: `*` stays unexpanded.
+    # Someone who cannot see `raw` gets no columns from the catalog for it: `*` stays unexpanded
+    # (a `*` -> `*` edge, naming no column of raw's).
     lake.grants.grant("catalog", "main", "ana", ["USE CATALOG", "USE SCHEMA"])
     lake.grants.grant("table", "main.s.features", "ana", "SELECT")
     hidden = metastore.as_principal("ana").lineage.extract_sql(sql, "databricks", "main", "s")
-    assert {e for e in hidden.columns if e.kind == "DIRECT"} == set()
+    assert {(e.source, e.target) for e in hidden.columns if e.kind == "DIRECT"} == {("raw.*", "features.*")}
     with pytest.raises(InvalidArgument, match="cannot read the SQL"):
         lake.lineage.record_sql("INSERT INTO", "databricks")
 
