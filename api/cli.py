@@ -705,8 +705,11 @@ def _say_when_ready(host: str, port: int, as_json: bool = False) -> None:
     probe_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
 
     def answers() -> bool:
-        # A keep-alive request that this side closes: the server's port is left with no TIME_WAIT.
+        # One keep-alive request, waited for however long the server takes once it accepted, and
+        # closed by this side after the answer: nothing is abandoned in the listen queue and the
+        # server's port is left with no TIME_WAIT (it can be bound again as soon as the server stops).
         with socket.create_connection((probe_host, port), timeout=2) as conn:
+            conn.settimeout(120)
             conn.sendall(f"GET /healthz HTTP/1.1\r\nHost: {where}:{port}\r\n\r\n".encode())
             return conn.recv(64).startswith(b"HTTP/1.1 200")
 

@@ -23,13 +23,16 @@ def run(home: Path, *args: str, principal: str = "admin") -> subprocess.Complete
 
 
 def test_help_is_fast() -> None:
-    times = []
-    for _ in range(3):  # the best of three: a busy test machine (xdist workers, servers) adds noise, not imports
-        start = time.perf_counter()
-        out = subprocess.run(cwd=ROOT, args=[*CAIRN, "--help"], capture_output=True, text=True, timeout=30)
-        times.append(time.perf_counter() - start)
-        assert out.returncode == 0 and "governance catalog" in out.stdout
-    assert min(times) < 0.5, f"cairn --help took {min(times):.2f}s at best"
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(cwd=ROOT, args=[*CAIRN, "--help"], capture_output=True, text=True, timeout=30)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert out.returncode == 0 and "governance catalog" in out.stdout
+    # CPU time, not wall time: what `cairn --help` costs is its imports, and a busy test machine
+    # (xdist workers, servers, other suites) stretches wall time without changing them.
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert cpu < 0.5, f"cairn --help took {cpu:.2f}s of CPU"
 
 
 def test_init_grant_why_and_audit(tmp_path: Path) -> None:
@@ -380,7 +383,7 @@ def test_sql_shell_quits_and_is_quiet_when_piped(tmp_path: Path) -> None:
 
 def test_errors_name_no_parser_internals(tmp_path: Path) -> None:
     assert run(tmp_path, "init", "--admin", "root").returncode == 0
-    for statement, expected in (("SELECT 2 * FROM x", "the * operator is missing its right side"), ("SELECT * FROM", "expected a table name")):
+    for statement, expected in (("SELECT 2 * FROM x", "incomplete statement"), ("SELECT * FROM", "expected a table name")):
         res = run(tmp_path, "sql", statement, principal="root")
         assert res.returncode == 2 and expected in res.stderr
         assert "<class" not in res.stderr and "sqlglot" not in res.stderr and "<Token" not in res.stderr

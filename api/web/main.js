@@ -4,6 +4,7 @@
 import React, { useState } from "react";
 import { createRoot } from "react-dom/client";
 import { GraphiQL } from "graphiql";
+import { buildClientSchema } from "graphql";
 import "graphiql/graphiql.css";
 
 const KEY = "cairnToken";
@@ -62,12 +63,18 @@ const DEFAULT_QUERY = `# Cairn GraphQL: catalogs, schemas, tables, grants, tags,
 }
 `;
 
-function App() {
+function App({ schema }) {
   const [generation, setGeneration] = useState(0);
   return h("div", { className: "cairn-page" },
     h(TokenBar, { onSaved: () => setGeneration((g) => g + 1) }),
     h("div", { className: "cairn-graphiql" },
-      h(GraphiQL, { key: generation, fetcher, defaultQuery: DEFAULT_QUERY, shouldPersistHeaders: false })));
+      h(GraphiQL, { key: generation, fetcher, schema, defaultQuery: DEFAULT_QUERY, shouldPersistHeaders: false })));
 }
 
-createRoot(document.getElementById("graphiql")).render(h(App));
+// The schema comes from the server as one document: GraphiQL's own introspection query is deeper
+// than the server lets any query be, so GraphiQL is given the schema instead of asking for it.
+fetch("/static/graphiql/schema.json")
+  .then((r) => r.json())
+  .then((json) => buildClientSchema(json))
+  .catch(() => null)
+  .then((schema) => createRoot(document.getElementById("graphiql")).render(h(App, { schema })));

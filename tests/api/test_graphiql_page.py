@@ -41,6 +41,8 @@ def test_the_page_loads_nothing_from_elsewhere_and_has_no_prompt(metastore: Meta
         assert "cairn-token" in js.text and "cairnToken" in js.text
         assert httpx.get(f"{url}/static/graphiql/graphiql.css").headers["content-type"].startswith("text/css")
         assert httpx.get(f"{url}/static/graphiql/..%2F..%2Fserver.py").status_code == 404
+        described = httpx.get(f"{url}/static/graphiql/schema.json").json()  # what GraphiQL documents and completes from
+        assert "catalogs" in {f["name"] for t in described["__schema"]["types"] if t["name"] == "Query" for f in t["fields"]}
 
 
 @pytest.mark.slow
@@ -69,4 +71,6 @@ def test_graphiql_runs_a_query_in_headless_chromium(metastore: Metastore, live) 
     assert got["forgotten"] is None  # Forget removes the token; nothing like "null" is stored
     assert got["consoleErrors"] == [] and got["pageErrors"] == []
     assert got["offsite"] == []  # everything came from the server itself: works offline
+    assert [r for r in got["requests"] if r.startswith("POST")] == [f"POST {url}/graphql"]  # the query only: no introspection
+    assert any(r.endswith("/static/graphiql/schema.json") for r in got["requests"])
     assert shot.stat().st_size > 10_000
