@@ -236,3 +236,9 @@ class FeatureEngineeringClient:
         from pipelines.features.online import read_online
 
         return read_online(self.cairn, name, keys, feature_names, online_store)
+
+    def online_reader(self, name: str, feature_names: list[str] | None = None, online_store: Any = None, ttl_seconds: float = 1.0) -> Any:
+        """A reader for serving: SELECT checked and audited at open and once per `ttl_seconds`."""
+        from pipelines.features.online import OnlineReader
+
+        return OnlineReader(self.cairn, name, feature_names, online_store, ttl_seconds)
