@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export CAIRN_HOME ?= $(CURDIR)/.cairn
 export CAIRN_PRINCIPAL ?= admin
 
-.PHONY: run test install postgres java bench clean
+.PHONY: run test install postgres redis java bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,12 +23,15 @@ run: $(STAMP)
 postgres:
 	bash tests/pg.sh
 
+redis:
+	bash tests/redis.sh
+
 # Spark needs a JRE (17 or newer); install Debian's when there is none.
 java:
 	@command -v java >/dev/null || { SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq default-jre-headless >/dev/null; }
 
-test: $(STAMP) postgres java
-	CAIRN_TEST_PG_URL=$$(bash tests/pg.sh --url) $(BIN)/python -m pytest -n 2 -q
+test: $(STAMP) postgres redis java
+	CAIRN_TEST_PG_URL=$$(bash tests/pg.sh --url) CAIRN_TEST_REDIS_URL=$$(bash tests/redis.sh --url) $(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
