@@ -132,16 +132,17 @@ class SqliteOnlineStore(OnlineStore):
 
 
 class RedisOnlineStore(OnlineStore):
-    """Redis: a hash per feature table (`cairn:features:<table>`: key -> JSON), and the published
-    version and time in `cairn:published:<table>`."""
+    """Redis: a hash per feature table (`<namespace>:features:<table>`: key -> JSON), and the
+    published version and time in `<namespace>:published:<table>`."""
 
-    def __init__(self, url: str = "redis://127.0.0.1:6379/0", client: Any = None) -> None:
+    def __init__(self, url: str = "redis://127.0.0.1:6379/0", client: Any = None, namespace: str = "cairn") -> None:
         import redis
 
         self.client = client or redis.Redis.from_url(url)
+        self.namespace = namespace
 
     def write(self, table: str, rows: list[tuple[str, str]], deletes: list[str], version: int, full: bool) -> None:
-        key = f"cairn:features:{table}"
+        key = f"{self.namespace}:features:{table}"
         pipe = self.client.pipeline(transaction=True)
         if full:
             pipe.delete(key)
@@ -149,17 +150,17 @@ class RedisOnlineStore(OnlineStore):
             pipe.hdel(key, *deletes[i:i + 10_000])
         for i in range(0, len(rows), 10_000):
             pipe.hset(key, mapping=dict(rows[i:i + 10_000]))
-        pipe.hset(f"cairn:published:{table}", mapping={"version": version, "at": time.time()})
+        pipe.hset(f"{self.namespace}:published:{table}", mapping={"version": version, "at": time.time()})
         pipe.execute()
 
     def read(self, table: str, keys: list[str]) -> list[str | None]:
         if not keys:
             return []
-        got = self.client.hmget(f"cairn:features:{table}", keys)
+        got = self.client.hmget(f"{self.namespace}:features:{table}", keys)
         return [g.decode() if g is not None else None for g in got]
 
     def state(self, table: str) -> tuple[int, datetime] | None:
-        got = self.client.hgetall(f"cairn:published:{table}")
+        got = self.client.hgetall(f"{self.namespace}:published:{table}")
         if not got:
             return None
         return int(got[b"version"]), datetime.fromtimestamp(float(got[b"at"]), timezone.utc)
