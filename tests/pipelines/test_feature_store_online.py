@@ -62,7 +62,7 @@ def test_publish_latest_row_per_key_then_incremental(fe, admin, store, backend):
     assert (again.mode, again.keys_written, again.keys_deleted, again.version) == ("INCREMENTAL", 2, 1, 3)
     got = fe.read_online_features("main.ml.users", [[1], [2], [3]], online_store=store)
     assert [r["spend"] for r in got.rows] == [2.0, 8.0, None]
-    assert [r["ts"] for r in got.rows] == ["2024-01-05T00:00:00+00:00", "2024-02-01T00:00:00+00:00", None]
+    assert [r["ts"] for r in got.rows] == ["2024-01-05T00:00:00.000000+00:00", "2024-02-01T00:00:00.000000+00:00", None]
     assert got.version == 3
     # The incremental result equals a full publish into a fresh store.
     fresh = SqliteOnlineStore(str(admin.metastore.settings.home / f"fresh-{uuid.uuid4().hex}.db"))

@@ -127,7 +127,7 @@ def test_online_reads_need_select_and_stop_when_a_mask_appears(world, admin: Cai
     with pytest.raises((PermissionDenied, NotFound)):
         fb.online_reader("main.fs.salary", online_store=store)
     assert any(e.securable_name == "main.fs.salary" for e in denied_rows(admin, "bob"))
-    assert fb.read_online_features("main.fs.open", [{"user_id": 2}], online_store=store).rows == [{"user_id": 2, "ts": "2024-01-01T00:00:00+00:00", "clicks": 6}]
+    assert fb.read_online_features("main.fs.open", [{"user_id": 2}], online_store=store).rows == [{"user_id": 2, "ts": "2024-01-01T00:00:00.000000+00:00", "clicks": 6}]
     # A mask set after publishing: the published values may no longer be served to anyone.
     admin.sql("CREATE FUNCTION main.fs.zero(clicks BIGINT) RETURNS BIGINT RETURN 0; ALTER TABLE main.fs.open ALTER COLUMN clicks SET MASK main.fs.zero")
     with pytest.raises(FailedPrecondition):
@@ -135,7 +135,7 @@ def test_online_reads_need_select_and_stop_when_a_mask_appears(world, admin: Cai
     # A leased reader notices at its next check.
     admin.sql("ALTER TABLE main.fs.open ALTER COLUMN clicks DROP MASK")
     reader = fb.online_reader("main.fs.open", online_store=store, ttl_seconds=0)
-    assert reader.lookup([2]) == [{"ts": "2024-01-01T00:00:00+00:00", "clicks": 6}]
+    assert reader.lookup([2]) == [{"ts": "2024-01-01T00:00:00.000000+00:00", "clicks": 6}]
     admin.sql("REVOKE SELECT ON TABLE main.fs.open FROM bob")
     with pytest.raises((PermissionDenied, NotFound)):
         reader.lookup([2])
