@@ -564,6 +564,11 @@ def demo(env: Env) -> None:
     run_demo(env.metastore, env.principal or "admin")
 
 
+from api.features_cli import features  # noqa: E402
+
+cli.add_command(features)
+
+
 def main() -> None:
     cli(prog_name="cairn")
 

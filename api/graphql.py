@@ -19,6 +19,7 @@ from graphene import relay
 from graphql import GraphQLError
 from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationDefinitionNode, VariableNode
 
+from api.graphql_features import FeatureQuery
 from catalog.client import Cairn
 from catalog.errors import CairnError
 from catalog.service.common import encode_token
@@ -388,7 +389,7 @@ def _typed(s: Any) -> Any:
     return {Kind.CATALOG: Catalog, Kind.SCHEMA: Schema, Kind.TABLE: Table, Kind.MODEL: RegisteredModel, Kind.MODEL_VERSION: ModelVersion}[s.kind]
 
 
-class Query(graphene.ObjectType):
+class Query(FeatureQuery, graphene.ObjectType):
     catalogs = connection(CatalogConnection)
     catalog = graphene.Field(Catalog, name=graphene.String(required=True))
     schema = graphene.Field(Schema, name=graphene.String(required=True))

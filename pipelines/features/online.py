@@ -184,6 +184,10 @@ def default_store(cairn: Any) -> SqliteOnlineStore:
         return _stores[path]
 
 
+def default_store_exists(cairn: Any) -> bool:
+    return (cairn.metastore.settings.home / "online.db").exists()
+
+
 def _feature_table(cairn: Any, name: str) -> Any:
     table = cairn.tables.get_table(name)
     if not table.primary_keys:

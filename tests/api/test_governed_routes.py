@@ -83,6 +83,8 @@ def test_every_graphql_field_is_governed(metastore: Metastore, world: dict[str, 
         "auditEvents": "{ auditEvents { edges { node { principal } } } }",
         "lineageEdges": "{ lineageEdges { source } }",
         "principals": "{ principals { edges { node { name } } } }",
+        "featureTable": '{ featureTable(name: "main.s.t") { name } }',
+        "trainingSet": '{ trainingSet(name: "main.s.t") { name } }',
     }
     mutations = {
         "createCatalog": 'mutation { createCatalog(name: "x") { name } }',
