@@ -41,14 +41,17 @@ class CairnFeatureSource(CairnDataSource):
         return cols + (", `__cairn_commit` bigint, `__cairn_file_row` bigint" if self.options.get("ties") == "true" else "")
 
     def reader(self, schema: Any) -> Any:
-        plan = self._scan()
         from pipelines.features.engine import commit_versions, local
+        from pipelines.spark import _client, _table_name
 
-        location = self.options.get("location") or ""
+        plan = self._scan()
+        if self.options.get("ties") != "true":
+            return TieReader(plan, schema, None)
+        # The location comes from the catalog, never from an option a caller could point elsewhere.
+        location = _client(self.options).tables.get_table(_table_name(self.options)).storage_location or ""
         root = local(location).rstrip("/") + "/"
         versions = commit_versions(location, plan.version)
-        commits = {local(f): versions.get(local(f)[len(root):], -1) for f in plan.files}
-        return TieReader(plan, schema, commits if self.options.get("ties") == "true" else None)
+        return TieReader(plan, schema, {local(f): versions.get(local(f)[len(root):], -1) for f in plan.files})
 
 
 class TieReader(CairnReader):
@@ -108,7 +111,7 @@ def build(ts: Any) -> Any:
             continue
         read = ts.reads[r.table]
         source = spark.read.format(TIES_FORMAT).options(**options).option("versionAsOf", str(read.plan.version)) \
-            .option("ties", "false" if read.unique else "true").option("location", read.location)
+            .option("ties", "false" if read.unique else "true")
         feats = source.load(r.table)
         keys = list(zip([k.lower() for k in r.lookup.lookup_key], r.primary_keys))
         cols = [pk for _, pk in keys] + ([r.timestamp_key] if r.timestamp_key else []) + [c for c, _ in r.features]
