@@ -64,3 +64,32 @@ def test_graphql_feature_table_and_training_set(admin, metastore):
     metastore.as_principal("admin").principals.create_user("eve")
     denied = execute(metastore.as_principal("eve"), '{ trainingSet(name: "main.ml.train") { name } }')
     assert denied["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+def test_audit_provenance_reads_the_recorded_spec(admin, metastore):
+    from lineage.ci import build_snapshot
+    from lineage.policy import evaluate, load
+
+    setup(admin)
+    admin.models.create_model_version("main.ml.churn", "file:///m")
+    admin.models.set_alias("main.ml.churn", "champion", 1)
+    admin.lineage.record(["main.ml.train"], ["model:main.ml.churn/1"])
+    admin.tags.set_tags("table", "main.ml.users", {"raw": "true"})
+    rules = load("rules:\n  - id: prov\n    type: provenance\n    severity: error\n")
+    found = {f.object: f for f in evaluate(rules, build_snapshot(admin, rules))}
+    assert found["main.ml.churn/1"].passed, found["main.ml.churn/1"].message
+    # A tag cannot contradict the recorded spec: removing the tags changes nothing...
+    admin.tags.unset_tags("table", "main.ml.train", ["training_set", "point_in_time"])
+    found = {f.object: f for f in evaluate(rules, build_snapshot(admin, rules))}
+    assert found["main.ml.churn/1"].passed
+    # ...and a hand-made "training set" tagged point_in_time=true without a spec still passes by tags only,
+    # while one whose spec says it was not point in time fails.
+    fe = FeatureEngineeringClient(admin)
+    plain = fe.create_training_set(pd.DataFrame({"user_id": [1], "y": [1]}), [FeatureLookup("main.ml.users", "user_id")], label="y")
+    plain.save("main.ml.train_latest")
+    admin.models.create_model_version("main.ml.churn", "file:///m2")
+    admin.models.set_alias("main.ml.churn", "challenger", 2)
+    admin.lineage.record(["main.ml.train_latest"], ["model:main.ml.churn/2"])
+    admin.tags.set_tags("table", "main.ml.train_latest", {"point_in_time": "true"})
+    found = {f.object: f for f in evaluate(rules, build_snapshot(admin, rules))}
+    assert not found["main.ml.churn/2"].passed and "its recorded spec" in found["main.ml.churn/2"].message
