@@ -182,7 +182,9 @@ class TrainingSet:
 
     def _python_functions(self, table: Any) -> Any:
         """Python feature functions, row by row over their bound columns. The body is the function's
-        body (`return a * 2`); it runs in this process, as the caller, like a local UDF."""
+        body (`return a * 2`); it runs in this process, as the caller, like a local UDF: EXECUTE is
+        checked, but the body is not sandboxed, so grant EXECUTE on Python functions whose owners the
+        callers trust (Databricks runs them in a sandbox; Cairn does not yet)."""
         import pyarrow as pa
 
         from catalog import delta as d

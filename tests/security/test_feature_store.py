@@ -139,3 +139,22 @@ def test_online_reads_need_select_and_stop_when_a_mask_appears(world, admin: Cai
     admin.sql("REVOKE SELECT ON TABLE main.fs.open FROM bob")
     with pytest.raises((PermissionDenied, NotFound)):
         reader.lookup([2])
+
+
+def test_label_rows_from_a_table_need_select_too(world, admin: Cairn) -> None:
+    _, fb = world
+    with pytest.raises((PermissionDenied, NotFound)):
+        fb.create_training_set("main.fs.salary", [FeatureLookup("main.fs.open", "user_id", timestamp_lookup_key="ts")], label="pay")
+    assert any(e.securable_name and "main.fs.salary" in e.securable_name for e in denied_rows(admin, "bob"))
+
+
+def test_a_feature_function_cannot_read_a_table(world, admin: Cairn) -> None:
+    from catalog.errors import InvalidArgument
+
+    _, fb = world
+    admin.functions.create_function("main.fs.peek", "(SELECT max(pay) FROM main.fs.salary) + x", "bigint", [{"name": "x", "type": "bigint"}])
+    admin.sql("GRANT EXECUTE ON FUNCTION main.fs.peek TO bob")
+    ts = fb.create_training_set(labels(), [FeatureLookup("main.fs.open", "user_id", timestamp_lookup_key="at"),
+                                           FeatureFunction("main.fs.peek", {"x": "clicks"})], label="y")
+    with pytest.raises(InvalidArgument, match="may not read tables"):
+        ts.load_df()
