@@ -19,6 +19,7 @@ Conventions the rules rely on (what the pipelines record):
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -258,8 +259,6 @@ def _spec(snap: Snapshot, name: str) -> dict[str, Any] | None:
     raw = snap.objects.get(name, {}).get("training_set_spec")
     if not raw:
         return None
-    import json
-
     try:
         return json.loads(raw)
     except ValueError:
