@@ -108,6 +108,8 @@ class SqliteOnlineStore(OnlineStore):
             con = sqlite3.connect(self.path, check_same_thread=False)
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
+            con.execute("PRAGMA cache_size=-65536")  # 64 MB of pages: lookups by key are random reads
+            con.execute("PRAGMA mmap_size=1073741824")
             self._local.con = con
         return con
 
