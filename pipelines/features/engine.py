@@ -142,7 +142,8 @@ def latest(source: str, partition: list[str], by_time: str) -> str:
 
 def build_query(label_columns: list[str], lookups: list[ResolvedLookup], reads: dict[str, TableRead], con: Any,
                 registered: list[str], ts_columns: dict[int, str]) -> tuple[str, list[str]]:
-    """The SELECT joining every lookup to the training rows (registered as `labels`), in their order.
+    """The SELECT joining every lookup to the training rows (registered as `labels`); the caller
+    orders the outermost query by ROW (an ORDER BY in a subquery promises nothing).
 
     `ts_columns[i]` is the label column holding lookup i's time, already cast to its table's type.
     Returns the SQL and the output feature columns in order."""
@@ -182,7 +183,7 @@ def build_query(label_columns: list[str], lookups: list[ResolvedLookup], reads: 
             fallback = literal(defaults[col], r.types[col]) if col in defaults else f"CAST(NULL AS {duck_type(r.types[col])})"
             selects.append(f"CASE WHEN {matched} THEN {value} ELSE {fallback} END AS {q(out)}")
             outputs.append(out)
-    sql = f"SELECT {', '.join(selects)} FROM labels AS l {' '.join(joins)} ORDER BY l.{q(ROW)}"
+    sql = f"SELECT {', '.join(selects)} FROM labels AS l {' '.join(joins)}"  # ordered by the caller, outermost
     return sql, outputs
 
 

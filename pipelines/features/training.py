@@ -159,7 +159,8 @@ class TrainingSet:
             sql = engine.function_sql(sql, self._sql_functions(), self.client.cairn.principal, self._groups())
             hidden = [engine.ROW, *ts_cols.values()]
             drop = hidden + [c for c in self.exclude_columns]
-            out = con.execute(f"SELECT * EXCLUDE ({', '.join(engine.q(c) for c in drop)}) FROM ({sql}) AS t").to_arrow_table()
+            out = con.execute(f"SELECT * EXCLUDE ({', '.join(engine.q(c) for c in drop)}) FROM ({sql}) AS t "
+                              f"ORDER BY t.{engine.q(engine.ROW)}").to_arrow_table()
             return self._python_functions(out)
         finally:
             con.close()
