@@ -327,8 +327,15 @@ def main() -> None:
         setup = setup_cairn(work, online_keys, feast_online)
         result: dict = {"benchmark": "feature_store", "quick": quick, "sizes": {**sizes, "online_keys": online_keys},
                         "lookback_days": LOOKBACK.days, "cores": os.cpu_count(), "cairn_write_seconds": setup["write_seconds"]}
-        result["cairn"] = run_worker(["--worker", "cairn", work])
-        result["duckdb_asof_by_hand"] = run_worker(["--worker", "asof", work, json.dumps(setup["files"])])
+        # At the full size each twice, alternating, the faster run kept: the first reader of freshly
+        # written files pays for the page cache, whichever it is.
+        runs: dict[str, list[dict]] = {"cairn": [], "duckdb_asof_by_hand": []}
+        for _ in range(1 if quick else 2):
+            runs["cairn"].append(run_worker(["--worker", "cairn", work]))
+            runs["duckdb_asof_by_hand"].append(run_worker(["--worker", "asof", work, json.dumps(setup["files"])]))
+        for name, got in runs.items():
+            ok = [r for r in got if "seconds" in r]
+            result[name] = {**min(ok, key=lambda r: r["seconds"]), "runs_seconds": [r["seconds"] for r in ok]} if ok else got[0]
         if "seconds" in result["cairn"] and "seconds" in result["duckdb_asof_by_hand"]:
             result["cairn_vs_asof"] = compare(work, "cairn", "asof")
         if "seconds" in result["cairn"] and "seconds" in result["duckdb_asof_by_hand"]:
