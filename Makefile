@@ -10,7 +10,7 @@ PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 export CAIRN_HOME ?= $(CURDIR)/.cairn
 
-.PHONY: run test install web postgres java chromium bench clean
+.PHONY: run test install web postgres redis java chromium bench feast clean
 
 # The first install downloads a few hundred MB (pyspark, deltalake, duckdb): pip shows its progress bars.
 $(STAMP): pyproject.toml
@@ -36,6 +36,9 @@ run: $(STAMP) web
 postgres:
 	bash tests/pg.sh
 
+redis:
+	bash tests/redis.sh
+
 # Spark needs a JRE (17 or newer); install Debian's when there is none.
 java:
 	@command -v java >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq default-jre-headless >/dev/null; }
@@ -46,11 +49,19 @@ chromium:
 
 # Starts PostgreSQL when it does not run, and stops it afterwards only then (one already running is left alone).
 test: $(STAMP) web java chromium
-	@if bash tests/pg.sh --running; then started=0; else bash tests/pg.sh && started=1; fi; \
-	CAIRN_TEST_PG_URL=$$(bash tests/pg.sh --url) $(BIN)/python -m pytest -n 2 -q; rc=$$?; \
+	@if bash tests/redis.sh --running 2>/dev/null; then redis_started=0; else bash tests/redis.sh && redis_started=1; fi; \
+	if bash tests/pg.sh --running; then started=0; else bash tests/pg.sh && started=1; fi; \
+	CAIRN_TEST_PG_URL=$$(bash tests/pg.sh --url) CAIRN_TEST_REDIS_URL=$$(bash tests/redis.sh --url) $(BIN)/python -m pytest -n 2 -q; rc=$$?; \
+	if [ $$redis_started = 1 ]; then bash tests/redis.sh --stop; fi; \
 	if [ $$started = 1 ]; then bash tests/pg.sh --stop; \
 	else echo "PostgreSQL was already running on 127.0.0.1:$${CAIRN_PG_PORT:-54329}; left running (stop it with: bash tests/pg.sh --stop)"; fi; \
 	exit $$rc
+
+# Feast pins starlette>=1, which Cairn's server (starlette<1) excludes: benchmarks/feature_store.py
+# runs it from its own virtualenv, .venv-feast.
+feast:
+	test -x .venv-feast/bin/python || $(PY) -m venv .venv-feast
+	.venv-feast/bin/pip install --quiet 'feast[duckdb]==0.67.0'
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'

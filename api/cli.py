@@ -779,6 +779,11 @@ def demo(env: Env) -> None:
         click.echo(json.dumps(summary, indent=2, default=str))
 
 
+from api.features_cli import features  # noqa: E402
+
+cli.add_command(features)
+
+
 def main() -> None:
     """The console script: usage errors are one line too (JSON with --json), never a traceback."""
     as_json = "--json" in sys.argv[1:]

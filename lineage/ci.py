@@ -10,7 +10,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from catalog.errors import CairnError, InvalidArgument
-from lineage.policy import Finding, Rule, Snapshot
+from lineage.policy import TRAINING_SET_SPEC, Finding, Rule, Snapshot
 from lineage.sql import extract
 
 
@@ -39,7 +39,8 @@ def build_snapshot(cairn: Any, rules: list[Rule]) -> Snapshot:
             if t.column is not None:
                 col_tags.setdefault(t.column, {})[t.key] = t.value
         objects[s.full_name] = {"kind": s.kind.value, "owner": s.owner, "comment": s.comment, "tags": obj_tags, "column_tags": col_tags,
-                                "timestamp_keys": list(s.timestamp_keys), "last_write": None, "securable": s}
+                                "timestamp_keys": list(s.timestamp_keys), "last_write": None, "securable": s,
+                                "training_set_spec": (s.properties or {}).get(TRAINING_SET_SPEC)}
         for alias, version in (s.aliases or {}).items():
             aliased.add(f"{s.full_name}/{version}")
     table_edges = [(_node(e["source"], e["source_kind"]), _node(e["target"], e["target_kind"])) for e in cairn.lineage.list_edges("TABLE")]

@@ -8,7 +8,10 @@ function of the snapshot that yields one finding per object it judged.
 Conventions the rules rely on (what the pipelines record):
 - a column is PII when it carries the tag `pii` (any value but "false");
 - a training set is a table with the tag `training_set`; it was built with point-in-time lookups
-  when it also carries `point_in_time=true`; raw tables carry the tag `raw` (or have no upstream);
+  when it also carries `point_in_time=true`; raw tables carry the tag `raw` (or have no upstream).
+  A training set saved by the feature store carries its spec (property `cairn.training_set.spec`),
+  which the provenance rule trusts over tags, checking that the lineage records every feature
+  table the spec names;
 - a feature table is a table with timestamp keys or the tag `feature_table`;
 - serving endpoints are lineage nodes `endpoint:<name>` fed by the model versions they serve.
 """
@@ -16,6 +19,7 @@ Conventions the rules rely on (what the pipelines record):
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -280,6 +284,19 @@ def _served(snap: Snapshot) -> dict[str, list[str]]:
     return out
 
 
+TRAINING_SET_SPEC = "cairn.training_set.spec"  # the property a saved training set carries (pipelines/features)
+
+
+def _spec(snap: Snapshot, name: str) -> dict[str, Any] | None:
+    raw = snap.objects.get(name, {}).get("training_set_spec")
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return {"point_in_time": False, "feature_tables": []}  # unreadable: proves nothing
+
+
 def check_provenance(rule: Rule, snap: Snapshot) -> Iterator[tuple[str, bool, str]]:
     behind = {v for versions in _served(snap).values() for v in versions}
     targets = sorted({v for v in snap.aliased_versions | behind})
@@ -288,14 +305,21 @@ def check_provenance(rule: Rule, snap: Snapshot) -> Iterator[tuple[str, bool, st
         if not rule.in_scope(name, "MODEL_VERSION", {}):
             continue
         up = snap.upstream(version, snap.table_edges)
-        training = sorted(n for n in up if "training_set" in snap.tags(n))
+        training = sorted(n for n in up if "training_set" in snap.tags(n) or _spec(snap, n) is not None)
         problems = []
         if not training:
             problems.append("no training set upstream")
         for ts in training:
-            if snap.tags(ts).get("point_in_time", "").lower() != "true":
-                problems.append(f"training set {ts} was not built with point-in-time lookups")
             ts_up = snap.upstream(ts, snap.table_edges)
+            spec = _spec(snap, ts)
+            if spec is not None:  # recorded by the operation that built it: trusted over tags
+                if not spec.get("point_in_time"):
+                    problems.append(f"training set {ts} was not built with point-in-time lookups (its recorded spec)")
+                for f in spec.get("feature_tables", []):
+                    if f.get("table") not in ts_up:
+                        problems.append(f"training set {ts}: its spec names {f.get('table')}, which its lineage does not record")
+            elif snap.tags(ts).get("point_in_time", "").lower() != "true":
+                problems.append(f"training set {ts} was not built with point-in-time lookups")
             raws = [n for n in ts_up if "raw" in snap.tags(n) or not snap.upstream(n, snap.table_edges)]
             if not raws:
                 problems.append(f"training set {ts} does not trace to a raw table")

@@ -322,7 +322,7 @@ class TableDataService(Service):
         files, columns = delta.snapshot_files(location, dt)
         return ScanPlan(table.full_name, dt.version(), files, columns, self._policy(uow, table))
 
-    def plan_scans(self, requests: list[tuple[str, int | None, datetime | str | None]]) -> list[ScanPlan | ViewPlan]:
+    def plan_scans(self, requests: list[tuple[str, int | None, datetime | str | None]], run_id: str | None = None) -> list[ScanPlan | ViewPlan]:
         """`plan_scan` for every table a statement reads, in one unit of work: all are checked
         before any is read (one denial refuses the statement), and each read gets its audit row.
 
@@ -343,6 +343,8 @@ class TableDataService(Service):
                 if table is None:
                     raise NotFound(f"table '{key}' does not exist")
                 plans.append(self._plan(uow, table, version, timestamp, reads, None, 0))
+                if run_id and isinstance(plans[-1], ScanPlan):  # with a run, each table read is an input of it
+                    self._lineage(uow, run_id, table, plans[-1].version, is_output=False)
             ctx, rid = uow.ctx, uow.request_id
 
             def audit_reads(store: Any) -> None:

@@ -77,6 +77,11 @@ class FilePool:
         return con
 
 
+def database(files: frozenset[str]) -> Any:
+    """A fresh database that may read exactly `files`, for one large read (a training set build)."""
+    return _open(files)
+
+
 def _open(files: frozenset[str]) -> Any:
     import duckdb
 

@@ -95,6 +95,8 @@ def test_every_graphql_field_is_governed(metastore: Metastore, world: dict[str, 
         "externalLocation": '{ externalLocation(name: "loc") { url } }',
         "storageCredentials": "{ storageCredentials { edges { node { name } } } }",
         "storageCredential": '{ storageCredential(name: "cred") { name } }',
+        "featureTable": '{ featureTable(name: "main.s.t") { name } }',
+        "trainingSet": '{ trainingSet(name: "main.s.t") { name } }',
     }
     mutations = {
         "createCatalog": 'mutation { createCatalog(name: "x") { name } }',
