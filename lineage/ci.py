@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from catalog.errors import CairnError, InvalidArgument
+from catalog.errors import CairnError, InvalidArgument, NotFound
 from lineage.policy import TRAINING_SET_SPEC, Finding, Rule, Snapshot
 from lineage.sql import extract
 
@@ -119,11 +119,15 @@ def sql_files(ref: str, path: str) -> dict[str, str]:
     folder = Path(ref)
     if folder.is_dir():
         base = folder / path if path else folder
+        if not base.is_dir():
+            raise InvalidArgument(f"--path '{path}' is not a folder in '{ref}'")
         return {str(p.relative_to(base)): p.read_text() for p in sorted(base.rglob("*.sql"))}
     try:
         listing = subprocess.run(["git", "ls-tree", "-r", "--name-only", ref, "--", path or "."], capture_output=True, text=True, check=True).stdout
     except (subprocess.CalledProcessError, FileNotFoundError) as exc:
         raise InvalidArgument(f"'{ref}' is neither a folder nor a git ref here: {getattr(exc, 'stderr', exc)}".strip()) from None
+    if path and not listing.strip():
+        raise InvalidArgument(f"--path '{path}' does not exist at git ref '{ref}'")
     out = {}
     for name in listing.splitlines():
         if name.endswith(".sql"):
@@ -162,15 +166,15 @@ def diff(cairn: Any, base: dict[str, str], head: dict[str, str], dialect: str | 
         for t in sorted(targets):
             try:
                 down = cairn.lineage.get_downstream(t, depth=20)
-                report["touched"] += [{"from": t, "node": n.name or "(restricted)", "kind": n.kind, "depth": n.depth} for n in down.nodes]
-            except CairnError:
-                pass
+            except NotFound:
+                continue  # a table the change creates has nothing downstream yet; any other failure fails the gate
+            report["touched"] += [{"from": t, "node": n.name or "(restricted)", "kind": n.kind, "depth": n.depth} for n in down.nodes]
         dropped = {q(c.rsplit(".", 1)[0]) + "." + c.rsplit(".", 1)[1] for c in b_cols} - {
             q(c.rsplit(".", 1)[0]) + "." + c.rsplit(".", 1)[1] for c in h_cols}
         for col in sorted(dropped):
             try:
                 users = cairn.lineage.get_downstream(col, level="COLUMN", depth=20)
-            except CairnError:
+            except NotFound:
                 continue
             used = [n.name or "(restricted)" for n in users.nodes]
             if used:

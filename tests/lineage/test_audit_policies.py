@@ -215,6 +215,24 @@ def test_audit_diff_reports_impact_and_breaking_column_drops(lakehouse: Path, tm
     assert run("--base", str(base), "--head", str(head), "--path", "sql", "--allow-breaking").returncode == 0
     (head / "sql" / "export.sql").write_text("INSERT INTO main.gold.users_export SELECT user_id, lower(email) AS email FROM main.raw.users")
     assert run("--base", str(base), "--head", str(head), "--path", "sql").returncode == 0
+    # Fail closed: a --path that is not there is an error, not "nothing changed".
+    missing = run("--base", str(base), "--head", str(head), "--path", "sqll")
+    assert missing.returncode == 2 and "--path 'sqll' is not a folder" in missing.stderr
+
+
+def test_audit_diff_fails_closed_when_the_catalog_cannot_answer(lakehouse: Path) -> None:
+    """A refusal from the catalog (here: the acting principal does not exist) is not "nothing downstream"."""
+    from catalog.errors import CairnError
+    from lineage import ci
+
+    ms = Metastore.open(home=lakehouse)
+    try:
+        with pytest.raises(CairnError) as err:
+            ci.diff(ms.as_principal("ghost"), {"a.sql": "INSERT INTO main.gold.users_export SELECT email FROM main.raw.users"},
+                    {"a.sql": "INSERT INTO main.gold.users_export SELECT user_id FROM main.raw.users"}, "databricks", None, None)
+        assert err.value.code == "UNAUTHENTICATED"
+    finally:
+        ms.close()
 
 
 def test_auditing_a_running_server_gives_the_same_findings(lakehouse: Path, live) -> None:  # type: ignore[no-untyped-def]
