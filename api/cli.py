@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from catalog.paging import every
+
 
 class Env:
     def __init__(self, home: str | None, url: str | None, principal: str | None, as_json: bool, create: bool = False) -> None:
@@ -187,7 +189,7 @@ def catalog_create(env: Env, name: str, comment: str | None) -> None:
 @governed
 def catalog_list(env: Env) -> None:
     """Catalogs you may see."""
-    emit(env, [securable_row(c) for c in env.cairn().catalogs.list_catalogs(max_results=1000)], "catalogs")
+    emit(env, [securable_row(c) for c in every(env.cairn().catalogs.list_catalogs)], "catalogs")
 
 
 @catalog.command("drop")
@@ -219,7 +221,7 @@ def schema_create(env: Env, name: str, comment: str | None) -> None:
 @governed
 def schema_list(env: Env, catalog_name: str) -> None:
     """Schemas of CATALOG_NAME that you may see."""
-    emit(env, [securable_row(s) for s in env.cairn().schemas.list_schemas(catalog_name, max_results=1000)], "schemas")
+    emit(env, [securable_row(s) for s in every(env.cairn().schemas.list_schemas, catalog_name)], "schemas")
 
 
 @schema.command("drop")
@@ -264,7 +266,7 @@ def table_list(env: Env, scope: str) -> None:
     from catalog import names
 
     fn = names.parse(scope)
-    tables = env.cairn().tables.list_tables(fn.catalog, fn.schema if len(fn.parts) > 1 else None, max_results=1000)
+    tables = list(every(env.cairn().tables.list_tables, fn.catalog, fn.schema if len(fn.parts) > 1 else None))
     emit(env, [table_row(t, env.as_json) for t in tables], "tables")
 
 
@@ -311,7 +313,7 @@ def principal_create(env: Env, name: str, kind: str, is_admin: bool) -> None:
 @governed
 def principal_list(env: Env) -> None:
     """Every principal, with its kind and whether it is a metastore admin."""
-    rows = env.cairn().principals.list_principals(max_results=1000)
+    rows = list(every(env.cairn().principals.list_principals))
     emit(env, [{"name": p.name, "kind": p.kind.value, "admin": p.is_admin} for p in rows], "principals")
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from catalog.errors import CairnError, InvalidArgument, NotFound
+from catalog.paging import every
 from lineage.policy import TRAINING_SET_SPEC, Finding, Rule, Snapshot
 from lineage.sql import extract
 
@@ -22,14 +23,14 @@ def build_snapshot(cairn: Any, rules: list[Rule]) -> Snapshot:
     """Read what the rules need through the governed services, as the acting principal."""
     objects: dict[str, dict[str, Any]] = {}
     securables: list[Any] = []
-    for cat in cairn.catalogs.list_catalogs(max_results=1000):
+    for cat in every(cairn.catalogs.list_catalogs):
         securables.append(cat)
-        for sch in cairn.schemas.list_schemas(cat.name, max_results=1000):
+        for sch in every(cairn.schemas.list_schemas, cat.name):
             securables.append(sch)
-            securables += list(cairn.tables.list_tables(cat.name, sch.name, max_results=1000))
-            for model in cairn.models.list_registered_models(cat.name, sch.name, max_results=1000):
+            securables += list(every(cairn.tables.list_tables, cat.name, sch.name))
+            for model in every(cairn.models.list_registered_models, cat.name, sch.name):
                 securables.append(model)
-                securables += list(cairn.models.list_model_versions(model.full_name, max_results=1000))
+                securables += list(every(cairn.models.list_model_versions, model.full_name))
     tags = cairn.tags.list_tags_many(securables)
     aliased = set()
     for s in securables:
@@ -53,7 +54,7 @@ def build_snapshot(cairn: Any, rules: list[Rule]) -> Snapshot:
                     o["last_write"] = datetime.fromtimestamp(hist[0]["timestamp"] / 1000, tz=timezone.utc) if hist else None
                 except CairnError:
                     o["last_write"] = None
-    kinds = {p.name: p.kind.value for p in cairn.principals.list_principals(max_results=1000)}
+    kinds = {p.name: p.kind.value for p in every(cairn.principals.list_principals)}
     grants: dict[str, dict[str, set[str]]] = {}
     direct: dict[str, dict[str, set[str]]] = {}
     for who in sorted({r.options["principal"] for r in rules if r.type == "access"} & set(kinds)):  # the rest are findings

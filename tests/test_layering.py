@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("catalog", "lineage", "api", "pipelines")
 LAYERS = [
     r"catalog\.(names|errors|privileges|config|policies|relations|storage)|lineage\.(sql(\..+)?|openlineage|emit|policy)",
-    r"catalog\.entities",
+    r"catalog\.(entities|paging)",
     r"catalog\.store(\..+)?|catalog\.delta|lineage\.(store|recording)",
     r"catalog\.authz|lineage\.graph",
     r"catalog\.runtime|catalog\.service\.(base|common)",

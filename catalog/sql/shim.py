@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from catalog import names
 from catalog.errors import AlreadyExists, CairnError, InvalidArgument, NotFound
+from catalog.paging import every
 from catalog.privileges import Kind
 from catalog.sql import storage
 from catalog.sql.engine import run_sql
@@ -324,23 +325,23 @@ class SqlService:
         pattern = c.string() if c.accept("LIKE") else (c.string() if c.peek() and c.peek().kind == "string" else None)  # type: ignore[union-attr]
         c.done()
         if what == "CATALOGS":
-            rows = [(x.name,) for x in self.services.catalogs.list_catalogs(max_results=1000)]
+            rows = [(x.name,) for x in every(self.services.catalogs.list_catalogs)]
             cols = ["catalog"]
         elif what in ("SCHEMAS", "DATABASES"):
             cat = scope or self.current_catalog
             if cat is None:
                 raise InvalidArgument("SHOW SCHEMAS needs IN <catalog> or a current catalog")
-            rows = [(x.name,) for x in self.services.schemas.list_schemas(cat, max_results=1000)]
+            rows = [(x.name,) for x in every(self.services.schemas.list_schemas, cat)]
             cols = ["databaseName"]
         elif what == "TABLES":
             sch = self.full(scope, 2) if scope else self.full("x", 3).rsplit(".", 1)[0]
             cat, schema = sch.split(".")
-            rows = [(schema, x.name, False) for x in self.services.tables.list_tables(cat, schema, max_results=1000)]
+            rows = [(schema, x.name, False) for x in every(self.services.tables.list_tables, cat, schema)]
             cols = ["database", "tableName", "isTemporary"]
         elif what == "FUNCTIONS":
             sch = self.full(scope, 2) if scope else self.full("x", 3).rsplit(".", 1)[0]
             cat, schema = sch.split(".")
-            rows = [(x.full_name,) for x in self.services.functions.list_functions(cat, schema, max_results=1000)]
+            rows = [(x.full_name,) for x in every(self.services.functions.list_functions, cat, schema)]
             cols = ["function"]
         else:
             raise InvalidArgument(f"SHOW {what} is not supported")

@@ -10,20 +10,21 @@ from typing import Any
 import pyarrow as pa
 
 from catalog.errors import NotFound
+from catalog.paging import every
 
 
 def _catalogs(c: Any) -> Iterator[Any]:
-    yield from c.catalogs.list_catalogs(max_results=1000)
+    yield from every(c.catalogs.list_catalogs)
 
 
 def _schemas(c: Any) -> Iterator[Any]:
     for cat in _catalogs(c):
-        yield from c.schemas.list_schemas(cat.name, max_results=1000)
+        yield from every(c.schemas.list_schemas, cat.name)
 
 
 def _tables(c: Any) -> Iterator[Any]:
     for cat in _catalogs(c):
-        yield from c.tables.list_tables(cat.name, max_results=1000)
+        yield from every(c.tables.list_tables, cat.name)
 
 
 def _split(t: Any) -> tuple[str, str, str]:

@@ -237,3 +237,11 @@ def test_a_repeated_query_is_checked_and_audited_every_time(sales: Cairn, metast
     assert statements[-6:] == [("read_tables", AuditResult.ALLOWED), ("execute_sql", AuditResult.ALLOWED),
                                ("read_tables", AuditResult.ALLOWED), ("execute_sql", AuditResult.ALLOWED),
                                ("read_tables", AuditResult.DENIED), ("execute_sql", AuditResult.DENIED)]
+
+
+def test_listings_are_never_cut_at_a_page(admin: Cairn) -> None:
+    for i in range(1001):
+        admin.catalogs.create_catalog(f"c{i:04d}")
+    shown = admin.sql("SHOW CATALOGS").rows
+    assert len(shown) == 1001 and shown[-1] == ("c1000",)
+    assert admin.sql("SELECT count(*) FROM system.information_schema.catalogs").rows == [(1001,)]
