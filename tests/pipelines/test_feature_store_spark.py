@@ -19,15 +19,6 @@ def T(text: str) -> pd.Timestamp:
     return pd.Timestamp(text, tz="UTC")
 
 
-@pytest.fixture(scope="module")
-def spark() -> Iterator[object]:
-    from pipelines.spark import local_session
-
-    session = local_session("cairn-feature-tests", cores="2")
-    yield session
-    session.stop()
-
-
 @pytest.fixture
 def lake(tmp_path: Path) -> Iterator[Cairn]:
     ms = Metastore.open(home=tmp_path)

@@ -12,15 +12,6 @@ from catalog.client import Cairn, Metastore
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def spark() -> Iterator[object]:
-    from pipelines.spark import local_session
-
-    session = local_session("cairn-tests", cores="2")
-    yield session
-    session.stop()
-
-
 @pytest.fixture
 def lake(tmp_path: Path) -> Iterator[Cairn]:
     ms = Metastore.open(home=tmp_path)
