@@ -58,8 +58,8 @@ def imports(path: Path, module: str, known: dict[str, Path]) -> set[str]:
             if node.level:
                 parts = module.split(".")[: len(module.split(".")) - node.level + (1 if path.name == "__init__.py" else 0)]
                 base = ".".join([*parts, *([base] if base else [])])
-            # `from pkg import module` imports the module, not the package's __init__.
-            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+            # `from pkg import module` runs the package's __init__ too: both count.
+            names = [base, *(f"{base}.{a.name}" for a in node.names)]
         for name in names:
             while name and name not in known:
                 name = name.rpartition(".")[0]

@@ -10,7 +10,7 @@ from typing import Any
 from catalog import delta
 from catalog.errors import InvalidArgument
 from catalog.service.data import ScanPlan, policy_sql
-from pipelines.features import engine
+import pipelines.features.engine as engine
 from pipelines.features.spec import SPEC, UNIQUE_VERSION, FeatureFunction, FeatureLookup, ResolvedLookup, check_outputs, resolve_lookup, to_arrow
 
 _TZ = {"timestamp": "TIMESTAMPTZ", "timestamp_ntz": "TIMESTAMP", "date": "DATE"}
