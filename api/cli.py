@@ -8,8 +8,9 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 import click
@@ -462,7 +463,8 @@ def audit(ctx: click.Context, policy: str | None, fmt: str | None, output: str |
     if ctx.invoked_subcommand:
         return
     from catalog.errors import CairnError
-    from lineage import ci, policy as policies
+    from lineage import ci
+    from lineage import policy as policies
 
     env: Env = ctx.obj
     fmt = fmt or ("json" if env.as_json else "text")
@@ -502,19 +504,19 @@ class When(click.ParamType):
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
         import re
-        from datetime import datetime, timedelta, timezone
+        from datetime import datetime, timedelta
 
         if isinstance(value, datetime):
             return value
         m = re.fullmatch(r"(\d+)([smhdw])", str(value).strip())
         if m:
             unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
-            return datetime.now(timezone.utc) - timedelta(**{unit: int(m.group(1))})
+            return datetime.now(UTC) - timedelta(**{unit: int(m.group(1))})
         try:
             at = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
         except ValueError:
             self.fail(f"{value!r} is neither an ISO date/time (2026-01-31, 2026-01-31T12:00) nor an age (30m, 12h, 7d)", param, ctx)
-        return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+        return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 @audit.command("log")
@@ -704,7 +706,7 @@ def _say_when_ready(host: str, port: int, as_json: bool = False) -> None:
     import time
 
     where = f"[{host}]" if ":" in host else host
-    probe_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    probe_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104 - a probe of the address the user chose
 
     def answers() -> bool:
         # One keep-alive request, waited for however long the server takes once it accepted, and

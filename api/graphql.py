@@ -20,12 +20,12 @@ import graphql as gql
 from graphene import relay
 from graphql import GraphQLError
 
-from api.graphql_limits import DEFAULT_FIRST, MAX_DEPTH, MAX_NODES, MAX_TOKENS, bounds, depth_of, nodes_of
 from api.graphql_features import FeatureQuery
+from api.graphql_limits import DEFAULT_FIRST, MAX_DEPTH, MAX_NODES, MAX_TOKENS, bounds, depth_of, nodes_of
 from catalog.client import Cairn
 from catalog.errors import CairnError
-from catalog.service.common import encode_token
 from catalog.privileges import Kind
+from catalog.service.common import encode_token
 
 CACHED_QUERY = 16 * 1024  # longer query texts are not kept in the parse cache
 MAX_FIRST = 1000

@@ -101,6 +101,7 @@ class _OneAtATime:
         self.audit_log = audit_log
         self.queue: collections.deque[tuple[Callable[[], Any], asyncio.Future[Any]]] = collections.deque()
         self.draining = False
+        self.drainer: asyncio.Task[None] | None = None
 
     async def run(self, call: Callable[[], Any]) -> Any:
         loop = asyncio.get_running_loop()
@@ -108,7 +109,7 @@ class _OneAtATime:
         self.queue.append((call, done))
         if not self.draining:
             self.draining = True
-            loop.create_task(self._drain())
+            self.drainer = loop.create_task(self._drain())
         return await done
 
     async def _drain(self) -> None:
@@ -431,6 +432,7 @@ class _HandedConnections(uvicorn.Server):
         await super().startup(sockets=[])
         loop = asyncio.get_running_loop()
         config, channel = self.config, self.channel
+        tasks: set[asyncio.Task[Any]] = set()  # strong references until each accept is done
 
         def protocol() -> asyncio.Protocol:
             proto = config.http_protocol_class(config=config, server_state=self.server_state, app_state=self.lifespan.state)  # type: ignore[call-arg]
@@ -458,7 +460,9 @@ class _HandedConnections(uvicorn.Server):
             for fd in fds:
                 sock = socket.socket(fileno=fd)
                 sock.setblocking(False)
-                loop.create_task(loop.connect_accepted_socket(protocol, sock))
+                task = loop.create_task(loop.connect_accepted_socket(protocol, sock))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
 
         channel.setblocking(False)
         loop.add_reader(channel.fileno(), receive)

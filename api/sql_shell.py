@@ -10,11 +10,7 @@ from typing import Any
 import click
 
 QUIT = {"exit", "quit", "\\q"}
-KEYWORDS = (
-    "SELECT FROM WHERE GROUP BY ORDER LIMIT JOIN ON INSERT INTO OVERWRITE VALUES UPDATE SET DELETE MERGE USING WHEN MATCHED THEN "
-    "CREATE DROP ALTER TABLE VIEW SCHEMA CATALOG FUNCTION GRANT REVOKE SHOW GRANTS TABLES SCHEMAS CATALOGS DESCRIBE EXTENDED "
-    "HISTORY OPTIMIZE ZORDER VACUUM RETAIN HOURS RESTORE VERSION AS OF USE TAGS OWNER TO COMMENT IS ROW FILTER MASK COLUMN"
-).split()
+KEYWORDS = ["SELECT", "FROM", "WHERE", "GROUP", "BY", "ORDER", "LIMIT", "JOIN", "ON", "INSERT", "INTO", "OVERWRITE", "VALUES", "UPDATE", "SET", "DELETE", "MERGE", "USING", "WHEN", "MATCHED", "THEN", "CREATE", "DROP", "ALTER", "TABLE", "VIEW", "SCHEMA", "CATALOG", "FUNCTION", "GRANT", "REVOKE", "SHOW", "GRANTS", "TABLES", "SCHEMAS", "CATALOGS", "DESCRIBE", "EXTENDED", "HISTORY", "OPTIMIZE", "ZORDER", "VACUUM", "RETAIN", "HOURS", "RESTORE", "VERSION", "AS", "OF", "USE", "TAGS", "OWNER", "TO", "COMMENT", "IS", "ROW", "FILTER", "MASK", "COLUMN"]
 
 
 def _names(session: Any) -> list[str]:
@@ -29,7 +25,7 @@ def _names(session: Any) -> list[str]:
                     out += [t.full_name for t in session.services.tables.list_tables(cat.name, sch.name, max_results=500)]
                     if sch.name == session.current_schema:
                         out += [t.name for t in session.services.tables.list_tables(cat.name, sch.name, max_results=500)]
-    except Exception:  # completion must never break the shell
+    except Exception:  # noqa: S110 - completion must never break the shell
         pass
     return out
 

@@ -22,14 +22,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import insert, text  # noqa: E402
+from sqlalchemy import insert, text
 
-from catalog.authz import AuthzCache  # noqa: E402
-from catalog.client import Metastore  # noqa: E402
-from catalog.errors import NotFound  # noqa: E402
-from catalog.privileges import Kind, Privilege  # noqa: E402
-from catalog.store import tables as t  # noqa: E402
-from catalog.store.metastore import MetastoreStore, now  # noqa: E402
+from catalog.authz import AuthzCache
+from catalog.client import Metastore
+from catalog.errors import NotFound
+from catalog.privileges import Kind, Privilege
+from catalog.store import tables as t
+from catalog.store.metastore import MetastoreStore, now
 
 NAIVE = text(
     """

@@ -27,12 +27,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_FEATURES = 20
 LOOKBACK = timedelta(days=30)
-START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+START = datetime(2024, 1, 1, tzinfo=UTC)
 SPAN_DAYS = 365
 FEAST_ONLINE_KEYS = 100_000
 
@@ -125,14 +125,12 @@ def setup_cairn(work: str, online_keys: int, feast_online: int) -> dict:
 
 # workers ----------------------------------------------------------------------------------
 def work_cairn(work: str) -> dict:
+    import duckdb  # noqa: F401 - imported before the clock starts, as the hand-written worker does
     import pyarrow.parquet as pq
 
+    import pipelines.features.training  # noqa: F401
     from catalog.client import Metastore
     from pipelines.features import FeatureEngineeringClient, FeatureLookup
-
-    import duckdb  # noqa: F401 - imported before the clock starts, as the hand-written worker does
-
-    import pipelines.features.training  # noqa: F401
 
     labels = pq.read_table(os.path.join(work, "labels.parquet"))
     fe = FeatureEngineeringClient(Metastore.open(home=os.path.join(work, "cairn")).as_principal("admin"))
@@ -201,7 +199,7 @@ def work_feast(work: str, offline: str, online_keys: int) -> dict:
     result = {"seconds": round(seconds, 3), "rows": len(out), "peak_rss_mb": peak_mb()}
     if offline == "duckdb" and online_keys > 0:
         t0 = time.perf_counter()
-        store.materialize(START - timedelta(days=1), datetime.now(timezone.utc), feature_views=["online"])
+        store.materialize(START - timedelta(days=1), datetime.now(UTC), feature_views=["online"])
         result["online_materialize_seconds"] = round(time.perf_counter() - t0, 2)
         result["online_keys"] = online_keys
         online_refs = [f"online:f{i}" for i in range(N_FEATURES)]

@@ -21,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import duckdb  # noqa: E402
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
+import duckdb
+import numpy as np
+import pyarrow as pa
 
-from catalog.client import Metastore  # noqa: E402
+from catalog.client import Metastore
 
 
 def med_ms(fn, reps: int) -> float:  # type: ignore[no-untyped-def]

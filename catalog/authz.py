@@ -244,12 +244,9 @@ class AuthzView:
         """USE CATALOG on the catalog and USE SCHEMA on the schema above (or at) `sid`."""
         for node in self.cache.chains.get(sid) or self.chain(sid):
             kind = node.kind
-            if kind is Kind.SCHEMA:
-                if not self.has(principal, Privilege.USE_SCHEMA, node.id):
-                    return False
-            elif kind is Kind.CATALOG:
-                if not self.has(principal, Privilege.USE_CATALOG, node.id):
-                    return False
+            if (kind is Kind.SCHEMA and not self.has(principal, Privilege.USE_SCHEMA, node.id)) or \
+                    (kind is Kind.CATALOG and not self.has(principal, Privilege.USE_CATALOG, node.id)):
+                return False
         return True
 
     def has_any(self, principal: str, sid: int) -> bool:

@@ -15,8 +15,8 @@ import os
 import re
 import threading
 import time
-from datetime import datetime, timezone
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from catalog.entities import Column
@@ -217,7 +217,7 @@ def parse_timestamp(text: str) -> datetime:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
         raise InvalidArgument(f"{text!r} is not a timestamp: give an ISO date or date-time such as '2024-05-01 12:00:00'") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def open_table(location: str, version: int | None = None, timestamp: Any = None) -> DeltaTable:
@@ -265,7 +265,7 @@ def open_table(location: str, version: int | None = None, timestamp: Any = None)
             timestamp = parse_timestamp(timestamp)
         earliest = min((h["timestamp"] for h in dt.history() if "timestamp" in h), default=None)
         if earliest is not None and isinstance(timestamp, datetime) and timestamp.timestamp() * 1000 < earliest:
-            first = datetime.fromtimestamp(earliest / 1000, timezone.utc).isoformat()
+            first = datetime.fromtimestamp(earliest / 1000, UTC).isoformat()
             raise InvalidArgument(f"no version at or before {timestamp.isoformat()}: the table's first version is from {first}")
         try:
             dt.load_as_version(timestamp)

@@ -86,9 +86,8 @@ def _cte_in_scope(table: exp.Table) -> bool:
     node = table.parent
     while node is not None:
         w = _with_of(node)
-        if w is not None and child is not w:
-            if any(c.alias_or_name.lower() == name for c in w.expressions):
-                return True  # in the body of the query the WITH belongs to: all its CTEs are visible
+        if w is not None and child is not w and any(c.alias_or_name.lower() == name for c in w.expressions):
+            return True  # in the body of the query the WITH belongs to: all its CTEs are visible
         if isinstance(node, exp.With):
             ctes = node.expressions
             idx = next((i for i, c in enumerate(ctes) if c is child), None)

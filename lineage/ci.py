@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -42,7 +42,7 @@ def build_snapshot(cairn: Any, rules: list[Rule]) -> Snapshot:
         objects[s.full_name] = {"kind": s.kind.value, "owner": s.owner, "comment": s.comment, "tags": obj_tags, "column_tags": col_tags,
                                 "timestamp_keys": list(s.timestamp_keys), "last_write": None, "securable": s,
                                 "training_set_spec": (s.properties or {}).get(TRAINING_SET_SPEC)}
-        for alias, version in (s.aliases or {}).items():
+        for version in (s.aliases or {}).values():
             aliased.add(f"{s.full_name}/{version}")
     table_edges = [(_node(e["source"], e["source_kind"]), _node(e["target"], e["target_kind"])) for e in cairn.lineage.list_edges("TABLE")]
     column_edges = [(e["source"], e["target"]) for e in cairn.lineage.list_edges("COLUMN")]
@@ -51,7 +51,7 @@ def build_snapshot(cairn: Any, rules: list[Rule]) -> Snapshot:
             if o["kind"] == "TABLE" and (o["timestamp_keys"] or "feature_table" in o["tags"]):
                 try:
                     hist = cairn.data.history(name, 1)
-                    o["last_write"] = datetime.fromtimestamp(hist[0]["timestamp"] / 1000, tz=timezone.utc) if hist else None
+                    o["last_write"] = datetime.fromtimestamp(hist[0]["timestamp"] / 1000, tz=UTC) if hist else None
                 except CairnError:
                     o["last_write"] = None
     kinds = {p.name: p.kind.value for p in every(cairn.principals.list_principals)}
@@ -253,7 +253,7 @@ def build_snapshot_remote(url: str, token: str, rules: list[Rule]) -> Snapshot:
         for name, o in objects.items():
             if o["kind"] == "TABLE" and (o["timestamp_keys"] or "feature_table" in o["tags"]):
                 hist = gql('{ table(name: "%s") { history(limit: 1) { timestamp } } }' % name)["table"]["history"]
-                o["last_write"] = datetime.fromtimestamp(hist[0]["timestamp"] / 1000, tz=timezone.utc) if hist else None
+                o["last_write"] = datetime.fromtimestamp(hist[0]["timestamp"] / 1000, tz=UTC) if hist else None
     kinds = {p["name"]: p["kind"] for p in paged(_PRINCIPALS)}
     grants: dict[str, dict[str, set[str]]] = {}
     direct: dict[str, dict[str, set[str]]] = {}

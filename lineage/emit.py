@@ -29,9 +29,11 @@ def emit(event: dict[str, Any], timeout: float = 5.0) -> bool:
     key = os.environ.get("CAIRN_OPENLINEAGE_API_KEY")
     if key:
         headers["Authorization"] = f"Bearer {key}"
-    req = urllib.request.Request(f"{base.rstrip('/')}/api/v1/lineage", json.dumps(event).encode(), headers, method="POST")
+    if not base.startswith(("http://", "https://")):
+        return False  # only http(s): never file: or a custom scheme
+    req = urllib.request.Request(f"{base.rstrip('/')}/api/v1/lineage", json.dumps(event).encode(), headers, method="POST")  # noqa: S310 - scheme checked above
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - scheme checked above
             return 200 <= resp.status < 300
     except Exception as exc:  # the consumer's trouble must not become the writer's
         log.warning("could not send OpenLineage event for run %s to %s: %s", event.get("run", {}).get("runId"), base, exc)

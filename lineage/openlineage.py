@@ -15,7 +15,7 @@ from __future__ import annotations
 import posixpath
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -107,7 +107,7 @@ def _time(text: str) -> datetime:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidArgument(f"eventTime {text!r} is not an ISO-8601 date-time") from None
-    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def _dataset(obj: Any, where: str) -> Dataset:
@@ -229,7 +229,7 @@ def run_event(run_id: str, job_name: str, event_type: str, inputs: list[tuple[st
         return d
 
     return {
-        "eventTime": datetime.now(timezone.utc).isoformat(),
+        "eventTime": datetime.now(UTC).isoformat(),
         "producer": producer,
         "schemaURL": SCHEMA_URL,
         "eventType": event_type,

@@ -22,7 +22,7 @@ import fnmatch
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from catalog.errors import InvalidArgument
@@ -169,7 +169,7 @@ def evaluate(rules: list[Rule], snap: Snapshot, today: date | None = None, fail_
     """One finding per object each rule judged; then, per rule, the principals and objects it names
     that the catalog does not know (failures), and a warning (an error with `fail_on_empty`) when
     it judged nothing: a gate that checks nothing must not pass silently."""
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     findings: list[Finding] = []
     for rule in rules:
         judged = 0
@@ -241,7 +241,7 @@ def check_deprecation(rule: Rule, snap: Snapshot) -> Iterator[tuple[str, bool, s
     for s, t in snap.table_edges:
         if s in deprecated:
             readers.setdefault(t, []).append(s)
-    for name, o in _tables(rule, snap, ("TABLE", "MODEL_VERSION")):
+    for name, _ in _tables(rule, snap, ("TABLE", "MODEL_VERSION")):
         if name in deprecated:
             continue
         bad = sorted(readers.get(name, []))
@@ -328,7 +328,7 @@ def check_provenance(rule: Rule, snap: Snapshot) -> Iterator[tuple[str, bool, st
 
 def check_freshness(rule: Rule, snap: Snapshot) -> Iterator[tuple[str, bool, str]]:
     max_age = timedelta(hours=float(rule.options["max_age_hours"]))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     served_models = {v for versions in _served(snap).values() for v in versions}
     features = set()
     for model in served_models:

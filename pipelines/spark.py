@@ -112,8 +112,7 @@ class CairnReader(DataSourceReader):
             from catalog.service.data import apply_policy
 
             table = apply_policy(table, self.policy, present, None)
-        for batch in table.select(present).to_batches():
-            yield batch
+        yield from table.select(present).to_batches()
 
 
 @dataclass

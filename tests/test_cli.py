@@ -400,7 +400,7 @@ def test_pg_script_stops_what_it_started(tmp_path: Path) -> None:
     import shutil
     import socket
 
-    if not any(Path("/usr/lib/postgresql").glob("*/bin/initdb")) or shutil.which("runuser") is None and os.getuid() == 0:
+    if not any(Path("/usr/lib/postgresql").glob("*/bin/initdb")) or (shutil.which("runuser") is None and os.getuid() == 0):
         pytest.skip("needs PostgreSQL's binaries (make test installs them)")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

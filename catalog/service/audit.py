@@ -116,7 +116,7 @@ class AuditService(Service):
             return writers
 
     @staticmethod
-    def _visible_principal(uow: object, principal: str | None) -> str | None | bool:
+    def _visible_principal(uow: object, principal: str | None) -> str | bool | None:
         """The principal filter the caller may use; False when it asks for someone else's events."""
         if uow.authz.is_admin(uow.principal):  # type: ignore[attr-defined]
             return principal

@@ -13,7 +13,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -131,7 +131,7 @@ class GroupCommit:
 
 
 class _Pending:
-    __slots__ = ("work", "done", "error")
+    __slots__ = ("done", "error", "work")
 
     def __init__(self, work: Callable[[MetastoreStore], None]) -> None:
         self.work = work
@@ -218,7 +218,7 @@ class UnitOfWork:
         if getattr(_scope, "uow", None) is self:
             _scope.uow = None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[no-untyped-def]
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:  # type: ignore[no-untyped-def]
         # The connection goes back to the pool before the audit row takes another one, so a
         # request never holds two at once (that would let a busy pool deadlock on itself).
         try:

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from catalog import delta
 import sqlglot
 
+from catalog import delta
 from catalog.entities import Column, Securable, TableType
 from catalog.errors import CairnError, Conflict, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from catalog.policies import Policy, bind_identity, quote, render_function
-from catalog.relations import as_of, catalog_relations, qualify
 from catalog.privileges import Kind, Privilege
+from catalog.relations import as_of, catalog_relations, qualify
 from catalog.service.base import UnitOfWork
 from catalog.service.common import Service, display, fetch, parse_for, resolve
 
@@ -37,7 +37,7 @@ class ScanPlan:
     version: int
     files: tuple[str, ...]
     columns: tuple[Column, ...]
-    policy: Policy = Policy(None, {})  # applied by the engine to every batch it reads
+    policy: Policy = Policy(None, {})  # noqa: RUF009 - immutable; applied by the engine to every batch it reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,7 +521,7 @@ class TableDataService(Service):
         """Delete the rows matching a SQL predicate. Needs SELECT and MODIFY."""
         return self._dml("delete_rows", name, lambda dt: dt.delete(where), where=where)
 
-    def update(self, name: str, set: dict[str, str], where: str | None = None) -> WriteResult:  # noqa: A002
+    def update(self, name: str, set: dict[str, str], where: str | None = None) -> WriteResult:
         """Set columns to SQL expressions on the rows matching `where`. Needs SELECT and MODIFY."""
         if not set:
             raise InvalidArgument("update needs at least one column to set")

@@ -7,6 +7,7 @@ from catalog.errors import FailedPrecondition, InvalidArgument, NotFound
 from catalog.names import validate_principal_name
 from catalog.service.common import Service, decode_token, encode_token, page_size
 
+
 class PrincipalService(Service):
     def create_principal(self, name: str, kind: PrincipalKind | str = PrincipalKind.USER, is_admin: bool = False) -> Principal:
         """Create a user, group or service principal. Needs a metastore admin.

@@ -13,17 +13,15 @@ from catalog.entities import Column, Page, Securable, TableType, TemporaryCreden
 from catalog.errors import FailedPrecondition, InvalidArgument, NotFound
 from catalog.privileges import Kind, Privilege
 from catalog.relations import catalog_relations, qualify, qualify_definition
-from catalog.store.metastore import now
 from catalog.service.common import (
-    TIME_TYPES,
     CREDENTIAL_TTL,
-    validate_columns,
+    TIME_TYPES,
     Service,
     claim_table_path,
     decode_token,
     delete_securable,
-    encode_token,
     display,
+    encode_token,
     fetch,
     holding_location,
     page_size,
@@ -31,10 +29,13 @@ from catalog.service.common import (
     resolve,
     storage_path,
     update_securable,
+    validate_columns,
     validate_comment,
     validate_properties,
     visible_children,
 )
+from catalog.store.metastore import now
+
 
 def _validate_keys(columns: list[Column], primary_keys: Sequence[str], timestamp_keys: Sequence[str]) -> tuple[list[str], list[str]]:
     by_name = {c.name: c for c in columns}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from catalog.entities import ACCOUNT_USERS
@@ -193,7 +193,7 @@ def _iso(ts: Any) -> str | None:
     if ts is None:
         return None
     if isinstance(ts, (int, float)):
-        return datetime.fromtimestamp(ts / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
+        return datetime.fromtimestamp(ts / 1000, tz=UTC).isoformat(timespec="milliseconds")
     if isinstance(ts, datetime):
         return ts.isoformat(timespec="milliseconds")
     return str(ts)

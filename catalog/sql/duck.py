@@ -146,7 +146,7 @@ class Watchdog:
 
 
 class _Guard:
-    __slots__ = ("dog", "con", "seconds", "token")
+    __slots__ = ("con", "dog", "seconds", "token")
 
     def __init__(self, dog: Watchdog, con: Any, seconds: float) -> None:
         self.dog, self.con, self.seconds, self.token = dog, con, seconds, -1

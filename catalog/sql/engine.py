@@ -466,7 +466,7 @@ def _merge(session: SqlService, tree: exp.Merge, text: str) -> SqlResult:
                 star = not then.expressions or any(isinstance(x, exp.Star) for x in then.expressions)
                 update = "*" if star else {eq.this.name.lower(): rename(eq.expression) for eq in then.expressions}
                 update_cond = rename(cond) if cond is not None else None
-            elif isinstance(then, exp.Var) and then.name.upper() == "DELETE" or (then is not None and then.sql().upper() == "DELETE"):
+            elif (isinstance(then, exp.Var) and then.name.upper() == "DELETE") or (then is not None and then.sql().upper() == "DELETE"):
                 delete_cond = rename(cond) if cond is not None else "true"
             else:
                 raise InvalidArgument(f"unsupported WHEN MATCHED action: {then.sql() if then else ''}")

@@ -94,7 +94,7 @@ class SqlService:
         c = Cursor(st.tokens)
         first = c.peek().text.upper() if c.peek() else ""
         second = c.peek(1).text.upper() if c.peek(1) else ""
-        if first in ("CREATE", "DROP", "ALTER", "DESCRIBE", "DESC") and storage.kind_at(c, 1) or first == "SHOW" and storage.kind_at(c, 1, storage.PLURALS):
+        if (first in ("CREATE", "DROP", "ALTER", "DESCRIBE", "DESC") and storage.kind_at(c, 1)) or (first == "SHOW" and storage.kind_at(c, 1, storage.PLURALS)):
             return storage.run(self.services, c, SqlResult)  # external locations and storage credentials
         if first == "CREATE" and (second in ("CATALOG", "SCHEMA", "DATABASE", "GROUP")):
             return self._create(c)

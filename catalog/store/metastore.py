@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, literal, or_, select, update
@@ -55,12 +55,12 @@ def serialize_appends(conn: Connection, key: int) -> None:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _aware(value: datetime) -> datetime:
     # SQLite hands back naive datetimes; every time Cairn stores is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 _SPEC_FIELDS = (
@@ -171,7 +171,7 @@ class MetastoreStore:
         row = self.conn.execute(select(t.principals).where(t.principals.c.name == name)).first()
         if row is None:
             if name == ACCOUNT_USERS:  # built in: there before its row is (see ensure_account_users)
-                return Principal(ACCOUNT_USERS, PrincipalKind.GROUP, False, datetime(1970, 1, 1, tzinfo=timezone.utc), None)
+                return Principal(ACCOUNT_USERS, PrincipalKind.GROUP, False, datetime(1970, 1, 1, tzinfo=UTC), None)
             return None
         return Principal(row.name, PrincipalKind(row.kind), row.is_admin, _aware(row.created_at), row.created_by)
 

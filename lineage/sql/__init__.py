@@ -69,7 +69,7 @@ def extract(sql: str, dialect: str | None = None, schema: Mapping[str, Sequence[
                 continue
             try:
                 steps.append(statements.step(stmt, read, known, piece.procedural))
-            except Exception as exc:  # noqa: BLE001 - whatever sqlglot raises on odd SQL is reported, never raised
+            except Exception as exc:
                 errors.append(SqlError(f"statement {n}: {readable(str(exc))}", first.line, first.col, statement=n))
     out = fold(steps)
     out.errors = errors

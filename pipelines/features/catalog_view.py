@@ -5,7 +5,7 @@ governed services only; a fact the caller may not read (a table's history withou
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from catalog.errors import CairnError, InvalidArgument
@@ -32,7 +32,7 @@ def feature_table_info(cairn: Any, table: Any, online_store: Any = None) -> dict
         last = cairn.data.history(table.full_name, limit=1)
         if last:
             version = int(last[0].get("version", 0))
-            last_commit = datetime.fromtimestamp(last[0]["timestamp"] / 1000, timezone.utc) if "timestamp" in last[0] else None
+            last_commit = datetime.fromtimestamp(last[0]["timestamp"] / 1000, UTC) if "timestamp" in last[0] else None
     except CairnError:
         pass  # no SELECT: the catalog entry shows, its data's freshness does not
     store = online_store or (default_store(cairn) if default_store_exists(cairn) else None)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from catalog import delta
@@ -157,13 +157,13 @@ class FeatureEngineeringClient:
             raise InvalidArgument(f"'{table.full_name}' is not a feature table: it has no primary key")
         last = self.cairn.data.history(table.full_name, limit=1)
         version = int(last[0].get("version", 0)) if last else 0
-        when = datetime.fromtimestamp(last[0]["timestamp"] / 1000, timezone.utc) if last and "timestamp" in last[0] else None
+        when = datetime.fromtimestamp(last[0]["timestamp"] / 1000, UTC) if last and "timestamp" in last[0] else None
         keys = set(table.primary_keys)
         parts = tuple(p for p in table.properties.get(PARTITION_COLUMNS, "").split(",") if p)
         return FeatureTable(table.full_name, table.primary_keys, table.timestamp_keys,
                             tuple(c.name for c in table.columns if c.name not in keys), table.comment, version, when, parts)
 
-    def read_table(self, name: str, as_of_version: int | None = None, as_of_timestamp: Any = None, format: str = "pandas") -> Any:  # noqa: A002
+    def read_table(self, name: str, as_of_version: int | None = None, as_of_timestamp: Any = None, format: str = "pandas") -> Any:
         """The feature table's rows (as the reader may see them), optionally as of a version or time."""
         out = self.cairn.data.read(name, version=as_of_version, timestamp=as_of_timestamp)
         return out.to_pandas() if format == "pandas" else out

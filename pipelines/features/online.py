@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from catalog.errors import FailedPrecondition, InvalidArgument
@@ -136,7 +136,7 @@ class SqliteOnlineStore(OnlineStore):
 
     def state(self, table: str) -> tuple[int, datetime] | None:
         row = self._con().execute("SELECT version, at FROM published WHERE tbl = ?", (table,)).fetchone()
-        return (row[0], datetime.fromtimestamp(row[1], timezone.utc)) if row else None
+        return (row[0], datetime.fromtimestamp(row[1], UTC)) if row else None
 
 
 class RedisOnlineStore(OnlineStore):
@@ -171,7 +171,7 @@ class RedisOnlineStore(OnlineStore):
         got = self.client.hgetall(f"{self.namespace}:published:{table}")
         if not got:
             return None
-        return int(got[b"version"]), datetime.fromtimestamp(float(got[b"at"]), timezone.utc)
+        return int(got[b"version"]), datetime.fromtimestamp(float(got[b"at"]), UTC)
 
 
 _stores: dict[str, SqliteOnlineStore] = {}
@@ -271,10 +271,10 @@ def _incremental(cairn: Any, store: OnlineStore, table: Any, keys: list[str], ts
                  plan: ScanPlan, started: float) -> PublishResult:
     """Apply the change feed since the last published version: for each key touched, its latest
     row now (from the snapshot at `plan.version`, read by key), or a delete when it has none."""
+    import pyarrow as pa
+
     from catalog.sql import duck
     from pipelines.features.engine import local
-
-    import pyarrow as pa
 
     touched = pa.table(changes).select(keys).group_by(keys).aggregate([])
     if touched.num_rows == 0:

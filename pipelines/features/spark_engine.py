@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from pipelines.spark import CairnDataSource, CairnReader
 from pipelines.features.spec import _micros
+from pipelines.spark import CairnDataSource, CairnReader
 
 TIES_FORMAT = "cairn_features"
 ROW = "__cairn_row"
@@ -90,8 +90,8 @@ def _micros_of(F: Any, column: Any, type_text: str) -> Any:
 
 def build(ts: Any) -> Any:
     """The training set `ts` (created from a Spark DataFrame) as a Spark DataFrame, in the rows' order."""
-    from pyspark.sql import functions as F
     from pyspark.sql import Window
+    from pyspark.sql import functions as F
 
     from catalog.errors import InvalidArgument
 

@@ -7,11 +7,20 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import pipelines.features.engine as engine
 from catalog import delta
 from catalog.errors import InvalidArgument
 from catalog.service.data import ScanPlan, policy_sql
-import pipelines.features.engine as engine
-from pipelines.features.spec import SPEC, UNIQUE_VERSION, FeatureFunction, FeatureLookup, ResolvedLookup, check_outputs, resolve_lookup, to_arrow
+from pipelines.features.spec import (
+    SPEC,
+    UNIQUE_VERSION,
+    FeatureFunction,
+    FeatureLookup,
+    ResolvedLookup,
+    check_outputs,
+    resolve_lookup,
+    to_arrow,
+)
 
 _TZ = {"timestamp": "TIMESTAMPTZ", "timestamp_ntz": "TIMESTAMP", "date": "DATE"}
 
@@ -108,7 +117,7 @@ class TrainingSet:
                    [c.lower() for c in exclude_columns or []], resolved, functions, reads, df_columns, df_types, spark_df, defs)
 
     # building --------------------------------------------------------------------------------
-    def load_df(self, format: str | None = None) -> Any:  # noqa: A002
+    def load_df(self, format: str | None = None) -> Any:
         """The training set: a pandas DataFrame (`format="arrow"` for Arrow), or a Spark DataFrame
         when it was created from one."""
         if self.spark_df is not None:

@@ -131,7 +131,7 @@ def test_a_page_deep_in_a_connection_costs_what_the_first_page_does(lake: Cairn,
     counts, pages = [], []
     for after in (None, cursor):
         statements: list[str] = []
-        listener = lambda conn, cur, stmt, params, context, many: statements.append(stmt)  # noqa: E731
+        listener = lambda conn, cur, stmt, params, context, many, into=statements: into.append(stmt)  # noqa: E731
         event.listen(metastore.engine, "before_cursor_execute", listener)
         try:
             pages.append(execute(lake, query, {"after": after})["data"]["auditEvents"]["edges"])

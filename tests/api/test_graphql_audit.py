@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from api.graphql import execute
 from catalog.client import Cairn
@@ -25,8 +25,8 @@ def test_audit_events_are_newest_first_and_page_backwards_in_time(admin: Cairn) 
 
 def test_audit_events_take_since_and_until(admin: Cairn) -> None:
     admin.catalogs.create_catalog("a")
-    later = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
-    earlier = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    earlier = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     q = '{ auditEvents(action: "create_catalog", since: "%s", until: "%s") { edges { node { securableName } } } }'
     assert execute(admin, q % (earlier, later))["data"]["auditEvents"]["edges"] == [{"node": {"securableName": "a"}}]
     assert execute(admin, q % (later, later))["data"]["auditEvents"]["edges"] == []

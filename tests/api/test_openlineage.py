@@ -6,10 +6,11 @@ import gzip
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+
 from api.openlineage import make_app
 from catalog.client import Cairn, Metastore
 
@@ -40,7 +41,7 @@ def ol_client(url: str, token: str, compression: str | None = None):  # type: ig
 def run_event(inputs, outputs, state="COMPLETE"):  # type: ignore[no-untyped-def]
     from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 
-    return RunEvent(eventType=getattr(RunState, state), eventTime=datetime.now(timezone.utc).isoformat(), run=Run(runId=str(uuid.uuid4())),
+    return RunEvent(eventType=getattr(RunState, state), eventTime=datetime.now(UTC).isoformat(), run=Run(runId=str(uuid.uuid4())),
                     job=Job(namespace="spark", name="etl"), producer="https://example.com/producer",
                     inputs=[InputDataset(namespace=ns, name=n, facets=f) for ns, n, f in inputs],
                     outputs=[OutputDataset(namespace=ns, name=n, facets=f) for ns, n, f in outputs])

@@ -9,7 +9,7 @@ import sys
 import textwrap
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -43,7 +43,7 @@ def rows(client: Cairn, **kwargs) -> list[tuple]:  # type: ignore[no-untyped-def
 def test_create_from_data_infers_columns_and_reads_back(admin: Cairn) -> None:
     admin.catalogs.create_catalog("main")
     admin.schemas.create_schema("main.s")
-    data = pa.table({"id": pa.array([1, 2], pa.int64()), "ts": pa.array([datetime(2026, 1, 1, tzinfo=timezone.utc)] * 2, pa.timestamp("us", tz="UTC")),
+    data = pa.table({"id": pa.array([1, 2], pa.int64()), "ts": pa.array([datetime(2026, 1, 1, tzinfo=UTC)] * 2, pa.timestamp("us", tz="UTC")),
                      "tags": pa.array([["a"], []], pa.list_(pa.string()))})
     t = admin.tables.create_table("main.s.t", data=data)
     assert [(c.name, c.type_text) for c in t.columns] == [("id", "bigint"), ("ts", "timestamp"), ("tags", "array<string>")]
@@ -54,7 +54,7 @@ def test_create_from_data_infers_columns_and_reads_back(admin: Cairn) -> None:
 def test_append_overwrite_and_time_travel(lake: Cairn) -> None:
     r = lake.data.write("main.raw.events", [{"user_id": 3, "spend": 1.5}])
     assert (r.version, r.metrics["num_rows"]) == (2, 1)
-    between = datetime.now(timezone.utc)
+    between = datetime.now(UTC)
     time.sleep(0.05)
     lake.data.write("main.raw.events", [{"user_id": 9, "spend": 0.0}], mode="overwrite")
     assert rows(lake) == [(9, 0.0)]

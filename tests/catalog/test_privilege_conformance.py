@@ -202,9 +202,8 @@ def give(admin: Cairn, mode: str, case: Case) -> None:
 def applicable(case: Case, mode: str) -> bool:
     if mode == "owner" and case.kind is Kind.METASTORE:
         return False  # the metastore has admins, not an owner
-    if mode == "inherited" and case.parent is None:
-        return False  # nothing above a catalog can carry these privileges
-    return True
+    # nothing above a catalog can carry these privileges
+    return not (mode == "inherited" and case.parent is None)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -235,7 +234,7 @@ def test_privilege(metastore: Metastore, admin: Cairn, case: Case, mode: str) ->
 
 def test_every_grantable_privilege_and_kind_is_covered() -> None:
     """The cases above span every privilege and every kind it is grantable on (or says why not)."""
-    from catalog.privileges import GRANTABLE, Privilege
+    from catalog.privileges import GRANTABLE
 
     covered = {(c.privilege, c.kind) for c in CASES}
     # The inherited mode grants on the parent kind.

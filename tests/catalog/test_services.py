@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select
@@ -334,7 +333,7 @@ def test_audit_rows_for_allowed_denied_and_failed_with_filters(world: Cairn, met
     grant = list(world.audit.list_events(action="grant", securable_prefix="main.sales"))[-1]
     assert grant.parameters == {"principal": "bob", "privileges": ["SELECT"]}
     assert [e.result for e in world.audit.list_events(result="DENIED", max_results=1000)] == [AuditResult.DENIED]
-    future = datetime.now(timezone.utc) + timedelta(hours=1)
+    future = datetime.now(UTC) + timedelta(hours=1)
     assert list(world.audit.list_events(since=future)) == []
     # Non-admins see only their own events.
     assert {e.principal for e in bob.audit.list_events(max_results=1000)} == {"bob"}
@@ -391,7 +390,7 @@ def test_concurrent_reads_group_commit_their_audit_rows_and_lose_none(metastore:
         try:
             for _ in range(25):
                 assert c.catalogs.get_catalog("gc").name == "gc"
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=reader, args=(i,)) for i in range(8)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -76,7 +76,7 @@ def test_queries_and_time_travel(sales: Cairn) -> None:
         FROM orders o JOIN users u ON o.user_id = u.user_id JOIN regions r ON o.region = r.region
         GROUP BY u.name, r.manager ORDER BY u.name""")
     assert joined == [("ann", "mia", 6.0), ("bo", "lea", 7.5)]
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     time.sleep(0.05)
     s.sql("INSERT INTO orders VALUES (4, 11, 2.0, 'EU')")
     assert rows(s, "SELECT count(*) FROM orders") == [(4,)]

@@ -88,17 +88,17 @@ def findings(res: subprocess.CompletedProcess[str]) -> dict[tuple[str, str], tup
     return {(f["rule"], f["object"]): (f["passed"], f["allowed_by"]) for f in data["findings"]}
 
 
-POLICY = f"""
+POLICY = """
 rules:
   - id: provenance
     type: provenance
   - id: pii
     type: pii
     targets: ["main.gold.*"]
-    scope: {{names: ["main.gold.*"]}}
+    scope: {names: ["main.gold.*"]}
   - id: owners
     type: ownership
-    scope: {{names: ["main.gold.*"], kinds: [TABLE]}}
+    scope: {names: ["main.gold.*"], kinds: [TABLE]}
     require_comment: true
     required_tags: [domain]
   - id: fresh
@@ -118,7 +118,7 @@ rules:
     endpoint: churn-prod
   - id: deprecation
     type: deprecation
-    scope: {{names: ["main.*"]}}
+    scope: {names: ["main.*"]}
 """
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -89,7 +89,7 @@ def test_traversal_columns_depth_cycles_and_paths(lake: Cairn) -> None:
 def test_lineage_as_of_a_time(lake: Cairn) -> None:
     lake.lineage.record(["main.s.raw"], ["main.s.clean"])
     time.sleep(0.02)
-    between = datetime.now(timezone.utc)
+    between = datetime.now(UTC)
     time.sleep(0.02)
     lake.lineage.record(["main.s.clean"], ["main.s.features"])
     assert names(lake.lineage.get_downstream("main.s.raw", as_of=between)) == [("main.s.clean", 1)]
@@ -148,7 +148,7 @@ def test_runs_are_emitted_as_openlineage_events(lake: Cairn, monkeypatch: pytest
     received: list[tuple[str, str | None, dict]] = []
 
     class Consumer(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             received.append((self.path, self.headers.get("Authorization"), body))
             self.send_response(201)

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from catalog.errors import InvalidArgument, FailedPrecondition
+from catalog.errors import FailedPrecondition, InvalidArgument
 from pipelines.features import FeatureEngineeringClient, FeatureFunction, FeatureLookup
 
 

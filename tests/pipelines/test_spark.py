@@ -56,7 +56,7 @@ def test_writes_commit_executor_files_in_one_delta_version(spark, lake: Cairn) -
 
 def test_spark_paths_are_governed(spark, lake: Cairn) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(Exception, match="does not exist"):
-        spark.read.format("cairn").options(**opts(lake, "ana")).load("main.raw.events").schema
+        _ = spark.read.format("cairn").options(**opts(lake, "ana")).load("main.raw.events").schema
     lake.grants.grant("catalog", "main", "ana", ["USE CATALOG", "USE SCHEMA", "SELECT"])
     df = spark.read.format("cairn").options(**opts(lake, "ana")).load("main.raw.events")
     assert df.count() == 11

@@ -11,7 +11,6 @@ from catalog.client import Cairn, Metastore
 from catalog.errors import FailedPrecondition, NotFound, PermissionDenied
 from pipelines.features import FeatureEngineeringClient, FeatureFunction, FeatureLookup
 from pipelines.features.online import SqliteOnlineStore
-
 from tests.security.conftest import denied_rows
 
 

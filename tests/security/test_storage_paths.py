@@ -166,7 +166,7 @@ def test_attacks_are_refused_over_rest(world: World, live: Any) -> None:
             assert "Traceback" not in r.text
             return r.json().get("error_code", "OK")
 
-        for spelling, (path_of, code) in sorted(SPELLINGS.items()):
+        for _spelling, (path_of, code) in sorted(SPELLINGS.items()):
             assert_refused(world, via_rest, path_of(world), code, "rest")
 
 

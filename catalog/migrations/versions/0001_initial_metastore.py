@@ -1,7 +1,7 @@
 """initial metastore
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-24 03:33:45.663593
 """
 
