@@ -1,4 +1,4 @@
-"""What every route shares: the error table, bounded body reading, and body-shape checks.
+"""What every route shares: bounded body reading and body-shape checks (errors: api/errors.py).
 
 A body is read as a stream and refused (413) as soon as it passes the route's limit, before it is
 buffered whole; gzip bodies are bounded after decompression too. JSON must be UTF-8, an object, and
@@ -14,29 +14,15 @@ import zlib
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
-from catalog.errors import CairnError, InvalidArgument
+from api.errors import TooLarge
+from catalog.errors import InvalidArgument
 
-HTTP_STATUS = {
-    "INVALID_ARGUMENT": 400, "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403, "NOT_FOUND": 404, "ALREADY_EXISTS": 409,
-    "CONFLICT": 409, "FAILED_PRECONDITION": 412, "PAYLOAD_TOO_LARGE": 413, "UNAVAILABLE": 503, "INTERNAL": 500,
-}
 MB = 1 << 20
 MAX_BODY = int(os.environ.get("CAIRN_API_MAX_BODY", 16 * MB))  # REST and OpenLineage
 MAX_GRAPHQL_BODY = int(os.environ.get("CAIRN_API_MAX_GRAPHQL_BODY", 1 * MB))
 MAX_NESTING = 64  # JSON levels; real bodies use fewer than ten
 PARSE_OFF_LOOP = 64 * 1024  # bodies larger than this are decoded on a thread, not on the event loop
-
-
-class TooLarge(CairnError):
-    """The body passed the route's size limit (HTTP 413)."""
-
-    code = "PAYLOAD_TOO_LARGE"
-
-
-def error(code: str, message: str, request_id: str) -> JSONResponse:
-    return JSONResponse({"error_code": code, "message": message, "request_id": request_id}, status_code=HTTP_STATUS.get(code, 500))
 
 
 def _too_large(limit: int, what: str = "the body") -> TooLarge:

@@ -21,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from api.http import HTTP_STATUS, MAX_BODY, error, json_body  # noqa: F401  (HTTP_STATUS: the one table, re-exported)
+from api.errors import error
+from api.http import MAX_BODY, json_body
 from catalog.client import Cairn, Metastore
 from catalog.entities import Source
 from catalog.errors import CairnError

@@ -35,8 +35,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from api import openlineage, uc_rest
+from api.errors import error
 from api.graphql import execute, may_be_long
-from api.http import MAX_BODY, MAX_GRAPHQL_BODY, Shape, check, error, json_body
+from api.http import MAX_BODY, MAX_GRAPHQL_BODY, Shape, check, json_body
 from catalog.client import Cairn, Metastore
 from catalog.entities import Source
 from catalog.errors import CairnError, InvalidArgument

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -195,16 +196,26 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
-    """One page of a list. `next_page_token` is None on the last page."""
+    """One page of a list. `next_page_token` is None on the last page.
+
+    `after(item)` is the page token that continues right after one of its items (a transport's
+    per-item cursor), computed only when asked: the listing service knows its token's format."""
 
     items: tuple[T, ...]
     next_page_token: str | None = None
+    after: Callable[[T], str] | None = field(default=None, compare=False, repr=False)
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self.items)
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def cursor(self, i: int) -> str:
+        """The page token that continues after item `i`."""
+        if self.after is None:
+            raise TypeError("this listing offers no per-item cursors")
+        return self.after(self.items[i])
 
 
 @dataclass(frozen=True, slots=True)

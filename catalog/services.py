@@ -6,6 +6,8 @@ The principal-bound facade (`catalog.client.Cairn`) is this plus the SQL shim.
 from __future__ import annotations
 
 from catalog.entities import Context
+from catalog.errors import InvalidArgument
+from catalog.privileges import Kind
 from catalog.runtime import Runtime
 from catalog.service.audit import AuditService
 from catalog.service.data import TableDataService
@@ -44,3 +46,21 @@ class Services:
     @property
     def principal(self) -> str:
         return self.ctx.principal
+
+    def drop(self, kind: Kind | str, name: str, cascade: bool = False) -> None:
+        """Delete the securable `name` of `kind` through its own service (the one per-kind dispatch
+        every transport shares). `cascade` drops a catalog's or schema's contents too, and forces
+        the removal of a location that holds tables or a credential that locations use."""
+        k = Kind.parse(kind)
+        drops = {
+            Kind.CATALOG: lambda: self.catalogs.delete_catalog(name, cascade=cascade),
+            Kind.SCHEMA: lambda: self.schemas.delete_schema(name, cascade=cascade),
+            Kind.TABLE: lambda: self.tables.delete_table(name),
+            Kind.FUNCTION: lambda: self.functions.delete_function(name),
+            Kind.MODEL: lambda: self.models.delete_registered_model(name),
+            Kind.EXTERNAL_LOCATION: lambda: self.external_locations.delete_external_location(name, cascade),
+            Kind.STORAGE_CREDENTIAL: lambda: self.storage_credentials.delete_storage_credential(name, cascade),
+        }
+        if k not in drops:
+            raise InvalidArgument(f"cannot drop a {k.value.lower()}; droppable: {', '.join(sorted(x.value for x in drops))}")
+        drops[k]()

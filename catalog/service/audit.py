@@ -76,7 +76,7 @@ class AuditService(Service):
             )
             more = len(rows) > limit
             rows = rows[:limit]
-            return Page(tuple(rows), encode_token(f"{order}{rows[-1].id}") if more else None)
+            return Page(tuple(rows), encode_token(f"{order}{rows[-1].id}") if more else None, lambda e: encode_token(f"{order}{e.id}"))
 
     def count_events(
         self,

@@ -97,7 +97,7 @@ def visible_children(
     while len(out) < limit:
         batch = uow.store.list_children(parent_id, kinds, after=cursor, limit=max(limit * 2, 200))
         if not batch:
-            return Page(tuple(out))
+            return Page(tuple(out), None, _after_name)
         nodes = [Node(s.id, s.kind, parent_id, s.full_name, s.owner) for s in batch]
         uow.authz.remember_children(parent_chain, nodes)
         uow.authz.load_grants(nodes)
@@ -106,9 +106,13 @@ def visible_children(
                 out.append(s)
                 if len(out) == limit:
                     more = s is not batch[-1] or len(batch) == max(limit * 2, 200)
-                    return Page(tuple(out), encode_token(s.name) if more else None)
+                    return Page(tuple(out), encode_token(s.name) if more else None, _after_name)
         cursor = batch[-1].name
-    return Page(tuple(out))
+    return Page(tuple(out), None, _after_name)
+
+
+def _after_name(s: Securable) -> str:
+    return encode_token(s.name)
 
 
 def validate_properties(properties: dict[str, str] | None) -> dict[str, str] | None:

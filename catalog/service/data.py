@@ -280,11 +280,39 @@ class TableDataService(Service):
         DML; anyone but the table's owners and metastore admins sees their literals as `?`."""
         with self._uow("describe_history", Kind.TABLE, display(name), write=False) as uow:
             table = self._open(uow, name, Privilege.SELECT)
-            history = delta.open_table(table.storage_location or "").history(limit)
-            if uow.authz.is_admin(uow.principal) or uow.authz.owns(uow.principal, table.id):
-                return history
-            return [{**h, "operationParameters": {k: redact_literals(v) for k, v in (h.get("operationParameters") or {}).items()}}
-                    for h in history]
+            return self._redacted_history(uow, table, limit)
+
+    def history_many(self, tables: list[Securable], limit: int | None = None) -> dict[int, list[dict[str, Any]] | CairnError]:
+        """`history` of many tables (as returned by governed lists) in one call and one audit row
+        (batch loaders): for each id, its Delta log, or the error the single call would raise
+        (NotFound or PermissionDenied without SELECT, FailedPrecondition for a non-Delta table).
+        The refused ones are named in the audit row."""
+        with self._uow("describe_history", None, f"{len(tables)} tables", write=False) as uow:
+            uow.allow()
+            out: dict[int, list[dict[str, Any]] | CairnError] = {}
+            current = uow.store.get_securables_by_ids([s.id for s in tables], columns=False)
+            for s in tables:
+                try:
+                    table = current.get(s.id)
+                    if table is None or table.kind is not Kind.TABLE:
+                        raise NotFound(f"table '{s.full_name}' does not exist")
+                    uow.require(Privilege.SELECT, s.id, Kind.TABLE, s.full_name)
+                    if (table.data_source_format or "") != "DELTA" or not table.storage_location:
+                        raise FailedPrecondition(f"'{table.full_name}' is not a Delta table")
+                    out[s.id] = self._redacted_history(uow, table, limit)
+                except CairnError as exc:
+                    out[s.id] = exc
+            refused = sorted(s.full_name for s in tables if isinstance(out[s.id], CairnError))
+            if refused:
+                uow.params["refused"] = refused
+            return out
+
+    def _redacted_history(self, uow: UnitOfWork, table: Securable, limit: int | None) -> list[dict[str, Any]]:
+        history = delta.open_table(table.storage_location or "").history(limit)
+        if uow.authz.is_admin(uow.principal) or uow.authz.owns(uow.principal, table.id):
+            return history
+        return [{**h, "operationParameters": {k: redact_literals(v) for k, v in (h.get("operationParameters") or {}).items()}}
+                for h in history]
 
     def read_changes(self, name: str, starting_version: int, ending_version: int | None = None) -> Any:
         """Change data feed rows between versions (`_change_type`, `_commit_version`). Needs SELECT.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from catalog.entities import EffectivePrivilege, Grant, Securable
-from catalog.errors import InvalidArgument
+from catalog.errors import CairnError, InvalidArgument
 from catalog.privileges import Kind, Privilege, check_grantable
 from catalog.service.common import Service, display, fetch, locate
 
@@ -91,6 +91,31 @@ class GrantService(Service):
                 uow.require_manage(sid, k, key, "inspect privileges on")
             uow.store.get_principal(who)
             return uow.authz.explain(who, sid)
+
+    def get_effective_privileges_many(self, securables: list[Securable], principal: str | None = None) -> dict[int, list[EffectivePrivilege] | CairnError]:
+        """`get_effective_privileges` for many securables (as returned by governed lists) in one call
+        and one audit row (batch loaders): for each id, its privileges, or the error the single call
+        would raise (NotFound for one the caller may not see, PermissionDenied for another principal's
+        privileges on one the caller may not manage). The refused ones are named in the audit row."""
+        with self._uow("get_effective_privileges", None, f"{len(securables)} securables", write=False, principal=principal) as uow:
+            uow.allow()
+            who = principal or uow.principal
+            if who != uow.principal:
+                uow.store.get_principal(who)
+            out: dict[int, list[EffectivePrivilege] | CairnError] = {}
+            for s in securables:
+                try:
+                    if who == uow.principal:
+                        uow.require_visible(s.id, s.kind, s.full_name)
+                    else:
+                        uow.require_manage(s.id, s.kind, s.full_name, "inspect privileges on")
+                    out[s.id] = uow.authz.explain(who, s.id)
+                except CairnError as exc:
+                    out[s.id] = exc
+            refused = sorted(s.full_name for s in securables if isinstance(out[s.id], CairnError))
+            if refused:
+                uow.params["refused"] = refused
+            return out
 
     def check(self, kind: Kind | str, name: str, privilege: Privilege | str) -> bool:
         """Whether the caller holds `privilege` on the securable (with usage on its containers)."""

@@ -49,7 +49,7 @@ class PrincipalService(Service):
             rows = uow.store.list_principals(pkind, decode_token(page_token), limit + 1)
             more = len(rows) > limit
             rows = rows[:limit]
-            return Page(tuple(rows), encode_token(rows[-1].name) if more else None)
+            return Page(tuple(rows), encode_token(rows[-1].name) if more else None, lambda p: encode_token(p.name))
 
     def delete_principal(self, name: str) -> None:
         """Remove a principal with its memberships and grants. Needs a metastore admin.

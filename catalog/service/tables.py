@@ -235,8 +235,8 @@ class TableService(Service):
                 page = visible_children(uow, s.id, (Kind.TABLE,), cursor, limit - len(out))
                 out.extend(page.items)
                 if len(out) >= limit:
-                    return Page(tuple(out), encode_token(f"{s.name}\x00{out[-1].name}"))
-            return Page(tuple(out))
+                    return Page(tuple(out), _after_in_catalog(out[-1]), _after_in_catalog)
+            return Page(tuple(out), None, _after_in_catalog)
 
     def update_table(
         self,
@@ -374,3 +374,9 @@ class TableService(Service):
             fn = parse_for(Kind.TABLE, name)
             sid = resolve(uow, Kind.TABLE, fn.key)
             delete_securable(uow, sid, Kind.TABLE, fn.key, cascade=False)
+
+
+def _after_in_catalog(table: Securable) -> str:
+    """The catalog-wide listing's token for what follows a table: its schema and name."""
+    _catalog, schema, name = table.full_name.split(".", 2)
+    return encode_token(f"{schema}\x00{name}")

@@ -1,6 +1,6 @@
 """GraphQL fields of the feature store: `featureTable(name)` and `trainingSet(name)`, mixed into the
-root Query of api/graphql.py. Resolved through the governed services (pipelines/features/catalog_view);
-errors carry the service's stable code."""
+root Query (api/graphql/schema.py). Resolved through the governed services (pipelines/features/catalog_view);
+errors carry the service's stable code (mapped once, in api/graphql/execution.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,6 @@ import json
 from typing import Any
 
 import graphene
-from graphql import GraphQLError
-
-
-def _run(fn: Any, *args: Any) -> Any:
-    from catalog.errors import CairnError
-
-    try:
-        return fn(*args)
-    except CairnError as exc:
-        raise GraphQLError(str(exc), extensions={"code": exc.code}) from None
 
 
 class FeatureTable(graphene.ObjectType):
@@ -57,12 +47,12 @@ class FeatureQuery(graphene.ObjectType):
     def resolve_feature_table(self, info: Any, name: str) -> Any:
         from pipelines.features.catalog_view import get_feature_table
 
-        return FeatureTable(**_run(get_feature_table, info.context["cairn"], name))
+        return FeatureTable(**get_feature_table(info.context["cairn"], name))
 
     def resolve_training_set(self, info: Any, name: str) -> Any:
         from pipelines.features.catalog_view import get_training_set
 
-        row = _run(get_training_set, info.context["cairn"], name)
+        row = get_training_set(info.context["cairn"], name)
         spec = row["spec"]
         return TrainingSet(name=row["name"], owner=row["owner"], label=spec["label"], label_table=spec["label_source"]["table"],
                            label_version=spec["label_source"]["version"], point_in_time=spec["point_in_time"],
