@@ -14,8 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from catalog.entities import Context, Source
-from catalog.errors import InvalidArgument
+from catalog.errors import InvalidArgument, Unavailable
 from catalog.runtime import Runtime
+from catalog.service.tokens import audit_refused, identify
 from catalog.services import Services
 from catalog.sql.parsing import SqlResult
 from catalog.sql.shim import SqlService
@@ -34,6 +35,29 @@ class Metastore(Runtime):
             raise InvalidArgument("no principal: pass one or set CAIRN_PRINCIPAL")
         src = source if isinstance(source, Source) else Source(source)
         return Cairn(self, Context(who, src, request_id))
+
+    def authenticate(self, token: str, attempted: dict[str, str], source: Source = Source.REST, request_id: str = "",
+                     refused: str | None = None) -> str | None:
+        """The principal a bearer token proves, or None; a refusal (missing, malformed, unknown,
+        revoked or expired token, or the transport's own `refused` reason) leaves a DENIED
+        `authenticate` audit row with what was `attempted` (method, path), written before this returns."""
+        principal, reason = identify(self.engine, token)
+        if refused is not None:
+            principal, reason = None, refused
+        if principal is None:
+            audit_refused(self.audit_log, reason, attempted, source, request_id)
+        return principal
+
+    def refuse_authentication(self, reason: str, attempted: dict[str, str], source: Source = Source.REST, request_id: str = "") -> None:
+        """Audit a refused authentication decided by the transport (DENIED, by ANONYMOUS)."""
+        audit_refused(self.audit_log, reason, attempted, source, request_id)
+
+    def ping(self) -> None:
+        """Unavailable unless the metastore database answers (health checks)."""
+        try:
+            self.engine.connect().close()
+        except Exception as exc:
+            raise Unavailable(f"the metastore is unavailable: {str(exc)[:200]}") from exc
 
 
 class Cairn(Services):

@@ -185,7 +185,7 @@ def test_mlflow_registers_and_loads_a_model_through_the_uc_registry(server: str,
 def test_calls_run_in_arrival_order_and_are_answered_once_their_audit_rows_commit(tmp_path: Path) -> None:
     from sqlalchemy import create_engine
 
-    from api.server import _OneAtATime
+    from api.handler import InOrder
     from catalog.errors import Internal
     from catalog.service.base import GroupCommit
 
@@ -193,7 +193,7 @@ def test_calls_run_in_arrival_order_and_are_answered_once_their_audit_rows_commi
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE log (i INTEGER PRIMARY KEY)")
     audit_log = GroupCommit(engine)
-    calls, order = _OneAtATime(audit_log), []
+    calls, order = InOrder(audit_log), []
     calls.BATCH = 2
 
     def call(i: int):  # type: ignore[no-untyped-def]
