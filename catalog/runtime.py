@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from catalog import config
 from catalog.authz import AuthzCache
 from catalog.entities import AuditResult, Principal, PrincipalKind, Source
-from catalog.errors import FailedPrecondition, Unavailable
+from catalog.errors import FailedPrecondition
 from catalog.names import validate_principal_name
 from catalog.privileges import Kind
 from catalog.service.base import GroupCommit
@@ -50,12 +50,8 @@ class Runtime:
             settings.home.mkdir(parents=True, exist_ok=True)
         engine = db.make_engine(settings.metastore_url)
         if not create:
-            from sqlalchemy.exc import OperationalError
-
-            try:
+            with db.translated(unavailable=f"cannot open the metastore at {where}"):
                 revision = db.current_revision(engine)
-            except OperationalError as exc:
-                raise Unavailable(f"cannot open the metastore at {where}: {exc.orig}") from exc
             if revision is None:
                 engine.dispose()
                 raise missing
@@ -77,27 +73,20 @@ class Runtime:
     def initialize(self, admin: str) -> Principal:
         """Create the metastore root and its first admin. Refused once initialized."""
         admin = validate_principal_name(admin)
-        try:
-            with self.engine.connect() as conn, conn.begin():
-                store = MetastoreStore(conn)
-                if store.get_setting("metastore_id") is not None:
-                    raise FailedPrecondition("the metastore is already initialized; an admin can add more admins")
-                principal = store.insert_principal(admin, PrincipalKind.USER, None, is_admin=True)
-                store.insert_securable(Kind.METASTORE, None, "", "", admin, admin)
-                store.set_setting("metastore_id", str(uuid.uuid4()))
-                store.log_authz_change("PRINCIPAL", principal=admin)
-                store.insert_audit(
-                    principal=admin, action="initialize_metastore", securable_kind=Kind.METASTORE.value,
-                    securable_name="metastore", parameters={"admin": admin}, result=AuditResult.ALLOWED.value,
-                    error_code=None, error_message=None, request_id=uuid.uuid4().hex, source=Source.CLI.value,
-                )
-                return principal
-        except Exception as exc:
-            from sqlalchemy.exc import OperationalError
-
-            if isinstance(exc, OperationalError):
-                raise Unavailable(f"the metastore is unavailable: {exc.orig}") from exc
-            raise
+        with db.translated("initialize"), self.engine.connect() as conn, conn.begin():
+            store = MetastoreStore(conn)
+            if store.get_setting("metastore_id") is not None:
+                raise FailedPrecondition("the metastore is already initialized; an admin can add more admins")
+            principal = store.insert_principal(admin, PrincipalKind.USER, None, is_admin=True)
+            store.insert_securable(Kind.METASTORE, None, "", "", admin, admin)
+            store.set_setting("metastore_id", str(uuid.uuid4()))
+            store.log_authz_change("PRINCIPAL", principal=admin)
+            store.insert_audit(
+                principal=admin, action="initialize_metastore", securable_kind=Kind.METASTORE.value,
+                securable_name="metastore", parameters={"admin": admin}, result=AuditResult.ALLOWED.value,
+                error_code=None, error_message=None, request_id=uuid.uuid4().hex, source=Source.CLI.value,
+            )
+            return principal
 
     def managed_location(self, catalog: str, schema: str, securable_id: int, kind: str = "tables") -> str:
         """Where a managed object's files live. A table's folder is a fresh random UUID,

@@ -16,12 +16,13 @@ from contextlib import contextmanager
 from typing import Any, Literal, NoReturn
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from catalog.authz import AuthzCache, AuthzView
 from catalog.entities import AuditResult, Context
-from catalog.errors import CairnError, Conflict, Internal, NotFound, PermissionDenied, Unavailable
+from catalog.errors import CairnError, Internal, NotFound, PermissionDenied
 from catalog.privileges import Kind, Privilege
+from catalog.store.db import driver_error, translated
 from catalog.store.metastore import MetastoreStore
 
 log = logging.getLogger("cairn")
@@ -84,8 +85,8 @@ class GroupCommit:
     def failure(items: list[_Pending]) -> CairnError | None:
         """Why the first of committed `items` that failed did, as the error its caller gets."""
         for item in items:
-            if isinstance(item.error, OperationalError):
-                return Unavailable(f"the metastore is unavailable: {item.error.orig}")
+            if item.error is not None and driver_error(item.error) is not None:
+                return driver_error(item.error)
             if item.error is not None:
                 return item.error if isinstance(item.error, CairnError) else Internal(f"the audit row was not written: {type(item.error).__name__}")
         return None
@@ -203,7 +204,7 @@ class UnitOfWork:
             self.tx = self.conn.begin()
         except OperationalError as exc:
             self._leave_scope()
-            raise Unavailable(f"the metastore is unavailable: {exc.orig}") from exc
+            raise driver_error(exc) from exc  # type: ignore[misc]
         self.store = MetastoreStore(self.conn)
         try:
             self.authz: AuthzView = self.cache.view(self.store)
@@ -251,12 +252,10 @@ class UnitOfWork:
             if isinstance(exc, CairnError):
                 self._audit_apart(AuditResult.FAILED, exc.code, str(exc))
                 return False
-            if isinstance(exc, IntegrityError):
-                self._audit_apart(AuditResult.FAILED, Conflict.code, "conflicting concurrent change")
-                raise Conflict(f"{self.action} conflicted with a concurrent change; retry") from exc
-            if isinstance(exc, OperationalError):
-                self._audit_apart(AuditResult.FAILED, Unavailable.code, str(exc.orig))
-                raise Unavailable(f"the metastore is unavailable: {exc.orig}") from exc
+            driver = driver_error(exc, self.action)
+            if driver is not None:
+                self._audit_apart(AuditResult.FAILED, driver.code, str(driver))
+                raise driver from exc
             log.exception("internal error in %s (request id %s)", self.action, self.request_id)
             self._audit_apart(AuditResult.FAILED, Internal.code, type(exc).__name__)
             raise Internal(f"internal error (request id {self.request_id})") from exc
@@ -311,10 +310,8 @@ class UnitOfWork:
                 apply(store)
             own(store)
 
-        try:
+        with translated():
             self.audit_log.write(work)
-        except OperationalError as exc:
-            raise Unavailable(f"the metastore is unavailable: {exc.orig}") from exc
 
     # authorization decisions ---------------------------------------------------------------
     @property

@@ -4,15 +4,38 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from catalog.errors import Unavailable
+from catalog.errors import CairnError, Conflict, Unavailable
 
 BUSY_TIMEOUT_MS = 30000
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def driver_error(exc: BaseException, action: str | None = None, unavailable: str = "the metastore is unavailable") -> CairnError | None:
+    """The Cairn error a database driver's error stands for, or None for any other exception: a
+    constraint broken by a concurrent change (IntegrityError) is Conflict, a database that cannot be
+    reached or is locked (OperationalError) is Unavailable, `unavailable` saying what could not be done.
+    The one place driver errors are translated (stores translate the constraints they know first)."""
+    if isinstance(exc, IntegrityError):
+        return Conflict(f"{action or 'the change'} conflicted with a concurrent change; retry")
+    if isinstance(exc, OperationalError):
+        return Unavailable(f"{unavailable}: {exc.orig}")
+    return None
+
+
+@contextmanager
+def translated(action: str | None = None, unavailable: str = "the metastore is unavailable") -> Iterator[None]:
+    """Raise driver errors inside the block as the Cairn errors they stand for (see `driver_error`)."""
+    try:
+        yield
+    except (IntegrityError, OperationalError) as exc:
+        raise driver_error(exc, action, unavailable) from exc  # type: ignore[misc]
 
 
 def make_engine(url: str) -> Engine:
@@ -101,16 +124,10 @@ def upgrade(engine: Engine) -> None:
     """Bring the metastore schema to the newest revision; a no-op when it is already there."""
     from alembic import command
 
-    try:
+    with translated(unavailable=f"cannot open the metastore at {engine.url!r}"):  # the database is unreachable or refuses us
         if current_revision(engine) == head_revision():
             return
         command.upgrade(_alembic_config(engine), "head")
-    except Exception as exc:  # the database is unreachable or refuses us
-        from sqlalchemy.exc import OperationalError
-
-        if isinstance(exc, OperationalError):
-            raise Unavailable(f"cannot open the metastore at {engine.url!r}: {exc.orig}") from exc
-        raise
 
 
 def is_initialized(engine: Engine) -> bool:
