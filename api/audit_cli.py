@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import click
 
 from api.cli_common import Env, emit, fail, governed
+from catalog.paging import every
 
 
 @click.group(invoke_without_command=True, short_help="Check lineage policies in CI; also `audit log`, `audit diff`.")
@@ -102,13 +104,7 @@ def audit_log(env: Env, who: str | None, action: str | None, prefix: str | None,
     """Audit events, newest first (admins see all, others their own)."""
     cairn = env.cairn()
     filters = dict(principal=who, action=action, securable_prefix=prefix, result=result, since=since, until=until)
-    events, token = [], None
-    while len(events) < limit:
-        page = cairn.audit.list_events(**filters, page_token=token, max_results=min(1000, limit - len(events)), newest_first=True)
-        events += list(page)
-        token = page.next_page_token
-        if not token:
-            break
+    events = list(islice(every(cairn.audit.list_events, **filters, newest_first=True), limit))
     total = cairn.audit.count_events(**filters)
     emit(env, [
         {"id": e.id, "time": e.event_time.isoformat(timespec="seconds"), "principal": e.principal, "action": e.action,

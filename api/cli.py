@@ -301,7 +301,7 @@ def tag() -> None:
 @governed
 def tag_set(env: Env, kind: str, name: str, pairs: tuple[str, ...], column: str | None) -> None:
     """Set KEY=VALUE tags on KIND NAME (or on one of its columns with --column)."""
-    tags = dict(p.split("=", 1) if "=" in p else (p, "") for p in pairs)
+    tags = {key: value for key, _, value in (p.partition("=") for p in pairs)}
     rows = env.cairn().tags.set_tags(kind, name, tags, column=column)
     emit(env, [{"column": t.column, "key": t.key, "value": t.value} for t in rows])
 

@@ -28,7 +28,8 @@ def run_demo(metastore: Metastore, admin: str, quiet: bool = False, hints: list[
         summary["initialized"] = True
     a = metastore.as_principal(admin, Source.CLI)
 
-    def nest() -> None:
+    def members() -> None:
+        _ensure(a.principals.add_member, "ml-engineers", "alice")
         # Nested groups: ml-engineers is inside data-science, so alice inherits its grants.
         if "ml-engineers" not in a.principals.list_members("data-science"):
             a.principals.add_member("data-science", "ml-engineers")
@@ -36,7 +37,7 @@ def run_demo(metastore: Metastore, admin: str, quiet: bool = False, hints: list[
     steps = [
         ("users alice, bob", lambda: [_ensure(a.principals.create_user, u) for u in ("alice", "bob")]),
         ("groups ml-engineers, data-science", lambda: [_ensure(a.principals.create_group, g) for g in ("ml-engineers", "data-science")]),
-        ("alice in ml-engineers, in data-science", lambda: (_ensure(a.principals.add_member, "ml-engineers", "alice"), nest())),
+        ("alice in ml-engineers, in data-science", members),
         ("catalog main, schema main.features", lambda: (_ensure(a.catalogs.create_catalog, "main", comment="production lakehouse"),
                                                         _ensure(a.schemas.create_schema, "main.features", comment="feature tables"))),
         ("table main.features.user_activity", lambda: _ensure(

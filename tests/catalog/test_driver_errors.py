@@ -16,14 +16,13 @@ def test_a_broken_constraint_is_a_conflict_and_an_unreachable_database_unavailab
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE t (k INTEGER PRIMARY KEY)")
         conn.exec_driver_sql("INSERT INTO t VALUES (1)")
-    with pytest.raises(Conflict, match="create_thing conflicted with a concurrent change; retry"):
-        with translated("create_thing"), engine.begin() as conn:
-            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    with pytest.raises(Conflict, match="create_thing conflicted with a concurrent change; retry"), translated("create_thing"), \
+            engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1  # nothing half-written
 
     gone = create_engine(f"sqlite:///{tmp_path / 'missing' / 'x.db'}")
-    with pytest.raises(Unavailable, match="cannot open it: .*unable to open database file"):
-        with translated(unavailable="cannot open it"):
-            gone.connect()
+    with pytest.raises(Unavailable, match="cannot open it: .*unable to open database file"), translated(unavailable="cannot open it"):
+        gone.connect()
     assert driver_error(ValueError("not a driver error")) is None
