@@ -54,16 +54,3 @@ class Unavailable(CairnError):
 
 class Internal(CairnError):
     code = "INTERNAL"
-
-
-ALL_ERRORS: tuple[type[CairnError], ...] = (
-    InvalidArgument,
-    Unauthenticated,
-    PermissionDenied,
-    NotFound,
-    AlreadyExists,
-    Conflict,
-    FailedPrecondition,
-    Unavailable,
-    Internal,
-)

@@ -5,6 +5,9 @@ The principal-bound facade (`catalog.client.Cairn`) is this plus the SQL shim.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from catalog.entities import Context
 from catalog.errors import InvalidArgument
 from catalog.privileges import Kind
@@ -64,3 +67,19 @@ class Services:
         if k not in drops:
             raise InvalidArgument(f"cannot drop a {k.value.lower()}; droppable: {', '.join(sorted(x.value for x in drops))}")
         drops[k]()
+
+    def update(self, kind: Kind | str, name: str, **changes: Any) -> Any:
+        """Update the securable `name` of `kind` through its own service (`comment=`, `new_name=`,
+        `owner=`, ... as that service's update method takes them); returns what it returns."""
+        k = Kind.parse(kind)
+        updates: dict[Kind, Callable[..., Any]] = {
+            Kind.CATALOG: self.catalogs.update_catalog,
+            Kind.SCHEMA: self.schemas.update_schema,
+            Kind.TABLE: self.tables.update_table,
+            Kind.MODEL: self.models.update_registered_model,
+            Kind.EXTERNAL_LOCATION: self.external_locations.update_external_location,
+            Kind.STORAGE_CREDENTIAL: self.storage_credentials.update_storage_credential,
+        }
+        if k not in updates:
+            raise InvalidArgument(f"cannot update a {k.value.lower()}; updatable: {', '.join(sorted(x.value for x in updates))}")
+        return updates[k](name, **changes)

@@ -91,15 +91,6 @@ class LineageGraph:
             if self.fwd is None:
                 self._rebuild()
 
-    def load_arrays(self, src: np.ndarray, dst: np.ndarray, ts_us: np.ndarray, kind: np.ndarray, last_id: int) -> None:
-        """Bulk-load edges already in memory (benchmarks, warm starts)."""
-        with self._lock:
-            for key, arr in (("src", src), ("dst", dst), ("ts", ts_us), ("kind", kind)):
-                self._cols[key].append(np.asarray(arr, dtype=np.int64 if key != "kind" else np.int8))
-            self.n = max(self.n, int(src.max()) + 1, int(dst.max()) + 1) if len(src) else self.n
-            self.last_id = last_id
-            self._rebuild()
-
     def _append_arrays(self, rows: list[tuple[int, int, int, int, int]]) -> None:
         table = np.array(rows, dtype=np.int64)
         src, dst, kind, ts = table[:, 1], table[:, 2], table[:, 3].astype(np.int8), table[:, 4]

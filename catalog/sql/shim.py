@@ -148,19 +148,10 @@ class SqlService:
         c.accept("RESTRICT")
         c.done()
         kind, full = self._kind_name(what, name)
+        if kind not in (Kind.CATALOG, Kind.SCHEMA, Kind.TABLE, Kind.FUNCTION, Kind.MODEL) or full is None:
+            raise InvalidArgument(f"DROP {what} is not supported")
         try:
-            if kind is Kind.CATALOG:
-                self.services.catalogs.delete_catalog(full, cascade=cascade)  # type: ignore[arg-type]
-            elif kind is Kind.SCHEMA:
-                self.services.schemas.delete_schema(full, cascade=cascade)  # type: ignore[arg-type]
-            elif kind is Kind.TABLE:
-                self.services.tables.delete_table(full)  # type: ignore[arg-type]
-            elif kind is Kind.FUNCTION:
-                self.services.functions.delete_function(full)  # type: ignore[arg-type]
-            elif kind is Kind.MODEL:
-                self.services.models.delete_registered_model(full)  # type: ignore[arg-type]
-            else:
-                raise InvalidArgument(f"DROP {what} is not supported")
+            self.services.drop(kind, full, cascade)
         except NotFound:
             if not missing_ok:
                 raise
@@ -301,13 +292,9 @@ class SqlService:
         c.expect("IS")
         text = "" if c.accept("NULL") else c.string()
         c.done()
-        svc = {Kind.CATALOG: self.services.catalogs.update_catalog, Kind.SCHEMA: self.services.schemas.update_schema,
-               Kind.TABLE: self.services.tables.update_table, Kind.MODEL: self.services.models.update_registered_model,
-               Kind.EXTERNAL_LOCATION: self.services.external_locations.update_external_location,
-               Kind.STORAGE_CREDENTIAL: self.services.storage_credentials.update_storage_credential}.get(kind)
-        if svc is None:
+        if kind in (Kind.METASTORE, Kind.FUNCTION, Kind.MODEL_VERSION) or name is None:
             raise InvalidArgument(f"COMMENT ON {kind.value} is not supported")
-        svc(name, comment=text)  # type: ignore[operator]
+        self.services.update(kind, name, comment=text)
         return SqlResult(message=f"comment set on {name}")
 
     def _show(self, c: Cursor) -> SqlResult:

@@ -36,6 +36,7 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
         "write": ("c.s.t", [{"x": 1}]), "merge": ("c.s.t", [{"x": 1}], ["x"]), "delete": ("c.s.t", "x = 1"),
         "update": ("c.s.t", {"x": "2"}), "optimize": ("c.s.t",), "vacuum": ("c.s.t",), "restore": ("c.s.t", 0),
         "plan_scan": ("c.s.t",), "plan_scans": ([("c.s.t", None, None)],), "prepare_write": ("c.s.t",), "commit_files": ("c.s.t", []),
+        "history_many": ([],),
     },
     "models": {
         "create_registered_model": ("c.s.m2",), "get_registered_model": ("c.s.m",), "list_registered_models": ("c", "s"),
@@ -58,7 +59,7 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
         "grant": ("table", "c.s.t", "nobody", "SELECT"), "revoke": ("table", "c.s.t", "other", "SELECT"),
         "list_grants": ("table", "c.s.t"), "get_effective_privileges": ("table", "c.s.t", "other"),
         "check": ("table", "c.s.t", "SELECT"), "transfer_ownership": ("table", "c.s.t", "nobody"),
-        "list_grants_many": ([],),
+        "list_grants_many": ([],), "get_effective_privileges_many": ([],),
     },
     "tags": {
         "set_tags": ("table", "c.s.t", {"a": "b"}), "unset_tags": ("table", "c.s.t", ["k"]), "list_tags": ("table", "c.s.t"),
@@ -86,7 +87,7 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
 
 # Open to every known principal, as in Databricks: directory lookups and filtered lists.
 OPEN = {"request", "statement", "list_catalogs", "get_principal", "list_principals", "list_members", "list_groups_of", "list_events", "start_run", "extract_sql", "list_edges", "list_tokens", "list_tags_many", "list_grants_many",
-        "list_storage_credentials", "list_external_locations"}
+        "history_many", "get_effective_privileges_many", "list_storage_credentials", "list_external_locations"}
 
 # The audit log's count ("showing 100 of 2,345") is open like its listing, and as filtered.
 CALLS["audit"]["count_events"] = ()
@@ -130,6 +131,9 @@ def test_every_method_is_governed_and_audited(metastore: Metastore, admin: Cairn
     # Batch lookups take entities from governed lists; handed an invisible one they return nothing for it.
     CALLS["tags"]["list_tags_many"] = ([admin.tables.get_table("c.s.t")],)
     CALLS["grants"]["list_grants_many"] = ([admin.tables.get_table("c.s.t")],)
+    # Per-row batches answer each row as the single call would: here, each row refused.
+    CALLS["data"]["history_many"] = ([admin.tables.get_table("c.s.t")],)
+    CALLS["grants"]["get_effective_privileges_many"] = ([admin.tables.get_table("c.s.t")],)
     CALLS["tokens"]["revoke_token"] = (admin.tokens.create_token("other")[1].token_id,)
     nobody = metastore.as_principal("nobody")
 
@@ -160,6 +164,8 @@ def test_every_method_is_governed_and_audited(metastore: Metastore, admin: Cairn
                     assert {e.principal for e in result} == {"nobody"}
                 if method in ("list_tags_many", "list_grants_many"):
                     assert result == {}
+                if method in ("history_many", "get_effective_privileges_many"):
+                    assert [type(e) for e in result.values()] == [NotFound], (method, result)
             after = audit_count()
             assert len(after) == len(before) + 1, f"{attr}.{method} wrote {len(after) - len(before)} audit rows"
             assert after[-1][1] == outcome, f"{attr}.{method}: audit says {after[-1][1]}"
