@@ -14,7 +14,7 @@ from graphene import relay
 
 from api.graphql.limits import DEFAULT_FIRST
 from catalog.client import Cairn
-from catalog.errors import InvalidArgument
+from catalog.errors import CairnError, InvalidArgument
 
 MAX_FIRST = 1000
 
@@ -43,19 +43,24 @@ class Loaders:
         return self.load(s, self.cairn.grants.list_grants_many, "grants")
 
     def privileges_of(self, s: Any, principal: str | None) -> list[Any]:
-        return self.load(s, lambda xs: self.cairn.grants.get_effective_privileges_many(xs, principal), "privileges", principal)
+        return self.load(s, lambda xs: self.cairn.grants.get_effective_privileges_many(xs, principal), "privileges", principal,
+                         kinds=(s.kind.value,))
 
     def history_of(self, s: Any, limit: int) -> list[dict[str, Any]]:
         return self.load(s, lambda xs: self.cairn.data.history_many(xs, limit), "history", limit, kinds=("TABLE",))
 
     def load(self, s: Any, fetch: Callable[[list[Any]], dict[int, Any]], *key: Any, kinds: tuple[str, ...] | None = None) -> Any:
-        """`s`'s entry of the cache named `key`, loading every known securable (of `kinds`) missing from it at once.
-        Errors of a single-object call (NOT_FOUND, PERMISSION_DENIED) come back as the entry itself."""
+        """`s`'s entry of the cache named `key`, loading every known securable (of `kinds`) missing
+        from it in one call. A row's error (NOT_FOUND, PERMISSION_DENIED) is its entry, raised for
+        that row's field alone; an error of the whole call is every row's, so it is not retried."""
         cache = self.caches.setdefault(key, {})
         if s.id not in cache:
             self.prime([s])
             missing = [x for i, x in self.known.items() if i not in cache and (kinds is None or x.kind.value in kinds)]
-            loaded = fetch(missing)
+            try:
+                loaded = fetch(missing)
+            except CairnError as exc:  # the whole batch refused (an unknown principal): once, for every row
+                loaded = {x.id: exc for x in missing}
             for x in missing:
                 cache[x.id] = loaded.get(x.id, [])
         entry = cache[s.id]

@@ -86,3 +86,13 @@ def test_another_principals_privileges_are_refused_per_row_in_one_call(lake: Cai
     audit = rows(lake, "get_effective_privileges")[before:]
     assert [(e.principal, e.result, e.parameters.get("principal"), e.parameters.get("refused")) for e in audit] == [
         ("bo", AuditResult.ALLOWED, "ana", [TABLES[1]])]
+
+
+def test_a_refused_batch_is_asked_once_and_fails_every_row(lake: Cairn) -> None:
+    before = len(rows(lake, "get_effective_privileges"))
+    res = execute(lake, """{ schema(name: "main.s") { tables { edges { node { fullName
+              effectivePrivileges(principal: "nobody") { privilege } } } } } }""")
+    assert [e["node"] for e in res["data"]["schema"]["tables"]["edges"]] == [None] * len(TABLES)
+    assert {(e["extensions"]["code"], e["message"]) for e in res["errors"]} == {("NOT_FOUND", "principal 'nobody' does not exist")}
+    audit = rows(lake, "get_effective_privileges")[before:]
+    assert [(e.result, e.error_code) for e in audit] == [(AuditResult.FAILED, "NOT_FOUND")]
