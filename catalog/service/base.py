@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from types import TracebackType
 from typing import Any, Literal, NoReturn
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, RootTransaction
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from catalog.authz import AuthzCache, AuthzView
@@ -68,7 +69,8 @@ class GroupCommit:
     def holding(self) -> Iterator[list[_Pending]]:
         """While open, rows written on this thread wait in the yielded list, committed by `commit`;
         the caller must not answer a call before its rows are committed without error."""
-        self._held.items = held = []
+        held: list[_Pending] = []
+        self._held.items = held
         try:
             yield held
         finally:
@@ -181,6 +183,11 @@ class UnitOfWork:
         self._outer: UnitOfWork | None = None
         self._writes_at = -1
         self._shared = False  # a nested read working in its outer read's transaction
+        # Set by __enter__ (shared with the outer read when nested).
+        self.conn: Connection
+        self.tx: RootTransaction
+        self.store: MetastoreStore
+        self.authz: AuthzView
 
     # lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> UnitOfWork:
@@ -206,7 +213,7 @@ class UnitOfWork:
             raise Unavailable(f"the metastore is unavailable: {exc.orig}") from exc
         self.store = MetastoreStore(self.conn)
         try:
-            self.authz: AuthzView = self.cache.view(self.store)
+            self.authz = self.cache.view(self.store)
         except BaseException:
             self.tx.rollback()
             self.conn.close()
@@ -218,7 +225,9 @@ class UnitOfWork:
         if getattr(_scope, "uow", None) is self:
             _scope.uow = None
 
-    def __exit__(self, exc_type, exc, tb) -> Literal[False]:  # type: ignore[no-untyped-def]
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Literal[False]:
         # The connection goes back to the pool before the audit row takes another one, so a
         # request never holds two at once (that would let a busy pool deadlock on itself).
         try:
@@ -240,12 +249,14 @@ class UnitOfWork:
                         self._audit_apart(AuditResult.ALLOWED, None, None, self.deferred)
                 return False
             self._release(commit=False)
-            if isinstance(exc, PermissionDenied) or (isinstance(exc, NotFound) and self._hidden_denial) or getattr(exc, "denied", False):
+            if isinstance(exc, CairnError) and (
+                isinstance(exc, PermissionDenied) or (isinstance(exc, NotFound) and self._hidden_denial) or exc.denied
+            ):
                 # Marked so an enclosing unit of work (a SQL statement) audits it as a denial too.
-                exc.denied = True  # type: ignore[union-attr]
+                exc.denied = True
                 # A refusal raised with its own code (a FailedPrecondition marked `denied`) keeps it;
                 # a hidden NotFound is logged as the denial it is.
-                code = exc.code if isinstance(exc, CairnError) and not isinstance(exc, NotFound) else PermissionDenied.code
+                code = exc.code if not isinstance(exc, NotFound) else PermissionDenied.code
                 self._audit_apart(AuditResult.DENIED, code, str(exc))
                 return False
             if isinstance(exc, CairnError):
@@ -291,7 +302,7 @@ class UnitOfWork:
         )
 
     def _audit_work(
-        self, result: AuditResult, code: str | None, message: str | None, deferred: list[Callable[[MetastoreStore], None]] = ()
+        self, result: AuditResult, code: str | None, message: str | None, deferred: Sequence[Callable[[MetastoreStore], None]] = ()
     ) -> Callable[[MetastoreStore], None]:
         def work(store: MetastoreStore) -> None:
             for apply in deferred:
@@ -301,7 +312,7 @@ class UnitOfWork:
         return work
 
     def _audit_apart(
-        self, result: AuditResult, code: str | None, message: str | None, deferred: list[Callable[[MetastoreStore], None]] = ()
+        self, result: AuditResult, code: str | None, message: str | None, deferred: Sequence[Callable[[MetastoreStore], None]] = ()
     ) -> None:
         nested, self.pending = self.pending, []
         own = self._audit_work(result, code, message, deferred)
@@ -375,7 +386,7 @@ class UnitOfWork:
     def refuse(self, exc: CairnError) -> CairnError:
         """Mark an error as a refusal: it is audited as DENIED (with its own code), then raised."""
         self.decided = True
-        exc.denied = True  # type: ignore[attr-defined]
+        exc.denied = True
         return exc
 
     def _deny_or_hide(self, sid: int, kind: Kind, name: str, message: str) -> None:

@@ -159,13 +159,15 @@ class MetastoreStore:
 
     # principals ----------------------------------------------------------------------------
     def insert_principal(self, name: str, kind: PrincipalKind, created_by: str | None, is_admin: bool = False) -> Principal:
-        row = dict(name=name, kind=kind.value, is_admin=is_admin, created_at=now(), created_by=created_by)
+        created_at = now()
         try:
             with self.conn.begin_nested():
-                self.conn.execute(insert(t.principals).values(**row))
+                self.conn.execute(
+                    insert(t.principals).values(name=name, kind=kind.value, is_admin=is_admin, created_at=created_at, created_by=created_by)
+                )
         except IntegrityError:
             raise AlreadyExists(f"principal '{name}' already exists") from None
-        return Principal(name, kind, is_admin, row["created_at"], created_by)
+        return Principal(name, kind, is_admin, created_at, created_by)
 
     def find_principal(self, name: str) -> Principal | None:
         row = self.conn.execute(select(t.principals).where(t.principals.c.name == name)).first()
@@ -270,7 +272,7 @@ class MetastoreStore:
         )
         try:
             with self.conn.begin_nested():
-                new_id = self.conn.execute(insert(t.securables).values(**values).returning(t.securables.c.id)).scalar_one()
+                new_id: int = self.conn.execute(insert(t.securables).values(**values).returning(t.securables.c.id)).scalar_one()
         except IntegrityError:
             raise AlreadyExists(f"{kind.value.lower().replace('_', ' ')} '{full_name}' already exists") from None
         self.replace_columns(new_id, columns)
