@@ -92,7 +92,9 @@ class GroupCommit:
                 return item.error if isinstance(item.error, CairnError) else Internal(f"the audit row was not written: {type(item.error).__name__}")
         return None
 
-    def write(self, work: Callable[[MetastoreStore], None]) -> None:
+    def write(self, work: Callable[[MetastoreStore], None], conn: Connection | None = None) -> None:
+        """Commit `work`'s rows (with those of concurrent callers) before returning; raises what
+        failed it. `conn`, an idle connection the caller holds, saves taking another from the pool."""
         item = _Pending(work)
         held = getattr(self._held, "items", None)
         if held is not None:
@@ -104,13 +106,13 @@ class GroupCommit:
             if not item.done:
                 with self._mutex:
                     batch, self._queue = self._queue, []
-                self._flush(batch)
+                self._flush(batch, conn)
         if item.error is not None:
             raise item.error
 
-    def _flush(self, batch: list[_Pending]) -> None:
+    def _flush(self, batch: list[_Pending], conn: Connection | None = None) -> None:
         try:
-            self._transaction(batch)
+            self._transaction(batch, conn)
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].error = exc
@@ -123,8 +125,12 @@ class GroupCommit:
         for item in batch:
             item.done = True
 
-    def _transaction(self, batch: list[_Pending]) -> None:
-        with self.engine.connect().execution_options(cairn_write=True) as conn, conn.begin():
+    def _transaction(self, batch: list[_Pending], conn: Connection | None = None) -> None:
+        if conn is None:
+            with self.engine.connect() as own:
+                self._transaction(batch, own)
+            return
+        with conn.execution_options(cairn_write=True).begin():
             store = MetastoreStore(conn)
             store.gather_audit()
             for item in batch:
@@ -241,12 +247,14 @@ class UnitOfWork:
                     self._release(commit=True)
                 else:
                     # Reads change nothing; their audit row goes in a short write transaction of its
-                    # own so readers never hold SQLite's write lock while they work.
-                    self._release(commit=True)
+                    # own so readers never hold SQLite's write lock while they work (on the same
+                    # connection: taking another from the pool costs more than the row).
                     if self._outer is not None:
+                        self._release(commit=True)
                         self._outer.pending.append(self._audit_work(AuditResult.ALLOWED, None, None, self.deferred))
                     else:
-                        self._audit_apart(AuditResult.ALLOWED, None, None, self.deferred)
+                        self._release(commit=True, keep=True)
+                        self._audit_apart(AuditResult.ALLOWED, None, None, self.deferred, self.conn)
                 return False
             self._release(commit=False)
             if isinstance(exc, CairnError) and (
@@ -276,7 +284,8 @@ class UnitOfWork:
                 self.conn.close()
             self._leave_scope()
 
-    def _release(self, commit: bool) -> None:
+    def _release(self, commit: bool, keep: bool = False) -> None:
+        """End the transaction; close the connection unless `keep` (its owner closes it later)."""
         if self._shared:
             return
         try:
@@ -284,7 +293,10 @@ class UnitOfWork:
                 self.tx.commit()
             elif self.tx.is_active:
                 self.tx.rollback()
-        finally:
+        except BaseException:
+            self.conn.close()
+            raise
+        if not keep:
             self.conn.close()
 
     def _audit(self, store: MetastoreStore, result: AuditResult, code: str | None, message: str | None) -> None:
@@ -312,7 +324,12 @@ class UnitOfWork:
         return work
 
     def _audit_apart(
-        self, result: AuditResult, code: str | None, message: str | None, deferred: Sequence[Callable[[MetastoreStore], None]] = ()
+        self,
+        result: AuditResult,
+        code: str | None,
+        message: str | None,
+        deferred: Sequence[Callable[[MetastoreStore], None]] = (),
+        conn: Connection | None = None,
     ) -> None:
         nested, self.pending = self.pending, []
         own = self._audit_work(result, code, message, deferred)
@@ -323,7 +340,7 @@ class UnitOfWork:
             own(store)
 
         try:
-            self.audit_log.write(work)
+            self.audit_log.write(work, conn)
         except OperationalError as exc:
             raise Unavailable(f"the metastore is unavailable: {exc.orig}") from exc
 

@@ -131,6 +131,31 @@ _CHAIN_BY_NAME = _chain_by_name()
 _GROUPS_UP = _groups_up()
 
 
+def _table_nodes(scope: str, keyset: bool) -> Any:
+    """Tables (light rows, with their schema's) under a catalog or one schema, in (schema, table)
+    name order, optionally after a (schema, table) key: one statement, built once per shape."""
+    tb, sc = t.securables.alias("tb"), t.securables.alias("sc")
+    q = (
+        select(tb.c.id, tb.c.name, tb.c.full_name, tb.c.owner, sc.c.id.label("schema_id"), sc.c.name.label("schema_name"),
+               sc.c.full_name.label("schema_full_name"), sc.c.owner.label("schema_owner"))
+        .join(sc, tb.c.parent_id == sc.c.id)
+        .where(tb.c.kind == Kind.TABLE.value, sc.c.kind == Kind.SCHEMA.value)
+        .order_by(sc.c.name, tb.c.name)
+        .limit(bindparam("limit"))
+    )
+    q = q.where(sc.c.parent_id == bindparam("parent")) if scope == "catalog" else q.where(sc.c.id == bindparam("parent"))
+    if keyset and scope == "catalog":
+        q = q.where(or_(sc.c.name > bindparam("after_schema"), and_(sc.c.name == bindparam("after_schema"), tb.c.name > bindparam("after_table"))))
+    elif keyset:
+        q = q.where(tb.c.name > bindparam("after_table"))
+    return q
+
+
+_TABLE_NODES = {(scope, keyset): _table_nodes(scope, keyset) for scope in ("catalog", "schema") for keyset in (False, True)}
+_GRANTS_FOR = (select(t.grants.c.securable_id, t.grants.c.principal, t.grants.c.privilege)
+               .where(t.grants.c.securable_id.in_(bindparam("ids", expanding=True)), t.grants.c.principal.in_(bindparam("ps", expanding=True))))
+
+
 class MetastoreStore:
     """Queries over one connection inside the caller's transaction."""
 
@@ -408,6 +433,26 @@ class MetastoreStore:
         g = t.grants
         res = self.conn.execute(delete(g).where(g.c.securable_id == securable_id, g.c.principal == principal, g.c.privilege == privilege.value))
         return res.rowcount > 0
+
+    def table_nodes(
+        self, parent_id: int, *, catalog: bool, after: tuple[str, str] | None, limit: int
+    ) -> list[Any]:
+        """Light rows of the tables in catalog (`catalog=True`) or schema `parent_id`, in (schema name,
+        table name) order after `after`: id, name, full_name, owner and schema_id, schema_name,
+        schema_full_name, schema_owner. One query whatever the number of schemas."""
+        q = _TABLE_NODES[("catalog" if catalog else "schema", after is not None)]
+        params: dict[str, Any] = {"parent": parent_id, "limit": limit}
+        if after is not None:
+            params["after_table"] = after[1]
+            if catalog:
+                params["after_schema"] = after[0]
+        return list(self.conn.execute(q, params))
+
+    def grants_held(self, securable_ids: Sequence[int], principals: Iterable[str]) -> list[tuple[int, str, str]]:
+        """The grants on `securable_ids` held by one of `principals` (a caller and its groups)."""
+        if not securable_ids:
+            return []
+        return [(r[0], r[1], r[2]) for r in self.conn.execute(_GRANTS_FOR, {"ids": list(securable_ids), "ps": sorted(principals)})]
 
     def grants_on(self, securable_ids: Iterable[int]) -> list[tuple[int, str, str]]:
         g = t.grants
