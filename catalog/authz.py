@@ -170,8 +170,6 @@ class AuthzView:
         """The `nodes` (children of the parents in `parent_chains`) that `principal` may see, with
         a query for the grants `principal` holds on them instead of one for all their grants: a
         listing over thousands of securables reads a few rows per visible one."""
-        for parent_id, chain in parent_chains.items():
-            self.remember_children(chain, [n for n in nodes if n.parent_id == parent_id])
         if self.is_admin(principal):
             return list(nodes)
         ps = self.principals(principal)
@@ -188,7 +186,23 @@ class AuthzView:
                 for p in expand(Privilege(privilege), kinds[sid]):
                     acc[sid].setdefault(p, set()).add(holder)
             self._held.update({sid: {p: frozenset(h) for p, h in privs.items()} for sid, privs in acc.items()})
-        return [n for n in nodes if self.can_see(principal, n.id)]
+        # Sight needs ownership somewhere up the chain or a grant to the caller, on the node or above
+        # it, of a privilege that counts there: a node with neither is hidden without a full check.
+        kinds_seen = {Kind.MODEL if n.kind is Kind.MODEL_VERSION else n.kind for n in nodes}
+        counts = frozenset({Privilege.BROWSE}.union(*(effective_on(k) for k in kinds_seen)))
+        open_parents = {
+            pid for pid, chain in parent_chains.items()
+            if any(n.owner in ps or any(not self._grants(n, principal).get(p, _EMPTY).isdisjoint(ps) for p in counts)
+                   for n in chain if n.kind is not Kind.METASTORE)
+        }
+        maybe = []
+        for n in nodes:
+            g = self.cache.grants.get(n.id) or self._held.get(n.id) or {}
+            if n.parent_id in open_parents or n.owner in ps or any(not h.isdisjoint(ps) for h in g.values()):
+                maybe.append(n)
+        for parent_id, chain in parent_chains.items():
+            self.remember_children(chain, [n for n in maybe if n.parent_id == parent_id])
+        return [n for n in maybe if self.can_see(principal, n.id)]
 
     def load_grants(self, nodes: list[Node]) -> dict[int, dict[Privilege, frozenset[str]]]:
         kinds = {n.id: n.kind for n in nodes}

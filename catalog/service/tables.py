@@ -388,9 +388,9 @@ def _visible_tables(uow: UnitOfWork, parent: int, whole_catalog: bool, token: st
             break
         parents: dict[int, tuple[Node, ...]] = {}
         if whole_catalog:
-            for r in rows:
-                if r.schema_id not in parents:
-                    parents[r.schema_id] = (Node(r.schema_id, Kind.SCHEMA, parent, r.schema_full_name, r.schema_owner), *chain)
+            for _id, _name, _full, _owner, schema_id, _schema, schema_full_name, schema_owner in rows:
+                if schema_id not in parents:
+                    parents[schema_id] = (Node(schema_id, Kind.SCHEMA, parent, schema_full_name, schema_owner), *chain)
             schemas = [c[0] for c in parents.values()]
             uow.authz.remember_children(chain, schemas)
             uow.authz.load_grants([n for n in schemas if n.id not in uow.authz.cache.grants])
@@ -399,10 +399,11 @@ def _visible_tables(uow: UnitOfWork, parent: int, whole_catalog: bool, token: st
         else:
             parents[parent] = chain
         nodes = []
-        for r in rows:
-            if r.schema_id in parents:
-                nodes.append(Node(r.id, Kind.TABLE, r.schema_id, r.full_name, r.owner))
-                keys[r.id] = (r.schema_name, r.name)
+        table = Kind.TABLE
+        for tid, name, full_name, owner, schema_id, schema_name, _full, _owner in rows:
+            if schema_id in parents:
+                nodes.append(Node(tid, table, schema_id, full_name, owner))
+                keys[tid] = (schema_name, name)
         found += uow.authz.visible_among(uow.principal, parents, nodes)
         after = (rows[-1].schema_name, rows[-1].name)
         if len(rows) < batch:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, literal, or_, select, update
+from sqlalchemy import Connection, TextClause, and_, bindparam, delete, func, insert, literal, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog.entities import (
@@ -33,6 +33,7 @@ _SECURABLE_BY_ID = select(t.securables).where(t.securables.c.id == bindparam("id
 _SECURABLES_BY_IDS = select(t.securables).where(t.securables.c.id.in_(bindparam("ids", expanding=True)))
 _COLUMNS_OF = (select(t.columns).where(t.columns.c.securable_id.in_(bindparam("ids", expanding=True)))
                .order_by(t.columns.c.securable_id, t.columns.c.position))
+_COLUMNS_OF_ONE = select(t.columns).where(t.columns.c.securable_id == bindparam("id")).order_by(t.columns.c.position)
 _AUDIT_INSERT = insert(t.audit_events)
 _AUDIT_DEFAULTS = {c.name: None for c in t.audit_events.columns if c.name not in ("id", "event_time")}
 
@@ -131,30 +132,31 @@ _CHAIN_BY_NAME = _chain_by_name()
 _GROUPS_UP = _groups_up()
 
 
-def _table_nodes(scope: str, keyset: bool) -> Any:
+def _table_nodes(scope: str, keyset: bool, dialect: str) -> TextClause:
     """Tables (light rows, with their schema's) under a catalog or one schema, in (schema, table)
-    name order, optionally after a (schema, table) key: one statement, built once per shape."""
-    tb, sc = t.securables.alias("tb"), t.securables.alias("sc")
-    q = (
-        select(tb.c.id, tb.c.name, tb.c.full_name, tb.c.owner, sc.c.id.label("schema_id"), sc.c.name.label("schema_name"),
-               sc.c.full_name.label("schema_full_name"), sc.c.owner.label("schema_owner"))
-        .join(sc, tb.c.parent_id == sc.c.id)
-        .where(tb.c.kind == Kind.TABLE.value, sc.c.kind == Kind.SCHEMA.value)
-        .order_by(sc.c.name, tb.c.name)
-        .limit(bindparam("limit"))
-    )
-    q = q.where(sc.c.parent_id == bindparam("parent")) if scope == "catalog" else q.where(sc.c.id == bindparam("parent"))
+    name order, optionally after a (schema, table) key: one statement per shape, built once.
+
+    The schemas come first and each one's tables through ix_securables_parent, already in name
+    order. Without statistics SQLite would rather scan every table by kind and sort; its CROSS JOIN
+    keeps the order written (PostgreSQL plans this well and has no CROSS JOIN ... ON)."""
+    where = ["sc.kind = 'SCHEMA'", "sc.parent_id = :parent" if scope == "catalog" else "sc.id = :parent"]
     if keyset and scope == "catalog":
-        q = q.where(or_(sc.c.name > bindparam("after_schema"), and_(sc.c.name == bindparam("after_schema"), tb.c.name > bindparam("after_table"))))
+        where.append("(sc.name > :after_schema OR (sc.name = :after_schema AND tb.name > :after_table))")
     elif keyset:
-        q = q.where(tb.c.name > bindparam("after_table"))
-    return q
+        where.append("tb.name > :after_table")
+    join = "CROSS JOIN" if dialect == "sqlite" else "JOIN"
+    return text(
+        "SELECT tb.id, tb.name, tb.full_name, tb.owner, sc.id AS schema_id, sc.name AS schema_name,"
+        " sc.full_name AS schema_full_name, sc.owner AS schema_owner"
+        f" FROM securables sc {join} securables tb ON tb.parent_id = sc.id AND tb.kind = 'TABLE'"
+        f" WHERE {' AND '.join(where)} ORDER BY sc.name, tb.name LIMIT :limit"
+    )
 
 
-_TABLE_NODES = {(scope, keyset): _table_nodes(scope, keyset) for scope in ("catalog", "schema") for keyset in (False, True)}
-_GRANTS_FOR = (select(t.grants.c.securable_id, t.grants.c.principal, t.grants.c.privilege)
-               .where(t.grants.c.securable_id.in_(bindparam("ids", expanding=True)), t.grants.c.principal.in_(bindparam("ps", expanding=True))))
-
+_TABLE_NODES = {
+    (scope, keyset, dialect): _table_nodes(scope, keyset, dialect)
+    for scope in ("catalog", "schema") for keyset in (False, True) for dialect in ("sqlite", "postgresql")
+}
 
 class MetastoreStore:
     """Queries over one connection inside the caller's transaction."""
@@ -336,7 +338,11 @@ class MetastoreStore:
         row = self.conn.execute(_SECURABLE_BY_ID, {"id": securable_id}).first()
         if row is None:
             raise NotFound(f"securable {securable_id} does not exist")
-        return self._hydrate([row])[0]
+        if row.kind not in (Kind.TABLE.value, Kind.FUNCTION.value):
+            return _securable(row)
+        # One id: a plain bound parameter (an expanding IN is rendered anew on every call).
+        cols = [Column(r.name, r.type_text, r.nullable, r.comment, r.position) for r in self.conn.execute(_COLUMNS_OF_ONE, {"id": row.id})]
+        return _securable(row, cols)
 
     def get_securables_by_ids(self, ids: Sequence[int], columns: bool = True) -> dict[int, Securable]:
         rows = self.conn.execute(_SECURABLES_BY_IDS, {"ids": list(ids)}).all() if ids else []
@@ -440,19 +446,25 @@ class MetastoreStore:
         """Light rows of the tables in catalog (`catalog=True`) or schema `parent_id`, in (schema name,
         table name) order after `after`: id, name, full_name, owner and schema_id, schema_name,
         schema_full_name, schema_owner. One query whatever the number of schemas."""
-        q = _TABLE_NODES[("catalog" if catalog else "schema", after is not None)]
+        dialect = "sqlite" if self.conn.dialect.name == "sqlite" else "postgresql"
+        q = _TABLE_NODES[("catalog" if catalog else "schema", after is not None, dialect)]
         params: dict[str, Any] = {"parent": parent_id, "limit": limit}
         if after is not None:
             params["after_table"] = after[1]
             if catalog:
                 params["after_schema"] = after[0]
-        return list(self.conn.execute(q, params))
+        return list(self.conn.execute(q, params).tuples().all())
 
     def grants_held(self, securable_ids: Sequence[int], principals: Iterable[str]) -> list[tuple[int, str, str]]:
         """The grants on `securable_ids` held by one of `principals` (a caller and its groups)."""
         if not securable_ids:
             return []
-        return [(r[0], r[1], r[2]) for r in self.conn.execute(_GRANTS_FOR, {"ids": list(securable_ids), "ps": sorted(principals)})]
+        # Straight to the driver: rendering an expanding IN of a thousand ids costs more than the query.
+        mark = "?" if self.conn.dialect.paramstyle == "qmark" else "%s"
+        who = sorted(principals)
+        ids = ",".join(str(int(i)) for i in securable_ids)
+        sql = f"SELECT securable_id, principal, privilege FROM grants WHERE securable_id IN ({ids}) AND principal IN ({','.join([mark] * len(who))})"
+        return [(r[0], r[1], r[2]) for r in self.conn.exec_driver_sql(sql, tuple(who)).all()]
 
     def grants_on(self, securable_ids: Iterable[int]) -> list[tuple[int, str, str]]:
         g = t.grants
