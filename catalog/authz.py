@@ -21,6 +21,7 @@ from catalog.privileges import Kind, Privilege, effective_on, expand, holds_on
 from catalog.store.metastore import MetastoreStore
 
 _EMPTY: frozenset[str] = frozenset()
+_NO_GRANTS: dict[Privilege, frozenset[str]] = {}  # shared: never mutated
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,10 +182,11 @@ class AuthzView:
         wanted = [n for n in nodes if n.id not in self.cache.grants and n.id not in self._held]
         if wanted:
             kinds = {n.id: n.kind for n in wanted}
-            acc: dict[int, dict[Privilege, set[str]]] = {n.id: {} for n in wanted}
+            acc: dict[int, dict[Privilege, set[str]]] = {}
             for sid, holder, privilege in self.store.grants_held(list(kinds), ps):
                 for p in expand(Privilege(privilege), kinds[sid]):
-                    acc[sid].setdefault(p, set()).add(holder)
+                    acc.setdefault(sid, {}).setdefault(p, set()).add(holder)
+            self._held.update(dict.fromkeys(kinds, _NO_GRANTS))  # most hold nothing: one shared empty mapping
             self._held.update({sid: {p: frozenset(h) for p, h in privs.items()} for sid, privs in acc.items()})
         # Sight needs ownership somewhere up the chain or a grant to the caller, on the node or above
         # it, of a privilege that counts there: a node with neither is hidden without a full check.

@@ -453,7 +453,7 @@ class MetastoreStore:
             params["after_table"] = after[1]
             if catalog:
                 params["after_schema"] = after[0]
-        return list(self.conn.execute(q, params).tuples().all())
+        return list(self.conn.execute(q, params).all())
 
     def grants_held(self, securable_ids: Sequence[int], principals: Iterable[str]) -> list[tuple[int, str, str]]:
         """The grants on `securable_ids` held by one of `principals` (a caller and its groups)."""
