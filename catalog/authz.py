@@ -190,13 +190,7 @@ class AuthzView:
             self._held.update({sid: {p: frozenset(h) for p, h in privs.items()} for sid, privs in acc.items()})
         # Sight needs ownership somewhere up the chain or a grant to the caller, on the node or above
         # it, of a privilege that counts there: a node with neither is hidden without a full check.
-        kinds_seen = {Kind.MODEL if n.kind is Kind.MODEL_VERSION else n.kind for n in nodes}
-        counts = frozenset({Privilege.BROWSE}.union(*(effective_on(k) for k in kinds_seen)))
-        open_parents = {
-            pid for pid, chain in parent_chains.items()
-            if any(n.owner in ps or any(not self._grants(n, principal).get(p, _EMPTY).isdisjoint(ps) for p in counts)
-                   for n in chain if n.kind is not Kind.METASTORE)
-        }
+        open_parents = self.open_parents(principal, parent_chains, {n.kind for n in nodes})
         maybe = []
         for n in nodes:
             g = self.cache.grants.get(n.id) or self._held.get(n.id) or {}
@@ -205,6 +199,18 @@ class AuthzView:
         for parent_id, chain in parent_chains.items():
             self.remember_children(chain, [n for n in maybe if n.parent_id == parent_id])
         return [n for n in maybe if self.can_see(principal, n.id)]
+
+    def open_parents(self, principal: str, parent_chains: dict[int, tuple[Node, ...]], kinds: set[Kind]) -> set[int]:
+        """The parents under which a child of `kinds` may be visible to `principal` without a grant
+        or ownership of its own: the caller owns something up the chain or holds there a privilege
+        that counts on such a child. Under any other parent, a child with neither is hidden."""
+        ps = self.principals(principal)
+        counts = frozenset({Privilege.BROWSE}.union(*(effective_on(Kind.MODEL if k is Kind.MODEL_VERSION else k) for k in kinds)))
+        return {
+            pid for pid, chain in parent_chains.items()
+            if any(n.owner in ps or any(not self._grants(n, principal).get(p, _EMPTY).isdisjoint(ps) for p in counts)
+                   for n in chain if n.kind is not Kind.METASTORE)
+        }
 
     def load_grants(self, nodes: list[Node]) -> dict[int, dict[Privilege, frozenset[str]]]:
         kinds = {n.id: n.kind for n in nodes}

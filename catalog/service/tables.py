@@ -372,40 +372,42 @@ class TableService(Service):
 
 def _visible_tables(uow: UnitOfWork, parent: int, whole_catalog: bool, token: str | None, limit: int) -> Page[Securable]:
     """A page of the tables under catalog or schema `parent` the caller may see. Pages run over
-    (schema name, table name); a catalog's token carries both, a schema's the table name."""
+    (schema name, table name); a catalog's token carries both, a schema's the table name.
+
+    The schemas are checked first (a schema the caller cannot see hides its tables); then one query
+    per batch reads only the tables the caller could see (under a schema where something up the chain
+    counts for it, owned, or granted to it), and the full check decides among those."""
+    authz, principal = uow.authz, uow.principal
+    chain = authz.chain(parent)
+    schemas = uow.store.schema_rows(parent, catalog=whole_catalog)
+    names = {sid: name for sid, name, _full, _owner in schemas}
+    if whole_catalog:
+        nodes = [Node(sid, Kind.SCHEMA, parent, full, owner) for sid, _name, full, owner in schemas]
+        authz.remember_children(chain, nodes)
+        authz.load_grants([n for n in nodes if n.id not in authz.cache.grants])
+        parents = {n.id: (n, *chain) for n in nodes if authz.can_see(principal, n.id)}
+    else:
+        parents = {parent: chain} if schemas else {}
     after: tuple[str, str] | None = None
     if token is not None:
         first, sep, rest = token.partition("\x00")
-        after = (first, rest) if whole_catalog else ("", rest if sep else first)
-    chain = uow.authz.chain(parent)
+        after = (first, rest) if whole_catalog else (names.get(parent, ""), rest if sep else first)
+    admin = authz.is_admin(principal)
+    open_ids = set(parents) if admin else authz.open_parents(principal, parents, {Kind.TABLE})
     batch = max(limit * 2, 1000)
     found: list[Node] = []
     keys: dict[int, tuple[str, str]] = {}
     rows: list[Any] = []
-    while len(found) <= limit:
-        rows = uow.store.table_nodes(parent, catalog=whole_catalog, after=after, limit=batch)
+    while parents and len(found) <= limit:
+        rows = uow.store.table_candidates(list(parents), open_ids, None if admin else authz.principals(principal), after, batch)
         if not rows:
             break
-        parents: dict[int, tuple[Node, ...]] = {}
-        if whole_catalog:
-            for _id, _name, _full, _owner, schema_id, _schema, schema_full_name, schema_owner in rows:
-                if schema_id not in parents:
-                    parents[schema_id] = (Node(schema_id, Kind.SCHEMA, parent, schema_full_name, schema_owner), *chain)
-            schemas = [c[0] for c in parents.values()]
-            uow.authz.remember_children(chain, schemas)
-            uow.authz.load_grants([n for n in schemas if n.id not in uow.authz.cache.grants])
-            # A schema the caller cannot see hides its tables, whatever is granted on them.
-            parents = {sid: c for sid, c in parents.items() if uow.authz.can_see(uow.principal, sid)}
-        else:
-            parents[parent] = chain
-        nodes = []
-        table = Kind.TABLE
-        for tid, name, full_name, owner, schema_id, schema_name, _full, _owner in rows:
-            if schema_id in parents:
-                nodes.append(Node(tid, table, schema_id, full_name, owner))
-                keys[tid] = (schema_name, name)
-        found += uow.authz.visible_among(uow.principal, parents, nodes)
-        after = (rows[-1].schema_name, rows[-1].name)
+        tables = []
+        for tid, name, full_name, owner, schema_id, schema_name in rows:
+            tables.append(Node(tid, Kind.TABLE, schema_id, full_name, owner))
+            keys[tid] = (schema_name, name)
+        found += authz.visible_among(principal, parents, tables)
+        after = (rows[-1][5], rows[-1][1])
         if len(rows) < batch:
             break
     page = found[:limit]

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, TextClause, and_, bindparam, delete, func, insert, literal, or_, select, text, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog.entities import (
@@ -131,32 +131,6 @@ def _groups_up() -> Any:
 _CHAIN_BY_NAME = _chain_by_name()
 _GROUPS_UP = _groups_up()
 
-
-def _table_nodes(scope: str, keyset: bool, dialect: str) -> TextClause:
-    """Tables (light rows, with their schema's) under a catalog or one schema, in (schema, table)
-    name order, optionally after a (schema, table) key: one statement per shape, built once.
-
-    The schemas come first and each one's tables through ix_securables_parent, already in name
-    order. Without statistics SQLite would rather scan every table by kind and sort; its CROSS JOIN
-    keeps the order written (PostgreSQL plans this well and has no CROSS JOIN ... ON)."""
-    where = ["sc.kind = 'SCHEMA'", "sc.parent_id = :parent" if scope == "catalog" else "sc.id = :parent"]
-    if keyset and scope == "catalog":
-        where.append("(sc.name > :after_schema OR (sc.name = :after_schema AND tb.name > :after_table))")
-    elif keyset:
-        where.append("tb.name > :after_table")
-    join = "CROSS JOIN" if dialect == "sqlite" else "JOIN"
-    return text(
-        "SELECT tb.id, tb.name, tb.full_name, tb.owner, sc.id AS schema_id, sc.name AS schema_name,"
-        " sc.full_name AS schema_full_name, sc.owner AS schema_owner"
-        f" FROM securables sc {join} securables tb ON tb.parent_id = sc.id AND tb.kind = 'TABLE'"
-        f" WHERE {' AND '.join(where)} ORDER BY sc.name, tb.name LIMIT :limit"
-    )
-
-
-_TABLE_NODES = {
-    (scope, keyset, dialect): _table_nodes(scope, keyset, dialect)
-    for scope in ("catalog", "schema") for keyset in (False, True) for dialect in ("sqlite", "postgresql")
-}
 
 class MetastoreStore:
     """Queries over one connection inside the caller's transaction."""
@@ -440,20 +414,45 @@ class MetastoreStore:
         res = self.conn.execute(delete(g).where(g.c.securable_id == securable_id, g.c.principal == principal, g.c.privilege == privilege.value))
         return res.rowcount > 0
 
-    def table_nodes(
-        self, parent_id: int, *, catalog: bool, after: tuple[str, str] | None, limit: int
+    def schema_rows(self, parent_id: int, *, catalog: bool) -> list[Any]:
+        """(id, name, full_name, owner) of the schemas of catalog `parent_id`, or of schema `parent_id`."""
+        s = t.securables
+        q = select(s.c.id, s.c.name, s.c.full_name, s.c.owner).where(s.c.kind == Kind.SCHEMA.value)
+        q = q.where(s.c.parent_id == parent_id) if catalog else q.where(s.c.id == parent_id)
+        return list(self.conn.execute(q.order_by(s.c.name)).all())
+
+    def table_candidates(
+        self, schema_ids: Sequence[int], open_ids: Iterable[int], principals: Iterable[str] | None,
+        after: tuple[str, str] | None, limit: int,
     ) -> list[Any]:
-        """Light rows of the tables in catalog (`catalog=True`) or schema `parent_id`, in (schema name,
-        table name) order after `after`: id, name, full_name, owner and schema_id, schema_name,
-        schema_full_name, schema_owner. One query whatever the number of schemas."""
-        dialect = "sqlite" if self.conn.dialect.name == "sqlite" else "postgresql"
-        q = _TABLE_NODES[("catalog" if catalog else "schema", after is not None, dialect)]
-        params: dict[str, Any] = {"parent": parent_id, "limit": limit}
+        """(id, name, full_name, owner, schema_id, schema_name) of the tables of `schema_ids` in (schema
+        name, table name) order after `after`, and, unless `principals` is None, only those a caller
+        with these principals could see: in an `open_ids` schema, owned, or with a grant to one of them.
+
+        One statement over every schema. Straight to the driver: the id lists are inlined integers and
+        the rest bound; SQLite's CROSS JOIN keeps schemas first and each one's tables read through
+        ix_securables_parent (without statistics it would scan every table by kind, then sort)."""
+        if not schema_ids:
+            return []
+        mark = "?" if self.conn.dialect.paramstyle == "qmark" else "%s"
+        where = [f"sc.id IN ({','.join(str(int(i)) for i in schema_ids)})"]
+        params: list[Any] = []
         if after is not None:
-            params["after_table"] = after[1]
-            if catalog:
-                params["after_schema"] = after[0]
-        return list(self.conn.execute(q, params).all())
+            where.append(f"(sc.name > {mark} OR (sc.name = {mark} AND tb.name > {mark}))")
+            params += [after[0], after[0], after[1]]
+        if principals is not None:
+            who = sorted(principals)
+            marks = ",".join([mark] * len(who))
+            could = [f"tb.owner IN ({marks})", f"EXISTS (SELECT 1 FROM grants g WHERE g.securable_id = tb.id AND g.principal IN ({marks}))"]
+            opened = ",".join(str(int(i)) for i in open_ids)
+            if opened:
+                could.insert(0, f"sc.id IN ({opened})")
+            where.append(f"({' OR '.join(could)})")
+            params += who + who
+        join = "CROSS JOIN" if self.conn.dialect.name == "sqlite" else "JOIN"
+        sql = (f"SELECT tb.id, tb.name, tb.full_name, tb.owner, sc.id, sc.name FROM securables sc {join} securables tb"
+               f" ON tb.parent_id = sc.id AND tb.kind = 'TABLE' WHERE {' AND '.join(where)} ORDER BY sc.name, tb.name LIMIT {int(limit)}")
+        return list(self.conn.exec_driver_sql(sql, tuple(params)).all())
 
     def grants_held(self, securable_ids: Sequence[int], principals: Iterable[str]) -> list[tuple[int, str, str]]:
         """The grants on `securable_ids` held by one of `principals` (a caller and its groups)."""
