@@ -34,6 +34,10 @@ _SECURABLES_BY_IDS = select(t.securables).where(t.securables.c.id.in_(bindparam(
 _COLUMNS_OF = (select(t.columns).where(t.columns.c.securable_id.in_(bindparam("ids", expanding=True)))
                .order_by(t.columns.c.securable_id, t.columns.c.position))
 _COLUMNS_OF_ONE = select(t.columns).where(t.columns.c.securable_id == bindparam("id")).order_by(t.columns.c.position)
+_SCHEMA_COLS = select(t.securables.c.id, t.securables.c.name, t.securables.c.full_name, t.securables.c.owner).where(
+    t.securables.c.kind == Kind.SCHEMA.value)
+_SCHEMAS_OF = _SCHEMA_COLS.where(t.securables.c.parent_id == bindparam("id")).order_by(t.securables.c.name)
+_SCHEMA_ROW = _SCHEMA_COLS.where(t.securables.c.id == bindparam("id"))
 _AUDIT_INSERT = insert(t.audit_events)
 _AUDIT_DEFAULTS = {c.name: None for c in t.audit_events.columns if c.name not in ("id", "event_time")}
 
@@ -416,10 +420,7 @@ class MetastoreStore:
 
     def schema_rows(self, parent_id: int, *, catalog: bool) -> list[Any]:
         """(id, name, full_name, owner) of the schemas of catalog `parent_id`, or of schema `parent_id`."""
-        s = t.securables
-        q = select(s.c.id, s.c.name, s.c.full_name, s.c.owner).where(s.c.kind == Kind.SCHEMA.value)
-        q = q.where(s.c.parent_id == parent_id) if catalog else q.where(s.c.id == parent_id)
-        return list(self.conn.execute(q.order_by(s.c.name)).all())
+        return list(self.conn.execute(_SCHEMAS_OF if catalog else _SCHEMA_ROW, {"id": parent_id}).all())
 
     def table_candidates(
         self, schema_ids: Sequence[int], open_ids: Iterable[int], principals: Iterable[str] | None,
