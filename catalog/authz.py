@@ -21,6 +21,7 @@ from catalog.privileges import Kind, Privilege, effective_on, expand, holds_on
 from catalog.store.metastore import MetastoreStore
 
 _EMPTY: frozenset[str] = frozenset()
+_NO_GRANTS: dict[Privilege, frozenset[str]] = {}  # shared: never mutated
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,10 @@ class AuthzView:
         self.seq = seq
         # Chains loaded while this view is behind the shared cache stay private to the view.
         self._local_chains: dict[int, tuple[Node, ...]] = {}
+        # Grants on many securables loaded for one principal only (`visible_among`): each holder set
+        # is cut to that principal's groups, which answers its checks exactly and no one else's.
+        self._held_by: str | None = None
+        self._held: dict[int, dict[Privilege, frozenset[str]]] = {}
 
     def _fresh(self) -> bool:
         return self.seq == self.cache.seq
@@ -131,6 +136,8 @@ class AuthzView:
     def remember_children(self, parent_chain: tuple[Node, ...], rows: list[Node]) -> None:
         """Seed chains for many children of one parent at once (listing without N+1 queries)."""
         if not self._fresh():
+            for n in rows:
+                self._local_chains[n.id] = (n, *parent_chain)
             return
         for n in rows:
             self.cache.nodes[n.id] = n
@@ -150,11 +157,60 @@ class AuthzView:
         self.resolve(Kind(r.kind), r.full_name)
         return self.cache.chains.get(sid) or self._local_chains.get(sid, ())
 
-    def _grants(self, node: Node) -> dict[Privilege, frozenset[str]]:
+    def _grants(self, node: Node, principal: str | None = None) -> dict[Privilege, frozenset[str]]:
         g = self.cache.grants.get(node.id)
         if g is None:
+            if principal is not None and principal == self._held_by:
+                g = self._held.get(node.id)
+                if g is not None:
+                    return g
             g = self.load_grants([node])[node.id]
         return g
+
+    def visible_among(self, principal: str, parent_chains: dict[int, tuple[Node, ...]], nodes: list[Node]) -> list[Node]:
+        """The `nodes` (children of the parents in `parent_chains`) that `principal` may see, with
+        a query for the grants `principal` holds on them instead of one for all their grants: a
+        listing over thousands of securables reads a few rows per visible one."""
+        if self.is_admin(principal):
+            return list(nodes)
+        ps = self.principals(principal)
+        parents = [c[0] for c in parent_chains.values() if c[0].id not in self.cache.grants]
+        if parents:
+            self.load_grants(parents)
+        if self._held_by != principal:
+            self._held_by, self._held = principal, {}
+        wanted = [n for n in nodes if n.id not in self.cache.grants and n.id not in self._held]
+        if wanted:
+            kinds = {n.id: n.kind for n in wanted}
+            acc: dict[int, dict[Privilege, set[str]]] = {}
+            for sid, holder, privilege in self.store.grants_held(list(kinds), ps):
+                for p in expand(Privilege(privilege), kinds[sid]):
+                    acc.setdefault(sid, {}).setdefault(p, set()).add(holder)
+            self._held.update(dict.fromkeys(kinds, _NO_GRANTS))  # most hold nothing: one shared empty mapping
+            self._held.update({sid: {p: frozenset(h) for p, h in privs.items()} for sid, privs in acc.items()})
+        # Sight needs ownership somewhere up the chain or a grant to the caller, on the node or above
+        # it, of a privilege that counts there: a node with neither is hidden without a full check.
+        open_parents = self.open_parents(principal, parent_chains, {n.kind for n in nodes})
+        maybe = []
+        for n in nodes:
+            g = self.cache.grants.get(n.id) or self._held.get(n.id) or {}
+            if n.parent_id in open_parents or n.owner in ps or any(not h.isdisjoint(ps) for h in g.values()):
+                maybe.append(n)
+        for parent_id, chain in parent_chains.items():
+            self.remember_children(chain, [n for n in maybe if n.parent_id == parent_id])
+        return [n for n in maybe if self.can_see(principal, n.id)]
+
+    def open_parents(self, principal: str, parent_chains: dict[int, tuple[Node, ...]], kinds: set[Kind]) -> set[int]:
+        """The parents under which a child of `kinds` may be visible to `principal` without a grant
+        or ownership of its own: the caller owns something up the chain or holds there a privilege
+        that counts on such a child. Under any other parent, a child with neither is hidden."""
+        ps = self.principals(principal)
+        counts = frozenset({Privilege.BROWSE}.union(*(effective_on(Kind.MODEL if k is Kind.MODEL_VERSION else k) for k in kinds)))
+        return {
+            pid for pid, chain in parent_chains.items()
+            if any(n.owner in ps or any(not self._grants(n, principal).get(p, _EMPTY).isdisjoint(ps) for p in counts)
+                   for n in chain if n.kind is not Kind.METASTORE)
+        }
 
     def load_grants(self, nodes: list[Node]) -> dict[int, dict[Privilege, frozenset[str]]]:
         kinds = {n.id: n.kind for n in nodes}
@@ -213,7 +269,7 @@ class AuthzView:
         for node in chain:
             g = grants.get(node.id)
             if g is None:
-                g = self._grants(node)
+                g = self._grants(node, principal)
             holders = g.get(privilege)
             if holders is not None and not holders.isdisjoint(ps):
                 return True
@@ -230,7 +286,7 @@ class AuthzView:
             return False
         if chain[0].owner in ps:
             return True
-        holders = self._grants(chain[0]).get(privilege)
+        holders = self._grants(chain[0], principal).get(privilege)
         return holders is not None and not holders.isdisjoint(ps)
 
     def owns(self, principal: str, sid: int, *, ancestors: bool = True) -> bool:
@@ -259,7 +315,7 @@ class AuthzView:
             return True
         wanted = effective_on(kind)
         for node in chain:
-            for priv, holders in self._grants(node).items():
+            for priv, holders in self._grants(node, principal).items():
                 if priv in wanted and not holders.isdisjoint(ps):
                     return True
         return False

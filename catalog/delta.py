@@ -281,7 +281,7 @@ _snapshots_lock = threading.Lock()
 def snapshot_files(location: str, dt: DeltaTable) -> tuple[tuple[str, ...], tuple[Column, ...]]:
     """The data files and columns of the loaded snapshot. A version never changes, so they are kept
     per (location, table id, version); the table id tells a table recreated at the same path apart."""
-    key = (location, dt.metadata().id, dt.version())
+    key = (location, str(dt.metadata().id), dt.version())  # a UUID string (deltalake's stub says int)
     hit = _snapshots.get(key)
     if hit is None:
         hit = (tuple(dt.file_uris()), tuple(columns_of(table_schema(dt))))

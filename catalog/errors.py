@@ -10,6 +10,7 @@ class CairnError(Exception):
     """Root of every error a Cairn service raises on purpose."""
 
     code = "INTERNAL"
+    denied = False  # a refusal: the unit of work audits it as DENIED (set by `UnitOfWork.refuse`)
 
     def __init__(self, message: str, **details: object) -> None:
         super().__init__(message)

@@ -528,7 +528,7 @@ class _Tables:
             self.service._table(self.uow, table, Privilege.MODIFY if write else None)
         if len(found) > 1:
             raise InvalidArgument(f"dataset {key[0]}/{key[1]} names {len(found)} different catalog tables: {', '.join(sorted(found))}")
-        table = next(iter(found), None)
-        if key in table_of and table_of[key] != table:
+        claimed = next(iter(found), None)
+        if key in table_of and table_of[key] != claimed:
             raise InvalidArgument(f"dataset {key[0]}/{key[1]} is named with symlinks to different tables in one event")
-        table_of[key] = table
+        table_of[key] = claimed

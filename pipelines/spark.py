@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ from pyspark.sql.types import StructType
 FORMAT = "cairn"
 
 
-def _client(options: dict[str, str]) -> Any:
+def _client(options: Mapping[str, str]) -> Any:
     from catalog.client import Metastore
     from catalog.entities import Source
 
@@ -48,7 +48,7 @@ def _ddl(columns: Any) -> str:
     return ", ".join(f"`{c.name}` {c.type_text}" + ("" if c.nullable else " NOT NULL") for c in columns)
 
 
-def _table_name(options: dict[str, str]) -> str:
+def _table_name(options: Mapping[str, str]) -> str:
     name = options.get("path") or options.get("table")
     if not name:
         from catalog.errors import InvalidArgument

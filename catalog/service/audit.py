@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Literal
 
 from catalog.entities import AuditEvent, AuditResult, Page
 from catalog.errors import InvalidArgument
 from catalog.privileges import Kind, Privilege
 from catalog.relations import FileAccessRefused
+from catalog.service.base import UnitOfWork
 from catalog.service.common import Service, decode_token, display, encode_token, fetch, page_size, parse_for, resolve
 
 _READS = ("read_", "describe_", "get_", "list_", "plan_")
@@ -116,13 +118,13 @@ class AuditService(Service):
             return writers
 
     @staticmethod
-    def _visible_principal(uow: object, principal: str | None) -> str | bool | None:
+    def _visible_principal(uow: UnitOfWork, principal: str | None) -> str | Literal[False] | None:
         """The principal filter the caller may use; False when it asks for someone else's events."""
-        if uow.authz.is_admin(uow.principal):  # type: ignore[attr-defined]
+        if uow.authz.is_admin(uow.principal):
             return principal
-        if principal not in (None, uow.principal):  # type: ignore[attr-defined]
+        if principal not in (None, uow.principal):
             return False
-        return uow.principal  # type: ignore[attr-defined]
+        return uow.principal
 
 
 def _result(result: AuditResult | str | None) -> AuditResult | None:

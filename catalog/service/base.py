@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from types import TracebackType
 from typing import Any, Literal, NoReturn
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, RootTransaction
 from sqlalchemy.exc import OperationalError
 
 from catalog.authz import AuthzCache, AuthzView
@@ -69,7 +70,8 @@ class GroupCommit:
     def holding(self) -> Iterator[list[_Pending]]:
         """While open, rows written on this thread wait in the yielded list, committed by `commit`;
         the caller must not answer a call before its rows are committed without error."""
-        self._held.items = held = []
+        held: list[_Pending] = []
+        self._held.items = held
         try:
             yield held
         finally:
@@ -91,7 +93,9 @@ class GroupCommit:
                 return item.error if isinstance(item.error, CairnError) else Internal(f"the audit row was not written: {type(item.error).__name__}")
         return None
 
-    def write(self, work: Callable[[MetastoreStore], None]) -> None:
+    def write(self, work: Callable[[MetastoreStore], None], conn: Connection | None = None) -> None:
+        """Commit `work`'s rows (with those of concurrent callers) before returning; raises what
+        failed it. `conn`, an idle connection the caller holds, saves taking another from the pool."""
         item = _Pending(work)
         held = getattr(self._held, "items", None)
         if held is not None:
@@ -103,13 +107,13 @@ class GroupCommit:
             if not item.done:
                 with self._mutex:
                     batch, self._queue = self._queue, []
-                self._flush(batch)
+                self._flush(batch, conn)
         if item.error is not None:
             raise item.error
 
-    def _flush(self, batch: list[_Pending]) -> None:
+    def _flush(self, batch: list[_Pending], conn: Connection | None = None) -> None:
         try:
-            self._transaction(batch)
+            self._transaction(batch, conn)
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].error = exc
@@ -122,8 +126,12 @@ class GroupCommit:
         for item in batch:
             item.done = True
 
-    def _transaction(self, batch: list[_Pending]) -> None:
-        with self.engine.connect().execution_options(cairn_write=True) as conn, conn.begin():
+    def _transaction(self, batch: list[_Pending], conn: Connection | None = None) -> None:
+        if conn is None:
+            with self.engine.connect() as own:
+                self._transaction(batch, own)
+            return
+        with conn.execution_options(cairn_write=True).begin():
             store = MetastoreStore(conn)
             store.gather_audit()
             for item in batch:
@@ -182,6 +190,11 @@ class UnitOfWork:
         self._outer: UnitOfWork | None = None
         self._writes_at = -1
         self._shared = False  # a nested read working in its outer read's transaction
+        # Set by __enter__ (shared with the outer read when nested).
+        self.conn: Connection
+        self.tx: RootTransaction
+        self.store: MetastoreStore
+        self.authz: AuthzView
 
     # lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> UnitOfWork:
@@ -207,7 +220,7 @@ class UnitOfWork:
             raise driver_error(exc) from exc  # type: ignore[misc]
         self.store = MetastoreStore(self.conn)
         try:
-            self.authz: AuthzView = self.cache.view(self.store)
+            self.authz = self.cache.view(self.store)
         except BaseException:
             self.tx.rollback()
             self.conn.close()
@@ -219,7 +232,9 @@ class UnitOfWork:
         if getattr(_scope, "uow", None) is self:
             _scope.uow = None
 
-    def __exit__(self, exc_type, exc, tb) -> Literal[False]:  # type: ignore[no-untyped-def]
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Literal[False]:
         # The connection goes back to the pool before the audit row takes another one, so a
         # request never holds two at once (that would let a busy pool deadlock on itself).
         try:
@@ -233,20 +248,24 @@ class UnitOfWork:
                     self._release(commit=True)
                 else:
                     # Reads change nothing; their audit row goes in a short write transaction of its
-                    # own so readers never hold SQLite's write lock while they work.
-                    self._release(commit=True)
+                    # own so readers never hold SQLite's write lock while they work (on the same
+                    # connection: taking another from the pool costs more than the row).
                     if self._outer is not None:
+                        self._release(commit=True)
                         self._outer.pending.append(self._audit_work(AuditResult.ALLOWED, None, None, self.deferred))
                     else:
-                        self._audit_apart(AuditResult.ALLOWED, None, None, self.deferred)
+                        self._release(commit=True, keep=True)
+                        self._audit_apart(AuditResult.ALLOWED, None, None, self.deferred, self.conn)
                 return False
             self._release(commit=False)
-            if isinstance(exc, PermissionDenied) or (isinstance(exc, NotFound) and self._hidden_denial) or getattr(exc, "denied", False):
+            if isinstance(exc, CairnError) and (
+                isinstance(exc, PermissionDenied) or (isinstance(exc, NotFound) and self._hidden_denial) or exc.denied
+            ):
                 # Marked so an enclosing unit of work (a SQL statement) audits it as a denial too.
-                exc.denied = True  # type: ignore[union-attr]
+                exc.denied = True
                 # A refusal raised with its own code (a FailedPrecondition marked `denied`) keeps it;
                 # a hidden NotFound is logged as the denial it is.
-                code = exc.code if isinstance(exc, CairnError) and not isinstance(exc, NotFound) else PermissionDenied.code
+                code = exc.code if not isinstance(exc, NotFound) else PermissionDenied.code
                 self._audit_apart(AuditResult.DENIED, code, str(exc))
                 return False
             if isinstance(exc, CairnError):
@@ -264,7 +283,8 @@ class UnitOfWork:
                 self.conn.close()
             self._leave_scope()
 
-    def _release(self, commit: bool) -> None:
+    def _release(self, commit: bool, keep: bool = False) -> None:
+        """End the transaction; close the connection unless `keep` (its owner closes it later)."""
         if self._shared:
             return
         try:
@@ -272,7 +292,10 @@ class UnitOfWork:
                 self.tx.commit()
             elif self.tx.is_active:
                 self.tx.rollback()
-        finally:
+        except BaseException:
+            self.conn.close()
+            raise
+        if not keep:
             self.conn.close()
 
     def _audit(self, store: MetastoreStore, result: AuditResult, code: str | None, message: str | None) -> None:
@@ -290,7 +313,7 @@ class UnitOfWork:
         )
 
     def _audit_work(
-        self, result: AuditResult, code: str | None, message: str | None, deferred: list[Callable[[MetastoreStore], None]] = ()
+        self, result: AuditResult, code: str | None, message: str | None, deferred: Sequence[Callable[[MetastoreStore], None]] = ()
     ) -> Callable[[MetastoreStore], None]:
         def work(store: MetastoreStore) -> None:
             for apply in deferred:
@@ -300,7 +323,12 @@ class UnitOfWork:
         return work
 
     def _audit_apart(
-        self, result: AuditResult, code: str | None, message: str | None, deferred: list[Callable[[MetastoreStore], None]] = ()
+        self,
+        result: AuditResult,
+        code: str | None,
+        message: str | None,
+        deferred: Sequence[Callable[[MetastoreStore], None]] = (),
+        conn: Connection | None = None,
     ) -> None:
         nested, self.pending = self.pending, []
         own = self._audit_work(result, code, message, deferred)
@@ -311,7 +339,7 @@ class UnitOfWork:
             own(store)
 
         with translated():
-            self.audit_log.write(work)
+            self.audit_log.write(work, conn)
 
     # authorization decisions ---------------------------------------------------------------
     @property
@@ -372,7 +400,7 @@ class UnitOfWork:
     def refuse(self, exc: CairnError) -> CairnError:
         """Mark an error as a refusal: it is audited as DENIED (with its own code), then raised."""
         self.decided = True
-        exc.denied = True  # type: ignore[attr-defined]
+        exc.denied = True
         return exc
 
     def _deny_or_hide(self, sid: int, kind: Kind, name: str, message: str) -> None:

@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import sqlglot
 
@@ -25,6 +25,7 @@ from catalog.privileges import Kind, Privilege
 from catalog.relations import as_of, catalog_relations, qualify
 from catalog.service.base import UnitOfWork
 from catalog.service.common import Service, display, fetch, parse_for, resolve
+from catalog.store.metastore import MetastoreStore
 
 MIN_VACUUM_RETENTION_HOURS = 168
 
@@ -124,7 +125,7 @@ _duck_lock = __import__("threading").Lock()
 
 # The engine reaches no file by itself, and no statement can change that: what it reads is handed
 # in as Arrow data by the governed services.
-DUCKDB_CONFIG = {"enable_external_access": False, "autoinstall_known_extensions": False, "autoload_known_extensions": False,
+DUCKDB_CONFIG: dict[str, str | bool | int | float | list[str]] = {"enable_external_access": False, "autoinstall_known_extensions": False, "autoload_known_extensions": False,
                  "allow_community_extensions": False, "lock_configuration": True}
 
 
@@ -225,7 +226,11 @@ class TableDataService(Service):
         evolution, and after a writer died between its Delta commit and its metastore update."""
         cols = delta.columns_of(delta.table_schema(dt), {c.name: c.comment for c in table.columns})
         if [(c.name, c.type_text, c.nullable) for c in cols] != [(c.name, c.type_text, c.nullable) for c in table.columns]:
-            uow.deferred.append(lambda store: (store.replace_columns(table.id, cols), store.update_securable(table.id, uow.principal)))
+            def follow(store: MetastoreStore) -> None:
+                store.replace_columns(table.id, cols)
+                store.update_securable(table.id, uow.principal)
+
+            uow.deferred.append(follow)
 
     # reads ---------------------------------------------------------------------------------
     def read(
@@ -434,7 +439,7 @@ class TableDataService(Service):
         import os
 
         import pyarrow.parquet as pq
-        from deltalake.transaction import AddAction
+        from deltalake.transaction import AddAction, RemoveAction
 
         if mode not in ("append", "overwrite"):
             raise InvalidArgument(f"mode must be append or overwrite, not {mode!r}")
@@ -443,7 +448,7 @@ class TableDataService(Service):
             location = (table.storage_location or "").rstrip("/")
             dt = delta.open_table(location)
             schema = delta.table_schema(dt)
-            actions = []
+            actions: list[AddAction | RemoveAction] = []
             for f in files:
                 full = f.path if os.path.isabs(f.path) else os.path.join(location, f.path)
                 if not os.path.realpath(full).startswith(os.path.realpath(location) + os.sep):
@@ -474,6 +479,8 @@ class TableDataService(Service):
 
         if mode not in ("append", "overwrite"):
             raise InvalidArgument(f"mode must be append or overwrite, not {mode!r}")
+        if replace_where and mode != "overwrite":  # deltalake ignores a predicate on append
+            raise InvalidArgument("replace_where needs mode='overwrite'")
         with self._uow("write_table", Kind.TABLE, display(name), write=False, mode=mode, merge_schema=merge_schema,
                        replace_where=replace_where) as uow:
             table = self._open(uow, name, Privilege.MODIFY)
@@ -483,7 +490,11 @@ class TableDataService(Service):
             dt = delta.open_table(location)
             incoming = delta.conform(delta.to_arrow(data), delta.table_schema(dt), table.full_name, allow_new=merge_schema)
             try:
-                write_deltalake(dt, incoming, mode=mode, schema_mode="merge" if merge_schema else None, predicate=replace_where)
+                schema_mode: Literal["merge"] | None = "merge" if merge_schema else None
+                if mode == "overwrite":
+                    write_deltalake(dt, incoming, mode="overwrite", schema_mode=schema_mode, predicate=replace_where)
+                else:
+                    write_deltalake(dt, incoming, mode="append", schema_mode=schema_mode)
             except Exception as exc:
                 raise _delta_errors(table.full_name, exc) from None
             dt = delta.open_table(location)
@@ -530,8 +541,10 @@ class TableDataService(Service):
                     merger = merger.when_matched_delete(when_matched_delete_condition)
                 if when_matched_update == "*":
                     merger = merger.when_matched_update_all(when_matched_update_condition)
-                elif when_matched_update:
+                elif isinstance(when_matched_update, dict):
                     merger = merger.when_matched_update(dict(when_matched_update), when_matched_update_condition)
+                elif when_matched_update:
+                    raise InvalidArgument(f"when_matched_update must be '*', a mapping or None, not {when_matched_update!r}")
                 if when_not_matched_insert:
                     merger = merger.when_not_matched_insert_all(when_not_matched_insert_condition)
                 metrics = merger.execute()

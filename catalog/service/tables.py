@@ -9,10 +9,12 @@ import sqlglot
 from sqlglot import exp
 
 from catalog import delta, names, storage
+from catalog.authz import Node
 from catalog.entities import Column, Page, Securable, TableType, TemporaryCredentials
 from catalog.errors import FailedPrecondition, InvalidArgument, NotFound
 from catalog.privileges import Kind, Privilege
 from catalog.relations import catalog_relations, qualify, qualify_definition
+from catalog.service.base import UnitOfWork
 from catalog.service.common import (
     CREDENTIAL_TTL,
     TIME_TYPES,
@@ -32,7 +34,6 @@ from catalog.service.common import (
     validate_columns,
     validate_comment,
     validate_properties,
-    visible_children,
 )
 from catalog.store.metastore import now
 
@@ -211,32 +212,25 @@ class TableService(Service):
     def list_tables(
         self, catalog: str, schema: str | None = None, page_token: str | None = None, max_results: int | None = None
     ) -> Page[Securable]:
-        """The tables the caller may see in one schema, or in every schema of a catalog."""
+        """The tables the caller may see in one schema, or in every schema of a catalog (in schema,
+        then table name order), a page at a time.
+
+        One query reads the candidate tables of the whole scope and one the grants the caller holds
+        on them; only the tables on the page are read in full. Raises NotFound for a catalog or
+        schema the caller may not see (audited as a denial).
+        """
         scope = f"{catalog}.{schema}" if schema is not None else catalog
         with self._uow("list_tables", Kind.SCHEMA if schema else Kind.CATALOG, display(scope), write=False, page_token=page_token) as uow:
             limit = page_size(max_results)
             if schema is not None:
                 fn = parse_for(Kind.SCHEMA, f"{names.quote(catalog)}.{names.quote(schema)}" if "." not in catalog else catalog)
-                sid = resolve(uow, Kind.SCHEMA, fn.key)
-                uow.require_visible(sid, Kind.SCHEMA, fn.key)
-                return visible_children(uow, sid, (Kind.TABLE,), decode_token(page_token), limit)
-            cat = parse_for(Kind.CATALOG, catalog)
-            cid = resolve(uow, Kind.CATALOG, cat.key)
-            uow.require_visible(cid, Kind.CATALOG, cat.key)
-            # Across a catalog, pages run over schema then table name; the token carries both.
-            after = decode_token(page_token)
-            after_schema, after_table = (after.split("\x00", 1) + [None])[:2] if after else (None, None)
-            out: list[Securable] = []
-            schemas = visible_children(uow, cid, (Kind.SCHEMA,), None, 1000)
-            for s in schemas:
-                if after_schema is not None and s.name < after_schema:
-                    continue
-                cursor = after_table if s.name == after_schema else None
-                page = visible_children(uow, s.id, (Kind.TABLE,), cursor, limit - len(out))
-                out.extend(page.items)
-                if len(out) >= limit:
-                    return Page(tuple(out), _after_in_catalog(out[-1]), _after_in_catalog)
-            return Page(tuple(out), None, _after_in_catalog)
+                parent = resolve(uow, Kind.SCHEMA, fn.key)
+                uow.require_visible(parent, Kind.SCHEMA, fn.key)
+            else:
+                cat = parse_for(Kind.CATALOG, catalog)
+                parent = resolve(uow, Kind.CATALOG, cat.key)
+                uow.require_visible(parent, Kind.CATALOG, cat.key)
+            return _visible_tables(uow, parent, schema is None, decode_token(page_token), limit)
 
     def update_table(
         self,
@@ -376,7 +370,62 @@ class TableService(Service):
             delete_securable(uow, sid, Kind.TABLE, fn.key, cascade=False)
 
 
+def _visible_tables(uow: UnitOfWork, parent: int, whole_catalog: bool, token: str | None, limit: int) -> Page[Securable]:
+    """A page of the tables under catalog or schema `parent` the caller may see. Pages run over
+    (schema name, table name); a catalog's token carries both, a schema's the table name.
+
+    The schemas are checked first (a schema the caller cannot see hides its tables); then one query
+    per batch reads only the tables the caller could see (under a schema where something up the chain
+    counts for it, owned, or granted to it), and the full check decides among those."""
+    authz, principal = uow.authz, uow.principal
+    chain = authz.chain(parent)
+    schemas = uow.store.schema_rows(parent, catalog=whole_catalog)
+    names = {sid: name for sid, name, _full, _owner in schemas}
+    if whole_catalog:
+        nodes = [Node(sid, Kind.SCHEMA, parent, full, owner) for sid, _name, full, owner in schemas]
+        authz.remember_children(chain, nodes)
+        authz.load_grants([n for n in nodes if n.id not in authz.cache.grants])
+        parents = {n.id: (n, *chain) for n in nodes if authz.can_see(principal, n.id)}
+    else:
+        parents = {parent: chain} if schemas else {}
+    after: tuple[str, str] | None = None
+    if token is not None:
+        first, sep, rest = token.partition("\x00")
+        after = (first, rest) if whole_catalog else (names.get(parent, ""), rest if sep else first)
+    admin = authz.is_admin(principal)
+    open_ids = set(parents) if admin else authz.open_parents(principal, parents, {Kind.TABLE})
+    batch = max(limit * 2, 1000)
+    found: list[Node] = []
+    keys: dict[int, tuple[str, str]] = {}
+    rows: list[Any] = []
+    while parents and len(found) <= limit:
+        rows = uow.store.table_candidates(list(parents), open_ids, None if admin else authz.principals(principal), after, batch)
+        if not rows:
+            break
+        tables = []
+        for tid, name, full_name, owner, schema_id, schema_name in rows:
+            tables.append(Node(tid, Kind.TABLE, schema_id, full_name, owner))
+            keys[tid] = (schema_name, name)
+        found += authz.visible_among(principal, parents, tables)
+        after = (rows[-1][5], rows[-1][1])
+        if len(rows) < batch:
+            break
+    page = found[:limit]
+    more = len(found) > limit or len(rows) == batch
+    full = uow.store.get_securables_by_ids([n.id for n in page])
+    items = tuple(full[n.id] for n in page)
+    after_item = _after_in_catalog if whole_catalog else _after_in_schema
+    if not more or not page:
+        return Page(items, None, after_item)
+    schema_name, table_name = keys[page[-1].id]
+    return Page(items, encode_token(f"{schema_name}\x00{table_name}" if whole_catalog else table_name), after_item)
+
+
 def _after_in_catalog(table: Securable) -> str:
     """The catalog-wide listing's token for what follows a table: its schema and name."""
     _catalog, schema, name = table.full_name.split(".", 2)
     return encode_token(f"{schema}\x00{name}")
+
+
+def _after_in_schema(table: Securable) -> str:
+    return encode_token(table.name)

@@ -96,6 +96,7 @@ def _show_principals(svc: Any, c: Cursor) -> Answer:
     pattern = c.string() if c.peek() is not None else None
     c.done()
     cairn = svc.services
+    rows: list[tuple[Any, ...]]
     if what == "USERS":
         rows = [(p.name,) for p in _all_principals(cairn, "USER")]
         columns = ["name"]

@@ -129,7 +129,7 @@ def _template(session: SqlService | None, tree: exp.Expression, catalog: str | N
     if session is not None:
         catalog, schema = session.current_catalog, session.current_schema
     nonce = uuid.uuid4().hex[:12]
-    refs = []
+    refs: list[Ref] = []
     for t in catalog_relations(tree):
         ref = Ref(f"__cairn_{nonce}_{len(refs)}", qualify(t, catalog, schema), *as_of(t))
         refs.append(ref)
@@ -347,7 +347,7 @@ def _create(session: SqlService, tree: exp.Create, text: str) -> SqlResult:
     # LOCATION '...' (or CREATE EXTERNAL TABLE) makes an external table; the table service checks the path.
     location = next((p.this.name for p in (props.expressions if props else []) if isinstance(p, exp.LocationProperty)), None)
     external = any(isinstance(p, exp.ExternalProperty) for p in (props.expressions if props else []))
-    storage = {"table_type": "EXTERNAL", "storage_location": location} if location is not None or external else {}
+    table_type = "EXTERNAL" if location is not None or external else "MANAGED"
     exists_ok = bool(tree.args.get("exists"))
     if exists_ok:
         try:
@@ -372,12 +372,12 @@ def _create(session: SqlService, tree: exp.Create, text: str) -> SqlResult:
         return SqlResult(message=f"created view {key}")
     if query_tree is not None:
         data = query(session, query_tree)
-        session.services.tables.create_table(key, data=data, comment=comment, **storage)
+        session.services.tables.create_table(key, data=data, comment=comment, table_type=table_type, storage_location=location)
         _record_lineage(session, text)
         return SqlResult(["num_affected_rows", "num_inserted_rows"], [(data.num_rows, data.num_rows)], f"created table {key}")
     if not columns and location is None:
         raise InvalidArgument("CREATE TABLE needs columns, AS <query>, or the LOCATION of a Delta table to register")
-    session.services.tables.create_table(key, columns or (), comment=comment, **storage)
+    session.services.tables.create_table(key, columns or (), comment=comment, table_type=table_type, storage_location=location)
     return SqlResult(message=f"created table {key}")
 
 
@@ -436,6 +436,8 @@ def _merge(session: SqlService, tree: exp.Merge, text: str) -> SqlResult:
     key = table_key(session, target)
     t_alias = (target.alias or target.name).lower()
     using = tree.args.get("using")
+    if using is None:
+        raise InvalidArgument("MERGE needs USING <source>")
     src_query = using.this if isinstance(using, exp.Subquery) else exp.select("*").from_(using.copy())
     source = query(session, src_query)
     keys = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import NoReturn
 
 from catalog.errors import InvalidArgument
 
@@ -139,7 +140,7 @@ class Cursor:
         if not self.accept(*words):
             self.fail(f"expected {' '.join(words)}")
 
-    def fail(self, message: str) -> None:
+    def fail(self, message: str) -> NoReturn:
         t = self.peek()
         where = f"line {t.line}, column {t.col}" if t else "the end of the statement"
         got = f" but found {t.text!r}" if t else ""
@@ -161,35 +162,35 @@ class Cursor:
         if t is None or t.kind not in ("word", "quoted", "number"):
             self.fail("expected a name")
         self.pos += 1
-        return t.text  # type: ignore[union-attr]
+        return t.text
 
     def principal(self) -> str:
         t = self.peek()
         if t is None or t.kind not in ("word", "quoted", "string"):
             self.fail("expected a principal")
         self.pos += 1
-        return t.value  # type: ignore[union-attr]
+        return t.value
 
     def string(self) -> str:
         t = self.peek()
         if t is None or t.kind != "string":
             self.fail("expected a quoted string")
         self.pos += 1
-        return t.value  # type: ignore[union-attr]
+        return t.value
 
     def number(self) -> int:
         t = self.peek()
         if t is None or t.kind != "number" or "." in t.text:
             self.fail("expected a whole number")
         self.pos += 1
-        return int(t.text)  # type: ignore[union-attr]
+        return int(t.text)
 
     def word(self) -> str:
         t = self.peek()
         if t is None or t.kind != "word":
             self.fail("expected a keyword")
         self.pos += 1
-        return t.text.upper()  # type: ignore[union-attr]
+        return t.text.upper()
 
     def names_in_parens(self) -> list[str]:
         self.expect("(")
@@ -204,7 +205,8 @@ class Cursor:
         self.expect("(")
         out: dict[str, str] = {}
         while True:
-            key = self.string() if self.peek() and self.peek().kind == "string" else self.name()  # type: ignore[union-attr]
+            head = self.peek()
+            key = self.string() if head is not None and head.kind == "string" else self.name()
             value = ""
             if self.accept("="):
                 value = self.string()

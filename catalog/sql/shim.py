@@ -92,8 +92,9 @@ class SqlService:
     # dispatch -------------------------------------------------------------------------------
     def _dispatch(self, st: Statement) -> SqlResult:
         c = Cursor(st.tokens)
-        first = c.peek().text.upper() if c.peek() else ""
-        second = c.peek(1).text.upper() if c.peek(1) else ""
+        head, after = c.peek(), c.peek(1)
+        first = head.text.upper() if head else ""
+        second = after.text.upper() if after else ""
         if (first in ("CREATE", "DROP", "ALTER", "DESCRIBE", "DESC") and storage.kind_at(c, 1)) or (first == "SHOW" and storage.kind_at(c, 1, storage.PLURALS)):
             return storage.run(self.services, c, SqlResult)  # external locations and storage credentials
         if first == "CREATE" and (second in ("CATALOG", "SCHEMA", "DATABASE", "GROUP")):
@@ -187,17 +188,18 @@ class SqlService:
 
     def _grant(self, c: Cursor) -> SqlResult:
         verb = c.word()
-        privileges, current = [], []
+        privileges: list[str] = []
+        current: list[str] = []
         while not c.at("ON"):
             t = c.peek()
             if t is None:
                 c.fail("expected ON")
             c.pos += 1
-            if t.text == ",":  # type: ignore[union-attr]
+            if t.text == ",":
                 privileges.append(" ".join(current))
                 current = []
             else:
-                current.append(t.text.upper())  # type: ignore[union-attr]
+                current.append(t.text.upper())
         privileges.append(" ".join(current))
         c.expect("ON")
         kind, name = self._securable(c)
@@ -242,7 +244,7 @@ class SqlService:
             c.done()
             svc = {Kind.CATALOG: self.services.catalogs.update_catalog, Kind.SCHEMA: self.services.schemas.update_schema,
                    Kind.TABLE: self.services.tables.update_table}.get(kind)
-            if svc is None:
+            if svc is None or name is None:
                 raise InvalidArgument(f"RENAME of a {kind.value.lower()} is not supported")
             svc(name, new_name=new)  # type: ignore[operator]
             return SqlResult(message=f"renamed {name} to {new}")
@@ -309,8 +311,10 @@ class SqlService:
                              [(g.principal, g.privilege.value, g.securable_kind.value, g.securable_name) for g in grants])
         what = c.word()
         scope = c.name() if (c.accept("IN") or c.accept("FROM")) else None
-        pattern = c.string() if c.accept("LIKE") else (c.string() if c.peek() and c.peek().kind == "string" else None)  # type: ignore[union-attr]
+        following = c.peek()
+        pattern = c.string() if c.accept("LIKE") else (c.string() if following and following.kind == "string" else None)
         c.done()
+        rows: list[tuple[Any, ...]]
         if what == "CATALOGS":
             rows = [(x.name,) for x in every(self.services.catalogs.list_catalogs)]
             cols = ["catalog"]

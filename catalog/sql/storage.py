@@ -144,6 +144,7 @@ def _show(cairn: Services, c: Cursor, result: Result) -> Any:
     c.pos += 2
     pattern = c.string() if c.accept("LIKE") else None
     c.done()
+    rows: list[tuple[Any, ...]]
     if kind is Kind.EXTERNAL_LOCATION:
         cols = ["name", "url", "credential_name", "read_only", "owner", "comment"]
         rows = [(x.full_name, x.storage_location, x.credential_name, bool(x.read_only), x.owner, x.comment)

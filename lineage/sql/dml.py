@@ -80,8 +80,8 @@ def update(stmt: exp.Update, dialect: str, known: Mapping[str, Sequence[str]]) -
     if items:  # UPDATE ... FROM: data comes from the other tables (as in MERGE)
         step.reads.discard(tname)
         for item in items:
-            t = item.this if isinstance(item, exp.Join) else item
-            if isinstance(t, exp.Table) and t is not target and table_name(t) == tname:
+            source = item.this if isinstance(item, exp.Join) else item
+            if isinstance(source, exp.Table) and source is not target and table_name(source) == tname:
                 step.reads.add(tname)  # a self-join reads the target's rows as data
     edges, _outputs = query_lineage(select, dialect, known)
     for src, i, kind, subtype in edges:

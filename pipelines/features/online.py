@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 from catalog.errors import FailedPrecondition, InvalidArgument
 from catalog.service.data import ScanPlan, policy_sql
@@ -164,11 +164,12 @@ class RedisOnlineStore(OnlineStore):
     def read(self, table: str, keys: list[str]) -> list[str | None]:
         if not keys:
             return []
-        got = self.client.hmget(f"{self.namespace}:features:{table}", keys)
+        # redis-py types a reply as `Awaitable | Any` (the async client shares its stubs): this one is sync.
+        got = cast(list[bytes | None], self.client.hmget(f"{self.namespace}:features:{table}", keys))
         return [g.decode() if g is not None else None for g in got]
 
     def state(self, table: str) -> tuple[int, datetime] | None:
-        got = self.client.hgetall(f"{self.namespace}:published:{table}")
+        got = cast(dict[bytes, bytes], self.client.hgetall(f"{self.namespace}:published:{table}"))
         if not got:
             return None
         return int(got[b"version"]), datetime.fromtimestamp(float(got[b"at"]), UTC)

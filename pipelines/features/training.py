@@ -113,7 +113,7 @@ class TrainingSet:
         for col in exclude_columns or []:
             if col.lower() not in outputs:
                 raise InvalidArgument(f"exclude_columns names '{col}', which the training set does not have")
-        return cls(client, labels, label_table and label_plan.table, label_plan, [c.lower() for c in labels_],
+        return cls(client, labels, label_plan.table if label_plan is not None else None, label_plan, [c.lower() for c in labels_],
                    [c.lower() for c in exclude_columns or []], resolved, functions, reads, df_columns, df_types, spark_df, defs)
 
     # building --------------------------------------------------------------------------------
