@@ -75,9 +75,11 @@ def _jsonable(v: Any) -> Any:
 
 
 def encode_key(values: list[Any]) -> str:
-    """>>> encode_key([1, "a"])
-    '[1,"a"]'
+    """>>> encode_key([1, "a"]), encode_key([7])
+    ('[1,"a"]', '[7]')
     """
+    if len(values) == 1 and type(values[0]) is int:  # the common case, without json.dumps (~10x faster)
+        return f"[{values[0]}]"
     return json.dumps([_jsonable(v) for v in values], separators=(",", ":"), ensure_ascii=False)
 
 
@@ -493,6 +495,9 @@ class OnlineReader:
             raise self._error
         encoded = []
         for k in keys:
+            if type(k) is int:
+                encoded.append(f"[{k}]")  # encode_key's fast path, inline
+                continue
             if isinstance(k, dict):
                 try:
                     k = [k[p] for p in self.pks]
@@ -505,4 +510,8 @@ class OnlineReader:
         # One parse for the whole batch: a json.loads per row costs several times more.
         values = _loads("[" + ",".join(v if v is not None else "null" for v in raw) + "]")
         features = self.features
+        first = next((v for v in values if v is not None), None)
+        if first is not None and len(first) == len(features) and list(first) == features:
+            # Stored rows hold exactly the features asked for, in order: hand them out as parsed.
+            return [got if got is not None else dict.fromkeys(features) for got in values]
         return [{f: got.get(f) for f in features} if got is not None else dict.fromkeys(features) for got in values]
