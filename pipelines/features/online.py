@@ -75,7 +75,9 @@ def _jsonable(v: Any) -> Any:
 
 
 def encode_key(values: list[Any]) -> str:
-    """>>> encode_key([1, "a"]), encode_key([7])
+    """The key's JSON text.
+
+    >>> encode_key([1, "a"]), encode_key([7])
     ('[1,"a"]', '[7]')
     """
     if len(values) == 1 and type(values[0]) is int:  # the common case, without json.dumps (~10x faster)
