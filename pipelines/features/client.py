@@ -57,10 +57,21 @@ class FeatureEngineeringClient:
     """Feature tables, training sets and online features, acting as one principal.
 
     `cairn` is a principal-bound client (`Metastore.as_principal(name)`); with `home`/`url` and
-    `principal` instead, the client opens the metastore itself.
+    `principal` instead, the client opens the metastore itself. With an http(s) `url` and a `token`
+    (`cairn token create`), it is a client of that Cairn server (pipelines/features/remote.py):
+    the same methods, run by the server as the token's principal.
     """
 
-    def __init__(self, cairn: Any = None, *, home: str | None = None, url: str | None = None, principal: str | None = None) -> None:
+    def __new__(cls, cairn: Any = None, *, home: str | None = None, url: str | None = None, principal: str | None = None,
+                token: str | None = None) -> Any:
+        if cls is FeatureEngineeringClient and cairn is None and url and url.startswith(("http://", "https://")):
+            from pipelines.features.remote import RemoteFeatureEngineeringClient
+
+            return RemoteFeatureEngineeringClient(url, token)  # not an instance of cls: __init__ does not run
+        return super().__new__(cls)
+
+    def __init__(self, cairn: Any = None, *, home: str | None = None, url: str | None = None, principal: str | None = None,
+                 token: str | None = None) -> None:
         if cairn is None:
             from catalog.client import Metastore
 

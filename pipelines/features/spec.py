@@ -65,6 +65,18 @@ class FeatureLookup:
     def output_name(self, feature: str) -> str:
         return (self.rename_outputs or {}).get(feature, feature)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureLookup:
+        """The lookup `to_dict` describes (as a server receives it). InvalidArgument on a bad field."""
+        if not isinstance(d, dict) or not isinstance(d.get("table_name"), str):
+            raise InvalidArgument("a feature lookup needs a table_name")
+        us = d.get("lookback_window_us")
+        if us is not None and (not isinstance(us, int) or isinstance(us, bool)):
+            raise InvalidArgument("lookback_window_us must be an integer number of microseconds")
+        return cls(d["table_name"], d.get("lookup_key") or [], d.get("timestamp_lookup_key"),
+                   None if us is None else timedelta(microseconds=us), d.get("feature_names"), d.get("rename_outputs") or None,
+                   d.get("default_values") or None)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "table_name": self.table_name, "lookup_key": list(self.lookup_key), "timestamp_lookup_key": self.timestamp_lookup_key,
@@ -85,6 +97,15 @@ class FeatureFunction:
 
     def to_dict(self) -> dict[str, Any]:
         return {"udf_name": self.udf_name, "input_bindings": dict(self.input_bindings), "output_name": self.output_name}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureFunction:
+        if not isinstance(d, dict) or not isinstance(d.get("udf_name"), str):
+            raise InvalidArgument("a feature function needs a udf_name")
+        bindings = d.get("input_bindings") or {}
+        if not isinstance(bindings, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in bindings.items()):
+            raise InvalidArgument("input_bindings must map parameter names to column names")
+        return cls(d["udf_name"], dict(bindings), d.get("output_name"))
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,27 @@ class TrainingSet:
         return cls(client, labels, label_table and label_plan.table, label_plan, [c.lower() for c in labels_],
                    [c.lower() for c in exclude_columns or []], resolved, functions, reads, df_columns, df_types, spark_df, defs)
 
+    def at_versions(self, versions: dict[str, int], label_version: int | None = None) -> TrainingSet:
+        """This training set reading the given Delta versions of its tables (those an earlier
+        `create_training_set` pinned, as a server client sends them back): re-planned, checked and
+        audited like the first plan. Tables not named keep the version planned now."""
+        for t, v in versions.items():
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise InvalidArgument(f"the version of '{t}' must be a non-negative integer")
+        cairn = self.client.cairn
+        requests = ([(self.label_plan.table, label_version, None)] if self.label_plan else []) + \
+            [(t, versions.get(t, r.plan.version), None) for t, r in self.reads.items()]
+        plans = cairn.data.plan_scans(requests) if requests else []
+        if self.label_plan is not None:
+            self.label_plan = plans.pop(0)  # type: ignore[assignment]
+        reads = {}
+        for p in plans:
+            assert isinstance(p, ScanPlan)
+            meta = cairn.tables.get_table(p.table)
+            reads[p.table] = engine.TableRead(p, meta.storage_location or "", meta.properties.get(UNIQUE_VERSION) == str(p.version))
+        self.reads = reads
+        return self
+
     # building --------------------------------------------------------------------------------
     def load_df(self, format: str | None = None) -> Any:
         """The training set: a pandas DataFrame (`format="arrow"` for Arrow), or a Spark DataFrame
