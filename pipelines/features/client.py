@@ -15,29 +15,22 @@ tables carrying their spec, with their lineage recorded by the operation that ma
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from catalog import delta
 from catalog.errors import FailedPrecondition, InvalidArgument
-from pipelines.features.spec import PARTITION_COLUMNS, SPEC, UNIQUE_VERSION, FeatureFunction, FeatureLookup, to_arrow
+from pipelines.features.spec import (
+    PARTITION_COLUMNS,
+    SPEC,
+    UNIQUE_VERSION,
+    FeatureFunction,
+    FeatureLookup,
+    FeatureTable,
+    to_arrow,
+)
 
 FEATURE_TABLE = "cairn.feature_table"
-
-
-@dataclass(frozen=True)
-class FeatureTable:
-    """A feature table as the catalog knows it, with its freshness (the time of its last commit)."""
-
-    name: str
-    primary_keys: tuple[str, ...]
-    timestamp_keys: tuple[str, ...]
-    features: tuple[str, ...]
-    description: str | None
-    version: int
-    last_commit: datetime | None
-    partition_columns: tuple[str, ...] = ()
 
 
 def dedupe(table: Any, keys: list[str]) -> Any:

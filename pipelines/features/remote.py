@@ -17,7 +17,7 @@ from typing import Any
 
 from catalog import errors
 from catalog.errors import CairnError, InvalidArgument
-from pipelines.features.spec import FeatureFunction, FeatureLookup, to_arrow
+from pipelines.features.spec import FeatureFunction, FeatureLookup, FeatureTable, to_arrow
 
 PREFIX = "/api/cairn/features"
 
@@ -161,8 +161,6 @@ class RemoteFeatureEngineeringClient:
 
 
 def _feature_table(d: dict[str, Any]) -> Any:
-    from pipelines.features.client import FeatureTable
-
     return FeatureTable(d["name"], tuple(d["primary_keys"]), tuple(d["timestamp_keys"]), tuple(d["features"]), d.get("description"),
                         int(d["version"]), datetime.fromisoformat(d["last_commit"]) if d.get("last_commit") else None,
                         tuple(d.get("partition_columns") or ()))

@@ -12,7 +12,7 @@ types) with `resolve_lookup` and checks the whole set with `check_outputs`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from catalog import delta
@@ -26,6 +26,20 @@ SPEC = "cairn.training_set.spec"
 _INTEGERS = {"tinyint", "smallint", "int", "bigint"}
 _FLOATS = {"float", "double"}
 _TIMES = {"timestamp", "timestamp_ntz", "date"}
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """A feature table as the catalog knows it, with its freshness (the time of its last commit)."""
+
+    name: str
+    primary_keys: tuple[str, ...]
+    timestamp_keys: tuple[str, ...]
+    features: tuple[str, ...]
+    description: str | None
+    version: int
+    last_commit: datetime | None
+    partition_columns: tuple[str, ...] = ()
 
 
 @dataclass
