@@ -53,8 +53,7 @@ def routes(handler: Any) -> list[Route]:
         return {"arrow": encode(fe(c).read_table(name(r), b.get("version"), b.get("timestamp"), format="arrow"))}
 
     def drop_table(c: Any, r: Request, b: Any) -> Any:
-        fe(c).drop_table(name(r))
-        return {}
+        return {"online_rows_removed": fe(c).drop_table(name(r))}
 
     def training_set(c: Any, r: Request, b: Any) -> Any:
         labels = b.get("label_table") or (decode(b["arrow"]) if b.get("arrow") else None)

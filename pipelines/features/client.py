@@ -172,12 +172,18 @@ class FeatureEngineeringClient:
         out = self.cairn.data.read(name, version=as_of_version, timestamp=as_of_timestamp)
         return out.to_pandas() if format == "pandas" else out
 
-    def drop_table(self, name: str) -> None:
-        """Drop a feature table from the catalog. Needs ownership or MANAGE."""
+    def drop_table(self, name: str, online_stores: list[Any] | None = None) -> int:
+        """Drop a feature table from the catalog, then its online rows: from the default SQLite
+        store, every store this process published it to, and `online_stores` (a Redis store
+        published to from another process must be named here). Needs ownership or MANAGE; when
+        refused, nothing is removed anywhere. Returns how many online rows were removed."""
+        from pipelines.features.online import drop_online
+
         table = self.cairn.tables.get_table(name)
         if not table.primary_keys:
             raise InvalidArgument(f"'{table.full_name}' is not a feature table: it has no primary key")
         self.cairn.tables.delete_table(table.full_name)
+        return drop_online(self.cairn, table.full_name, online_stores)
 
     # training sets -------------------------------------------------------------------------
     def create_training_set(

@@ -19,6 +19,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -97,6 +98,10 @@ class OnlineStore:
     def state(self, table: str) -> tuple[int, datetime] | None:
         raise NotImplementedError
 
+    def drop(self, table: str) -> int:
+        """Remove every row of `table` and its published state; returns how many rows were removed."""
+        raise NotImplementedError
+
     def write_changes(self, table: str, rows: list[tuple[str, str]], newer: list[tuple[str, str, str]], time_field: str,
                       deletes: list[str], version: int) -> int:
         """An incremental publish: `rows` replace what is stored; each of `newer` (key, value, time
@@ -154,6 +159,13 @@ class SqliteOnlineStore(OnlineStore):
             con.execute("INSERT OR REPLACE INTO published (tbl, version, at) VALUES (?, ?, ?)", (table, version, time.time()))
         return len(rows) + max(written, 0)
 
+    def drop(self, table: str) -> int:
+        con = self._con()
+        with con:
+            removed = con.execute("DELETE FROM features WHERE tbl = ?", (table,)).rowcount
+            con.execute("DELETE FROM published WHERE tbl = ?", (table,))
+        return removed
+
     def read(self, table: str, keys: list[str]) -> list[str | None]:
         con = self._con()
         if len(keys) == 1:
@@ -193,6 +205,11 @@ class RedisOnlineStore(OnlineStore):
         pipe.hset(f"{self.namespace}:published:{table}", mapping={"version": version, "at": time.time()})
         pipe.execute()
 
+    def drop(self, table: str) -> int:
+        removed = int(self.client.hlen(f"{self.namespace}:features:{table}"))
+        self.client.delete(f"{self.namespace}:features:{table}", f"{self.namespace}:published:{table}")
+        return removed
+
     def read(self, table: str, keys: list[str]) -> list[str | None]:
         if not keys:
             return []
@@ -208,6 +225,26 @@ class RedisOnlineStore(OnlineStore):
 
 _stores: dict[str, SqliteOnlineStore] = {}
 _stores_lock = threading.Lock()
+
+
+# Every store this process published to, per metastore (its home), so dropping a feature table
+# clears it from each of them.
+_published_to: dict[str, weakref.WeakSet[OnlineStore]] = {}
+
+
+def _stores_of(cairn: Any) -> weakref.WeakSet[OnlineStore]:
+    with _stores_lock:
+        return _published_to.setdefault(str(cairn.metastore.settings.home), weakref.WeakSet())
+
+
+def drop_online(cairn: Any, table: str, stores: list[OnlineStore] | None = None) -> int:
+    """Remove `table`'s online rows from the default store (when it exists), every store this
+    process published it to, and `stores`. Returns how many rows were removed."""
+    targets: list[OnlineStore] = [default_store(cairn)] if default_store_exists(cairn) else []
+    for store in [*list(_stores_of(cairn)), *(stores or [])]:
+        if all(store is not t for t in targets):
+            targets.append(store)
+    return sum(store.drop(table) for store in targets)
 
 
 def default_store(cairn: Any) -> SqliteOnlineStore:
@@ -271,6 +308,7 @@ def publish(cairn: Any, name: str, online_store: OnlineStore | None = None) -> P
 
     started = time.perf_counter()
     store = online_store or default_store(cairn)
+    _stores_of(cairn).add(store)
     table = _feature_table(cairn, name)
     if table.row_filter or table.column_masks:
         raise FailedPrecondition(f"'{table.full_name}' has a row filter or column masks, which an online store cannot apply per reader; "

@@ -114,8 +114,10 @@ class RemoteFeatureEngineeringClient:
         out = decode(self._call("POST", f"/tables/{name}/read", body)["arrow"])
         return out.to_pandas() if format == "pandas" else out
 
-    def drop_table(self, name: str) -> None:
-        self._call("DELETE", f"/tables/{name}")
+    def drop_table(self, name: str, online_stores: Any = None) -> int:
+        if online_stores:
+            raise InvalidArgument("a server clears its own online stores; leave online_stores out")
+        return int(self._call("DELETE", f"/tables/{name}").get("online_rows_removed", 0))
 
     # training sets -------------------------------------------------------------------------
     def create_training_set(self, df: Any, feature_lookups: list[FeatureLookup | FeatureFunction], label: str | list[str] | None,

@@ -65,7 +65,7 @@ def test_remote_client_matches_the_embedded_one(server: str, tokens: dict[str, s
     assert (published.mode, published.keys_written, published.version) == ("FULL", 2, 3)
     got = fe.read_online_features("main.ml.users", [{"user_id": 1}, {"user_id": 7}], ["spend"])
     assert (got.rows, got.version) == ([{"user_id": 1, "spend": 9.0}, {"user_id": 7, "spend": None}], 3)
-    fe.drop_table("main.ml.users")
+    assert fe.drop_table("main.ml.users") == 2  # the server's online rows go with it
     with pytest.raises(NotFound):
         fe.get_table("main.ml.users")
     # The remote calls ran on the server as admin, audited with the REST source (create, load, save).
