@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from api import openlineage, uc_rest
+from api import features_rest, openlineage, uc_rest
 from api.balancer import Balancer, HandedConnections, settle
 from api.graphiql import GRAPHIQL, GRAPHIQL_DIR, GRAPHIQL_FILES, graphiql, graphiql_asset
 from api.graphql import execute, may_be_long
@@ -69,6 +69,7 @@ def make_app(metastore: Metastore, threads: int | None = None, max_body: int = M
         Route("/metrics", prometheus, methods=["GET"]),
         openlineage.route(handler),  # OpenLineage producers post events with the same bearer tokens
         *uc_rest.routes(handler),
+        *features_rest.routes(handler),
     ]
     app = Starlette(routes=routes)
     app.state.metrics = metrics

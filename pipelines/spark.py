@@ -94,6 +94,7 @@ class CairnReader(DataSourceReader):
     def __init__(self, plan: Any, schema: StructType) -> None:
         self.files = list(plan.files)
         self.columns = [f.name for f in schema.fields]
+        self.nullable = {f.name: f.nullable for f in schema.fields}
         # The reader's row filter and masks travel with the plan and run on the executors.
         self.policy = plan.policy
 
@@ -112,7 +113,15 @@ class CairnReader(DataSourceReader):
             from catalog.service.data import apply_policy
 
             table = apply_policy(table, self.policy, present, None)
-        yield from table.select(present).to_batches()
+        table = table.select(present)
+        # Spark wants each batch's nullability to be the declared schema's: a NOT NULL key column
+        # may come back from a file (a merge's, say) whose Parquet schema calls it nullable.
+        import pyarrow as pa
+
+        fields = [f.with_nullable(self.nullable.get(f.name, True)) for f in table.schema]
+        if fields != list(table.schema):
+            table = pa.Table.from_arrays(table.columns, schema=pa.schema(fields))
+        yield from table.to_batches()
 
 
 @dataclass

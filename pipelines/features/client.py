@@ -15,29 +15,22 @@ tables carrying their spec, with their lineage recorded by the operation that ma
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from catalog import delta
 from catalog.errors import FailedPrecondition, InvalidArgument
-from pipelines.features.spec import PARTITION_COLUMNS, SPEC, UNIQUE_VERSION, FeatureFunction, FeatureLookup, to_arrow
+from pipelines.features.spec import (
+    PARTITION_COLUMNS,
+    SPEC,
+    UNIQUE_VERSION,
+    FeatureFunction,
+    FeatureLookup,
+    FeatureTable,
+    to_arrow,
+)
 
 FEATURE_TABLE = "cairn.feature_table"
-
-
-@dataclass(frozen=True)
-class FeatureTable:
-    """A feature table as the catalog knows it, with its freshness (the time of its last commit)."""
-
-    name: str
-    primary_keys: tuple[str, ...]
-    timestamp_keys: tuple[str, ...]
-    features: tuple[str, ...]
-    description: str | None
-    version: int
-    last_commit: datetime | None
-    partition_columns: tuple[str, ...] = ()
 
 
 def dedupe(table: Any, keys: list[str]) -> Any:
@@ -57,10 +50,21 @@ class FeatureEngineeringClient:
     """Feature tables, training sets and online features, acting as one principal.
 
     `cairn` is a principal-bound client (`Metastore.as_principal(name)`); with `home`/`url` and
-    `principal` instead, the client opens the metastore itself.
+    `principal` instead, the client opens the metastore itself. With an http(s) `url` and a `token`
+    (`cairn token create`), it is a client of that Cairn server (pipelines/features/remote.py):
+    the same methods, run by the server as the token's principal.
     """
 
-    def __init__(self, cairn: Any = None, *, home: str | None = None, url: str | None = None, principal: str | None = None) -> None:
+    def __new__(cls, cairn: Any = None, *, home: str | None = None, url: str | None = None, principal: str | None = None,
+                token: str | None = None) -> Any:
+        if cls is FeatureEngineeringClient and cairn is None and url and url.startswith(("http://", "https://")):
+            from pipelines.features.remote import RemoteFeatureEngineeringClient
+
+            return RemoteFeatureEngineeringClient(url, token)  # not an instance of cls: __init__ does not run
+        return super().__new__(cls)
+
+    def __init__(self, cairn: Any = None, *, home: str | None = None, url: str | None = None, principal: str | None = None,
+                 token: str | None = None) -> None:
         if cairn is None:
             from catalog.client import Metastore
 
@@ -168,12 +172,18 @@ class FeatureEngineeringClient:
         out = self.cairn.data.read(name, version=as_of_version, timestamp=as_of_timestamp)
         return out.to_pandas() if format == "pandas" else out
 
-    def drop_table(self, name: str) -> None:
-        """Drop a feature table from the catalog. Needs ownership or MANAGE."""
+    def drop_table(self, name: str, online_stores: list[Any] | None = None) -> int:
+        """Drop a feature table from the catalog, then its online rows: from the default SQLite
+        store, every store this process published it to, and `online_stores` (a Redis store
+        published to from another process must be named here). Needs ownership or MANAGE; when
+        refused, nothing is removed anywhere. Returns how many online rows were removed."""
+        from pipelines.features.online import drop_online
+
         table = self.cairn.tables.get_table(name)
         if not table.primary_keys:
             raise InvalidArgument(f"'{table.full_name}' is not a feature table: it has no primary key")
         self.cairn.tables.delete_table(table.full_name)
+        return drop_online(self.cairn, table.full_name, online_stores)
 
     # training sets -------------------------------------------------------------------------
     def create_training_set(

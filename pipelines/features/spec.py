@@ -12,7 +12,7 @@ types) with `resolve_lookup` and checks the whole set with `check_outputs`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from catalog import delta
@@ -26,6 +26,20 @@ SPEC = "cairn.training_set.spec"
 _INTEGERS = {"tinyint", "smallint", "int", "bigint"}
 _FLOATS = {"float", "double"}
 _TIMES = {"timestamp", "timestamp_ntz", "date"}
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """A feature table as the catalog knows it, with its freshness (the time of its last commit)."""
+
+    name: str
+    primary_keys: tuple[str, ...]
+    timestamp_keys: tuple[str, ...]
+    features: tuple[str, ...]
+    description: str | None
+    version: int
+    last_commit: datetime | None
+    partition_columns: tuple[str, ...] = ()
 
 
 @dataclass
@@ -65,6 +79,18 @@ class FeatureLookup:
     def output_name(self, feature: str) -> str:
         return (self.rename_outputs or {}).get(feature, feature)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureLookup:
+        """The lookup `to_dict` describes (as a server receives it). InvalidArgument on a bad field."""
+        if not isinstance(d, dict) or not isinstance(d.get("table_name"), str):
+            raise InvalidArgument("a feature lookup needs a table_name")
+        us = d.get("lookback_window_us")
+        if us is not None and (not isinstance(us, int) or isinstance(us, bool)):
+            raise InvalidArgument("lookback_window_us must be an integer number of microseconds")
+        return cls(d["table_name"], d.get("lookup_key") or [], d.get("timestamp_lookup_key"),
+                   None if us is None else timedelta(microseconds=us), d.get("feature_names"), d.get("rename_outputs") or None,
+                   d.get("default_values") or None)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "table_name": self.table_name, "lookup_key": list(self.lookup_key), "timestamp_lookup_key": self.timestamp_lookup_key,
@@ -85,6 +111,15 @@ class FeatureFunction:
 
     def to_dict(self) -> dict[str, Any]:
         return {"udf_name": self.udf_name, "input_bindings": dict(self.input_bindings), "output_name": self.output_name}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureFunction:
+        if not isinstance(d, dict) or not isinstance(d.get("udf_name"), str):
+            raise InvalidArgument("a feature function needs a udf_name")
+        bindings = d.get("input_bindings") or {}
+        if not isinstance(bindings, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in bindings.items()):
+            raise InvalidArgument("input_bindings must map parameter names to column names")
+        return cls(d["udf_name"], dict(bindings), d.get("output_name"))
 
 
 @dataclass(frozen=True)

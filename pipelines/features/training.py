@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pipelines.features.engine as engine
+import pipelines.features.pyfunc as pyfunc
 from catalog import delta
 from catalog.errors import InvalidArgument
 from catalog.service.data import ScanPlan, policy_sql
@@ -109,12 +110,35 @@ class TrainingSet:
             for p in f.input_bindings:
                 if p.lower() not in params:
                     raise InvalidArgument(f"{fn.full_name} has no parameter '{p}'")
+            if (fn.data_source_format or "SQL") == "PYTHON":  # refused now, before anything is read
+                pyfunc.compile_body(fn.full_name, params, fn.routine_definition or "return None")
             defs[f.udf_name] = fn
         for col in exclude_columns or []:
             if col.lower() not in outputs:
                 raise InvalidArgument(f"exclude_columns names '{col}', which the training set does not have")
         return cls(client, labels, label_plan.table if label_plan is not None else None, label_plan, [c.lower() for c in labels_],
                    [c.lower() for c in exclude_columns or []], resolved, functions, reads, df_columns, df_types, spark_df, defs)
+
+    def at_versions(self, versions: dict[str, int], label_version: int | None = None) -> TrainingSet:
+        """This training set reading the given Delta versions of its tables (those an earlier
+        `create_training_set` pinned, as a server client sends them back): re-planned, checked and
+        audited like the first plan. Tables not named keep the version planned now."""
+        for t, v in versions.items():
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise InvalidArgument(f"the version of '{t}' must be a non-negative integer")
+        cairn = self.client.cairn
+        requests = ([(self.label_plan.table, label_version, None)] if self.label_plan else []) + \
+            [(t, versions.get(t, r.plan.version), None) for t, r in self.reads.items()]
+        plans = cairn.data.plan_scans(requests) if requests else []
+        if self.label_plan is not None:
+            self.label_plan = plans.pop(0)  # type: ignore[assignment]
+        reads = {}
+        for p in plans:
+            assert isinstance(p, ScanPlan)
+            meta = cairn.tables.get_table(p.table)
+            reads[p.table] = engine.TableRead(p, meta.storage_location or "", meta.properties.get(UNIQUE_VERSION) == str(p.version))
+        self.reads = reads
+        return self
 
     # building --------------------------------------------------------------------------------
     def load_df(self, format: str | None = None) -> Any:
@@ -191,9 +215,10 @@ class TrainingSet:
 
     def _python_functions(self, table: Any) -> Any:
         """Python feature functions, row by row over their bound columns. The body is the function's
-        body (`return a * 2`); it runs in this process, as the caller, like a local UDF: EXECUTE is
-        checked, but the body is not sandboxed, so grant EXECUTE on Python functions whose owners the
-        callers trust (Databricks runs them in a sandbox; Cairn does not yet)."""
+        body (`return a * 2`); it runs in this process, as the caller, in a restricted namespace
+        (pipelines/features/pyfunc.py: no imports, no builtins reaching files or the network, no
+        underscore names), which is not a process sandbox: grant EXECUTE on Python functions whose
+        owners the callers trust."""
         import pyarrow as pa
 
         from catalog import delta as d
@@ -203,11 +228,12 @@ class TrainingSet:
             if (fn.data_source_format or "SQL") != "PYTHON":
                 continue
             params = [c.name for c in fn.columns]
-            body = "\n".join("    " + line for line in (fn.routine_definition or "return None").splitlines())
-            scope: dict[str, Any] = {}
-            exec(f"def __cairn_fn({', '.join(params)}):\n{body}\n", scope)  # noqa: S102 - the caller holds EXECUTE on it
+            call = pyfunc.compile_body(fn.full_name, params, fn.routine_definition or "return None")
             cols = [table.column(f.input_bindings.get(p, p).lower()).to_pylist() for p in params]
-            values = [scope["__cairn_fn"](*args) for args in zip(*cols)] if cols else [scope["__cairn_fn"]()] * table.num_rows
+            try:
+                values = [call(*args) for args in zip(*cols)] if cols else [call()] * table.num_rows
+            except NameError as exc:
+                raise InvalidArgument(f"{fn.full_name} failed: {exc} (feature functions run with a restricted set of builtins)") from None
             table = table.append_column(self._output(f), pa.array(values, d.arrow_type(fn.source or "string")))
         return table
 

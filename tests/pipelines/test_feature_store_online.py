@@ -8,6 +8,7 @@ import uuid
 import pandas as pd
 import pytest
 
+from catalog.errors import PermissionDenied
 from pipelines.features import FeatureEngineeringClient
 from pipelines.features.online import RedisOnlineStore, SqliteOnlineStore
 
@@ -59,7 +60,8 @@ def test_publish_latest_row_per_key_then_incremental(fe, admin, store, backend):
     fe.write_table("main.ml.users", pd.DataFrame({"user_id": [2, 1], "ts": [T("2024-02-01"), T("2023-06-01")], "spend": [8.0, 0.5]}))
     admin.data.delete("main.ml.users", where="user_id = 3")
     again = fe.publish_table("main.ml.users", online_store=store)
-    assert (again.mode, again.keys_written, again.keys_deleted, again.version) == ("INCREMENTAL", 2, 1, 3)
+    # Sent: user 2 only (user 1's older row changes nothing), and the delete of user 3.
+    assert (again.mode, again.keys_written, again.keys_deleted, again.version) == ("INCREMENTAL", 1, 1, 3)
     got = fe.read_online_features("main.ml.users", [[1], [2], [3]], online_store=store)
     assert [r["spend"] for r in got.rows] == [2.0, 8.0, None]
     assert [r["ts"] for r in got.rows] == ["2024-01-05T00:00:00.000000+00:00", "2024-02-01T00:00:00.000000+00:00", None]
@@ -78,3 +80,31 @@ def test_default_store_lives_under_cairn_home_and_reader_leases(fe, admin):
     assert reader.lookup([1, 2, {"user_id": 5}]) == [{"spend": 2.0}, {"spend": 4.0}, {"spend": None}]
     audits = [e for e in admin.audit.list_events(action="read_table", max_results=1000).items if e.securable_name == "main.ml.users"]
     assert audits  # the lease's check was audited
+
+
+def test_drop_table_removes_its_online_rows(fe, admin, store, backend, metastore):
+    if backend == "postgres" and isinstance(store, RedisOnlineStore):
+        pytest.skip("the Redis store does not depend on the metastore backend; run once")
+    fe.publish_table("main.ml.users")  # the default SQLite store
+    fe.publish_table("main.ml.users", online_store=store)
+    fe.create_table("main.ml.other", "item", df=pd.DataFrame({"item": [1], "price": [2.0]}))
+    fe.publish_table("main.ml.other", online_store=store)
+    # Refused (bob does not own it): nothing removed anywhere.
+    admin.principals.create_user("bob")
+    admin.grants.grant("catalog", "main", "bob", ["USE CATALOG", "USE SCHEMA", "SELECT"])
+    with pytest.raises(PermissionDenied):
+        FeatureEngineeringClient(metastore.as_principal("bob")).drop_table("main.ml.users")
+    assert store.read("main.ml.users", ["[1]"])[0] is not None
+    # Dropped: its rows and published state leave both stores; the other table's stay.
+    default = SqliteOnlineStore(admin.metastore.settings.home / "online.db")
+    same = isinstance(store, SqliteOnlineStore) and store.path == default.path  # the fixture's SQLite file is the default one
+    assert fe.drop_table("main.ml.users") == (3 if same else 6)  # 3 keys in each store
+    for s in (store, default):
+        assert s.read("main.ml.users", ["[1]", "[2]", "[3]"]) == [None, None, None]
+        assert s.state("main.ml.users") is None
+    assert store.read("main.ml.other", ["[1]"]) == ['{"price":2.0}']
+    # A store named explicitly is cleared too (as one published to from another process would be).
+    fe.create_table("main.ml.users", "user_id", df=pd.DataFrame({"user_id": [4], "spend": [1.0]}))
+    store.write("main.ml.users", [("[4]", '{"spend":1.0}')], [], 1, full=True)
+    assert fe.drop_table("main.ml.users", online_stores=[store]) == 1
+    assert store.read("main.ml.users", ["[4]"]) == [None]

@@ -119,3 +119,14 @@ def test_governed_spark_sql(spark, lake: Cairn) -> None:  # type: ignore[no-unty
     ana = governed(spark, **opts(lake, "ana"))
     with pytest.raises(Exception, match="does not exist"):
         ana.sql("SELECT * FROM main.raw.events").collect()
+
+
+def test_reads_files_written_by_merge_into_not_null_columns(spark, lake: Cairn) -> None:  # type: ignore[no-untyped-def]
+    # A feature table's keys are NOT NULL; a merge writes Parquet files whose columns are nullable.
+    lake.tables.create_table("main.raw.keyed", [{"name": "id", "type": "bigint", "nullable": False}, {"name": "v", "type": "double"}],
+                             primary_keys=["id"])
+    lake.data.write("main.raw.keyed", [{"id": 1, "v": 1.0}, {"id": 2, "v": 2.0}])
+    lake.data.merge("main.raw.keyed", [{"id": 2, "v": 20.0}, {"id": 3, "v": None}], on=["id"])
+    df = spark.read.format("cairn").options(**opts(lake)).load("main.raw.keyed")
+    assert [(f.name, f.nullable) for f in df.schema.fields] == [("id", False), ("v", True)]
+    assert sorted((r.id, r.v) for r in df.collect()) == [(1, 1.0), (2, 20.0), (3, None)]

@@ -157,3 +157,42 @@ def test_a_feature_function_cannot_read_a_table(world, admin: Cairn) -> None:
                                            FeatureFunction("main.fs.peek", {"x": "clicks"})], label="y")
     with pytest.raises(InvalidArgument, match="may not read tables"):
         ts.load_df()
+
+
+@pytest.mark.parametrize("body, refused", [
+    ("import os\nreturn os.getcwd()", "imports a module"),
+    ("from os import path\nreturn 1", "imports a module"),
+    ("return ().__class__.__mro__[1].__subclasses__()", "'__subclasses__'"),
+    ("return x.__class__", "'__class__'"),
+    ("return __import__('os').system('id')", "'__import__'"),
+])
+def test_python_feature_functions_cannot_import_or_reach_dunders(world, admin: Cairn, body: str, refused: str) -> None:
+    from catalog.errors import InvalidArgument
+
+    fa, _ = world
+    admin.functions.create_function("main.fs.evil", body, "bigint", [{"name": "x", "type": "bigint"}], language="PYTHON")
+    with pytest.raises(InvalidArgument, match=refused):
+        fa.create_training_set(labels(), [FeatureLookup("main.fs.open", "user_id", timestamp_lookup_key="at"),
+                                          FeatureFunction("main.fs.evil", {"x": "clicks"})], label="y")
+
+
+def test_python_feature_functions_have_no_file_or_eval_builtins(world, admin: Cairn, tmp_path) -> None:
+    from catalog.errors import InvalidArgument
+
+    fa, _ = world
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s3cret")
+    admin.functions.create_function("main.fs.reader", f"return len(open({str(secret)!r}).read()) + x", "bigint",
+                                    [{"name": "x", "type": "bigint"}], language="PYTHON")
+    admin.functions.create_function("main.fs.evaler", "return eval('x + 1')", "bigint", [{"name": "x", "type": "bigint"}], language="PYTHON")
+    for name in ("main.fs.reader", "main.fs.evaler"):
+        ts = fa.create_training_set(labels(), [FeatureLookup("main.fs.open", "user_id", timestamp_lookup_key="at"),
+                                               FeatureFunction(name, {"x": "clicks"})], label="y")
+        with pytest.raises(InvalidArgument, match="restricted set of builtins"):
+            ts.load_df()
+    # What a feature function is for still works: arithmetic, builtins like min/round, and math.
+    admin.functions.create_function("main.fs.ok", "return round(math.sqrt(x) + min(x, 3), 2)", "double",
+                                    [{"name": "x", "type": "bigint"}], language="PYTHON")
+    out = fa.create_training_set(labels(), [FeatureLookup("main.fs.open", "user_id", timestamp_lookup_key="at"),
+                                            FeatureFunction("main.fs.ok", {"x": "clicks"})], label="y").load_df()
+    assert list(out["ok"]) == [round(5 ** 0.5 + 3, 2), round(6 ** 0.5 + 3, 2)]
