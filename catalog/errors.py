@@ -67,3 +67,11 @@ ALL_ERRORS: tuple[type[CairnError], ...] = (
     Unavailable,
     Internal,
 )
+
+
+class PromotionRefused(FailedPrecondition):
+    """A promotion whose gates did not all pass; `results` holds every gate's result."""
+
+    def __init__(self, message: str, results: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.results = results or []

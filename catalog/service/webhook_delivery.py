@@ -1,0 +1,138 @@
+"""The webhook sender: takes due rows from the outbox and POSTs them, signed as MLflow signs.
+
+Each row is leased before it is sent (`lease` seconds), and marked DELIVERED or rescheduled with
+exponential backoff after. A sender killed mid-way (even with SIGKILL) loses nothing: its leases
+run out and any sender takes the rows again; a row may then arrive twice, under the same delivery id
+(`X-MLflow-Delivery-Id`), which receivers dedupe on. When a webhook answers again, its rows still
+waiting out a backoff are sent at once. Several senders (processes or servers) can share an outbox.
+
+Headers: `X-MLflow-Delivery-Id`, `X-MLflow-Timestamp` (unix seconds), and, with a secret,
+`X-MLflow-Signature: v1,<base64 HMAC-SHA256 of "{delivery_id}.{timestamp}.{body}">`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+
+from catalog.store import tables as t
+from catalog.store.registry import DeliveryRow, RegistryStore, WebhookRow, check_url, decrypt
+
+log = logging.getLogger(__name__)
+
+
+def sign(secret: str, delivery_id: str, timestamp: str, body: str) -> str:
+    """MLflow's webhook signature.
+
+    >>> sign("s" * 16, "d", "1", "{}")
+    'v1,XyKaTkja8Nn89FFZMn7ggWjnjaQ2k2jOB/u2dc8RUQo='
+    """
+    digest = hmac.new(secret.encode(), f"{delivery_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+@dataclass
+class SenderConfig:
+    workers: int = 16  # concurrent requests
+    batch: int = 200  # rows claimed at a time
+    lease: float = 30.0  # seconds a claimed row is this sender's
+    timeout: float = 5.0  # per request
+    base_backoff: float = 0.25
+    max_backoff: float = 30.0
+    give_up_after: float = 3 * 86400.0  # seconds after the event: the row is FAILED
+    idle_poll: float = 0.05
+
+
+class WebhookSender:
+    """Deliver the outbox of one metastore (a Runtime). `run_once` sends what is due; `start` runs
+    a background thread; `run_forever` blocks (the `cairn model webhooks send` command)."""
+
+    def __init__(self, runtime: Any, config: SenderConfig | None = None) -> None:
+        import httpx
+
+        self.runtime = runtime
+        self.config = config or SenderConfig()
+        self.client = httpx.Client(timeout=self.config.timeout, follow_redirects=False, trust_env=False,
+                                   limits=httpx.Limits(max_connections=self.config.workers * 2))
+        self.pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="cairn-webhook")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._secrets: dict[str, str] = {}
+
+    def run_once(self) -> int:
+        """Send every row due now (one claimed batch). Returns how many were attempted."""
+        now = time.time()
+        with self.runtime.engine.connect() as conn, conn.begin():
+            claimed = RegistryStore(conn).claim_due(now, self.config.lease, self.config.batch)
+        if not claimed:
+            return 0
+        results = list(self.pool.map(lambda pair: self._send(*pair), claimed))
+        woke: set[str] = set()
+        with self.runtime.engine.connect() as conn, conn.begin():
+            store = RegistryStore(conn)
+            for (row, hook), (ok, status, error, ms) in zip(claimed, results):
+                if ok:
+                    store.finish(row.id, True, status, None, ms, None)
+                    woke.add(hook.id)
+                    continue
+                attempts = row.attempts + 1
+                delay = min(self.config.base_backoff * 2 ** min(attempts - 1, 30), self.config.max_backoff)
+                give_up = time.time() - row.created_at > self.config.give_up_after
+                store.finish(row.id, False, status, error, ms, time.time() + delay, failed=give_up)
+            if woke:  # the receiver answers again: what waits out a backoff for it goes now
+                d = t.webhook_deliveries
+                conn.execute(update(d).where(d.c.webhook_id.in_(woke), d.c.status == "PENDING", d.c.claimed_until.is_(None),
+                                             d.c.next_attempt_at > time.time()).values(next_attempt_at=time.time()))
+        return len(claimed)
+
+    def _send(self, row: DeliveryRow, hook: WebhookRow) -> tuple[bool, int | None, str | None, float]:
+        started = time.perf_counter()
+        try:
+            check_url(hook.url)  # resolved again at send time: the name may point elsewhere now
+            timestamp = str(int(time.time()))
+            headers = {"Content-Type": "application/json", "X-MLflow-Delivery-Id": row.delivery_id, "X-MLflow-Timestamp": timestamp,
+                       "User-Agent": "cairn-webhooks/1"}
+            if hook.secret:
+                headers["X-MLflow-Signature"] = sign(self._secret(hook), row.delivery_id, timestamp, row.body)
+            resp = self.client.post(hook.url, content=row.body.encode(), headers=headers)
+            ms = (time.perf_counter() - started) * 1000
+            ok = 200 <= resp.status_code < 300
+            return ok, resp.status_code, None if ok else f"HTTP {resp.status_code}", ms
+        except Exception as exc:  # connection refused, timeout, a URL no longer allowed: retried
+            return False, None, f"{type(exc).__name__}: {str(exc)[:200]}", (time.perf_counter() - started) * 1000
+
+    def _secret(self, hook: WebhookRow) -> str:
+        if hook.secret not in self._secrets:
+            self._secrets[hook.secret] = decrypt(self.runtime.settings.home, hook.secret)  # type: ignore[index,arg-type]
+        return self._secrets[hook.secret]  # type: ignore[index]
+
+    def run_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sent = self.run_once()
+            except Exception:  # the metastore is busy or down: try again shortly
+                log.exception("webhook delivery pass failed")
+                sent = 0
+            if not sent:
+                self._stop.wait(self.config.idle_poll)
+
+    def start(self) -> WebhookSender:
+        self._thread = threading.Thread(target=self.run_forever, name="cairn-webhook-sender", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        self.pool.shutdown(wait=True)
+        self.client.close()
