@@ -72,7 +72,7 @@ def search_xgboost(
     from hyperopt import STATUS_OK, Trials, space_eval, tpe
     from hyperopt.base import JOB_STATE_DONE, Domain
 
-    from pipelines.training import tracking
+    import pipelines.training.tracking as tracking
     from pipelines.training.logged import log_model
     from pipelines.training.xgb import DEFAULT_PARAMS, TrainResult, evaluate, fit, importance, split_frame
 

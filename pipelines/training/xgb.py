@@ -117,7 +117,7 @@ def train_xgboost(
     catalog model (created when missing), with lineage from the training set to the version."""
     import mlflow
 
-    from pipelines.training import tracking
+    import pipelines.training.tracking as tracking
     from pipelines.training.logged import log_model
 
     if not 0 < threshold < 1:
