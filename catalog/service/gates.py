@@ -218,7 +218,7 @@ class _Facts:
     def __init__(self, service: ModelGates, uow: Any, version: Any, holder: Any) -> None:
         self.service, self.uow, self.version, self.holder = service, uow, version, holder
         self._metrics: dict[int, dict[str, float]] = {}
-        self._tags: dict[str, str] | None = None
+        self._tag_cache: dict[str, str] | None = None
 
     def result(self, gate: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -237,9 +237,9 @@ class _Facts:
         return self._metrics[version.id]
 
     def tags(self) -> dict[str, str]:
-        if self._tags is None:
-            self._tags = {t.key: t.value for t in self.uow.store.tags_for([self.version])[self.version.id] if not t.column}
-        return self._tags
+        if self._tag_cache is None:
+            self._tag_cache = {t.key: t.value for t in self.uow.store.tags_for([self.version])[self.version.id] if not t.column}
+        return self._tag_cache
 
     def _metric(self, g: dict[str, Any]) -> tuple[bool, str]:
         value = self.metrics(self.version).get(g["metric"])
