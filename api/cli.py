@@ -786,6 +786,9 @@ def demo(env: Env) -> None:
 from api.features_cli import features  # noqa: E402
 
 cli.add_command(features)
+from api.models_cli import model  # noqa: E402
+
+cli.add_command(model)
 
 
 def main() -> None:

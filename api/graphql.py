@@ -21,6 +21,7 @@ from graphene import relay
 from graphql import GraphQLError
 
 from api.graphql_features import FeatureQuery
+from api.graphql_models import ModelMutation, ModelQuery, ModelVersionFields, RegisteredModelFields
 from api.graphql_limits import DEFAULT_FIRST, MAX_DEPTH, MAX_NODES, MAX_TOKENS, bounds, depth_of, nodes_of
 from catalog.client import Cairn
 from catalog.errors import CairnError
@@ -242,7 +243,7 @@ class Function(graphene.ObjectType):
         return list(self.columns)  # type: ignore[attr-defined]
 
 
-class ModelVersion(graphene.ObjectType):
+class ModelVersion(ModelVersionFields, graphene.ObjectType):
     class Meta:
         interfaces = (Securable,)
 
@@ -257,7 +258,7 @@ class Alias(graphene.ObjectType):
     version = graphene.Int(required=True)
 
 
-class RegisteredModel(graphene.ObjectType):
+class RegisteredModel(RegisteredModelFields, graphene.ObjectType):
     class Meta:
         interfaces = (Securable,)
 
@@ -416,7 +417,7 @@ def _typed(s: Any) -> Any:
             Kind.STORAGE_CREDENTIAL: StorageCredential, Kind.EXTERNAL_LOCATION: ExternalLocation}[s.kind]
 
 
-class Query(FeatureQuery, graphene.ObjectType):
+class Query(FeatureQuery, ModelQuery, graphene.ObjectType):
     catalogs = connection(CatalogConnection)
     catalog = graphene.Field(Catalog, name=graphene.String(required=True))
     schema = graphene.Field(Schema, name=graphene.String(required=True))
@@ -581,7 +582,7 @@ def _drop(c: Cairn, kind: str, name: str, cascade: bool) -> bool:
     return True
 
 
-class Mutation(graphene.ObjectType):
+class Mutation(ModelMutation, graphene.ObjectType):
     create_catalog = CreateCatalog.Field()
     create_schema = CreateSchema.Field()
     create_table = CreateTable.Field()
