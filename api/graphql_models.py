@@ -192,7 +192,7 @@ class DeleteWebhook(graphene.Mutation):
 
     Output = graphene.Boolean
 
-    def mutate(self, info: Any, id: str) -> bool:  # noqa: A002 - the GraphQL argument's name
+    def mutate(self, info: Any, id: str) -> bool:
         _run(info.context["cairn"].webhooks.delete_webhook, id)
         return True
 

@@ -40,7 +40,7 @@ SECRET = "benchmark-secret-0123456789"
 
 def receiver(port: int, got: dict[str, float], dups: list[str], bad: list[int]) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"])).decode()
             did, ts = self.headers["X-MLflow-Delivery-Id"], self.headers["X-MLflow-Timestamp"]
             want = "v1," + base64.b64encode(hmac.new(SECRET.encode(), f"{did}.{ts}.{body}".encode(), hashlib.sha256).digest()).decode()

@@ -90,7 +90,7 @@ def test_gates_of_every_kind(reg, metastore) -> None:
     assert "intern, who is not a member of ml-leads" in msg and "6 gate(s) failed" in msg
     assert reg.models.get_registered_model("main.ml.churn").aliases == {"champion": 1}
     assert "cairn.gate.champion.1" not in reg.models.get_model_version_tags("main.ml.churn", 2)
-    row = list(reg.audit.list_events(action="promote_model_version", result=AuditResult.DENIED))[0]
+    row = next(iter(reg.audit.list_events(action="promote_model_version", result=AuditResult.DENIED)))
     assert row.error_code == "FAILED_PRECONDITION" and [r["passed"] for r in row.parameters["results"]] == [False] * 6
     # Gate tags are the promotions' own: nobody writes them by hand.
     with pytest.raises(InvalidArgument):

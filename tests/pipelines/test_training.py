@@ -4,6 +4,7 @@ dir), the model logged with its feature spec, registered into the catalog, score
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -60,7 +61,7 @@ def test_train_logs_everything_and_registers_with_lineage(admin, setup, tracking
 
     from pipelines.training import score_batch, train_xgboost
 
-    fe, ts, labels = setup
+    _fe, ts, labels = setup
     result = train_xgboost(admin, ts, params={"n_estimators": 60}, seed=3, registered_model_name="main.ml.churn")
     assert result.feature_columns == ["spend", "visits"]
     assert result.metrics["auc"] > 0.8 and 0 < result.metrics["log_loss"] < 0.7
@@ -75,7 +76,7 @@ def test_train_logs_everything_and_registers_with_lineage(admin, setup, tracking
     assert "feature_importance.json" in arts
     # The logged model carries its feature spec at its root, and a signature and input example.
     local = mlflow.artifacts.download_artifacts(result.model_uri, dst_path=str(tracking / "dl"))
-    spec = json.loads(open(f"{local}/feature_spec.json").read())
+    spec = json.loads(Path(local, "feature_spec.json").read_text())
     assert spec["input_columns"] == ["user_id", "at"] and spec["feature_columns"] == ["spend", "visits"]
     assert spec["feature_tables"] == [{"table": "main.ml.user_features", "version": 1}] and spec["point_in_time"] is True
     info = mlflow.models.get_model_info(result.model_uri)
