@@ -40,6 +40,8 @@ SECRET = "benchmark-secret-0123456789"
 
 def receiver(port: int, got: dict[str, float], dups: list[str], bad: list[int]) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"])).decode()
             did, ts = self.headers["X-MLflow-Delivery-Id"], self.headers["X-MLflow-Timestamp"]
@@ -47,12 +49,14 @@ def receiver(port: int, got: dict[str, float], dups: list[str], bad: list[int]) 
             if not hmac.compare_digest(want, self.headers.get("X-MLflow-Signature", "")):
                 bad.append(1)
                 self.send_response(401)
+                self.send_header("Content-Length", "0")
             else:
                 if did in got:
                     dups.append(did)
                 else:
                     got[did] = time.time()
                 self.send_response(200)
+                self.send_header("Content-Length", "0")
             self.end_headers()
 
         def log_message(self, *a: object) -> None:

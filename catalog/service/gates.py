@@ -8,7 +8,8 @@ A gate is a mapping with a `kind`:
 - `provenance`: the version has a run and a feature spec built with point-in-time lookups, and its recorded
   lineage reaches every table of that spec and, beyond them, raw tables;
 - `tags`: the version carries a tag (`"tag": "validated"` or `"tag": "validated=true"`);
-- `approval`: the version carries the tag, last set by a member of `group`.
+- `approval`: the version carries the tag, last set (through `set_model_version_tag`, which records who
+  set it; any other change to the tag drops that record) by a member of `group`.
 Gates are set by the model's owner or MANAGE. `promote` evaluates them all: every failure is named,
 nothing moves, and the audit row (DENIED, FAILED_PRECONDITION) holds every result; a pass moves the
 alias and records each result as a version tag `cairn.gate.<alias>.<n>`.
@@ -290,12 +291,7 @@ class _Facts:
         if not ok:
             return ok, detail
         key = g["tag"].partition("=")[0].strip()
-        setter = None
-        for event in self.uow.store.query_audit(None, "set_model_version_tag", self.version.full_name, None, None, None, None, 1000,
-                                                newest_first=True):
-            if event.securable_name == self.version.full_name and event.result.value == "ALLOWED" and event.parameters.get("key") == key:
-                setter = event.principal
-                break
+        setter = self.tags().get(f"cairn.setter.{key}")
         if setter is None:
             return False, f"no record of who set tag '{key}' (set it with set_model_version_tag)"
         if g["group"] not in self.uow.authz.principals(setter):

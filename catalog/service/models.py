@@ -37,6 +37,8 @@ FEATURE_SPEC = "cairn.feature_spec"
 TRAINING_SET = "cairn.training_set"
 MAX_SPEC_BYTES = 256 * 1024
 GATE_TAG_PREFIX = "cairn.gate."
+RESERVED_TAG_PREFIX = "cairn."  # the registry's own version tags: gate results, who set a tag
+SETTER_TAG = "cairn.setter."
 RUN_METRICS = "cairn.run_metrics"
 
 
@@ -230,16 +232,17 @@ class ModelService(Service):
 
     def set_model_version_tag(self, model: str, version: int, key: str, value: str) -> Securable:
         """Set a tag on a version (MLflow's `set_model_version_tag`). Needs APPLY TAG on the model
-        version (inherited from the model), ownership or MANAGE. Keys starting `cairn.gate.` are the
-        promotion gates' own record and cannot be set by hand."""
+        version (inherited from the model), ownership or MANAGE. Who set it is kept beside it
+        (`cairn.setter.<key>`), for approval gates; keys starting `cairn.` are the registry's own."""
         with self._uow("set_model_version_tag", Kind.MODEL_VERSION, f"{display(model)}/{version}", key=key, value=value) as uow:
             sid, vkey = self._version(uow, model, version)
-            uow.name = vkey  # canonical: approval gates look the setter up by it
+            uow.name = vkey  # canonical, as the audit log names versions
             uow.require_tagging(sid, Kind.MODEL_VERSION, vkey)
             key, value = self._tag(key, value)
-            if key.startswith(GATE_TAG_PREFIX):
-                raise InvalidArgument(f"tags starting '{GATE_TAG_PREFIX}' are written by promotions, not by hand")
+            if key.startswith(RESERVED_TAG_PREFIX):
+                raise InvalidArgument(f"tags starting '{RESERVED_TAG_PREFIX}' are the registry's own (gate results, tag setters)")
             uow.store.set_tag(sid, "", key, value)
+            uow.store.set_tag(sid, "", SETTER_TAG + key, uow.principal)
             RegistryStore(uow.conn).enqueue(uow.authz.chain(sid)[1].id, "model_version_tag.set",
                                             {"name": vkey.rsplit("/", 1)[0], "version": str(version), "key": key, "value": value})
             return fetch(uow, sid)
@@ -250,8 +253,9 @@ class ModelService(Service):
             sid, vkey = self._version(uow, model, version)
             uow.require_tagging(sid, Kind.MODEL_VERSION, vkey)
             key, _ = self._tag(key, "")
-            if key.startswith(GATE_TAG_PREFIX):
-                raise InvalidArgument(f"tags starting '{GATE_TAG_PREFIX}' are written by promotions, not by hand")
+            if key.startswith(RESERVED_TAG_PREFIX):
+                raise InvalidArgument(f"tags starting '{RESERVED_TAG_PREFIX}' are the registry's own (gate results, tag setters)")
+            uow.store.unset_tag(sid, "", SETTER_TAG + key)
             if not uow.store.unset_tag(sid, "", key):
                 raise NotFound(f"model version '{vkey}' has no tag '{key}'")
             RegistryStore(uow.conn).enqueue(uow.authz.chain(sid)[1].id, "model_version_tag.deleted",
@@ -267,8 +271,8 @@ class ModelService(Service):
 
     @staticmethod
     def _tag(key: Any, value: Any) -> tuple[str, str]:
-        if not isinstance(key, str) or not key.strip() or len(key) > 255:
-            raise InvalidArgument(f"tag key {key!r} must be a non-empty string of at most 255 characters")
+        if not isinstance(key, str) or not key.strip() or len(key) > 240:
+            raise InvalidArgument(f"tag key {key!r} must be a non-empty string of at most 240 characters")
         value = "" if value is None else str(value)
         if len(value) > 1000:
             raise InvalidArgument(f"tag '{key}': the value is longer than 1000 characters")

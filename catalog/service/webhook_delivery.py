@@ -77,17 +77,18 @@ class WebhookSender:
             return 0
         results = list(self.pool.map(lambda pair: self._send(*pair), claimed))
         woke: set[str] = set()
+        outcomes = []
+        for (row, hook), (ok, status, error, ms) in zip(claimed, results):
+            if ok:
+                outcomes.append({"rid": row.id, "status": "DELIVERED", "code": status, "ms": ms})
+                woke.add(hook.id)
+                continue
+            delay = min(self.config.base_backoff * 2 ** min(row.attempts, 30), self.config.max_backoff)
+            give_up = time.time() - row.created_at > self.config.give_up_after
+            outcomes.append({"rid": row.id, "status": "FAILED" if give_up else "PENDING", "code": status, "error": error, "ms": ms,
+                             "next_at": time.time() + delay})
         with self.runtime.engine.connect() as conn, conn.begin():
-            store = RegistryStore(conn)
-            for (row, hook), (ok, status, error, ms) in zip(claimed, results):
-                if ok:
-                    store.finish(row.id, True, status, None, ms, None)
-                    woke.add(hook.id)
-                    continue
-                attempts = row.attempts + 1
-                delay = min(self.config.base_backoff * 2 ** min(attempts - 1, 30), self.config.max_backoff)
-                give_up = time.time() - row.created_at > self.config.give_up_after
-                store.finish(row.id, False, status, error, ms, time.time() + delay, failed=give_up)
+            RegistryStore(conn).finish(outcomes)
             if woke:  # the receiver answers again: what waits out a backoff for it goes now
                 d = t.webhook_deliveries
                 conn.execute(update(d).where(d.c.webhook_id.in_(woke), d.c.status == "PENDING", d.c.claimed_until.is_(None),

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
 from catalog.errors import InvalidArgument
 from catalog.store import tables as t
@@ -155,17 +155,18 @@ class RegistryStore:
         hooks = {h.id: h for h in (_webhook(r) for r in self.conn.execute(select(t.webhooks).where(t.webhooks.c.id.in_({r.webhook_id for r in rows}))))}
         return [(r, hooks[r.webhook_id]) for r in rows if r.webhook_id in hooks]
 
-    def finish(self, row_id: int, delivered: bool, status: int | None, error: str | None, latency_ms: float | None,
-               next_attempt_at: float | None, failed: bool = False) -> None:
+    def finish(self, outcomes: Sequence[dict[str, Any]]) -> None:
+        """Record attempts in one statement: each outcome has `rid` (row id), `status` (DELIVERED,
+        PENDING or FAILED), `code` (HTTP status), `error`, `ms` (latency) and `next_at` (next try)."""
+        if not outcomes:
+            return
         d = t.webhook_deliveries
-        values: dict[str, Any] = dict(attempts=d.c.attempts + 1, last_status=status, last_error=error, latency_ms=latency_ms, claimed_until=None)
-        if delivered:
-            values.update(status="DELIVERED", delivered_at=time.time())
-        elif failed:
-            values.update(status="FAILED")
-        else:
-            values.update(next_attempt_at=next_attempt_at)
-        self.conn.execute(update(d).where(d.c.id == row_id).values(**values))
+        at = time.time()
+        rows = [{"rid": o["rid"], "st": o["status"], "code": o.get("code"), "err": o.get("error"), "ms": o.get("ms"),
+                 "next_at": o.get("next_at") or at, "done_at": at if o["status"] == "DELIVERED" else None} for o in outcomes]
+        self.conn.execute(update(d).where(d.c.id == bindparam("rid")).values(
+            attempts=d.c.attempts + 1, status=bindparam("st"), last_status=bindparam("code"), last_error=bindparam("err"),
+            latency_ms=bindparam("ms"), next_attempt_at=bindparam("next_at"), delivered_at=bindparam("done_at"), claimed_until=None), rows)
 
     def pending_count(self) -> int:
         d = t.webhook_deliveries
