@@ -310,9 +310,12 @@ def serve(metastore: Metastore, host: str = "127.0.0.1", port: int = 8080, worke
     """Serve on one port. With several workers, each is a process with its own metastore connection
     pool and authorization cache (kept exact by the change log); this process accepts connections
     and hands each to the worker with the fewest open ones (see `_Balancer`)."""
+    from catalog.service.webhook_delivery import start_sender
+
     if workers <= 1:
         app = make_app(metastore)
         _settle()
+        start_sender(metastore)  # registry webhooks leave from the outbox while the server runs
         uvicorn.run(app, host=host, port=port, log_level="warning")
         return
     import multiprocessing
@@ -324,6 +327,7 @@ def serve(metastore: Metastore, host: str = "127.0.0.1", port: int = 8080, worke
     os.environ["CAIRN_HOME"] = str(metastore.settings.home)
     os.environ["CAIRN_METASTORE_URL"] = metastore.settings.metastore_url
     metastore.close()
+    start_sender(metastore)  # one sender, in this process (its engine reconnects on use)
     spawn = multiprocessing.get_context("spawn")
     channels, procs = [], []
     for _ in range(workers):

@@ -71,6 +71,10 @@ class WebhookSender:
     def run_once(self) -> int:
         """Send every row due now (one claimed batch). Returns how many were attempted."""
         now = time.time()
+        # Look first without the write lock: an idle sender must not take SQLite's lock 20 times a second.
+        with self.runtime.engine.connect().execution_options(cairn_write=False) as conn, conn.begin():
+            if not RegistryStore(conn).any_due(now):
+                return 0
         with self.runtime.engine.connect() as conn, conn.begin():
             claimed = RegistryStore(conn).claim_due(now, self.config.lease, self.config.batch)
         if not claimed:
@@ -137,3 +141,13 @@ class WebhookSender:
             self._thread.join(10)
         self.pool.shutdown(wait=True)
         self.client.close()
+
+
+def start_sender(runtime: Any) -> WebhookSender | None:
+    """The sender `cairn serve` runs beside its workers (`CAIRN_WEBHOOK_SENDER=0` turns it off, e.g. on
+    all but one of several servers; any number may run, though)."""
+    import os
+
+    if os.environ.get("CAIRN_WEBHOOK_SENDER", "1") == "0":
+        return None
+    return WebhookSender(runtime).start()

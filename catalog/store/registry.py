@@ -140,6 +140,12 @@ class RegistryStore:
             q = q.where(d.c.id > after)
         return [_delivery(r) for r in self.conn.execute(q)]
 
+    def any_due(self, now: float) -> bool:
+        d = t.webhook_deliveries
+        q = select(d.c.id).where(d.c.status == "PENDING", d.c.next_attempt_at <= now,
+                                 or_(d.c.claimed_until.is_(None), d.c.claimed_until < now)).limit(1)
+        return self.conn.execute(q).first() is not None
+
     def claim_due(self, now: float, lease: float, limit: int) -> list[tuple[DeliveryRow, WebhookRow]]:
         """Due rows (pending, their time come, not leased to a live sender), leased for `lease` seconds."""
         d = t.webhook_deliveries
