@@ -173,10 +173,9 @@ class ModelGates(Service):
             aliases[name] = int(version)
             uow.store.update_securable(mid, uow.principal, aliases=aliases)
             registry = RegistryStore(uow.conn)
-            for i, r in enumerate(results, 1):
-                tag = f"{TAG_PREFIX}{name}.{i}"
-                value = json.dumps(r, sort_keys=True)[:1000]
-                uow.store.set_tag(vid, "", tag, value)
+            tags = {f"{TAG_PREFIX}{name}.{i}": json.dumps(r, sort_keys=True)[:1000] for i, r in enumerate(results, 1)}
+            registry.put_tags(vid, tags, f"{TAG_PREFIX}{name}.")
+            for tag, value in tags.items():
                 registry.enqueue(mid, "model_version_tag.set", {"name": key.rsplit("/", 1)[0], "version": str(version), "key": tag, "value": value})
             registry.enqueue(mid, "model_version_alias.created", {"name": key.rsplit("/", 1)[0], "alias": name, "version": str(version)})
             return results
@@ -239,7 +238,7 @@ class _Facts:
 
     def tags(self) -> dict[str, str]:
         if self._tag_cache is None:
-            self._tag_cache = {t.key: t.value for t in self.uow.store.tags_for([self.version])[self.version.id] if not t.column}
+            self._tag_cache = RegistryStore(self.uow.conn).version_tags(self.version.id)
         return self._tag_cache
 
     def _metric(self, g: dict[str, Any]) -> tuple[bool, str]:

@@ -82,6 +82,7 @@ class RegistryStore:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self._hooks: dict[int | None, list[Any]] = {}  # active webhooks per model, read once per transaction
 
     # gates ---------------------------------------------------------------------------------
     def get_gates(self, securable_id: int) -> list[dict[str, Any]]:
@@ -92,6 +93,20 @@ class RegistryStore:
         g = t.model_gates
         self.conn.execute(delete(g).where(g.c.securable_id == securable_id))
         self.conn.execute(insert(g).values(securable_id=securable_id, gates=gates, updated_at=datetime.now(UTC), updated_by=actor))
+
+    def version_tags(self, securable_id: int) -> dict[str, str]:
+        tg = t.tags
+        q = select(tg.c.key, tg.c.value).where(tg.c.securable_id == securable_id, tg.c.column_name == "")
+        return {r.key: r.value for r in self.conn.execute(q)}
+
+    def put_tags(self, securable_id: int, tags: dict[str, str], clear_prefix: str) -> None:
+        """Replace a securable's tags starting with `clear_prefix` by `tags`, in two statements."""
+        tg = t.tags
+        esc = clear_prefix.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+        self.conn.execute(delete(tg).where(tg.c.securable_id == securable_id, tg.c.column_name == "",
+                                           or_(tg.c.key.like(esc + "%", escape="\\"), tg.c.key.in_(list(tags)))))
+        if tags:
+            self.conn.execute(insert(tg), [dict(securable_id=securable_id, column_name="", key=k, value=v) for k, v in tags.items()])
 
     # webhooks ------------------------------------------------------------------------------
     def insert_webhook(self, name: str, securable_id: int | None, events: Sequence[str], url: str, secret: str | None,
@@ -123,8 +138,10 @@ class RegistryStore:
     def enqueue(self, securable_id: int | None, event: str, data: dict[str, Any]) -> int:
         """One outbox row per active webhook on the model (or metastore-wide) subscribed to `event`."""
         w = t.webhooks
-        where = w.c.securable_id.is_(None) if securable_id is None else or_(w.c.securable_id == securable_id, w.c.securable_id.is_(None))
-        hooks = [r for r in self.conn.execute(select(w.c.id, w.c.events).where(where, w.c.status == "ACTIVE")) if event in (r.events or ())]
+        if securable_id not in self._hooks:
+            where = w.c.securable_id.is_(None) if securable_id is None else or_(w.c.securable_id == securable_id, w.c.securable_id.is_(None))
+            self._hooks[securable_id] = list(self.conn.execute(select(w.c.id, w.c.events).where(where, w.c.status == "ACTIVE")))
+        hooks = [r for r in self._hooks[securable_id] if event in (r.events or ())]
         if not hooks:
             return 0
         body, at = payload(event, data), time.time()

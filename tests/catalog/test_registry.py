@@ -116,3 +116,14 @@ def test_bad_gates_are_refused_naming_the_gate(reg) -> None:
         with pytest.raises(InvalidArgument, match=words.replace("(", r"\(").replace(")", r"\)")):
             reg.models.set_gates("main.ml.churn", gates)
     assert reg.models.get_gates("main.ml.churn") == []
+
+
+def test_a_new_promotion_replaces_the_gate_record(reg) -> None:
+    version(reg, 0.9)
+    reg.models.set_gates("main.ml.churn", [{"kind": "signature"}, {"kind": "metric", "metric": "auc", "threshold": 0.5}])
+    reg.models.promote("main.ml.churn", "champ_x", 1)
+    reg.models.set_gates("main.ml.churn", [{"kind": "signature"}])
+    reg.models.promote("main.ml.churn", "champ_x", 1)
+    tags = reg.models.get_model_version_tags("main.ml.churn", 1)
+    assert sorted(k for k in tags if k.startswith("cairn.gate.")) == ["cairn.gate.champ_x.1"]
+    assert [r["gate"] for r in reg.models.get_gate_results("main.ml.churn", 1)] == ["signature present"]
