@@ -207,6 +207,16 @@ class ModelService(Service):
             current = fetch(uow, sid)
             if current.status != "PENDING_REGISTRATION":
                 raise FailedPrecondition(f"model version '{key}' is {current.status}, not PENDING_REGISTRATION")
+            found = _uploaded_facts(current.storage_location)
+            spec = found["feature_spec"] if FEATURE_SPEC not in current.properties else None
+            sig = found["signature"] if SIGNATURE not in current.properties else None
+            if spec is not None or sig is not None:
+                # Uploaded through MLflow's `uc:` registry: the files say what create_model_version was not told.
+                props = {**current.properties, **self._version_facts(sig, spec, None)}
+                inputs = self._training_inputs(uow, spec) if spec is not None else []
+                uow.store.update_securable(sid, uow.principal, properties=props)
+                if inputs and current.run_id:
+                    self._record_lineage(uow, current.run_id, inputs, key)
             uow.store.update_securable(sid, uow.principal, status="READY")
             return fetch(uow, sid)
 
@@ -414,3 +424,29 @@ class FunctionService(Service):
             fn = parse_for(Kind.FUNCTION, name)
             sid = resolve(uow, Kind.FUNCTION, fn.key)
             delete_securable(uow, sid, Kind.FUNCTION, fn.key, cascade=False)
+
+
+def _uploaded_facts(location: str | None) -> dict[str, Any]:
+    """The feature spec (feature_spec.json) and signature (MLmodel) of a version uploaded to local
+    storage, or None for each it does not carry. Malformed files are refused by name."""
+    from pathlib import Path
+
+    out: dict[str, Any] = {"feature_spec": None, "signature": None}
+    if not location or "://" in location and not location.startswith("file://"):
+        return out
+    root = Path(location.removeprefix("file://"))
+    spec, mlmodel = root / "feature_spec.json", root / "MLmodel"
+    try:
+        if spec.is_file():
+            out["feature_spec"] = json.loads(spec.read_text())
+        if mlmodel.is_file():
+            import yaml
+
+            meta = yaml.safe_load(mlmodel.read_text()) or {}
+            sig = meta.get("signature") if isinstance(meta, dict) else None
+            out["signature"] = sig if isinstance(sig, dict) and "inputs" in sig else None
+    except (ValueError, OSError) as exc:
+        raise InvalidArgument(f"the uploaded model's feature_spec.json or MLmodel cannot be read: {exc}") from None
+    except Exception as exc:  # a YAML error
+        raise InvalidArgument(f"the uploaded model's MLmodel is not YAML: {type(exc).__name__}") from None
+    return out

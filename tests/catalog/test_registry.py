@@ -127,3 +127,17 @@ def test_a_new_promotion_replaces_the_gate_record(reg) -> None:
     tags = reg.models.get_model_version_tags("main.ml.churn", 1)
     assert sorted(k for k in tags if k.startswith("cairn.gate.")) == ["cairn.gate.champ_x.1"]
     assert [r["gate"] for r in reg.models.get_gate_results("main.ml.churn", 1)] == ["signature present"]
+
+
+def test_finalize_reads_what_an_mlflow_upload_carries(reg) -> None:
+    from pathlib import Path
+
+    v = reg.models.create_model_version("main.ml.churn", "runs:/r9/model", run_id="r9")  # as MLflow's uc: client does
+    where = Path(reg.models.generate_temporary_credentials("main.ml.churn", 1, "READ_WRITE_MODEL_VERSION").url.removeprefix("file://"))
+    where.mkdir(parents=True)
+    (where / "feature_spec.json").write_text(json.dumps(spec()))
+    (where / "MLmodel").write_text("flavors: {}\nsignature:\n  inputs: '[{\"type\": \"double\", \"name\": \"spend\"}]'\n  outputs: '[]'\n")
+    done = reg.models.finalize_model_version("main.ml.churn", v.version)
+    assert done.status == "READY" and json.loads(done.properties["cairn.feature_spec"]) == spec()
+    assert json.loads(done.properties["cairn.signature"])["inputs"].startswith("[")
+    assert {n.name for n in reg.lineage.get_upstream("model:main.ml.churn/1").nodes} == {"main.ml.feats", "main.ml.labels", "main.ml.raw"}
