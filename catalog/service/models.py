@@ -432,7 +432,7 @@ def _uploaded_facts(location: str | None) -> dict[str, Any]:
     from pathlib import Path
 
     out: dict[str, Any] = {"feature_spec": None, "signature": None}
-    if not location or "://" in location and not location.startswith("file://"):
+    if not location or ("://" in location and not location.startswith("file://")):
         return out
     root = Path(location.removeprefix("file://"))
     spec, mlmodel = root / "feature_spec.json", root / "MLmodel"
