@@ -102,3 +102,15 @@ def test_cli(tmp_path: Path) -> None:
     assert listed == [{"name": "main.ml.churn", "owner": "admin", "aliases": ["prod=1"], "latest": 1}]
     bad = cairn("model", "gates", "set", "main.ml.churn", "auc is great")
     assert bad.returncode == 2 and "cannot read gate" in bad.stderr
+
+
+def test_uc_rest_shows_version_facts(reg: Cairn, metastore: Metastore, live) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from api.server import make_app
+
+    token = reg.tokens.create_token()[0]
+    with live(make_app(metastore)) as url:
+        got = httpx.get(f"{url}/api/2.1/unity-catalog/models/main.ml.churn/versions/2", headers={"Authorization": f"Bearer {token}"}).json()
+    assert got["run_id"] == "r1" and got["training_set"] is None and json.loads(got["signature"]) == {"inputs": "[]"}
+    assert json.loads(got["feature_spec"])["feature_columns"] == ["x"]

@@ -115,3 +115,19 @@ def test_search_is_reproducible_with_nested_trials(admin, setup) -> None:
     children = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{first.run_id}'", search_all_experiments=True)
     assert len(children) == 4
     assert first.metrics["log_loss"] == pytest.approx(min(t["loss"] for t in first.trials))
+
+
+def test_embedded_tracking_store_lives_under_cairn_home(admin, monkeypatch) -> None:
+    import mlflow
+
+    from pipelines.training import tracking as tr
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mlflow.set_tracking_uri(None)
+    home = admin.metastore.settings.home
+    assert tr.tracking_uri(admin) == f"sqlite:///{home / 'mlflow.db'}"
+    exp = mlflow.get_experiment(tr.experiment_id(admin, "churn"))
+    assert exp.artifact_location.startswith((home / "mlartifacts").as_uri())
+    # A URI set through MLflow wins: any tracking store works.
+    mlflow.set_tracking_uri(f"sqlite:///{home / 'other.db'}")
+    assert tr.tracking_uri(admin) == f"sqlite:///{home / 'other.db'}"
