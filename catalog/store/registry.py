@@ -158,15 +158,12 @@ class RegistryStore:
         return [_delivery(r) for r in self.conn.execute(q)]
 
     def any_due(self, now: float) -> bool:
-        d = t.webhook_deliveries
-        q = select(d.c.id).where(d.c.status == "PENDING", d.c.next_attempt_at <= now,
-                                 or_(d.c.claimed_until.is_(None), d.c.claimed_until < now)).limit(1)
-        return self.conn.execute(q).first() is not None
+        return self.conn.execute(select(t.webhook_deliveries.c.id).where(_due(now)).limit(1)).first() is not None
 
     def claim_due(self, now: float, lease: float, limit: int) -> list[tuple[DeliveryRow, WebhookRow]]:
         """Due rows (pending, their time come, not leased to a live sender), leased for `lease` seconds."""
         d = t.webhook_deliveries
-        due = and_(d.c.status == "PENDING", d.c.next_attempt_at <= now, or_(d.c.claimed_until.is_(None), d.c.claimed_until < now))
+        due = _due(now)
         q = select(d.c.id).where(due).order_by(d.c.next_attempt_at, d.c.id).limit(limit)
         if self.conn.dialect.name == "postgresql":
             q = q.with_for_update(skip_locked=True)
@@ -194,6 +191,14 @@ class RegistryStore:
     def pending_count(self) -> int:
         d = t.webhook_deliveries
         return int(self.conn.execute(select(func.count()).select_from(d).where(d.c.status == "PENDING")).scalar_one())
+
+
+def _due(now: float) -> Any:
+    """Pending rows whose time has come, not leased to a live sender, of an active webhook (a disabled
+    one keeps its rows until it is enabled again)."""
+    d, w = t.webhook_deliveries, t.webhooks
+    return and_(d.c.status == "PENDING", d.c.next_attempt_at <= now, or_(d.c.claimed_until.is_(None), d.c.claimed_until < now),
+                d.c.webhook_id.in_(select(w.c.id).where(w.c.status == "ACTIVE")))
 
 
 # secrets -------------------------------------------------------------------------------------
