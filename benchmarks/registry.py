@@ -20,12 +20,12 @@ import base64
 import hashlib
 import hmac
 import json
+import multiprocessing
 import os
 import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -38,7 +38,12 @@ from catalog.service.webhook_delivery import SenderConfig, WebhookSender
 SECRET = "benchmark-secret-0123456789"
 
 
-def receiver(port: int, got: dict[str, float], dups: list[str], bad: list[int]) -> ThreadingHTTPServer:
+def receiver(port: int, log: str) -> None:
+    """The receiver, in a process of its own (as a real one is): verifies each signature, dedupes on
+    the delivery id, and appends `id time` (or `dup id` / `bad`) per request to `log`."""
+    seen: set[str] = set()
+    out = open(log, "a", buffering=1)  # noqa: SIM115 - open for the life of the process
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do
 
@@ -47,16 +52,13 @@ def receiver(port: int, got: dict[str, float], dups: list[str], bad: list[int]) 
             did, ts = self.headers["X-MLflow-Delivery-Id"], self.headers["X-MLflow-Timestamp"]
             want = "v1," + base64.b64encode(hmac.new(SECRET.encode(), f"{did}.{ts}.{body}".encode(), hashlib.sha256).digest()).decode()
             if not hmac.compare_digest(want, self.headers.get("X-MLflow-Signature", "")):
-                bad.append(1)
+                out.write("bad\n")
                 self.send_response(401)
-                self.send_header("Content-Length", "0")
             else:
-                if did in got:
-                    dups.append(did)
-                else:
-                    got[did] = time.time()
+                out.write(f"dup {did}\n" if did in seen else f"{did} {time.time()}\n")
+                seen.add(did)
                 self.send_response(200)
-                self.send_header("Content-Length", "0")
+            self.send_header("Content-Length", "0")
             self.end_headers()
 
         def log_message(self, *a: object) -> None:
@@ -64,8 +66,25 @@ def receiver(port: int, got: dict[str, float], dups: list[str], bad: list[int]) 
 
     srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv
+    out.write(f"up {time.time()}\n")
+    srv.serve_forever()
+
+
+def read_log(log: Path) -> tuple[dict[str, float], list[str], int, float | None]:
+    got: dict[str, float] = {}
+    dups: list[str] = []
+    bad, up = 0, None
+    for line in log.read_text().splitlines() if log.exists() else []:
+        parts = line.split()
+        if parts[0] == "up":
+            up = float(parts[1])
+        elif parts[0] == "bad":
+            bad += 1
+        elif parts[0] == "dup":
+            dups.append(parts[1])
+        elif len(parts) == 2:
+            got[parts[0]] = float(parts[1])
+    return got, dups, bad, up
 
 
 def webhooks(home: Path, events: int, down: float) -> dict[str, object]:
@@ -86,16 +105,19 @@ def webhooks(home: Path, events: int, down: float) -> dict[str, object]:
         c.models.create_model_version("main.ml.churn", "file:///m")
     enqueue_s = time.time() - t0
     time.sleep(max(0.0, down - (time.time() - t0)))
-    got: dict[str, float] = {}
-    dups: list[str] = []
-    bad: list[int] = []
-    up_at = time.time()
-    srv = receiver(port, got, dups, bad)
+    log_path = home / "receiver.log"
+    proc = multiprocessing.get_context("spawn").Process(target=receiver, args=(port, str(log_path)), daemon=True)
+    proc.start()
     deadline = time.time() + 60
+    got: dict[str, float] = {}
     while len(got) < events and time.time() < deadline:
-        time.sleep(0.02)
+        time.sleep(0.05)
+        got, dups, bad, up = read_log(log_path)
     sender.stop()
-    srv.shutdown()
+    proc.terminate()
+    proc.join(5)
+    got, dups, bad, up = read_log(log_path)
+    up_at = up if up is not None else time.time()  # the moment the receiver listens
     log = c.webhooks.list_deliveries(hook.id, None, 1000)
     ids = {d.delivery_id for d in log}
     while len(log) == 1000:
@@ -105,7 +127,7 @@ def webhooks(home: Path, events: int, down: float) -> dict[str, object]:
     ms.close()
     return {
         "events": events, "receiver_down_s": down, "enqueue_ms_per_event": round(enqueue_s / events * 1000, 3),
-        "delivered": len(got), "lost": len(ids - set(got)), "duplicates_past_delivery_id": len(dups), "bad_signatures": len(bad),
+        "delivered": len(got), "lost": len(ids - set(got)), "duplicates_past_delivery_id": len(dups), "bad_signatures": bad,
         "delay_after_up_p50_s": round(statistics.median(delays), 3) if delays else None,
         "delay_after_up_p99_s": round(delays[int(len(delays) * 0.99) - 1 if len(delays) > 1 else 0], 3) if delays else None,
         "delay_after_up_max_s": round(delays[-1], 3) if delays else None,

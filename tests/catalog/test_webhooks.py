@@ -111,7 +111,7 @@ def test_events_are_signed_like_mlflow_and_retried_while_down(reg, metastore) ->
             sender.run_once()
             time.sleep(0.1)
         log = reg.webhooks.list_deliveries(hook.id)
-        assert all(d.status == "PENDING" and d.attempts >= 1 and "ConnectError" in (d.last_error or "") for d in log)
+        assert all(d.status == "PENDING" and d.attempts >= 1 and "ConnectionRefusedError" in (d.last_error or "") for d in log)
         rec.start()
         drain(sender, lambda: len(rec.got) >= 4)
     finally:
