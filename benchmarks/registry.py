@@ -5,7 +5,8 @@ Webhooks: N registry events (model versions created) are written to the outbox w
 down; it comes up after D seconds. Reported: events lost, duplicate deliveries past the delivery id
 (repeats a receiver would drop), and the delay of each delivery after the receiver came up (p50,
 p99, max). Targets: 0 lost, 0 duplicates, p99 <= 1 s (full run: 1,000 events, 10 s down).
-The sender runs with `max_backoff` 0.5 s, so a retry is never more than that away.
+The sender runs with `max_backoff` 0.5 s: a webhook it cannot reach is probed at most that far apart,
+and its whole backlog goes once a probe gets through. The receiver runs in a process of its own.
 
 Promotion: a promotion through four gates (metric, beats the holder, signature, tag), embedded on
 SQLite; target <= 20 ms. Prints one JSON object.

@@ -3,8 +3,9 @@
 Each row is leased before it is sent (`lease` seconds), and marked DELIVERED or rescheduled with
 exponential backoff after. A sender killed mid-way (even with SIGKILL) loses nothing: its leases
 run out and any sender takes the rows again; a row may then arrive twice, under the same delivery id
-(`X-MLflow-Delivery-Id`), which receivers dedupe on. When a webhook answers again, its rows still
-waiting out a backoff are sent at once. Several senders (processes or servers) can share an outbox.
+(`X-MLflow-Delivery-Id`), which receivers dedupe on. A webhook that cannot be reached rests: it is
+probed with one row at a time on an exponential backoff instead of failing its whole backlog on
+every pass, and when it answers again everything waiting for it is sent at once. Several senders (processes or servers) can share an outbox.
 
 Headers: `X-MLflow-Delivery-Id`, `X-MLflow-Timestamp` (unix seconds), and, with a secret,
 `X-MLflow-Signature: v1,<base64 HMAC-SHA256 of "{delivery_id}.{timestamp}.{body}">`.
@@ -60,6 +61,9 @@ class WebhookSender:
         self.runtime = runtime
         self.config = config or SenderConfig()
         self._local = threading.local()  # each worker thread keeps its own keep-alive connections
+        # Webhooks that could not be reached lately: hook id -> (rest until, times in a row). A resting
+        # webhook is probed with one row at a time instead of failing its whole backlog on every pass.
+        self._resting: dict[str, tuple[float, int]] = {}
         self.pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="cairn-webhook")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -73,7 +77,8 @@ class WebhookSender:
             if not RegistryStore(conn).any_due(now):
                 return 0
         with self.runtime.engine.connect() as conn, conn.begin():
-            claimed = RegistryStore(conn).claim_due(now, self.config.lease, self.config.batch)
+            claimed = RegistryStore(conn).claim_due(now, self.config.lease, self.config.batch,
+                                                    {h: until for h, (until, _) in self._resting.items()})
         if not claimed:
             return 0
         results = list(self.pool.map(lambda pair: self._send(*pair), claimed))
@@ -88,6 +93,12 @@ class WebhookSender:
             give_up = time.time() - row.created_at > self.config.give_up_after
             outcomes.append({"rid": row.id, "status": "FAILED" if give_up else "PENDING", "code": status, "error": error, "ms": ms,
                              "next_at": time.time() + delay})
+        unreachable = {hook.id for (_, hook), (ok, status, _e, _m) in zip(claimed, results) if not ok and status is None} - woke
+        for hook_id in woke:
+            self._resting.pop(hook_id, None)
+        for hook_id in unreachable:
+            times = self._resting.get(hook_id, (0.0, 0))[1] + 1
+            self._resting[hook_id] = (time.time() + min(self.config.base_backoff * 2 ** min(times - 1, 30), self.config.max_backoff), times)
         with self.runtime.engine.connect() as conn, conn.begin():
             RegistryStore(conn).finish(outcomes)
             if woke:  # the receiver answers again: what waits out a backoff for it goes now

@@ -160,14 +160,24 @@ class RegistryStore:
     def any_due(self, now: float) -> bool:
         return self.conn.execute(select(t.webhook_deliveries.c.id).where(_due(now)).limit(1)).first() is not None
 
-    def claim_due(self, now: float, lease: float, limit: int) -> list[tuple[DeliveryRow, WebhookRow]]:
-        """Due rows (pending, their time come, not leased to a live sender), leased for `lease` seconds."""
+    def claim_due(self, now: float, lease: float, limit: int, resting: dict[str, float] | None = None) -> list[tuple[DeliveryRow, WebhookRow]]:
+        """Due rows (pending, their time come, not leased to a live sender), leased for `lease` seconds.
+        Webhooks in `resting` (id -> until when; unreachable lately) give none until then, then one
+        row, to probe them."""
         d = t.webhook_deliveries
         due = _due(now)
+        resting = resting or {}
         q = select(d.c.id).where(due).order_by(d.c.next_attempt_at, d.c.id).limit(limit)
+        if resting:
+            q = q.where(d.c.webhook_id.notin_(list(resting)))
         if self.conn.dialect.name == "postgresql":
             q = q.with_for_update(skip_locked=True)
         ids = list(self.conn.execute(q).scalars())
+        for hook in [h for h, until in resting.items() if until <= now]:
+            probe = select(d.c.id).where(due, d.c.webhook_id == hook).order_by(d.c.next_attempt_at, d.c.id).limit(1)
+            if self.conn.dialect.name == "postgresql":
+                probe = probe.with_for_update(skip_locked=True)
+            ids += list(self.conn.execute(probe).scalars())
         if not ids:
             return []
         self.conn.execute(update(d).where(d.c.id.in_(ids), due).values(claimed_until=now + lease))
