@@ -361,6 +361,9 @@ cli.add_command(lineage)
 cli.add_command(serve)
 cli.add_command(token)
 cli.add_command(features)
+from api.models_cli import model  # noqa: E402
+
+cli.add_command(model)
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ from api.graphql import execute, may_be_long
 from api.handler import Handler
 from api.http import MAX_BODY, MAX_GRAPHQL_BODY
 from api.metrics import Metrics
-from catalog.client import Cairn, Metastore
+from catalog.client import Cairn, Metastore, start_webhook_sender
 from catalog.entities import Source
 
 __all__ = ["GRAPHIQL", "GRAPHIQL_DIR", "GRAPHIQL_FILES", "app_from_env", "make_app", "serve"]
@@ -99,6 +99,7 @@ def serve(metastore: Metastore, host: str = "127.0.0.1", port: int = 8080, worke
     if workers <= 1:
         app = make_app(metastore)
         settle()
+        start_webhook_sender(metastore)  # registry webhooks leave from the outbox while the server runs
         uvicorn.run(app, host=host, port=port, log_level="warning")
         return
     import multiprocessing
@@ -110,6 +111,7 @@ def serve(metastore: Metastore, host: str = "127.0.0.1", port: int = 8080, worke
     os.environ["CAIRN_HOME"] = str(metastore.settings.home)
     os.environ["CAIRN_METASTORE_URL"] = metastore.settings.metastore_url
     metastore.close()
+    start_webhook_sender(metastore)  # one sender, in this process (its engine reconnects on use)
     spawn = multiprocessing.get_context("spawn")
     channels, procs = [], []
     for _ in range(workers):

@@ -112,7 +112,9 @@ def version_json(s: Any) -> dict[str, Any]:
     cat, sch, name = model.split(".")
     return {"model_name": name, "catalog_name": cat, "schema_name": sch, "version": s.version, "source": s.source, "run_id": s.run_id,
             "status": s.status, "storage_location": uri(s.storage_location), "id": str(s.id), "comment": s.comment,
-            "created_at": ms(s.created_at), "created_by": s.created_by, "updated_at": ms(s.updated_at), "updated_by": s.updated_by}
+            "created_at": ms(s.created_at), "created_by": s.created_by, "updated_at": ms(s.updated_at), "updated_by": s.updated_by,
+            # Cairn's own facts (MLflow's UC client ignores unknown fields): JSON text, or null.
+            **{k: s.properties.get(f"cairn.{k}") for k in ("signature", "feature_spec", "training_set")}}
 
 
 def location_json(s: Any) -> dict[str, Any]:
@@ -172,7 +174,8 @@ SHAPES: dict[str, Any] = {
     "table": {**_ENTITY, "table_type": str, "storage_location": str, "view_definition": str, "data_source_format": str, "columns": [_COLUMN]},
     "function": {"function_info": {**_ENTITY, "routine_definition": str, "full_data_type": str, "data_type": str, "routine_body": str,
                                    "input_params": {"parameters": [_COLUMN]}}},
-    "version": {"model_name": str, "catalog_name": str, "schema_name": str, "source": str, "run_id": str, "comment": str},
+    "version": {"model_name": str, "catalog_name": str, "schema_name": str, "source": str, "run_id": str, "comment": str,
+                "signature": dict, "feature_spec": dict},
     "comment": {"comment": str},
     "permissions": {"changes": [{"principal": str, "add": [str], "remove": [str]}]},
     "table_credentials": {"table_id": str, "operation": str},
@@ -308,7 +311,8 @@ def routes(handler: Any) -> list[Route]:
 
     def create_version(c: Any, r: Request, b: Any) -> Any:
         full = f"{_need(b, 'catalog_name')}.{_need(b, 'schema_name')}.{_need(b, 'model_name')}"
-        return version_json(c.models.create_model_version(full, _need(b, "source"), b.get("run_id"), b.get("comment")))
+        return version_json(c.models.create_model_version(full, _need(b, "source"), b.get("run_id"), b.get("comment"),
+                                                          signature=b.get("signature"), feature_spec=b.get("feature_spec")))
 
     def list_versions(c: Any, r: Request, b: Any) -> Any:
         return page(c.models.list_model_versions(r.path_params["name"], r.query_params.get("page_token"), _int(r, "max_results")),

@@ -17,6 +17,7 @@ from catalog.entities import Context, Source
 from catalog.errors import InvalidArgument, Unavailable
 from catalog.runtime import Runtime
 from catalog.service.tokens import audit_refused, identify
+from catalog.service.webhook_delivery import WebhookSender, start_sender
 from catalog.services import Services
 from catalog.sql.parsing import SqlResult
 from catalog.sql.shim import SqlService
@@ -82,3 +83,8 @@ class Cairn(Services):
 def connect(home: str | Path | None = None, url: str | None = None, principal: str | None = None) -> Cairn:
     """Open the metastore and return a client acting as `principal` (or `CAIRN_PRINCIPAL`)."""
     return Metastore.open(home, url).as_principal(principal)
+
+
+def start_webhook_sender(metastore: Metastore) -> WebhookSender | None:
+    """Start delivering registry webhooks from the outbox in the background (what `cairn serve` runs)."""
+    return start_sender(metastore)

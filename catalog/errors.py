@@ -55,3 +55,11 @@ class Unavailable(CairnError):
 
 class Internal(CairnError):
     code = "INTERNAL"
+
+
+class PromotionRefused(FailedPrecondition):
+    """A promotion whose gates did not all pass; `results` holds every gate's result."""
+
+    def __init__(self, message: str, results: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.results = results or []

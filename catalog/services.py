@@ -14,6 +14,7 @@ from catalog.privileges import Kind
 from catalog.runtime import Runtime
 from catalog.service.audit import AuditService
 from catalog.service.data import TableDataService
+from catalog.service.gates import ModelGates
 from catalog.service.grants import GrantService
 from catalog.service.locations import ExternalLocationService, StorageCredentialService
 from catalog.service.models import FunctionService, ModelService
@@ -22,7 +23,12 @@ from catalog.service.principals import PrincipalService
 from catalog.service.tables import TableService
 from catalog.service.tags import TagService
 from catalog.service.tokens import TokenService
+from catalog.service.webhooks import WebhookService
 from lineage.service import LineageService
+
+
+class Models(ModelService, ModelGates):
+    """Registered models and their versions, with promotion gates: `cairn.models`."""
 
 
 class Services:
@@ -37,13 +43,14 @@ class Services:
         self.storage_credentials = StorageCredentialService(metastore, ctx)
         self.external_locations = ExternalLocationService(metastore, ctx)
         self.data = TableDataService(metastore, ctx)
-        self.models = ModelService(metastore, ctx)
+        self.models = Models(metastore, ctx)
         self.functions = FunctionService(metastore, ctx)
         self.principals = PrincipalService(metastore, ctx)
         self.grants = GrantService(metastore, ctx)
         self.tags = TagService(metastore, ctx)
         self.audit = AuditService(metastore, ctx)
         self.tokens = TokenService(metastore, ctx)
+        self.webhooks = WebhookService(metastore, ctx)
         self.lineage = LineageService(metastore, ctx)
 
     @property

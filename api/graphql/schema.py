@@ -1,7 +1,7 @@
 """The schema: the root Query and Mutation, each assembled from a list of mixins.
 
 Adding an area's fields is one line: its `graphene.ObjectType` mixin in QUERIES or MUTATIONS (for
-instance `api/graphql_models.py`'s query and mutation classes). Root field names must not collide.
+instance `api/graphql/models.py`'s query and mutation classes). Root field names must not collide.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import graphene
 
 from api.graphql.features import FeatureQuery
+from api.graphql.models import ModelMutation, ModelQuery
 from api.graphql.mutations import CatalogMutation
 from api.graphql.query import CatalogQuery
 from api.graphql.types import Catalog, ExternalLocation, Function, ModelVersion, RegisteredModel, Schema, StorageCredential, Table
@@ -16,9 +17,11 @@ from api.graphql.types import Catalog, ExternalLocation, Function, ModelVersion,
 QUERIES: tuple[type, ...] = (
     CatalogQuery,
     FeatureQuery,
+    ModelQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     CatalogMutation,
+    ModelMutation,
 )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import graphene
 
+from api.graphql.models import ModelVersionFields, RegisteredModelFields
 from api.graphql.paging import connection, connection_of, ctx, page
 
 
@@ -126,7 +127,7 @@ class Function(graphene.ObjectType):
         return list(self.columns)  # type: ignore[attr-defined]
 
 
-class ModelVersion(graphene.ObjectType):
+class ModelVersion(ModelVersionFields, graphene.ObjectType):
     class Meta:
         interfaces = (Securable,)
 
@@ -144,7 +145,7 @@ class Alias(graphene.ObjectType):
     version = graphene.Int(required=True)
 
 
-class RegisteredModel(graphene.ObjectType):
+class RegisteredModel(RegisteredModelFields, graphene.ObjectType):
     class Meta:
         interfaces = (Securable,)
 

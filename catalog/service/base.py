@@ -244,6 +244,9 @@ class UnitOfWork:
                     self._audit_apart(AuditResult.FAILED, "INTERNAL", "no authorization decision was recorded")
                     raise Internal(f"{self.action} made no authorization decision (request id {self.request_id})")
                 if self.write:
+                    nested, self.pending = self.pending, []
+                    for apply in nested:
+                        apply(self.store)
                     self._audit(self.store, AuditResult.ALLOWED, None, None)
                     self._release(commit=True)
                 else:
@@ -340,6 +343,11 @@ class UnitOfWork:
 
         with translated():
             self.audit_log.write(work, conn)
+
+    def with_audit(self, work: Callable[[MetastoreStore], None]) -> None:
+        """Apply `work` in the transaction of this call's audit row, whatever the outcome (a refused
+        call's own record, such as the event announcing the refusal)."""
+        self.pending.append(work)
 
     # authorization decisions ---------------------------------------------------------------
     @property

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,8 +28,18 @@ from catalog.service.common import (
     visible_children,
 )
 from catalog.store.metastore import now
+from catalog.store.registry import RegistryStore
 
 VERSION_STATUSES = ("PENDING_REGISTRATION", "READY", "FAILED_REGISTRATION")
+# Facts a model version keeps in its properties (set by the service, never by users).
+SIGNATURE = "cairn.signature"
+FEATURE_SPEC = "cairn.feature_spec"
+TRAINING_SET = "cairn.training_set"
+MAX_SPEC_BYTES = 256 * 1024
+GATE_TAG_PREFIX = "cairn.gate."
+RESERVED_TAG_PREFIX = "cairn."  # the registry's own version tags: gate results, who set a tag
+SETTER_TAG = "cairn.setter."
+RUN_METRICS = "cairn.run_metrics"
 
 
 def version_key(model: str, version: int) -> str:
@@ -47,6 +59,8 @@ class ModelService(Service):
             )
             location = self.metastore.managed_location(fn.catalog, fn.schema, model.id, kind="models")
             uow.store.update_securable(model.id, uow.principal, storage_location=location)
+            RegistryStore(uow.conn).enqueue(model.id, "registered_model.created",
+                                            {"name": fn.key, "tags": {}, "description": model.comment})
             return fetch(uow, model.id)
 
     def get_registered_model(self, name: str) -> Securable:
@@ -77,10 +91,20 @@ class ModelService(Service):
             delete_securable(uow, sid, Kind.MODEL, fn.key, cascade=True)
 
     # versions ------------------------------------------------------------------------------
-    def create_model_version(self, model: str, source: str, run_id: str | None = None, comment: str | None = None) -> Securable:
+    def create_model_version(
+        self, model: str, source: str, run_id: str | None = None, comment: str | None = None,
+        signature: dict[str, Any] | str | None = None, feature_spec: dict[str, Any] | None = None,
+        metrics: dict[str, float] | None = None,
+    ) -> Securable:
         """Add version N+1 in PENDING_REGISTRATION with a storage location to upload to.
 
-        Needs ownership or MANAGE on the registered model (and usage on its containers).
+        `signature` (MLflow's signature dict), `feature_spec` (the model's feature_spec.json) and
+        `metrics` (its run's metrics, which metric gates read) are kept as the version's properties
+        `cairn.signature`, `cairn.feature_spec` and `cairn.run_metrics`. With a feature
+        spec and a run, lineage is recorded in the same transaction: the training set's tables (the
+        saved training set, or the label and feature tables, at their Delta versions) feed the
+        version through the MLflow run (a lineage run of that id). Needs ownership or MANAGE on the
+        registered model (and usage on its containers), and sight of every table the spec names.
         """
         with self._uow("create_model_version", Kind.MODEL, display(model), source=source, run_id=run_id) as uow:
             fn = parse_for(Kind.MODEL, model)
@@ -88,17 +112,92 @@ class ModelService(Service):
             uow.require_manage(mid, Kind.MODEL, fn.key, "add versions to")
             if not source or not isinstance(source, str):
                 raise InvalidArgument("a model version needs a source (the artifact URI it was logged at)")
+            if run_id is not None and (not isinstance(run_id, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", run_id)):
+                raise InvalidArgument(f"run_id {run_id!r} must be 1 to 64 letters, digits, '_' or '-'")
+            props = self._version_facts(signature, feature_spec, metrics)
+            inputs = self._training_inputs(uow, feature_spec) if feature_spec is not None else []
             parent = fetch(uow, mid)
             # The model keeps a counter, so a number is never reused after a version is deleted.
             number = (parent.version or 0) + 1
             uow.store.update_securable(mid, uow.principal, version=number)
             version = uow.store.insert_securable(
                 Kind.MODEL_VERSION, mid, f"{number:010d}", version_key(fn.key, number), uow.principal, uow.principal,
-                validate_comment(comment), None,
+                validate_comment(comment), props or None,
                 dict(version=number, status="PENDING_REGISTRATION", source=source, run_id=run_id,
                      storage_location=f"{parent.storage_location}/versions/{number}"),
             )
+            if inputs and run_id:
+                self._record_lineage(uow, run_id, inputs, version_key(fn.key, number))
+            RegistryStore(uow.conn).enqueue(mid, "model_version.created", {
+                "name": fn.key, "version": str(number), "source": source, "run_id": run_id, "tags": {}, "description": version.comment})
             return version
+
+    @staticmethod
+    def _version_facts(signature: dict[str, Any] | str | None, feature_spec: dict[str, Any] | None,
+                       metrics: dict[str, float] | None) -> dict[str, str]:
+        props: dict[str, str] = {}
+        if metrics is not None:
+            if not isinstance(metrics, dict) or len(metrics) > 1000 or not all(
+                    isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in metrics.items()):
+                raise InvalidArgument("metrics must map metric names to numbers (the run's metrics)")
+            props[RUN_METRICS] = json.dumps({k: float(v) for k, v in metrics.items()}, sort_keys=True)
+        if signature is not None:
+            text = signature if isinstance(signature, str) else json.dumps(signature, sort_keys=True)
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                raise InvalidArgument("signature must be MLflow's signature as a mapping (or its JSON)") from None
+            if not isinstance(parsed, dict) or "inputs" not in parsed:
+                raise InvalidArgument("signature must be MLflow's signature: a mapping with 'inputs' (and 'outputs')")
+            props[SIGNATURE] = text
+        if feature_spec is not None:
+            if not isinstance(feature_spec, dict):
+                raise InvalidArgument("feature_spec must be a mapping (the model's feature_spec.json)")
+            for key, kind in (("feature_tables", list), ("lookups", list), ("input_columns", list), ("feature_columns", list)):
+                if not isinstance(feature_spec.get(key, []), kind):
+                    raise InvalidArgument(f"feature_spec.{key} must be a list")
+            text = json.dumps(feature_spec, sort_keys=True, default=str)
+            if len(text) > MAX_SPEC_BYTES:
+                raise InvalidArgument(f"feature_spec is {len(text):,} bytes; the limit is {MAX_SPEC_BYTES:,}")
+            props[FEATURE_SPEC] = text
+            table = feature_spec.get("training_set_table")
+            if table:
+                props[TRAINING_SET] = str(table)
+        return props
+
+    @staticmethod
+    def _training_inputs(uow: Any, spec: dict[str, Any]) -> list[tuple[str, int | None]]:
+        """The tables a model version learned from, each checked visible to the caller."""
+        saved = spec.get("training_set_table")
+        if saved:
+            wanted: list[tuple[str, int | None]] = [(str(saved), None)]
+        else:
+            label = spec.get("label_source") or {}
+            wanted = ([(str(label["table"]), label.get("version"))] if label.get("table") else []) + \
+                [(str(f["table"]), f.get("version")) for f in spec.get("feature_tables", []) if isinstance(f, dict) and f.get("table")]
+        out = []
+        for table, version in wanted:
+            key = parse_for(Kind.TABLE, table).key
+            sid = resolve(uow, Kind.TABLE, key)
+            uow.require_visible(sid, Kind.TABLE, key)
+            if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
+                raise InvalidArgument(f"feature_spec gives version {version!r} for '{key}'; a Delta version is a non-negative integer")
+            out.append((key, version))
+        return out
+
+    @staticmethod
+    def _record_lineage(uow: Any, run_id: str, inputs: list[tuple[str, int | None]], version: str) -> None:
+        """training tables -> model version, the edges carrying the MLflow run (a lineage run of its id)."""
+        from lineage.recording import record_edges
+        from lineage.store import LineageStore
+
+        store = LineageStore(uow.conn)
+        run = store.get_run(run_id)
+        if run is None:
+            store.upsert_run(run_id, "mlflow", "mlflow_run", "COMPLETE", uow.principal, {"mlflow_run_id": run_id})
+        elif run.principal != uow.principal:
+            raise uow.refuse(FailedPrecondition(f"run '{run_id}' belongs to another principal; lineage is recorded by the run's own principal"))
+        record_edges(store, run_id, inputs, [(f"model:{version}", None)])
 
     def finalize_model_version(self, model: str, version: int) -> Securable:
         """Mark an uploaded version READY. Needs ownership or MANAGE on the registered model."""
@@ -108,6 +207,16 @@ class ModelService(Service):
             current = fetch(uow, sid)
             if current.status != "PENDING_REGISTRATION":
                 raise FailedPrecondition(f"model version '{key}' is {current.status}, not PENDING_REGISTRATION")
+            found = _uploaded_facts(current.storage_location)
+            spec = found["feature_spec"] if FEATURE_SPEC not in current.properties else None
+            sig = found["signature"] if SIGNATURE not in current.properties else None
+            if spec is not None or sig is not None:
+                # Uploaded through MLflow's `uc:` registry: the files say what create_model_version was not told.
+                props = {**current.properties, **self._version_facts(sig, spec, None)}
+                inputs = self._training_inputs(uow, spec) if spec is not None else []
+                uow.store.update_securable(sid, uow.principal, properties=props)
+                if inputs and current.run_id:
+                    self._record_lineage(uow, current.run_id, inputs, key)
             uow.store.update_securable(sid, uow.principal, status="READY")
             return fetch(uow, sid)
 
@@ -130,6 +239,54 @@ class ModelService(Service):
             uow.require_manage(sid, Kind.MODEL_VERSION, key, "alter")
             uow.store.update_securable(sid, uow.principal, comment=validate_comment(comment))
             return fetch(uow, sid)
+
+    def set_model_version_tag(self, model: str, version: int, key: str, value: str) -> Securable:
+        """Set a tag on a version (MLflow's `set_model_version_tag`). Needs APPLY TAG on the model
+        version (inherited from the model), ownership or MANAGE. Who set it is kept beside it
+        (`cairn.setter.<key>`), for approval gates; keys starting `cairn.` are the registry's own."""
+        with self._uow("set_model_version_tag", Kind.MODEL_VERSION, f"{display(model)}/{version}", key=key, value=value) as uow:
+            sid, vkey = self._version(uow, model, version)
+            uow.name = vkey  # canonical, as the audit log names versions
+            uow.require_tagging(sid, Kind.MODEL_VERSION, vkey)
+            key, value = self._tag(key, value)
+            if key.startswith(RESERVED_TAG_PREFIX):
+                raise InvalidArgument(f"tags starting '{RESERVED_TAG_PREFIX}' are the registry's own (gate results, tag setters)")
+            uow.store.set_tag(sid, "", key, value)
+            uow.store.set_tag(sid, "", SETTER_TAG + key, uow.principal)
+            RegistryStore(uow.conn).enqueue(uow.authz.chain(sid)[1].id, "model_version_tag.set",
+                                            {"name": vkey.rsplit("/", 1)[0], "version": str(version), "key": key, "value": value})
+            return fetch(uow, sid)
+
+    def delete_model_version_tag(self, model: str, version: int, key: str) -> Securable:
+        """Remove a version's tag. Needs APPLY TAG on the model version, ownership or MANAGE."""
+        with self._uow("delete_model_version_tag", Kind.MODEL_VERSION, f"{display(model)}/{version}", key=key) as uow:
+            sid, vkey = self._version(uow, model, version)
+            uow.require_tagging(sid, Kind.MODEL_VERSION, vkey)
+            key, _ = self._tag(key, "")
+            if key.startswith(RESERVED_TAG_PREFIX):
+                raise InvalidArgument(f"tags starting '{RESERVED_TAG_PREFIX}' are the registry's own (gate results, tag setters)")
+            uow.store.unset_tag(sid, "", SETTER_TAG + key)
+            if not uow.store.unset_tag(sid, "", key):
+                raise NotFound(f"model version '{vkey}' has no tag '{key}'")
+            RegistryStore(uow.conn).enqueue(uow.authz.chain(sid)[1].id, "model_version_tag.deleted",
+                                            {"name": vkey.rsplit("/", 1)[0], "version": str(version), "key": key})
+            return fetch(uow, sid)
+
+    def get_model_version_tags(self, model: str, version: int) -> dict[str, str]:
+        """A version's tags, key -> value (gate results included)."""
+        with self._uow("get_model_version_tags", Kind.MODEL_VERSION, f"{display(model)}/{version}", write=False) as uow:
+            sid, vkey = self._version(uow, model, version)
+            uow.require_visible(sid, Kind.MODEL_VERSION, vkey)
+            return {t.key: t.value for t in uow.store.tags_for([fetch(uow, sid)])[sid] if not t.column}
+
+    @staticmethod
+    def _tag(key: Any, value: Any) -> tuple[str, str]:
+        if not isinstance(key, str) or not key.strip() or len(key) > 240:
+            raise InvalidArgument(f"tag key {key!r} must be a non-empty string of at most 240 characters")
+        value = "" if value is None else str(value)
+        if len(value) > 1000:
+            raise InvalidArgument(f"tag '{key}': the value is longer than 1000 characters")
+        return key.strip(), value
 
     def delete_model_version(self, model: str, version: int) -> None:
         with self._uow("delete_model_version", Kind.MODEL_VERSION, f"{display(model)}/{version}") as uow:
@@ -166,6 +323,7 @@ class ModelService(Service):
             aliases = dict(fetch(uow, mid).aliases)
             aliases[name] = int(version)
             uow.store.update_securable(mid, uow.principal, aliases=aliases)
+            RegistryStore(uow.conn).enqueue(mid, "model_version_alias.created", {"name": fn.key, "alias": name, "version": str(version)})
             return fetch(uow, mid)
 
     def delete_alias(self, model: str, alias: str) -> Securable:
@@ -177,6 +335,7 @@ class ModelService(Service):
             if aliases.pop(self._alias_name(alias), None) is None:
                 raise NotFound(f"registered model '{fn.key}' has no alias '{alias}'")
             uow.store.update_securable(mid, uow.principal, aliases=aliases)
+            RegistryStore(uow.conn).enqueue(mid, "model_version_alias.deleted", {"name": fn.key, "alias": self._alias_name(alias)})
             return fetch(uow, mid)
 
     def get_version_by_alias(self, model: str, alias: str) -> Securable:
@@ -265,3 +424,29 @@ class FunctionService(Service):
             fn = parse_for(Kind.FUNCTION, name)
             sid = resolve(uow, Kind.FUNCTION, fn.key)
             delete_securable(uow, sid, Kind.FUNCTION, fn.key, cascade=False)
+
+
+def _uploaded_facts(location: str | None) -> dict[str, Any]:
+    """The feature spec (feature_spec.json) and signature (MLmodel) of a version uploaded to local
+    storage, or None for each it does not carry. Malformed files are refused by name."""
+    from pathlib import Path
+
+    out: dict[str, Any] = {"feature_spec": None, "signature": None}
+    if not location or ("://" in location and not location.startswith("file://")):
+        return out
+    root = Path(location.removeprefix("file://"))
+    spec, mlmodel = root / "feature_spec.json", root / "MLmodel"
+    try:
+        if spec.is_file():
+            out["feature_spec"] = json.loads(spec.read_text())
+        if mlmodel.is_file():
+            import yaml
+
+            meta = yaml.safe_load(mlmodel.read_text()) or {}
+            sig = meta.get("signature") if isinstance(meta, dict) else None
+            out["signature"] = sig if isinstance(sig, dict) and "inputs" in sig else None
+    except (ValueError, OSError) as exc:
+        raise InvalidArgument(f"the uploaded model's feature_spec.json or MLmodel cannot be read: {exc}") from None
+    except Exception as exc:  # a YAML error
+        raise InvalidArgument(f"the uploaded model's MLmodel is not YAML: {type(exc).__name__}") from None
+    return out

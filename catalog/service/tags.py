@@ -9,6 +9,7 @@ from catalog.errors import InvalidArgument
 from catalog.privileges import Kind
 from catalog.service.common import Service, display, fetch, locate
 
+REGISTRY_TAG_PREFIX = "cairn."  # on model versions: gate results and tag setters, written by the model service
 TAGGABLE = (Kind.CATALOG, Kind.SCHEMA, Kind.TABLE, Kind.MODEL, Kind.MODEL_VERSION)
 
 
@@ -56,11 +57,18 @@ class TagService(Service):
             col = column.lower()
             if col not in {c.name for c in fetch(uow, sid).columns}:
                 raise InvalidArgument(f"table '{key}' has no column '{column}'")
+        if kind is Kind.MODEL_VERSION:
+            reserved = sorted(k for k in tags if k.startswith(REGISTRY_TAG_PREFIX))
+            if reserved:
+                raise InvalidArgument(f"tag key(s) {reserved} are the registry's own (promotions, approvals); set version tags with "
+                                      "models.set_model_version_tag")
         for k, v in tags.items():
             if set_them:
                 uow.store.set_tag(sid, col, k, v)
             else:
                 uow.store.unset_tag(sid, col, k)
+            if kind is Kind.MODEL_VERSION:  # changed here, the tag no longer carries who set it (approvals need that)
+                uow.store.unset_tag(sid, col, f"{REGISTRY_TAG_PREFIX}setter.{k}")
         return uow.store.tags_for([fetch(uow, sid)])[sid]
 
     def list_tags_many(self, securables: list[Any]) -> dict[int, list[Tag]]:

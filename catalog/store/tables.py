@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -169,4 +170,56 @@ storage_paths = Table(
     Column("securable_id", Id, ForeignKey("securables.id", ondelete="CASCADE"), primary_key=True),
     Column("kind", String(32), nullable=False),
     Column("path", String(2000), nullable=False, unique=True),
+)
+
+# Promotion gates of a registered model (catalog/gates.py defines their shapes), one row per model.
+model_gates = Table(
+    "model_gates",
+    metadata,
+    Column("securable_id", Id, ForeignKey("securables.id", ondelete="CASCADE"), primary_key=True),
+    Column("gates", JSON, nullable=False, default=list),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(255), nullable=False),
+)
+
+# Registry webhooks: on one registered model, or metastore-wide (securable_id NULL). The secret is
+# kept encrypted (it signs every delivery, so a hash would not do) and is never returned.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("securable_id", Id, ForeignKey("securables.id", ondelete="CASCADE")),
+    Column("events", JSON, nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("secret", Text),
+    Column("status", String(16), nullable=False),
+    Column("description", Text),
+    Column("owner", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_webhooks_securable", "securable_id"),
+)
+
+# The outbox: one row per (event, webhook), written in the transaction of the change it announces,
+# and the delivery log (attempts, status, latency) once sent. Times are epoch seconds.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(36), nullable=False, unique=True),
+    Column("webhook_id", String(32), ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("status", String(16), nullable=False),  # PENDING | DELIVERED | FAILED
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("claimed_until", Float),
+    Column("delivered_at", Float),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("latency_ms", Float),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+    sqlite_autoincrement=True,
 )

@@ -55,6 +55,7 @@ class TrainingSet:
     df_types: dict[str, str]
     spark_df: Any = None
     function_defs: dict[str, Any] = field(default_factory=dict)
+    saved_as: str | None = None  # the catalog table `save` wrote it to (a model's lineage starts there)
 
     # construction ----------------------------------------------------------------------------
     @classmethod
@@ -291,4 +292,5 @@ class TrainingSet:
             cairn.lineage.complete_run(run, "FAIL")
             raise
         cairn.lineage.complete_run(run)
+        self.saved_as = table.full_name
         return cairn.tables.get_table(table.full_name)

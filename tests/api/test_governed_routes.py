@@ -97,6 +97,7 @@ def test_every_graphql_field_is_governed(metastore: Metastore, world: dict[str, 
         "storageCredential": '{ storageCredential(name: "cred") { name } }',
         "featureTable": '{ featureTable(name: "main.s.t") { name } }',
         "trainingSet": '{ trainingSet(name: "main.s.t") { name } }',
+        "webhooks": "{ webhooks { id } }",
     }
     mutations = {
         "createCatalog": 'mutation { createCatalog(name: "x") { name } }',
@@ -111,6 +112,10 @@ def test_every_graphql_field_is_governed(metastore: Metastore, world: dict[str, 
         "sql": 'mutation { sql(statement: "SELECT * FROM main.s.t") { rows } }',
         "createStorageCredential": 'mutation { createStorageCredential(name: "x") { name } }',
         "createExternalLocation": 'mutation { createExternalLocation(name: "x", url: "s3://bucket/x") { name } }',
+        "setModelGates": 'mutation { setModelGates(model: "main.s.m", gates: [{kind: "signature"}]) { kind } }',
+        "promoteModelVersion": 'mutation { promoteModelVersion(model: "main.s.m", alias: "champion", version: 1) { promoted } }',
+        "createWebhook": 'mutation { createWebhook(name: "w", url: "https://example.com/h", events: ["model_version.created"], model: "main.s.m") { id } }',
+        "deleteWebhook": 'mutation { deleteWebhook(id: "nope") }',
     }
     assert set(queries) == set(schema.graphql_schema.query_type.fields)
     assert set(mutations) == set(schema.graphql_schema.mutation_type.fields)
@@ -121,6 +126,8 @@ def test_every_graphql_field_is_governed(metastore: Metastore, world: dict[str, 
             assert res["data"]["lineageEdges"] == [], field
         elif field == "principals":
             assert {e["node"]["name"] for e in res["data"]["principals"]["edges"]} >= {"nobody"}, field  # a directory, open to all as in Databricks
+        elif field == "webhooks":
+            assert res["data"]["webhooks"] == [], field
         elif field in ("externalLocations", "storageCredentials"):
             assert res["data"][field]["edges"] == [], field
         elif field in ("catalogs", "auditEvents", "search"):

@@ -45,6 +45,14 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
         "get_model_version": ("c.s.m", 1), "list_model_versions": ("c.s.m",), "update_model_version": ("c.s.m", 1, "x"),
         "delete_model_version": ("c.s.m", 1), "generate_temporary_credentials": ("c.s.m", 1),
         "set_alias": ("c.s.m", "champion", 1), "delete_alias": ("c.s.m", "champion"), "get_version_by_alias": ("c.s.m", "champion"),
+        "set_model_version_tag": ("c.s.m", 1, "k", "v"), "delete_model_version_tag": ("c.s.m", 1, "k"),
+        "get_model_version_tags": ("c.s.m", 1), "set_gates": ("c.s.m", []), "get_gates": ("c.s.m",),
+        "get_gate_results": ("c.s.m", 1), "evaluate_gates": ("c.s.m", "champion", 1), "promote": ("c.s.m", "champion", 1),
+    },
+    "webhooks": {
+        "create_webhook": ("w", "https://example.com/hook", ["model_version.created"], "c.s.m"), "list_webhooks": (),
+        "get_webhook": ("hook-of-admin",), "update_webhook": ("hook-of-admin", None, None, "DISABLED"),
+        "delete_webhook": ("hook-of-admin",), "list_deliveries": ("hook-of-admin",),
     },
     "functions": {
         "create_function": ("c.s.f2", "1", "int"), "get_function": ("c.s.f",), "list_functions": ("c", "s"),
@@ -87,7 +95,7 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
 
 # Open to every known principal, as in Databricks: directory lookups and filtered lists.
 OPEN = {"request", "statement", "list_catalogs", "get_principal", "list_principals", "list_members", "list_groups_of", "list_events", "start_run", "extract_sql", "list_edges", "list_tokens", "list_tags_many", "list_grants_many",
-        "history_many", "get_effective_privileges_many", "list_storage_credentials", "list_external_locations"}
+        "history_many", "get_effective_privileges_many", "list_storage_credentials", "list_external_locations", "list_webhooks"}
 
 # The audit log's count ("showing 100 of 2,345") is open like its listing, and as filtered.
 CALLS["audit"]["count_events"] = ()
@@ -108,7 +116,7 @@ def test_every_public_method_is_listed(admin: Cairn) -> None:
         assert public_methods(getattr(admin, attr)) == set(calls), attr
 
 
-def test_every_method_is_governed_and_audited(metastore: Metastore, admin: Cairn) -> None:
+def test_every_method_is_governed_and_audited(metastore: Metastore, admin: Cairn, monkeypatch: pytest.MonkeyPatch) -> None:
     admin.principals.create_user("nobody")
     admin.principals.create_user("other")
     admin.principals.create_group("g")
@@ -135,6 +143,10 @@ def test_every_method_is_governed_and_audited(metastore: Metastore, admin: Cairn
     CALLS["data"]["history_many"] = ([admin.tables.get_table("c.s.t")],)
     CALLS["grants"]["get_effective_privileges_many"] = ([admin.tables.get_table("c.s.t")],)
     CALLS["tokens"]["revoke_token"] = (admin.tokens.create_token("other")[1].token_id,)
+    monkeypatch.setenv("CAIRN_WEBHOOK_ALLOW_PRIVATE", "1")  # no DNS in tests; the URL check is tested on its own
+    hook = admin.webhooks.create_webhook("mine", "https://example.com/h", ["model_version.created"], "c.s.m").id
+    for m in ("get_webhook", "update_webhook", "delete_webhook", "list_deliveries"):
+        CALLS["webhooks"][m] = (hook, *CALLS["webhooks"][m][1:])
     nobody = metastore.as_principal("nobody")
 
     def audit_count() -> list[tuple[str, str]]:
@@ -158,7 +170,7 @@ def test_every_method_is_governed_and_audited(metastore: Metastore, admin: Cairn
             else:
                 assert method in OPEN, f"{attr}.{method} let a principal without privileges through"
                 outcome = "ALLOWED"
-                if method in ("list_catalogs", "list_storage_credentials", "list_external_locations"):
+                if method in ("list_catalogs", "list_storage_credentials", "list_external_locations", "list_webhooks"):
                     assert list(result) == []
                 if method == "list_events":
                     assert {e.principal for e in result} == {"nobody"}

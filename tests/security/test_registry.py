@@ -1,0 +1,99 @@
+"""Attacks on the registry: gates, promotions, version tags and webhooks. Each refusal changes
+nothing and leaves a DENIED audit row naming what was refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from catalog.client import Cairn, Metastore
+from catalog.errors import InvalidArgument, NotFound, PermissionDenied, PromotionRefused
+from tests.security.conftest import denied_rows
+
+SECRET = "a-webhook-secret-of-some-length"
+
+
+@pytest.fixture
+def reg(admin: Cairn, metastore: Metastore) -> Cairn:
+    admin.catalogs.create_catalog("main")
+    admin.schemas.create_schema("main.ml")
+    admin.models.create_registered_model("main.ml.churn")
+    v = admin.models.create_model_version("main.ml.churn", "file:///m", metrics={"auc": 0.5})
+    admin.models.finalize_model_version("main.ml.churn", v.version)
+    admin.models.set_gates("main.ml.churn", [{"kind": "metric", "metric": "auc", "threshold": 0.9}])
+    admin.principals.create_user("eve")
+    admin.grants.grant("catalog", "main", "eve", ["USE CATALOG", "USE SCHEMA"])
+    admin.grants.grant("model", "main.ml.churn", "eve", ["EXECUTE", "APPLY TAG"])
+    return admin
+
+
+def test_gates_and_promotions_need_manage(reg: Cairn, metastore: Metastore) -> None:
+    eve = metastore.as_principal("eve")
+    with pytest.raises(PermissionDenied):
+        eve.models.set_gates("main.ml.churn", [])
+    with pytest.raises(PermissionDenied):
+        eve.models.promote("main.ml.churn", "champion", 1)
+    with pytest.raises(PermissionDenied):  # and no way around the gates: a bare alias needs MANAGE too
+        eve.models.set_alias("main.ml.churn", "champion", 1)
+    assert reg.models.get_gates("main.ml.churn")[0]["threshold"] == 0.9
+    assert reg.models.get_registered_model("main.ml.churn").aliases == {}
+    assert [e.action for e in denied_rows(reg, "eve")] == ["set_model_gates", "promote_model_version", "set_model_alias"]
+
+
+def test_gate_records_and_approvals_cannot_be_forged(reg: Cairn, metastore: Metastore) -> None:
+    eve = metastore.as_principal("eve")
+    reg.principals.create_group("leads")
+    reg.principals.create_user("lead")
+    reg.principals.add_member("leads", "lead")
+    reg.grants.grant("catalog", "main", "lead", ["USE CATALOG", "USE SCHEMA"])
+    reg.grants.grant("model", "main.ml.churn", "lead", ["APPLY TAG"])
+    reg.models.set_gates("main.ml.churn", [{"kind": "approval", "tag": "approved=yes", "group": "leads"}])
+    # The registry's own tags cannot be written on any path: not gate results, not who set a tag.
+    for attempt in (lambda: eve.models.set_model_version_tag("main.ml.churn", 1, "cairn.gate.champion.1", json.dumps({"passed": True})),
+                    lambda: eve.models.set_model_version_tag("main.ml.churn", 1, "cairn.setter.approved", "lead"),
+                    lambda: eve.tags.set_tags("model_version", "main.ml.churn/1", {"cairn.setter.approved": "lead"})):
+        with pytest.raises(InvalidArgument, match="registry's own"):
+            attempt()
+    # A lead approves; eve then changes the value through the generic tag path: the approval is gone.
+    metastore.as_principal("lead").models.set_model_version_tag("main.ml.churn", 1, "approved", "no")
+    eve.tags.set_tags("model_version", "main.ml.churn/1", {"approved": "yes"})
+    with pytest.raises(PromotionRefused, match="no record of who set tag 'approved'"):
+        reg.models.promote("main.ml.churn", "champion", 1)
+    # eve sets it herself through the registry: recorded as hers, and she is not a lead.
+    eve.models.set_model_version_tag("main.ml.churn", 1, "approved", "yes")
+    with pytest.raises(PromotionRefused, match="set by eve, who is not a member of leads"):
+        reg.models.promote("main.ml.churn", "champion", 1)
+    assert reg.models.get_registered_model("main.ml.churn").aliases == {}
+
+
+def test_webhooks_need_manage_and_hide_their_secret(reg: Cairn, metastore: Metastore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAIRN_WEBHOOK_ALLOW_PRIVATE", "1")
+    eve = metastore.as_principal("eve")
+    with pytest.raises(PermissionDenied):
+        eve.webhooks.create_webhook("spy", "https://example.com/h", ["model_version.created"], "main.ml.churn", SECRET)
+    with pytest.raises(PermissionDenied):  # every model's events: admins only
+        eve.webhooks.create_webhook("spy", "https://example.com/h", ["model_version.created"])
+    hook = reg.webhooks.create_webhook("ops", "https://example.com/h", ["model_version.created"], "main.ml.churn", SECRET)
+    assert eve.webhooks.list_webhooks() == [] and eve.webhooks.list_webhooks("main.ml.churn") == []
+    for call in (lambda: eve.webhooks.get_webhook(hook.id), lambda: eve.webhooks.list_deliveries(hook.id),
+                 lambda: eve.webhooks.update_webhook(hook.id, url="https://evil.example/"), lambda: eve.webhooks.delete_webhook(hook.id)):
+        with pytest.raises(NotFound):
+            call()
+    assert reg.webhooks.get_webhook(hook.id).url == "https://example.com/h"
+    assert [e.action for e in denied_rows(reg, "eve")] == ["create_webhook", "create_webhook", "get_webhook", "list_webhook_deliveries",
+                                                           "update_webhook", "delete_webhook"]
+    # The secret is nowhere to be read: not returned, not audited, not stored in the clear.
+    assert SECRET not in repr(reg.webhooks.get_webhook(hook.id))
+    assert all(SECRET not in json.dumps(e.parameters) for e in reg.audit.list_events(max_results=1000))
+    with metastore.engine.connect() as conn:
+        assert SECRET not in " ".join(str(r) for r in conn.exec_driver_sql("SELECT * FROM webhooks"))
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/h", "http://169.254.169.254/latest/meta-data", "http://10.0.0.5/h",
+                                 "http://[::1]/h", "file:///etc/passwd", "http://user:pw@example.com/h", "gopher://example.com/"])
+def test_webhooks_cannot_reach_into_the_servers_network(reg: Cairn, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CAIRN_WEBHOOK_ALLOW_PRIVATE", raising=False)
+    with pytest.raises(InvalidArgument):
+        reg.webhooks.create_webhook("x", url, ["model_version.created"], "main.ml.churn")
+    assert reg.webhooks.list_webhooks() == []
