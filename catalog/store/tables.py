@@ -170,3 +170,15 @@ storage_paths = Table(
     Column("kind", String(32), nullable=False),
     Column("path", String(2000), nullable=False, unique=True),
 )
+
+# Serving endpoints: the config of each SERVING_ENDPOINT securable (its grants and owner live there).
+serving_endpoints = Table(
+    "serving_endpoints",
+    metadata,
+    Column("securable_id", Id, ForeignKey("securables.id", ondelete="CASCADE"), primary_key=True),
+    Column("config", JSON, nullable=False),  # {"served_entities": [...], "routes": [...]}
+    Column("config_version", Integer, nullable=False),
+    Column("inference_table", String(800)),
+    Column("state", String(32), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
