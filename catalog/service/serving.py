@@ -256,10 +256,8 @@ class ServingService(Service):
 
     @staticmethod
     def _require_manage(uow: UnitOfWork, sid: int, key: str, what: str) -> None:
-        if uow.authz.can_manage(uow.principal, sid):
-            uow.require_manage(sid, EP, key, what)
-        else:
-            uow.require(Privilege.CAN_MANAGE, sid, EP, key, usage=False)
+        """CAN MANAGE, ownership or admin (authz.can_manage counts CAN MANAGE as an endpoint's MANAGE)."""
+        uow.require_manage(sid, EP, key, what)
 
     @staticmethod
     def _require_execute(uow: UnitOfWork, entities: list[ServedEntity]) -> None:
