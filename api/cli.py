@@ -787,6 +787,10 @@ from api.features_cli import features  # noqa: E402
 
 cli.add_command(features)
 
+from api.serving_cli import endpoints  # noqa: E402
+
+cli.add_command(endpoints)
+
 
 def main() -> None:
     """The console script: usage errors are one line too (JSON with --json), never a traceback."""

@@ -50,6 +50,8 @@ def world(admin: Cairn, tmp_path_factory: pytest.TempPathFactory) -> dict[str, s
     admin.functions.create_function("main.s.f", "1", "int")
     admin.models.create_registered_model("main.s.m")
     admin.models.create_model_version("main.s.m", "file:///m")
+    admin.models.finalize_model_version("main.s.m", 1)
+    admin.serving.create_endpoint("ep", [{"entity_name": "main.s.m", "entity_version": 1}])
     admin.principals.create_user("nobody")
     return {"nobody": admin.tokens.create_token("nobody")[0]}
 
@@ -97,6 +99,8 @@ def test_every_graphql_field_is_governed(metastore: Metastore, world: dict[str, 
         "storageCredential": '{ storageCredential(name: "cred") { name } }',
         "featureTable": '{ featureTable(name: "main.s.t") { name } }',
         "trainingSet": '{ trainingSet(name: "main.s.t") { name } }',
+        "servingEndpoints": "{ servingEndpoints { name } }",
+        "servingEndpoint": '{ servingEndpoint(name: "ep") { name } }',
     }
     mutations = {
         "createCatalog": 'mutation { createCatalog(name: "x") { name } }',
@@ -111,14 +115,17 @@ def test_every_graphql_field_is_governed(metastore: Metastore, world: dict[str, 
         "sql": 'mutation { sql(statement: "SELECT * FROM main.s.t") { rows } }',
         "createStorageCredential": 'mutation { createStorageCredential(name: "x") { name } }',
         "createExternalLocation": 'mutation { createExternalLocation(name: "x", url: "s3://bucket/x") { name } }',
+        "createServingEndpoint": 'mutation { createServingEndpoint(name: "x", servedEntities: [{entityName: "main.s.m", entityVersion: 1}]) { name } }',
+        "updateServingEndpointConfig": 'mutation { updateServingEndpointConfig(name: "ep", servedEntities: [{entityName: "main.s.m", entityVersion: 1}]) { name } }',
+        "deleteServingEndpoint": 'mutation { deleteServingEndpoint(name: "ep") }',
     }
     assert set(queries) == set(schema.graphql_schema.query_type.fields)
     assert set(mutations) == set(schema.graphql_schema.mutation_type.fields)
     for field, text in {**queries, **mutations}.items():
         before = audit_count(metastore)
         res = execute(nobody, text)
-        if field == "lineageEdges":
-            assert res["data"]["lineageEdges"] == [], field
+        if field in ("lineageEdges", "servingEndpoints"):
+            assert res["data"][field] == [], field
         elif field == "principals":
             assert {e["node"]["name"] for e in res["data"]["principals"]["edges"]} >= {"nobody"}, field  # a directory, open to all as in Databricks
         elif field in ("externalLocations", "storageCredentials"):
