@@ -99,6 +99,9 @@ class LoadedModel:
         names = schema.input_names() if schema is not None and schema.has_input_names() else None
         self.columns: list[str] | None = (spec or {}).get("feature_columns") or names
         self._booster, self._classes = self._fast_path()
+        if self._booster is not None:
+            # One row at a time: a thread pool per call costs more than the trees themselves.
+            self._booster.set_param({"nthread": int(os.environ.get("CAIRN_SERVING_XGB_THREADS", "1"))})
         if self.columns is None and self._booster is not None and self._booster.feature_names:
             self.columns = list(self._booster.feature_names)
         self._lower = [c.lower() for c in self.columns] if self.columns else None
