@@ -196,7 +196,8 @@ def main() -> None:
         model_dir = world["source"].removeprefix("file://")
         peer = subprocess.Popen([args.mlflow_python, "-m", "mlflow", "models", "serve", "-m", model_dir, "--env-manager", "local",
                                  "-h", "127.0.0.1", "-p", str(mlflow_port)],
-                                env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlflow.db"},
+                                env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlflow.db",
+                                     "PATH": f"{os.path.dirname(args.mlflow_python)}:{os.environ.get('PATH', '')}"},
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out: dict[str, Any] = {"benchmark": "serving", "quick": args.quick, "seconds_per_level": seconds, "online_keys": keys,
                            "features": N_FEATURES, "model": "xgboost classifier, 100 trees, depth 6"}
