@@ -133,7 +133,7 @@ def drive(port: int, path: str, headers: dict[str, str], bodies: list[bytes], cl
 
     def one(i: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        r = random.Random(i)  # noqa: S311 - picking keys
+        r = random.Random(i)
         mine = lat[i]
         h = {"Content-Type": "application/json", **headers}
         start_gate.wait()

@@ -42,7 +42,7 @@ EP = Kind.SERVING_ENDPOINT
 WORKLOAD_SIZES = ("Small", "Medium", "Large")
 FEATURE_SPEC_PROPERTY = "cairn.feature_spec"
 # The inference table's columns (Databricks' payload table, flattened where it nests).
-INFERENCE_COLUMNS = [
+INFERENCE_COLUMNS: list[dict[str, Any]] = [
     {"name": "request_id", "type": "string", "nullable": False},
     {"name": "client_request_id", "type": "string"},
     {"name": "timestamp", "type": "timestamp", "nullable": False},

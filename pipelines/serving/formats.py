@@ -38,6 +38,7 @@ def parse(body: Any) -> tuple[Records | None, Rows | None]:
         raise InvalidArgument(f"unknown key(s) {sorted(extra)} in the body")
     key = given[0]
     value = body[key]
+    out: tuple[Records | None, Rows | None]
     if key == "dataframe_records":
         out = _records(value, key)
     elif key == "dataframe_split":

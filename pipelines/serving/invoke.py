@@ -9,22 +9,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+
+from orjson import dumps as _dumps
+from orjson import loads as _loads
 
 from catalog.errors import CairnError, Internal, InvalidArgument
 from pipelines.serving import formats
 from pipelines.serving.runtime import Endpoint, Entity, ServingRuntime
-
-try:
-    from orjson import dumps as _dumps
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover
-    import json
-
-    def _dumps(v: Any) -> bytes:
-        return json.dumps(v).encode()
-
-    _loads = json.loads
 
 log = logging.getLogger("cairn.serving")
 MAX_LOGGED = 1 << 20  # request and response text kept per inference row

@@ -161,10 +161,10 @@ class LoadedModel:
                     raise InvalidArgument(f"record {i} lacks column(s) {missing[:10]} the model needs") from None
         else:
             width = len(cols) if cols else None
-            for i, r in enumerate(rows or []):
-                if width is not None and len(r) != width:
-                    raise InvalidArgument(f"row {i} has {len(r)} values; the model takes {width}")
-            matrix = [[_num(v) for v in r] for r in rows or []]
+            for i, values in enumerate(rows or []):
+                if width is not None and len(values) != width:
+                    raise InvalidArgument(f"row {i} has {len(values)} values; the model takes {width}")
+            matrix = [[_num(v) for v in values] for values in rows or []]
         try:
             x = np.asarray(matrix, dtype=np.float32)
         except (TypeError, ValueError):

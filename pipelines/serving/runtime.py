@@ -143,7 +143,7 @@ class Endpoint:
             raise Unavailable(f"endpoint '{self.name}' routes no traffic")
         if len(routes) == 1:
             return self.entities[routes[0][1]]
-        pick = random.randrange(routes[-1][0])  # noqa: S311 - traffic splitting, not security
+        pick = random.randrange(routes[-1][0])
         return self.entities[routes[bisect.bisect_right([c for c, _n in routes], pick)][1]]
 
     def metrics(self) -> str:
