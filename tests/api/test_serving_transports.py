@@ -68,3 +68,44 @@ def test_cli_creates_updates_lists_and_deletes_endpoints(metastore: Metastore, a
     assert r.exit_code == 1 and "NOT_FOUND" in r.output
     assert run(cli, [*base, "endpoints", "delete", "churn"]).exit_code == 0
     assert list(admin.serving.list_endpoints()) == []
+
+
+def test_sql_grants_and_shows_grants_on_an_endpoint(admin: Cairn, metastore: Metastore) -> None:
+    _world(admin)
+    admin.serving.create_endpoint("churn-prod", [{"entity_name": "m.s.churn", "entity_version": 1}])
+    admin.principals.create_group("analysts")
+    admin.principals.create_user("ann")
+    admin.principals.add_member("analysts", "ann")
+    assert admin.sql("GRANT CAN QUERY ON SERVING ENDPOINT `churn-prod` TO analysts").message == \
+        "granted CAN QUERY on serving endpoint churn-prod to analysts"
+    assert admin.sql("SHOW GRANTS ON SERVING ENDPOINT `churn-prod`").rows == [("analysts", "CAN QUERY", "SERVING_ENDPOINT", "churn-prod")]
+    assert metastore.as_principal("ann").serving.authorize_query("churn-prod").endpoint.name == "churn-prod"
+    admin.sql("REVOKE CAN QUERY ON SERVING ENDPOINT `churn-prod` FROM analysts")
+    assert admin.sql("SHOW GRANTS ON SERVING ENDPOINT `churn-prod`").rows == []
+
+
+def test_every_serving_rest_route_is_governed(metastore: Metastore, admin: Cairn) -> None:
+    from starlette.testclient import TestClient
+
+    from api.server import make_app
+
+    _world(admin)
+    admin.serving.create_endpoint("ep", [{"entity_name": "m.s.churn", "entity_version": 1}])
+    admin.principals.create_user("nobody")
+    token = admin.tokens.create_token("nobody")[0]
+    served = {"served_entities": [{"entity_name": "m.s.churn", "entity_version": 1}]}
+    calls = [("POST", "/api/2.0/serving-endpoints", {"name": "x", "config": served}), ("GET", "/api/2.0/serving-endpoints/ep", None),
+             ("DELETE", "/api/2.0/serving-endpoints/ep", None), ("PUT", "/api/2.0/serving-endpoints/ep/config", served),
+             ("GET", "/api/2.0/serving-endpoints/ep/metrics", None), ("POST", "/serving-endpoints/ep/invocations", {"inputs": [[1]]}),
+             ("POST", "/serving-endpoints/ep/served-models/churn-1/invocations", {"inputs": [[1]]})]
+    with TestClient(make_app(metastore)) as client:
+        for method, path, body in calls:
+            assert client.request(method, path, json=body).status_code == 401, path
+            before = len(list(admin.audit.list_events(principal="nobody", max_results=1000)))
+            r = client.request(method, path, json=body, headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code in (403, 404) and "Traceback" not in r.text, (method, path, r.status_code, r.text)
+            events = list(admin.audit.list_events(principal="nobody", max_results=1000))
+            assert len(events) == before + 1 and events[0].result.value == "DENIED", (method, path)
+        listed = client.get("/api/2.0/serving-endpoints", headers={"Authorization": f"Bearer {token}"})
+        assert listed.status_code == 200 and listed.json() == {"endpoints": []}
+    assert [e.name for e in admin.serving.list_endpoints()] == ["ep"]
