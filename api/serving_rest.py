@@ -87,7 +87,7 @@ class Serving:
 
     def _delete(self, c: Cairn, request: Request, body: Any) -> Any:
         c.serving.delete_endpoint(request.path_params["name"])
-        self.runtime.forget(request.path_params["name"].lower())
+        self.runtime.drop(request.path_params["name"].lower())
         return {}
 
     def _update(self, c: Cairn, request: Request, body: Any) -> Any:

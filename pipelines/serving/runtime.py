@@ -208,6 +208,14 @@ class ServingRuntime:
         self._decisions[(principal, name)] = (time.monotonic() + self.authz_ttl, ep)
         return ep
 
+    def drop(self, name: str) -> None:
+        """An endpoint was deleted: stop answering for it here, write its log, unload its models."""
+        self.forget(name)
+        with self._lock:
+            ep = self.endpoints.pop(name, None)
+        if ep is not None:
+            self._retire(ep)
+
     def forget(self, name: str | None = None) -> None:
         """Drop cached decisions (all, or one endpoint's): the next call is checked again."""
         for key in [k for k in self._decisions if name is None or k[1] == name]:
