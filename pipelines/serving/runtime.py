@@ -186,6 +186,8 @@ class ServingRuntime:
         self._stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap, name="cairn-scale-to-zero", daemon=True)
         self._reaper.start()
+        if os.environ.get("CAIRN_SERVING_PRELOAD") == "1":  # import MLflow and xgboost now, not on the first request
+            self._loader.submit(_preload)
 
     # authorization -------------------------------------------------------------------------
     def cached(self, principal: str, name: str) -> Endpoint | None:
@@ -301,6 +303,11 @@ class ServingRuntime:
         for ep in list(self.endpoints.values()):
             self._retire(ep)
         self._loader.shutdown(wait=False, cancel_futures=True)
+
+
+def _preload() -> None:
+    import mlflow.pyfunc  # noqa: F401
+    import xgboost  # noqa: F401
 
 
 def _online_store() -> Any:
