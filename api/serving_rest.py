@@ -124,6 +124,8 @@ class Serving:
             try:
                 ep = await anyio.to_thread.run_sync(self.runtime.authorize, principal, name, request_id)
             except CairnError as exc:
+                if exc.code == "NOT_FOUND" and name in self.runtime.endpoints and not getattr(exc, "denied", False):
+                    self.runtime.drop(name)  # deleted elsewhere (another server or the CLI)
                 return principal, error(exc.code, str(exc), request_id)
         return principal, ep
 
