@@ -10,7 +10,7 @@ PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 export CAIRN_HOME ?= $(CURDIR)/.cairn
 
-.PHONY: run test install web postgres redis java chromium bench feast clean
+.PHONY: run test install web postgres redis java chromium bench feast mlflow-bench clean
 
 # The first install downloads a few hundred MB (pyspark, deltalake, duckdb): pip shows its progress bars.
 $(STAMP): pyproject.toml
@@ -64,6 +64,12 @@ test: $(STAMP) web java chromium
 feast:
 	test -x .venv-feast/bin/python || $(PY) -m venv .venv-feast
 	.venv-feast/bin/pip install --quiet 'feast[duckdb]==0.67.0'
+
+# `mlflow models serve` needs full MLflow (its scoring server); the main venv keeps mlflow-skinny, so
+# benchmarks/serving.py runs it from its own virtualenv, .venv-mlflow (same MLflow major as the main venv).
+mlflow-bench:
+	test -x .venv-mlflow/bin/python || $(PY) -m venv .venv-mlflow
+	.venv-mlflow/bin/pip install --quiet 'mlflow==3.17.2' 'xgboost==3.2.0'
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'

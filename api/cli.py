@@ -365,6 +365,10 @@ from api.models_cli import model  # noqa: E402
 
 cli.add_command(model)
 
+from api.serving_cli import endpoints  # noqa: E402
+
+cli.add_command(endpoints)
+
 
 def main() -> None:
     """The console script: usage errors are one line too (JSON with --json), never a traceback."""

@@ -324,6 +324,8 @@ class AuthzView:
         """Grant on, transfer, alter or drop `sid`: admin, owner of it or a parent, or MANAGE."""
         if self.is_admin(principal) or self.owns(principal, sid):
             return True
+        if self.has(principal, Privilege.CAN_MANAGE, sid):  # a serving endpoint's MANAGE (it has no containers)
+            return True
         return self.has(principal, Privilege.MANAGE, sid) and self.has_usage(principal, self._parent_of(sid))
 
     def can_see(self, principal: str, sid: int) -> bool:

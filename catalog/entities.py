@@ -225,3 +225,56 @@ class Context:
     principal: str
     source: Source = Source.PYTHON
     request_id: str = field(default="")
+
+
+@dataclass(frozen=True, slots=True)
+class ServedEntity:
+    """One model version an endpoint serves, under its own name (Databricks `served_entities`)."""
+
+    name: str
+    entity_name: str  # the registered model, `catalog.schema.model`
+    entity_version: int
+    workload_size: str = "Small"
+    scale_to_zero_enabled: bool = False
+
+    @property
+    def model_version(self) -> str:
+        return f"{self.entity_name}/{self.entity_version}"
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficRoute:
+    served_model_name: str
+    traffic_percentage: int
+
+
+@dataclass(frozen=True, slots=True)
+class ServingEndpoint:
+    """A governed model serving endpoint: what it serves, how traffic splits, where requests are logged.
+
+    `config_version` grows with every config update; a server reloads what changed when it sees a
+    newer one. `inference_table` is the governed Delta table every request is appended to (or None).
+    """
+
+    id: int
+    name: str
+    owner: str
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    config_version: int
+    served_entities: tuple[ServedEntity, ...]
+    routes: tuple[TrafficRoute, ...]
+    inference_table: str | None = None
+    state: str = "READY"
+    comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointPlan:
+    """What a server needs to answer a query the caller may make: the endpoint, and for each served
+    entity the artifact URI of its model version and the feature spec the catalog keeps for it."""
+
+    endpoint: ServingEndpoint
+    sources: dict[str, str]  # served entity name -> model version source (artifact URI)
+    feature_specs: dict[str, str | None]  # served entity name -> `cairn.feature_spec` JSON, if any

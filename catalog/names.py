@@ -177,3 +177,19 @@ def validate_principal_name(name: str) -> str:
     if _BAD_PRINCIPAL.search(name) or name != name.strip():
         raise InvalidArgument(f"principal name {name!r} contains a backtick, a control character or edge spaces")
     return name
+
+
+_ENDPOINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+
+
+def validate_endpoint_name(name: str) -> str:
+    """A serving endpoint's name as Databricks has it: letters, digits, '-' and '_', at most 63
+    characters, starting with a letter or digit. Canonical in lower case.
+
+    >>> validate_endpoint_name("Churn-Prod")
+    'churn-prod'
+    """
+    if not isinstance(name, str) or not _ENDPOINT.fullmatch(name.strip("`")):
+        raise InvalidArgument(
+            f"invalid endpoint name {name!r}: use letters, digits, '-' and '_' (at most 63, starting with a letter or digit)")
+    return name.strip("`").lower()

@@ -29,13 +29,14 @@ class Kind(str, Enum):
     FUNCTION = "FUNCTION"
     STORAGE_CREDENTIAL = "STORAGE_CREDENTIAL"
     EXTERNAL_LOCATION = "EXTERNAL_LOCATION"
+    SERVING_ENDPOINT = "SERVING_ENDPOINT"  # a model serving endpoint (Databricks: a workspace object with ACLs)
 
     @classmethod
     def parse(cls, text: str) -> Kind:
         if isinstance(text, Kind):
             return text
         key = str(text).strip().upper().replace(" ", "_")
-        key = {"REGISTERED_MODEL": "MODEL", "VIEW": "TABLE", "CREDENTIAL": "STORAGE_CREDENTIAL"}.get(key, key)
+        key = {"REGISTERED_MODEL": "MODEL", "VIEW": "TABLE", "CREDENTIAL": "STORAGE_CREDENTIAL", "ENDPOINT": "SERVING_ENDPOINT"}.get(key, key)
         try:
             return cls(key)
         except ValueError:
@@ -66,6 +67,9 @@ class Privilege(str, Enum):
     READ_FILES = "READ FILES"
     WRITE_FILES = "WRITE FILES"
     EXTERNAL_USE_SCHEMA = "EXTERNAL USE SCHEMA"
+    # Serving endpoints (Databricks permission levels): query it; manage it (config, grants, delete).
+    CAN_QUERY = "CAN QUERY"
+    CAN_MANAGE = "CAN MANAGE"
 
     @classmethod
     def parse(cls, text: str) -> Privilege:
@@ -94,9 +98,12 @@ PARENT_KIND = {
     Kind.MODEL_VERSION: Kind.MODEL,
     Kind.STORAGE_CREDENTIAL: Kind.METASTORE,
     Kind.EXTERNAL_LOCATION: Kind.METASTORE,
+    Kind.SERVING_ENDPOINT: Kind.METASTORE,
 }
 # Securables that live directly under the metastore with a one-part name, outside the namespace.
 STORAGE_KINDS = (Kind.STORAGE_CREDENTIAL, Kind.EXTERNAL_LOCATION)
+# Securables with a one-part name directly under the metastore.
+ONE_PART_KINDS = (*STORAGE_KINDS, Kind.SERVING_ENDPOINT)
 
 # What a privilege means on each kind it can hold on (directly or through inheritance).
 _HOLDS_ON: dict[Privilege, frozenset[Kind]] = {
@@ -122,6 +129,8 @@ _HOLDS_ON: dict[Privilege, frozenset[Kind]] = {
     P.READ_FILES: frozenset({Kind.EXTERNAL_LOCATION}),
     P.WRITE_FILES: frozenset({Kind.EXTERNAL_LOCATION}),
     P.EXTERNAL_USE_SCHEMA: frozenset({Kind.SCHEMA}),
+    P.CAN_QUERY: frozenset({Kind.SERVING_ENDPOINT}),
+    P.CAN_MANAGE: frozenset({Kind.SERVING_ENDPOINT}),
 }
 
 # Never part of ALL PRIVILEGES (as in Databricks): handing out a table's raw files bypasses row
@@ -138,6 +147,7 @@ _ANCESTORS = {
     Kind.MODEL_VERSION: (Kind.MODEL, Kind.SCHEMA, Kind.CATALOG, Kind.METASTORE),
     Kind.STORAGE_CREDENTIAL: (Kind.METASTORE,),
     Kind.EXTERNAL_LOCATION: (Kind.METASTORE,),
+    Kind.SERVING_ENDPOINT: (Kind.METASTORE,),
 }
 
 

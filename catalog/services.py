@@ -20,6 +20,7 @@ from catalog.service.locations import ExternalLocationService, StorageCredential
 from catalog.service.models import FunctionService, ModelService
 from catalog.service.namespace import CatalogService, SchemaService
 from catalog.service.principals import PrincipalService
+from catalog.service.serving import ServingService
 from catalog.service.tables import TableService
 from catalog.service.tags import TagService
 from catalog.service.tokens import TokenService
@@ -52,6 +53,7 @@ class Services:
         self.tokens = TokenService(metastore, ctx)
         self.webhooks = WebhookService(metastore, ctx)
         self.lineage = LineageService(metastore, ctx)
+        self.serving = ServingService(metastore, ctx)
 
     @property
     def principal(self) -> str:

@@ -12,16 +12,19 @@ from api.graphql.features import FeatureQuery
 from api.graphql.models import ModelMutation, ModelQuery
 from api.graphql.mutations import CatalogMutation
 from api.graphql.query import CatalogQuery
+from api.graphql.serving import ServingMutation, ServingQuery
 from api.graphql.types import Catalog, ExternalLocation, Function, ModelVersion, RegisteredModel, Schema, StorageCredential, Table
 
 QUERIES: tuple[type, ...] = (
     CatalogQuery,
     FeatureQuery,
     ModelQuery,
+    ServingQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     CatalogMutation,
     ModelMutation,
+    ServingMutation,
 )
 
 

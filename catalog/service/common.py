@@ -12,7 +12,7 @@ from catalog import names, storage
 from catalog.authz import Node
 from catalog.entities import Column, Context, Page, Securable
 from catalog.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from catalog.privileges import STORAGE_KINDS, Kind, Privilege
+from catalog.privileges import ONE_PART_KINDS, Kind, Privilege
 from catalog.service.base import UnitOfWork, label
 
 if TYPE_CHECKING:
@@ -40,7 +40,9 @@ def display(name: Any) -> str:
 
 
 def parse_for(kind: Kind, name: str) -> names.FullName:
-    levels = 1 if kind in STORAGE_KINDS else {Kind.CATALOG: 1, Kind.SCHEMA: 2}.get(kind, 3)
+    if kind is Kind.SERVING_ENDPOINT:  # Databricks endpoint names hold hyphens: always quoted
+        return names.parse(f"`{names.validate_endpoint_name(name)}`", 1)
+    levels = 1 if kind in ONE_PART_KINDS else {Kind.CATALOG: 1, Kind.SCHEMA: 2}.get(kind, 3)
     return names.parse(name, levels)
 
 

@@ -178,6 +178,9 @@ class SqlService:
         kind = storage.accept_kind(c)  # EXTERNAL LOCATION name, STORAGE CREDENTIAL name
         if kind is not None:
             return kind, names.parse(c.name(), 1).key
+        if c.at("SERVING") and (c.peek(1) is not None and c.peek(1).text.upper() == "ENDPOINT"):  # type: ignore[union-attr]
+            c.pos += 2
+            return Kind.SERVING_ENDPOINT, names.validate_endpoint_name(c.name())
         what = c.word()
         if what == "REGISTERED":
             c.expect("MODEL")

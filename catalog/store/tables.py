@@ -223,3 +223,15 @@ webhook_deliveries = Table(
     Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
     sqlite_autoincrement=True,
 )
+
+# Serving endpoints: the config of each SERVING_ENDPOINT securable (its grants and owner live there).
+serving_endpoints = Table(
+    "serving_endpoints",
+    metadata,
+    Column("securable_id", Id, ForeignKey("securables.id", ondelete="CASCADE"), primary_key=True),
+    Column("config", JSON, nullable=False),  # {"served_entities": [...], "routes": [...]}
+    Column("config_version", Integer, nullable=False),
+    Column("inference_table", String(800)),
+    Column("state", String(32), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

@@ -50,6 +50,8 @@ def world(admin: Cairn, tmp_path_factory: pytest.TempPathFactory) -> dict[str, s
     admin.functions.create_function("main.s.f", "1", "int")
     admin.models.create_registered_model("main.s.m")
     admin.models.create_model_version("main.s.m", "file:///m")
+    admin.models.finalize_model_version("main.s.m", 1)
+    admin.serving.create_endpoint("ep", [{"entity_name": "main.s.m", "entity_version": 1}])
     admin.principals.create_user("nobody")
     return {"nobody": admin.tokens.create_token("nobody")[0]}
 
@@ -98,6 +100,8 @@ def test_every_graphql_field_is_governed(metastore: Metastore, world: dict[str, 
         "featureTable": '{ featureTable(name: "main.s.t") { name } }',
         "trainingSet": '{ trainingSet(name: "main.s.t") { name } }',
         "webhooks": "{ webhooks { id } }",
+        "servingEndpoints": "{ servingEndpoints { name } }",
+        "servingEndpoint": '{ servingEndpoint(name: "ep") { name } }',
     }
     mutations = {
         "createCatalog": 'mutation { createCatalog(name: "x") { name } }',
@@ -116,14 +120,17 @@ def test_every_graphql_field_is_governed(metastore: Metastore, world: dict[str, 
         "promoteModelVersion": 'mutation { promoteModelVersion(model: "main.s.m", alias: "champion", version: 1) { promoted } }',
         "createWebhook": 'mutation { createWebhook(name: "w", url: "https://example.com/h", events: ["model_version.created"], model: "main.s.m") { id } }',
         "deleteWebhook": 'mutation { deleteWebhook(id: "nope") }',
+        "createServingEndpoint": 'mutation { createServingEndpoint(name: "x", servedEntities: [{entityName: "main.s.m", entityVersion: 1}]) { name } }',
+        "updateServingEndpointConfig": 'mutation { updateServingEndpointConfig(name: "ep", servedEntities: [{entityName: "main.s.m", entityVersion: 1}]) { name } }',
+        "deleteServingEndpoint": 'mutation { deleteServingEndpoint(name: "ep") }',
     }
     assert set(queries) == set(schema.graphql_schema.query_type.fields)
     assert set(mutations) == set(schema.graphql_schema.mutation_type.fields)
     for field, text in {**queries, **mutations}.items():
         before = audit_count(metastore)
         res = execute(nobody, text)
-        if field == "lineageEdges":
-            assert res["data"]["lineageEdges"] == [], field
+        if field in ("lineageEdges", "servingEndpoints"):
+            assert res["data"][field] == [], field
         elif field == "principals":
             assert {e["node"]["name"] for e in res["data"]["principals"]["edges"]} >= {"nobody"}, field  # a directory, open to all as in Databricks
         elif field == "webhooks":

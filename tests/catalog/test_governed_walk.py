@@ -83,6 +83,10 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
         "update_external_location": ("loc", None, None, "x"), "delete_external_location": ("loc",),
     },
     "tokens": {"create_token": ("other",), "list_tokens": (), "revoke_token": ("token-of-other",)},
+    "serving": {
+        "create_endpoint": ("ep2", [{"entity_name": "c.s.m", "entity_version": 1}]), "get_endpoint": ("ep",), "list_endpoints": (),
+        "update_config": ("ep", [{"entity_name": "c.s.m", "entity_version": 1}]), "delete_endpoint": ("ep",), "authorize_query": ("ep",),
+    },
     "lineage": {
         "start_run": ("job",), "complete_run": ("run-of-other",), "get_run": ("run-of-other",), "record": (["c.s.t"], ["c.s.t2"]),
         "get_downstream": ("c.s.t",), "get_upstream": ("c.s.t",), "get_path": ("c.s.t", "c.s.t"), "get_impact": ("c.s.t.x",),
@@ -95,7 +99,7 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
 
 # Open to every known principal, as in Databricks: directory lookups and filtered lists.
 OPEN = {"request", "statement", "list_catalogs", "get_principal", "list_principals", "list_members", "list_groups_of", "list_events", "start_run", "extract_sql", "list_edges", "list_tokens", "list_tags_many", "list_grants_many",
-        "history_many", "get_effective_privileges_many", "list_storage_credentials", "list_external_locations", "list_webhooks"}
+        "history_many", "get_effective_privileges_many", "list_storage_credentials", "list_external_locations", "list_webhooks", "list_endpoints"}
 
 # The audit log's count ("showing 100 of 2,345") is open like its listing, and as filtered.
 CALLS["audit"]["count_events"] = ()
@@ -128,6 +132,8 @@ def test_every_method_is_governed_and_audited(metastore: Metastore, admin: Cairn
     admin.tags.set_tags("table", "c.s.t", {"k": "v"})
     admin.models.create_registered_model("c.s.m")
     admin.models.create_model_version("c.s.m", "file:///m")
+    admin.models.finalize_model_version("c.s.m", 1)
+    admin.serving.create_endpoint("ep", [{"entity_name": "c.s.m", "entity_version": 1}])
     admin.functions.create_function("c.s.f", "1", "int")
     admin.tables.create_table("c.s.t2", COLS)
     admin.storage_credentials.create_storage_credential("cred")
@@ -170,7 +176,7 @@ def test_every_method_is_governed_and_audited(metastore: Metastore, admin: Cairn
             else:
                 assert method in OPEN, f"{attr}.{method} let a principal without privileges through"
                 outcome = "ALLOWED"
-                if method in ("list_catalogs", "list_storage_credentials", "list_external_locations", "list_webhooks"):
+                if method in ("list_catalogs", "list_storage_credentials", "list_external_locations", "list_webhooks", "list_endpoints"):
                     assert list(result) == []
                 if method == "list_events":
                     assert {e.principal for e in result} == {"nobody"}

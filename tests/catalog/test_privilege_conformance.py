@@ -137,6 +137,16 @@ CASES = [
     Case("manage-storage-credential", "MANAGE", Kind.STORAGE_CREDENTIAL, "cred", [],
          lambda c: c.storage_credentials.delete_storage_credential("cred", force=True),
          lambda a, r: list(a.storage_credentials.list_storage_credentials()) == [] and a.external_locations.get_external_location("loc").credential_name is None),
+    Case("can-query-endpoint", "CAN QUERY", Kind.SERVING_ENDPOINT, "ep", [],
+         lambda c: c.serving.authorize_query("ep"), lambda a, r: r.sources == {"m-1": "file:///artifacts/m/1"}),
+    Case("can-manage-endpoint", "CAN MANAGE", Kind.SERVING_ENDPOINT, "ep", [],
+         lambda c: c.serving.update_config("ep", [{"entity_name": "c.s.m", "entity_version": 1, "scale_to_zero_enabled": True}]),
+         lambda a, r: a.serving.get_endpoint("ep").config_version == 2),
+    Case("can-manage-endpoint-grants", "CAN MANAGE", Kind.SERVING_ENDPOINT, "ep", [],
+         lambda c: c.grants.grant("serving_endpoint", "ep", "other", "CAN QUERY"),
+         lambda a, r: [g.privilege.value for g in a.grants.list_grants("serving_endpoint", "ep", "other")] == ["CAN QUERY"]),
+    Case("all-privileges-endpoint", "ALL PRIVILEGES", Kind.SERVING_ENDPOINT, "ep", [],
+         lambda c: c.serving.authorize_query("ep"), lambda a, r: r.endpoint.name == "ep"),
 ]
 
 # Grantable for Unity Catalog compatibility but checked by no operation yet: Cairn has no
@@ -159,6 +169,8 @@ def build_world(admin: Cairn) -> None:
     admin.tables.create_table("c.s.t", COLS)
     admin.models.create_registered_model("c.s.m")
     admin.models.create_model_version("c.s.m", "file:///artifacts/m/1")
+    admin.models.finalize_model_version("c.s.m", 1)
+    admin.serving.create_endpoint("ep", [{"name": "m-1", "entity_name": "c.s.m", "entity_version": 1}])
     admin.functions.create_function("c.s.f", "x * 2", "int", [{"name": "x", "type": "int"}])
     DIRS.update(loc=tempfile.mkdtemp(prefix="cairn-loc-"), free=tempfile.mkdtemp(prefix="cairn-free-"))
     admin.storage_credentials.create_storage_credential("cred")

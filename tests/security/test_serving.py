@@ -1,0 +1,127 @@
+"""Attacks on serving endpoints: serving a model one may not execute, logging into a schema one may
+not create tables in, querying without CAN QUERY (or after a revoke), managing with only CAN QUERY,
+reading the inference table through the endpoint. Each refusal leaves a DENIED audit row and no change."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.server import make_app
+from catalog.client import Cairn, Metastore
+from catalog.entities import AuditResult
+from catalog.errors import InvalidArgument, NotFound, PermissionDenied
+from tests.serving.helpers import log_model, register
+
+CAPTURE = {"catalog_name": "m", "schema_name": "logs", "table_name_prefix": "ep"}
+
+
+def served(version: int = 1, name: str = "m-1") -> list[dict[str, Any]]:
+    return [{"name": name, "entity_name": "m.s.churn", "entity_version": version}]
+
+
+@pytest.fixture
+def setup(admin: Cairn, metastore: Metastore) -> dict[str, Any]:
+    admin.catalogs.create_catalog("m")
+    admin.schemas.create_schema("m.s")
+    admin.schemas.create_schema("m.logs")
+    admin.models.create_registered_model("m.s.churn")
+    for _ in range(2):
+        v = admin.models.create_model_version("m.s.churn", "file:///nowhere")
+        admin.models.finalize_model_version("m.s.churn", v.version)
+    for user in ("bob", "eve"):
+        admin.principals.create_user(user)
+    admin.grants.grant("catalog", "m", "bob", ["USE CATALOG"])
+    admin.grants.grant("schema", "m.s", "bob", ["USE SCHEMA"])
+    admin.grants.grant("schema", "m.logs", "bob", ["USE SCHEMA"])
+    return {"bob": metastore.as_principal("bob"), "eve": metastore.as_principal("eve")}
+
+
+def denials(admin: Cairn, who: str, action: str) -> list[Any]:
+    return [e for e in admin.audit.list_events(principal=who, max_results=1000) if e.action == action and e.result is AuditResult.DENIED]
+
+
+def test_serving_a_model_needs_execute_and_logging_needs_create_table(admin: Cairn, setup: dict[str, Any]) -> None:
+    bob = setup["bob"]
+    with pytest.raises(NotFound):  # bob holds nothing on the model: it does not exist for him
+        bob.serving.create_endpoint("ep", served())
+    admin.grants.grant("model", "m.s.churn", "bob", "EXECUTE")
+    with pytest.raises(PermissionDenied, match="CREATE TABLE"):
+        bob.serving.create_endpoint("ep", served(), auto_capture_config=CAPTURE)
+    assert len(denials(admin, "bob", "create_serving_endpoint")) == 2
+    assert list(admin.serving.list_endpoints()) == [] and [t.name for t in admin.tables.list_tables("m", "logs")] == []
+    ep = bob.serving.create_endpoint("ep", served())
+    assert ep.owner == "bob" and ep.inference_table is None
+
+
+def test_bad_configs_are_refused_whole(admin: Cairn, setup: dict[str, Any]) -> None:
+    bad = [
+        (served() + served(2, "m-2"), [{"served_model_name": "m-1", "traffic_percentage": 50},
+                                       {"served_model_name": "m-2", "traffic_percentage": 49}], "sum to 99"),
+        (served(), [{"served_model_name": "other", "traffic_percentage": 100}], "'other' is not a served entity"),
+        (served(3), None, "m.s.churn/3' does not exist"),
+        ([{"entity_name": "m.s.churn", "entity_version": -1}], None, "positive integer"),
+        (served() + served(), None, "names repeat"),
+    ]
+    for entities, routes, message in bad:
+        with pytest.raises((InvalidArgument, NotFound), match=message):
+            admin.serving.create_endpoint("ep", entities, routes)
+    with pytest.raises(InvalidArgument, match="invalid endpoint name"):
+        admin.serving.create_endpoint("ep/../x", served())
+    assert list(admin.serving.list_endpoints()) == []
+
+
+def test_manage_needs_can_manage_and_cannot_smuggle_in_an_unexecutable_model(admin: Cairn, setup: dict[str, Any]) -> None:
+    bob, eve = setup["bob"], setup["eve"]
+    admin.serving.create_endpoint("ep", served())
+    admin.grants.grant("serving_endpoint", "ep", "bob", "CAN QUERY")
+    with pytest.raises(PermissionDenied, match="needs ownership or MANAGE"):
+        bob.serving.update_config("ep", served(2, "m-2"))
+    with pytest.raises(PermissionDenied):
+        bob.serving.delete_endpoint("ep")
+    with pytest.raises(PermissionDenied):
+        bob.grants.grant("serving_endpoint", "ep", "eve", "CAN QUERY")
+    with pytest.raises(NotFound):  # eve holds nothing on it: it does not exist for her
+        eve.serving.get_endpoint("ep")
+    admin.grants.grant("serving_endpoint", "ep", "eve", "CAN MANAGE")
+    with pytest.raises(NotFound, match="m.s.churn"):  # managing an endpoint does not let one serve what one may not execute
+        eve.serving.update_config("ep", served(2, "m-2"))
+    assert admin.serving.get_endpoint("ep").config_version == 1
+    assert len(denials(admin, "bob", "update_serving_endpoint_config")) == 1
+    assert len(denials(admin, "bob", "delete_serving_endpoint")) == 1
+    assert len(denials(admin, "eve", "get_serving_endpoint")) == 1
+    assert len(denials(admin, "eve", "update_serving_endpoint_config")) == 1
+    eve.serving.update_config("ep", [{"name": "m-1", "entity_name": "m.s.churn", "entity_version": 1, "scale_to_zero_enabled": True}])
+    assert admin.serving.get_endpoint("ep").config_version == 2
+
+
+@pytest.mark.slow
+def test_queries_need_can_query_revokes_take_effect_and_the_inference_table_stays_closed(
+        admin: Cairn, setup: dict[str, Any], metastore: Metastore, live, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    v = register(admin, "m.s.churn", log_model(tmp_path / "mlflow"))
+    admin.serving.create_endpoint("ep", served(v, "real"), auto_capture_config=CAPTURE)
+    tokens = {p: admin.tokens.create_token(p)[0] for p in ("bob", "eve")}
+    row = {"dataframe_records": [{f"f{i}": 0.5 for i in range(5)}]}
+    with live(make_app(metastore)) as url:
+        def ask(who: str, path: str = "/serving-endpoints/ep/invocations") -> httpx.Response:
+            return httpx.post(url + path, json=row, headers={"Authorization": f"Bearer {tokens[who]}"})
+
+        r = ask("bob")
+        assert r.status_code == 404 and "Traceback" not in r.text
+        assert httpx.post(url + "/serving-endpoints/ep/invocations", json=row, headers={"Authorization": "Bearer cairn_forged"}).status_code == 401
+        admin.grants.grant("serving_endpoint", "ep", "bob", "CAN QUERY")
+        assert ask("bob").status_code == 200
+        assert httpx.put(url + "/api/2.0/serving-endpoints/ep/config", json={"served_entities": served(v, "real")},
+                         headers={"Authorization": f"Bearer {tokens['bob']}"}).status_code == 403
+        admin.grants.revoke("serving_endpoint", "ep", "bob", "CAN QUERY")
+        time.sleep(1.2)  # the decision is reused for at most a second
+        assert ask("bob").status_code == 404
+        assert httpx.get(url + "/api/2.0/serving-endpoints/ep/metrics", headers={"Authorization": f"Bearer {tokens['bob']}"}).status_code == 404
+    assert len(denials(admin, "bob", "query_serving_endpoint")) >= 3
+    with pytest.raises((PermissionDenied, NotFound)):  # querying the endpoint gives no access to what it logs
+        setup["bob"].data.read("m.logs.ep_payload")
+    assert [r["requester"] for r in admin.data.read("m.logs.ep_payload").to_pylist()] == ["bob"]
