@@ -10,6 +10,7 @@ from catalog.runtime import Runtime
 from catalog.service.audit import AuditService
 from catalog.service.data import TableDataService
 from catalog.service.grants import GrantService
+from catalog.service.jobs import JobService
 from catalog.service.locations import ExternalLocationService, StorageCredentialService
 from catalog.service.models import FunctionService, ModelService
 from catalog.service.namespace import CatalogService, SchemaService
@@ -40,6 +41,7 @@ class Services:
         self.audit = AuditService(metastore, ctx)
         self.tokens = TokenService(metastore, ctx)
         self.lineage = LineageService(metastore, ctx)
+        self.jobs = JobService(metastore, ctx)
 
     @property
     def principal(self) -> str:
