@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.client import Cairn, Metastore
-from catalog.jobspec import TERMINAL_TASK_STATES, JobRun, Task, decide, run_result, substitute
+from catalog.jobspec import JobRun, Task, decide, run_result, substitute
 
 log = logging.getLogger("cairn.jobs")
 KILL_GRACE_SECONDS = 2.0
@@ -84,7 +84,7 @@ class Runner:
                 if settings.timeout_seconds and now_ - started > settings.timeout_seconds:
                     outcome, message = "TIMEDOUT", f"the job run exceeded timeout_seconds={settings.timeout_seconds}"
                     break
-                for key, a in list(running.items()):
+                for a in list(running.values()):
                     self._check(jobs, run, a, running, states, retry_at)
                 for task in settings.tasks:
                     key = task.task_key
@@ -143,7 +143,7 @@ class Runner:
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         with open(log_path, "wb") as out:
-            proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module; the task comes from a validated definition
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "pipelines.jobs.task"], stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
                 env=env, start_new_session=True,
             )

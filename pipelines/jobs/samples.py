@@ -28,7 +28,7 @@ def sleep(ctx: Any, seconds: float, pid_file: str | None = None, with_child: boo
     """Sleep; with `with_child`, in a child process too (a kill must reach the whole group)."""
     pids = [os.getpid()]
     if with_child:
-        child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({float(seconds)})"])  # noqa: S603
+        child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({float(seconds)})"])
         pids.append(child.pid)
     if pid_file:
         Path(pid_file).write_text(json.dumps(pids))
