@@ -128,4 +128,4 @@ def latest_rows(table: Any) -> Any:
     con.register("t", table)
     return con.execute(
         "SELECT user_id, last_event_ts, recency_days, freq_7d, freq_30d, freq_90d, activity_trend FROM t "
-        "QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY ts DESC) = 1 ORDER BY user_id").fetch_arrow_table()
+        "QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY ts DESC) = 1 ORDER BY user_id").to_arrow_table()

@@ -167,7 +167,7 @@ def refresh(cairn: Any, events: str, features: str, as_of: datetime, run_id: str
     for name, table in (("state", _seconds(_seconds(state), "last_event_ts")), ("n", _seconds(n)), ("x", _seconds(x)), ("y", _seconds(y))):
         con.register(name, table)
     con.execute(f"CREATE TEMP TABLE prev AS {PREV_SQL}")
-    rows = con.execute(delta_sql(int(t1.timestamp()), int(t2.timestamp()))).fetch_arrow_table()
+    rows = con.execute(delta_sql(int(t1.timestamp()), int(t2.timestamp()))).to_arrow_table()
     return _finish(cairn, features, rows, t1, t2, v1, v2, n, run_id, merge)
 
 
