@@ -61,9 +61,22 @@ def end_of(days: int, start: datetime = EPOCH) -> datetime:
     return start + timedelta(days=days)
 
 
-def create_raw_table(cairn: Any, name: str, data: Any = None) -> Any:
-    """The governed raw events table (change data feed on), filled with `data` if given."""
+def create_raw_table(cairn: Any, name: str, data: Any = None, batch_days: int = 0) -> Any:
+    """The governed raw events table (change data feed on), filled with `data` if given: in one
+    commit, or as ingestion lands it, one commit (file) per `batch_days` days of events."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     table = cairn.tables.create_table(name, RAW_COLUMNS, comment="raw user activity events", enable_change_data_feed=True)
-    if data is not None and data.num_rows:
+    if data is None or not data.num_rows:
+        return table
+    if not batch_days:
         cairn.data.write(name, data)
+        return table
+    day = pc.divide(pc.cast(data.column("ts"), pa.int64()), 86_400_000_000 * batch_days).combine_chunks()  # data is sorted by ts
+    bounds = pc.run_end_encode(day).run_ends.to_pylist()
+    start = 0
+    for end in bounds:
+        cairn.data.write(name, data.slice(start, end - start))
+        start = end
     return table

@@ -12,8 +12,10 @@ user's features can differ from the ones it had at `T1` only through
 From these few rows (narrow `ts` slices that a Delta reader finds by file statistics, and the change
 feed), each affected user's new counts are the old ones plus the events entering minus those
 leaving, and the last event time is the later of the old one and the newest new one. Only those
-users get rows, at `ts = T2`, appended to the feature table in one commit together with the new
-watermark; the latest row per user then equals a full recompute at `T2` (tests/pipelines/test_churn.py
+users get rows, at `ts = T2`, added to the feature table in one commit together with the new
+watermark (their keys `(user_id, T2)` are all new, since `T2` is later than every `ts` there: the MERGE
+by key only inserts, so by default it is written as the append it amounts to, which unlike delta-rs'
+MERGE does not scan the whole table; `merge=True` runs the MERGE); the latest row per user then equals a full recompute at `T2` (tests/pipelines/test_churn.py
 checks it over many cycles of late and out-of-order events).
 
 Raw events are append-only; a change feed holding updates or deletes makes the refresh fall back to
@@ -58,11 +60,18 @@ def _seconds(table: Any, column: str = "ts") -> Any:
 
 
 def delta_sql(t1: int, t2: int) -> str:
-    """The new features of the affected users, from `prev` (latest state), `n`, `x`, `y` (all with
-    epoch-second `ts`), in SQL both DuckDB and Spark run."""
+    """The new features of the affected users, from `state` (every row of the feature table), `n`,
+    `x`, `y` (all with epoch-second `ts`), in SQL both DuckDB and Spark run.
+
+    The latest state is looked up only for the users touched: those with events in n, x or y, and
+    those with a row whose day count ticks over (a cheap filter over all rows; a user whose older
+    row ticks but whose latest does not is dropped again by the same test on its latest row)."""
     def enter(w: int, src: str) -> str:
         low = max(t1, t2 - w * 86400) if src == "x" else t2 - w * 86400
         return f"CASE WHEN ts > {low} THEN 1 ELSE 0 END"
+
+    def ticks(col: str) -> str:
+        return f"FLOOR(({t2} - {col}) / 86400) <> FLOOR(({t1} - {col}) / 86400)"
 
     cols = ", ".join(f"{enter(w, 'n')} AS e{w}" for w in WINDOWS)
     xcols = ", ".join(f"{enter(w, 'x')} AS e{w}" for w in WINDOWS)
@@ -70,12 +79,20 @@ def delta_sql(t1: int, t2: int) -> str:
     zero = ", ".join(f"0 AS e{w}" for w in WINDOWS)
     sums = ", ".join(f"SUM(e{w}) AS d{w}" for w in WINDOWS)
     return f"""
-WITH contrib AS (
+WITH touched AS (
+  SELECT user_id FROM n WHERE ts <= {t2} UNION SELECT user_id FROM x UNION SELECT user_id FROM y
+  UNION SELECT user_id FROM state WHERE {ticks('last_event_ts')}
+),
+prev AS (
+  SELECT user_id, MAX_BY(last_event_ts, ts) AS last1, MAX_BY(freq_7d, ts) AS f7, MAX_BY(freq_30d, ts) AS f30,
+    MAX_BY(freq_90d, ts) AS f90
+  FROM state WHERE user_id IN (SELECT user_id FROM touched) GROUP BY user_id
+),
+contrib AS (
   SELECT user_id, ts AS newest, {cols} FROM n WHERE ts <= {t2}
   UNION ALL SELECT user_id, ts AS newest, {xcols} FROM x
   UNION ALL SELECT user_id, CAST(NULL AS BIGINT) AS newest, {ycols} FROM y
-  UNION ALL SELECT user_id, CAST(NULL AS BIGINT) AS newest, {zero} FROM prev
-    WHERE FLOOR(({t2} - last1) / 86400) <> FLOOR(({t1} - last1) / 86400)
+  UNION ALL SELECT user_id, CAST(NULL AS BIGINT) AS newest, {zero} FROM prev WHERE {ticks('last1')}
 ),
 d AS (SELECT user_id, MAX(newest) AS newest, {sums} FROM contrib GROUP BY user_id),
 j AS (
@@ -87,10 +104,6 @@ SELECT user_id, last2 AS last_event_ts, CAST(FLOOR(({t2} - last2) / 86400) AS IN
   CAST(f7 AS BIGINT) AS freq_7d, CAST(f30 AS BIGINT) AS freq_30d, CAST(f90 AS BIGINT) AS freq_90d,
   CASE WHEN f30 = 0 THEN NULL ELSE CAST(f7 AS DOUBLE) * 30.0 / (CAST(f30 AS DOUBLE) * 7.0) END AS activity_trend
 FROM j WHERE last2 IS NOT NULL"""
-
-
-PREV_SQL = """SELECT user_id, MAX_BY(last_event_ts, ts) AS last1, MAX_BY(freq_7d, ts) AS f7, MAX_BY(freq_30d, ts) AS f30,
-  MAX_BY(freq_90d, ts) AS f90 FROM state GROUP BY user_id"""
 
 
 def _inputs(cairn: Any, events: str, features: str, as_of: datetime, run_id: str | None) -> tuple[Any, ...] | Refresh:
@@ -146,14 +159,14 @@ def _finish(cairn: Any, features: str, rows: Any, t1: datetime, t2: datetime, v1
     out = out.add_column(1, "ts", pa.array([t2] * k, pa.timestamp("us", tz="UTC"))).append_column(
         "source_version", pa.array([v2] * k, pa.int64()))
     if k:
-        if merge:  # the keys (user_id, T2) are new: the MERGE inserts them all
+        if merge or t2 == t1:  # at the same time again (new events, no time passed) the keys exist: update them
             cairn.data.merge(features, out, on=["user_id", "ts"], when_matched_update="*", run_id=run_id)
         else:
             cairn.data.write(features, out, run_id=run_id)
     return Refresh("INCREMENTAL", t2, t1, v2, v1, k, n.num_rows)
 
 
-def refresh(cairn: Any, events: str, features: str, as_of: datetime, run_id: str | None = None, merge: bool = True) -> Refresh:
+def refresh(cairn: Any, events: str, features: str, as_of: datetime, run_id: str | None = None, merge: bool = False) -> Refresh:
     """Bring the feature table to `as_of` (DuckDB embedded), writing rows only for users whose
     features changed. An empty feature table gets a full recompute."""
     import duckdb
@@ -166,13 +179,12 @@ def refresh(cairn: Any, events: str, features: str, as_of: datetime, run_id: str
     con.execute("SET threads TO 2")
     for name, table in (("state", _seconds(_seconds(state), "last_event_ts")), ("n", _seconds(n)), ("x", _seconds(x)), ("y", _seconds(y))):
         con.register(name, table)
-    con.execute(f"CREATE TEMP TABLE prev AS {PREV_SQL}")
     rows = con.execute(delta_sql(int(t1.timestamp()), int(t2.timestamp()))).to_arrow_table()
     return _finish(cairn, features, rows, t1, t2, v1, v2, n, run_id, merge)
 
 
 def refresh_spark(spark: Any, cairn: Any, events: str, features: str, as_of: datetime, run_id: str | None = None,
-                  merge: bool = True) -> Refresh:
+                  merge: bool = False) -> Refresh:
     """The same refresh computed on Spark (the same SQL), from the same governed reads."""
     got = _inputs(cairn, events, features, as_of, run_id)
     if isinstance(got, Refresh):
@@ -180,11 +192,8 @@ def refresh_spark(spark: Any, cairn: Any, events: str, features: str, as_of: dat
     t1, t2, v1, v2, state, n, x, y = got
     for name, table in (("state", _seconds(_seconds(state), "last_event_ts")), ("n", _seconds(n)), ("x", _seconds(x)), ("y", _seconds(y))):
         spark.createDataFrame(table.to_pandas() if table.num_rows == 0 else table).createOrReplaceTempView(f"cairn_refresh_{name}")
-    q = PREV_SQL.replace("FROM state", "FROM cairn_refresh_state")
-    spark.sql(q).createOrReplaceTempView("cairn_refresh_prev")
     sql = delta_sql(int(t1.timestamp()), int(t2.timestamp()))
-    for name in ("prev", "n", "x", "y"):
-        sql = sql.replace(f"FROM {name} ", f"FROM cairn_refresh_{name} ").replace(f"JOIN {name} ", f"JOIN cairn_refresh_{name} ")
-        sql = sql.replace(f"FROM {name}\n", f"FROM cairn_refresh_{name}\n")
+    for name in ("state", "n", "x", "y"):
+        sql = sql.replace(f"FROM {name} ", f"FROM cairn_refresh_{name} ")
     rows = spark.sql(sql).toArrow()
     return _finish(cairn, features, rows, t1, t2, v1, v2, n, run_id, merge)

@@ -86,8 +86,15 @@ def test_incremental_refresh_equals_a_full_recompute_over_cycles(ms: Metastore) 
         assert got.num_rows == want.num_rows and got.equals(want), f"cycle {cycles} ({step} min)"
     # an incremental refresh writes only the users that changed
     assert 0 < r.users_written < got.num_rows
-    # again at the same time and version: nothing to do; backwards: refused
+    # again at the same time and version: nothing to do; at the same time with new (late) events: updated in place
     assert refresh(admin, EV, FT, t).mode == "NOOP"
+    admin.data.write(EV, data.generate(20, 150, days=100, seed=77, first_user=5))
+    assert refresh(admin, EV, FT, t).mode == "INCREMENTAL"
+    F.full_sql(admin, EV, "main.churn.full", t)
+    assert F.latest_rows(admin.data.read(FT)).equals(F.latest_rows(admin.data.read("main.churn.full")))
+    table = admin.data.read(FT)
+    assert table.group_by(["user_id", "ts"]).aggregate([]).num_rows == table.num_rows  # keys stay unique
+    # backwards: refused
     from catalog.errors import InvalidArgument
 
     with pytest.raises(InvalidArgument, match="goes forward"):
