@@ -24,6 +24,7 @@ a full recompute (said in the result).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -166,20 +167,83 @@ def _finish(cairn: Any, features: str, rows: Any, t1: datetime, t2: datetime, v1
     return Refresh("INCREMENTAL", t2, t1, v2, v1, k, n.num_rows)
 
 
+def _scan_sql(plan: Any, columns: list[str]) -> str:
+    """A governed snapshot (its files, with the reader's row filter and masks) as a DuckDB relation."""
+    from catalog.service.data import policy_sql
+    from pipelines.features.engine import duck_type, local
+
+    names = [c.name for c in plan.columns]
+    if not plan.files:
+        typed = ", ".join(f"CAST(NULL AS {duck_type(c.type_text)}) AS \"{c.name}\"" for c in plan.columns)
+        return f"({policy_sql(plan.policy, f'(SELECT {typed} WHERE false) AS src', names, columns)})"
+    listed = ", ".join("'" + local(f).replace("'", "''") + "'" for f in plan.files)
+    return f"({policy_sql(plan.policy, f'read_parquet([{listed}], union_by_name = true) AS src', names, columns)})"
+
+
 def refresh(cairn: Any, events: str, features: str, as_of: datetime, run_id: str | None = None, merge: bool = False) -> Refresh:
     """Bring the feature table to `as_of` (DuckDB embedded), writing rows only for users whose
-    features changed. An empty feature table gets a full recompute."""
-    import duckdb
+    features changed. An empty feature table gets a full recompute.
 
-    got = _inputs(cairn, events, features, as_of, run_id)
-    if isinstance(got, Refresh):
-        return got
-    t1, t2, v1, v2, state, n, x, y = got
-    con = duckdb.connect()
-    con.execute("SET threads TO 2")
-    for name, table in (("state", _seconds(_seconds(state), "last_event_ts")), ("n", _seconds(n)), ("x", _seconds(x)), ("y", _seconds(y))):
-        con.register(name, table)
+    Both snapshots are planned by the governed data service (checked, audited, with the reader's row
+    filter and masks) and read straight from their Parquet files by a DuckDB that may read only those
+    files; the `ts` slices skip every row group outside them by the files' statistics."""
+    import pyarrow as pa
+
+    from pipelines.features.engine import duck, local
+
+    t2 = as_of_time(as_of)
+    fplan = cairn.data.plan_scan(features, run_id=run_id)
+    v2 = latest_version(cairn, events)
+    con = duck.database(frozenset(local(f) for f in fplan.files))
+    state = _scan_sql(fplan, _STATE_COLUMNS)
+    t1, v1 = con.execute(f"SELECT MAX(ts), MAX(source_version) FROM {state}").fetchone()
+    if t1 is None:
+        con.close()
+        return Refresh("FULL", t2, None, full_sql(cairn, events, features, t2, run_id), None, -1, -1, "the feature table is empty")
+    t1, v1 = t1.astimezone(UTC), int(v1)
+    if t2 < t1:
+        raise InvalidArgument(f"the feature table is already at {t1.isoformat()}; a refresh goes forward, not to {t2.isoformat()}")
+    if t2 == t1 and v2 == v1:
+        return Refresh("NOOP", t2, t1, v2, v1, 0, 0, "nothing new")
+    n = pa.table({"user_id": pa.array([], pa.int64()), "ts": pa.array([], pa.int64())})
+    if v2 > v1:
+        changes = pa.table(cairn.data.read_changes(events, v1 + 1, v2))  # an Arrow C stream (arro3) from delta-rs
+        kinds = set(changes.column("_change_type").to_pylist()) if changes.num_rows else set()
+        if kinds - {"insert"}:
+            con.close()
+            version = full_sql(cairn, events, features, t2, run_id)
+            return Refresh("FULL", t2, t1, version, v1, -1, changes.num_rows, f"the raw table had {sorted(kinds - {'insert'})} changes")
+        n = _seconds(changes.select(["user_id", "ts"]))
+    eplan = cairn.data.plan_scan(events, version=v1, run_id=run_id)
+    con.close()
+    con = duck.database(frozenset(local(f) for f in fplan.files + eplan.files))
+
+    def secs(col: str) -> str:
+        return f"epoch_us({col}) // 1000000"
+
+    def lit(t: datetime) -> str:
+        return f"TIMESTAMPTZ '{t.isoformat()}'"
+
+    ev = _scan_sql(eplan, ["user_id", "ts"])
+    slices = [f"SELECT user_id, {secs('ts')} AS ts FROM {ev} WHERE ts > {lit(t1)} AND ts <= {lit(t2)}"] if t2 > t1 else []
+    ys = []
+    for w in WINDOWS:
+        lo, hi = t1 - timedelta(days=w), min(t1, t2 - timedelta(days=w))
+        if hi > lo:
+            ys.append(f"SELECT user_id, {secs('ts')} AS ts, {w} AS w FROM {ev} WHERE ts > {lit(lo)} AND ts <= {lit(hi)}")
+    con.execute(f"CREATE TEMP TABLE x AS {' UNION ALL '.join(slices) or 'SELECT 0::BIGINT AS user_id, 0::BIGINT AS ts WHERE false'}")
+    con.execute(f"CREATE TEMP TABLE y AS {' UNION ALL '.join(ys) or 'SELECT 0::BIGINT AS user_id, 0::BIGINT AS ts, 0 AS w WHERE false'}")
+    # Only the rows of users that can have changed are decoded: those a day count ticks over for (two
+    # columns of every row), and those with events in n, x or y.
+    t1us, t2us, day = int(t1.timestamp()) * 10**6, int(t2.timestamp()) * 10**6, 86_400 * 10**6
+    con.register("n", n)
+    con.execute(f"CREATE TEMP TABLE ticking AS SELECT DISTINCT user_id FROM {state} "
+                f"WHERE ({t2us} - epoch_us(last_event_ts)) // {day} <> ({t1us} - epoch_us(last_event_ts)) // {day}")
+    con.execute(f"CREATE TEMP TABLE state AS SELECT user_id, ts, epoch_us(last_event_ts) // 1000000 AS last_event_ts, freq_7d, freq_30d, "
+                f"freq_90d FROM {state} WHERE user_id IN (SELECT user_id FROM ticking UNION SELECT user_id FROM n "
+                f"UNION SELECT user_id FROM x UNION SELECT user_id FROM y)")
     rows = con.execute(delta_sql(int(t1.timestamp()), int(t2.timestamp()))).to_arrow_table()
+    con.close()
     return _finish(cairn, features, rows, t1, t2, v1, v2, n, run_id, merge)
 
 
@@ -189,11 +253,13 @@ def refresh_spark(spark: Any, cairn: Any, events: str, features: str, as_of: dat
     got = _inputs(cairn, events, features, as_of, run_id)
     if isinstance(got, Refresh):
         return got
+    import pyarrow as pa
+
     t1, t2, v1, v2, state, n, x, y = got
     for name, table in (("state", _seconds(_seconds(state), "last_event_ts")), ("n", _seconds(n)), ("x", _seconds(x)), ("y", _seconds(y))):
-        spark.createDataFrame(table.to_pandas() if table.num_rows == 0 else table).createOrReplaceTempView(f"cairn_refresh_{name}")
-    sql = delta_sql(int(t1.timestamp()), int(t2.timestamp()))
-    for name in ("state", "n", "x", "y"):
-        sql = sql.replace(f"FROM {name} ", f"FROM cairn_refresh_{name} ")
+        ddl = ", ".join(f"{f.name} {'bigint' if pa.types.is_integer(f.type) else 'string'}" for f in table.schema)
+        df = spark.createDataFrame([], ddl) if table.num_rows == 0 else spark.createDataFrame(table)
+        df.createOrReplaceTempView(f"cairn_refresh_{name}")
+    sql = re.sub(r"\bFROM (state|n|x|y)\b", r"FROM cairn_refresh_\1", delta_sql(int(t1.timestamp()), int(t2.timestamp())))
     rows = spark.sql(sql).toArrow()
     return _finish(cairn, features, rows, t1, t2, v1, v2, n, run_id, merge)
