@@ -354,20 +354,14 @@ def demo(env: Env) -> None:
         click.echo(json.dumps(summary, indent=2, default=str))
 
 
+# Each area's commands live in a module of their own.
 from api.features_cli import features  # noqa: E402
-
-cli.add_command(audit)
-cli.add_command(lineage)
-cli.add_command(serve)
-cli.add_command(token)
-cli.add_command(features)
+from api.jobs_cli import jobs  # noqa: E402
 from api.models_cli import model  # noqa: E402
-
-cli.add_command(model)
-
 from api.serving_cli import endpoints  # noqa: E402
 
-cli.add_command(endpoints)
+for group in (audit, lineage, serve, token, features, model, endpoints, jobs):
+    cli.add_command(group)
 
 
 def main() -> None:

@@ -42,6 +42,9 @@ def serve(env: Env, host: str, port: int, workers: int) -> None:
                    f"{base}/healthz  {base}/metrics")
         click.echo(f"try: curl -H \"Authorization: Bearer $({mint})\" {base}/api/2.1/unity-catalog/catalogs")
     _say_when_ready(host, port, env.as_json)
+    from pipelines.jobs.scheduler import start_in_background
+
+    start_in_background(metastore, env.principal)  # job schedules, when serving as an admin
     run_server(metastore, host, port, workers)
 
 

@@ -16,6 +16,7 @@ from catalog.service.audit import AuditService
 from catalog.service.data import TableDataService
 from catalog.service.gates import ModelGates
 from catalog.service.grants import GrantService
+from catalog.service.jobs import JobService
 from catalog.service.locations import ExternalLocationService, StorageCredentialService
 from catalog.service.models import FunctionService, ModelService
 from catalog.service.namespace import CatalogService, SchemaService
@@ -54,6 +55,7 @@ class Services:
         self.webhooks = WebhookService(metastore, ctx)
         self.lineage = LineageService(metastore, ctx)
         self.serving = ServingService(metastore, ctx)
+        self.jobs = JobService(metastore, ctx)
 
     @property
     def principal(self) -> str:

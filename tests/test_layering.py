@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("catalog", "lineage", "api", "pipelines")
 LAYERS = [
-    r"catalog\.(names|errors|privileges|config|policies|relations|storage)|lineage\.(sql(\..+)?|openlineage|emit|policy)",
+    r"catalog\.(names|errors|privileges|config|policies|relations|storage|jobspec)|lineage\.(sql(\..+)?|openlineage|emit|policy)",
     r"catalog\.(entities|paging)",
     r"catalog\.store(\..+)?|catalog\.delta|lineage\.(store|recording)",
     r"catalog\.authz|lineage\.graph",

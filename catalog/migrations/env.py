@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import catalog.store.jobs  # noqa: F401  (registers the job tables on the shared metadata)
 import lineage.store  # noqa: F401  (registers the lineage tables on the shared metadata)
 from catalog.store.tables import metadata
 

@@ -290,7 +290,8 @@ def _arrow_to_table_columns(data: pa.Table, target_columns: list[str], names: li
 
 def _record_lineage(session: SqlService, text: str) -> None:
     try:
-        session.services.lineage.record_sql(text, "databricks", default_catalog=session.current_catalog, default_schema=session.current_schema)
+        session.services.lineage.record_sql(text, "databricks", run_id=session.run_id, default_catalog=session.current_catalog,
+                                            default_schema=session.current_schema)
     except CairnError as exc:  # the data is committed; say so rather than fail the statement
         log.warning("lineage of a committed write was not recorded: %s", exc)
 

@@ -36,6 +36,7 @@ class SqlService:
         self.services = services
         self.current_catalog: str | None = None
         self.current_schema: str | None = None
+        self.run_id: str | None = None  # a lineage run the session's writes are recorded under (a job task's)
 
     def execute(self, script: str) -> list[SqlResult]:
         """Run every statement of `script`; stop at the first failure and say which statement failed."""

@@ -136,7 +136,16 @@ def _tags(column_level: bool) -> Callable[[Any], pa.Table]:
     return build
 
 
+def _lakeflow(c: Any, what: str) -> pa.Table:
+    from catalog.sql.jobs_system import lakeflow
+
+    return lakeflow(c, what)
+
+
 SYSTEM_TABLES: dict[str, Callable[[Any], pa.Table]] = {
+    "system.lakeflow.jobs": lambda c: _lakeflow(c, "jobs"),
+    "system.lakeflow.job_run_timeline": lambda c: _lakeflow(c, "job_run_timeline"),
+    "system.lakeflow.job_task_run_timeline": lambda c: _lakeflow(c, "job_task_run_timeline"),
     "system.access.audit": audit,
     "system.access.table_lineage": lineage("TABLE"),
     "system.access.column_lineage": lineage("COLUMN"),

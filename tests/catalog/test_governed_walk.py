@@ -106,6 +106,18 @@ CALLS["audit"]["count_events"] = ()
 OPEN.add("count_events")
 CALLS["audit"]["list_writers"] = ("c.s.t",)  # DESCRIBE HISTORY's userName: needs SELECT, like the history
 
+# Jobs: the job "j" and its run belong to the admin (run ids are filled in by the walk)
+_JOB = {"name": "j", "tasks": [{"task_key": "a", "python_task": {"entry_point": "pipelines.jobs.samples:echo"}}]}
+_AT = __import__("datetime").datetime(2026, 1, 1, tzinfo=__import__("datetime").UTC)
+CALLS["jobs"] = {
+    "create_job": ({**_JOB, "name": "j2", "run_as": "other"},), "update_job": ("j", _JOB), "delete_job": ("j",), "get_job": ("j",),
+    "list_jobs": (), "set_permission": ("j", "nobody", "CAN_MANAGE"), "get_permissions": ("j",),
+    "set_service_principal_user": ("sp", "nobody"), "run_now": ("j",), "run_scheduled": ("j", _AT), "get_run": (0,),
+    "list_runs": (), "cancel_run": (0,), "begin_run": (0,), "record_task": (0, "a", 0, "RUNNING"), "finish_run": (0, "SUCCESS"),
+    "cancel_requested": (0,), "list_due": (_AT,),
+}
+OPEN |= {"list_jobs", "list_runs"}
+
 
 def public_methods(service: object) -> set[str]:
     return {n for n, _ in inspect.getmembers(service, inspect.ismethod) if not n.startswith("_")}
@@ -153,6 +165,10 @@ def test_every_method_is_governed_and_audited(metastore: Metastore, admin: Cairn
     hook = admin.webhooks.create_webhook("mine", "https://example.com/h", ["model_version.created"], "c.s.m").id
     for m in ("get_webhook", "update_webhook", "delete_webhook", "list_deliveries"):
         CALLS["webhooks"][m] = (hook, *CALLS["webhooks"][m][1:])
+    admin.jobs.create_job(_JOB)
+    run_id = admin.jobs.run_now("j").run_id
+    for method in ("get_run", "cancel_run", "begin_run", "record_task", "finish_run", "cancel_requested"):
+        CALLS["jobs"][method] = (run_id, *CALLS["jobs"][method][1:])
     nobody = metastore.as_principal("nobody")
 
     def audit_count() -> list[tuple[str, str]]:
@@ -176,7 +192,7 @@ def test_every_method_is_governed_and_audited(metastore: Metastore, admin: Cairn
             else:
                 assert method in OPEN, f"{attr}.{method} let a principal without privileges through"
                 outcome = "ALLOWED"
-                if method in ("list_catalogs", "list_storage_credentials", "list_external_locations", "list_webhooks", "list_endpoints"):
+                if method in ("list_catalogs", "list_storage_credentials", "list_external_locations", "list_webhooks", "list_endpoints", "list_jobs", "list_runs"):
                     assert list(result) == []
                 if method == "list_events":
                     assert {e.principal for e in result} == {"nobody"}

@@ -1,7 +1,7 @@
 """serving endpoints
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-11-26 03:40:00.000000
 
 The config of each SERVING_ENDPOINT securable: served entities, traffic routes, its version, and
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0007'
-down_revision = '0004'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
