@@ -21,6 +21,7 @@ from graphene import relay
 from graphql import GraphQLError
 
 from api.graphql_features import FeatureQuery
+from api.graphql_ui import UiQuery
 from api.graphql_limits import DEFAULT_FIRST, MAX_DEPTH, MAX_NODES, MAX_TOKENS, bounds, depth_of, nodes_of
 from catalog.client import Cairn
 from catalog.errors import CairnError
@@ -416,7 +417,7 @@ def _typed(s: Any) -> Any:
             Kind.STORAGE_CREDENTIAL: StorageCredential, Kind.EXTERNAL_LOCATION: ExternalLocation}[s.kind]
 
 
-class Query(FeatureQuery, graphene.ObjectType):
+class Query(FeatureQuery, UiQuery, graphene.ObjectType):
     catalogs = connection(CatalogConnection)
     catalog = graphene.Field(Catalog, name=graphene.String(required=True))
     schema = graphene.Field(Schema, name=graphene.String(required=True))

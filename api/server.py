@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from api import openlineage, uc_rest
+from api import openlineage, uc_rest, ui
 from api.graphql import execute, may_be_long
 from api.http import MAX_BODY, MAX_GRAPHQL_BODY, Shape, check, error, json_body
 from catalog.client import Cairn, Metastore
@@ -262,6 +262,7 @@ def make_app(metastore: Metastore, threads: int | None = None, max_body: int = M
         # OpenLineage producers post events with the same bearer tokens; events may be big: a thread.
         Route("/api/v1/lineage", handler(openlineage.ingest, gzip_ok=True, long=lambda b: True), methods=["POST"]),
         *uc_rest.routes(handler),
+        *ui.routes(),  # the web UI at /
     ]
     app = Starlette(routes=routes)
     app.state.metrics = metrics

@@ -97,6 +97,8 @@ def test_every_graphql_field_is_governed(metastore: Metastore, world: dict[str, 
         "storageCredential": '{ storageCredential(name: "cred") { name } }',
         "featureTable": '{ featureTable(name: "main.s.t") { name } }',
         "trainingSet": '{ trainingSet(name: "main.s.t") { name } }',
+        "viewer": "{ viewer { name isAdmin } }",
+        "tablePolicy": '{ tablePolicy(name: "main.s.t") { columnMasks { column } } }',
     }
     mutations = {
         "createCatalog": 'mutation { createCatalog(name: "x") { name } }',
@@ -119,6 +121,8 @@ def test_every_graphql_field_is_governed(metastore: Metastore, world: dict[str, 
         res = execute(nobody, text)
         if field == "lineageEdges":
             assert res["data"]["lineageEdges"] == [], field
+        elif field == "viewer":
+            assert res["data"]["viewer"] == {"name": "nobody", "isAdmin": False}, field  # who the token is, nothing more
         elif field == "principals":
             assert {e["node"]["name"] for e in res["data"]["principals"]["edges"]} >= {"nobody"}, field  # a directory, open to all as in Databricks
         elif field in ("externalLocations", "storageCredentials"):
