@@ -21,8 +21,8 @@ from graphene import relay
 from graphql import GraphQLError
 
 from api.graphql_features import FeatureQuery
-from api.graphql_ui import UiQuery
 from api.graphql_limits import DEFAULT_FIRST, MAX_DEPTH, MAX_NODES, MAX_TOKENS, bounds, depth_of, nodes_of
+from api.graphql_ui import UiQuery
 from catalog.client import Cairn
 from catalog.errors import CairnError
 from catalog.privileges import Kind

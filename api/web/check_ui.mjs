@@ -21,7 +21,7 @@ const nodes = (page) => page.evaluate(() => [...document.querySelectorAll("#line
   const m = /translate\(([-\d.e]+),([-\d.e]+)\)/.exec(g.getAttribute("transform"));
   return { name: g.dataset.name || null, kind: g.dataset.kind, x: Number(m[1]), root: g.classList.contains("root"), label: g.querySelector(".name").textContent };
 }));
-const graphDrawn = (page) => page.waitForFunction(() => window.cairnLineage && document.querySelector("#lineage-graph .node"), null, { timeout: 30000 });
+const graphDrawn = (page) => page.waitForFunction(() => window.cairnLineage && document.querySelector("#lineage-graph"), null, { timeout: 30000 });
 
 async function signIn(page, token) {
   await page.waitForSelector("#sign-in:not([hidden])");
@@ -65,6 +65,8 @@ try {
     const cols = rows(sec("Columns").querySelector("table")).slice(1);
     return {
       title: document.querySelector("main h1").firstChild.textContent,
+      comment: document.querySelector("main .head > p").textContent,
+      pwned: window.pwned ?? null, images: document.querySelectorAll("main img").length,
       columns: cols.map((r) => r[0].split(/key|timestamp key/)[0]),
       masked: cols.filter((r) => r[5].startsWith("masked")).map((r) => r[0]),
       tags: [...document.querySelectorAll("main .badge.tag")].map((b) => b.textContent),
@@ -88,7 +90,7 @@ try {
   out.collapsed = (await nodes(page)).length;
   out.expanded = expanded;
   await page.locator("#lineage-graph .node[data-name='main.feat.user_features'] .toggle").click();
-  await page.locator("#lineage-graph .node[data-name='main.feat.user_features'] rect").click();
+  await page.locator("#lineage-graph .node[data-name='main.feat.user_features'] > rect").click();
   await page.waitForFunction(() => location.hash.startsWith("#/table/"));
   out.opened = await page.evaluate(() => decodeURIComponent(location.hash));
 
@@ -98,10 +100,22 @@ try {
   await graphDrawn(page);
   const totalMs = Date.now() - asked;
   const big = await page.evaluate(() => window.cairnLineage);
-  out.big = { ...big, totalMs, drawn: await page.locator("#lineage-graph .node").count() };
+  const dataNodes = async () => Number(await page.locator("#lineage-graph").getAttribute("data-nodes"));
+  out.big = { ...big, totalMs, folded: await dataNodes(), labelled: await page.locator("#lineage-graph .node").count() };
   await shot(page, "big");
-  await page.click("text=Collapse all");
-  out.big.collapsedTo = await page.locator("#lineage-graph .node").count();
+  // Every node: unfold all and time it to the painted frame.
+  out.big.expandMs = await page.evaluate(() => new Promise((done) => {
+    const t0 = performance.now();
+    [...document.querySelectorAll(".toolbar button")].find((b) => b.textContent === "Expand all").click();
+    requestAnimationFrame(() => requestAnimationFrame(() => done(performance.now() - t0)));
+  }));
+  out.big.expanded = await dataNodes();
+  await shot(page, "big-expanded");
+  // Up close, only the nodes in view are drawn, with their labels.
+  for (let i = 0; i < 20; i++) await page.click("button[title='zoom in']");
+  await page.waitForFunction(() => document.querySelectorAll("#lineage-graph .node").length > 0);
+  out.big.closeUp = await page.locator("#lineage-graph .node").count();
+  await shot(page, "big-close");
 
   // The model page and the audit log.
   await page.evaluate((m) => { location.hash = `#/model/${encodeURIComponent(m)}`; }, plan.model);
@@ -134,6 +148,12 @@ try {
   const html = await page.content();
   out.analyst.leaked = plan.hidden.filter((n) => html.includes(n));
   await shot(page, "analyst");
+
+  // A token refused mid-session (revoked, expired): the next call brings the sign-in back.
+  await page.evaluate(() => { sessionStorage.setItem("cairnToken", "cairn_revoked"); location.hash = "#/audit"; });
+  await page.waitForSelector("#sign-in:not([hidden])");
+  out.refusedMidSession = { message: await page.locator("#sign-in-error").innerText(), stored: await page.evaluate(() => sessionStorage.getItem("cairnToken")),
+                            main: await page.locator("main").innerText(), consoleErrors: out.consoleErrors.splice(0) };
 } catch (e) {
   out.failure = String(e.stack || e);
 } finally {

@@ -5,6 +5,8 @@ import { gql } from "./api.js";
 import { h, href } from "./dom.js";
 
 const W = 190, H = 34, COL = 250, ROW = 44, SVG = "http://www.w3.org/2000/svg";
+const FAR = 0.4;  // below this zoom labels could not be read: boxes only
+const BIG = 500, FAN = 25;  // a graph over BIG nodes opens with nodes of over FAN children folded
 const FIELDS = "truncated root { id kind name restricted } nodes { id kind name restricted depth path }";
 
 export async function lineagePage(_, params) {
@@ -29,6 +31,7 @@ export async function lineagePage(_, params) {
   page.append(
     h("p", { class: "muted", id: "lineage-stats" }, `${shown} nodes`, hidden ? `, ${hidden} hidden from you` : "",
       data.up?.truncated || data.down?.truncated ? " · truncated: ask for less depth" : "",
+      view.collapsed.size ? ` · ${view.collapsed.size} wide fan-outs folded (+ to unfold)` : "",
       " · drag to pan, wheel to zoom, click a node to open it, ± to collapse"),
     view.toolbar, view.svg);
   view.onPainted = () => {
@@ -71,7 +74,7 @@ export function build(up, down) {
       parent.kids.push(node);
     }
   }
-  for (const n of nodes.values()) n.kids.sort((a, b) => a.restricted - b.restricted || (a.name || "").localeCompare(b.name || ""));
+  for (const n of nodes.values()) n.kids.sort((a, b) => a.restricted - b.restricted || (a.name || "").localeCompare(b.name || "", undefined, { numeric: true }));
   return { nodes, root: nodes.get("r") };
 }
 
@@ -123,19 +126,26 @@ const svgEl = (tag, attrs = {}) => {
   return el;
 };
 
+/** The graph on screen. Up close, each node in view is an SVG group with its labels (and only those
+ * in view: panning redraws them); from afar, when labels could not be read anyway, all boxes of a
+ * kind are one path, so thousands of nodes draw in a few elements. Clicks find their node by position. */
 class GraphView {
   constructor(graph) {
     this.graph = graph;
-    this.collapsed = new Set();
+    this.collapsed = new Set(graph.nodes.size > BIG ? [...graph.nodes.values()].filter((n) => n.kids.length > FAN && n.key !== "r").map((n) => n.key) : []);
     this.t = { x: 0, y: 0, k: 1 };
     this.svg = svgEl("svg", { class: "graph", id: "lineage-graph" });
     this.viewport = svgEl("g");
+    this.edges = svgEl("path", { class: "edges" });
+    this.boxes = svgEl("g");
+    this.viewport.append(this.edges, this.boxes);
     this.svg.append(this.viewport);
     const button = (text, fn, title) => h("button", { type: "button", title, onclick: fn }, text);
+    this.status = h("span", { class: "muted status" });
     this.toolbar = h("div", { class: "toolbar" }, button("Fit", () => this.fit(), "fit the graph in view"),
       button("+", () => this.zoom(1.25), "zoom in"), button("−", () => this.zoom(0.8), "zoom out"),
-      button("Collapse all", () => { this.collapsed = new Set(graph.root.kids.filter((k) => k.kids.length).map((k) => k.key)); this.draw(); }),
-      button("Expand all", () => { this.collapsed.clear(); this.draw(); }), this.status = h("span", { class: "muted status" }));
+      button("Collapse all", () => { this.collapsed = new Set(graph.root.kids.filter((k) => k.kids.length).map((k) => k.key)); this.draw(); this.fit(); }),
+      button("Expand all", () => { this.collapsed.clear(); this.draw(); this.fit(); }), this.status);
     this.draw();
     this.listen();
     // Fit once the page is on screen, then report the graph as painted.
@@ -143,25 +153,48 @@ class GraphView {
     requestAnimationFrame(settle);
   }
 
+  /** Lay out what is expanded; then paint. */
   draw() {
-    const at = layout(this.graph, this.collapsed), shown = [];
-    const visit = (n) => { shown.push(n); if (!this.collapsed.has(n.key)) n.kids.forEach(visit); };
+    this.at = layout(this.graph, this.collapsed);
+    this.shown = [];
+    const visit = (n) => { this.shown.push(n); if (!this.collapsed.has(n.key)) n.kids.forEach(visit); };
     visit(this.graph.root);
+    const b = { x0: Infinity, x1: -Infinity, y0: Infinity, y1: -Infinity };
+    for (const n of this.shown) {
+      const p = this.at.get(n.key);
+      b.x0 = Math.min(b.x0, p.x - W / 2); b.x1 = Math.max(b.x1, p.x + W / 2); b.y0 = Math.min(b.y0, p.y - H / 2); b.y1 = Math.max(b.y1, p.y + H / 2);
+    }
+    this.bounds = b;
+    this.svg.dataset.nodes = this.shown.length;
+    this.mode = null;
+    this.paint();
+  }
+
+  paint() {
+    const far = this.t.k < FAR, at = this.at;
+    if (far && this.mode === "far") return;
     let d = "";
-    for (const n of shown) {
+    for (const n of this.shown) {
       if (n.key === "r") continue;
       const a = at.get(n.key), b = at.get(n.parent);
       const [from, to] = n.side < 0 ? [a, b] : [b, a];  // edges run left to right, as data flows
       const x1 = from.x + W / 2, x2 = to.x - W / 2, mx = (x1 + x2) / 2;
-      d += `M${x1},${from.y}C${mx},${from.y} ${mx},${to.y} ${x2},${to.y}`;
+      d += far ? `M${x1},${from.y}L${x2},${to.y}` : `M${x1},${from.y}C${mx},${from.y} ${mx},${to.y} ${x2},${to.y}`;
     }
-    const edges = svgEl("path", { class: "edges", d });
-    const group = svgEl("g");
-    for (const n of shown) group.append(this.node(n, at.get(n.key)));
-    this.viewport.replaceChildren(edges, group);
-    this.bounds = shown.reduce((b, n) => { const p = at.get(n.key);
-      return { x0: Math.min(b.x0, p.x - W / 2), x1: Math.max(b.x1, p.x + W / 2), y0: Math.min(b.y0, p.y - H / 2), y1: Math.max(b.y1, p.y + H / 2) }; },
-    { x0: Infinity, x1: -Infinity, y0: Infinity, y1: -Infinity });
+    this.edges.setAttribute("d", d);
+    if (far) {
+      const byKind = new Map();
+      for (const n of this.shown) {
+        const cls = `box k-${n.kind}${n.restricted ? " hidden" : ""}${n.key === "r" ? " root" : ""}`, p = at.get(n.key);
+        byKind.set(cls, (byKind.get(cls) || "") + `M${p.x - W / 2},${p.y - H / 2}h${W}v${H}h${-W}z`);
+      }
+      this.boxes.replaceChildren(...[...byKind].map(([cls, path]) => svgEl("path", { class: cls, d: path })));
+    } else {
+      const r = this.svg.getBoundingClientRect(), { x, y, k } = this.t, m = 200;
+      const inView = (p) => p.x * k + x > -m - W * k && p.x * k + x < r.width + m && p.y * k + y > -m - H * k && p.y * k + y < r.height + m;
+      this.boxes.replaceChildren(...this.shown.filter((n) => inView(at.get(n.key))).map((n) => this.node(n, at.get(n.key))));
+    }
+    this.mode = far ? "far" : "near";
   }
 
   node(n, p) {
@@ -176,21 +209,29 @@ class GraphView {
     if (n.kids.length && n.key !== "r") {
       const folded = this.collapsed.has(n.key), x = n.side < 0 ? -9 : W + 9;
       const t = svgEl("g", { class: "toggle", transform: `translate(${x},${H / 2})` });
-      const sign = svgEl("text", { y: 4 });
+      const sign = svgEl("text", { y: 4 }), w = folded ? 10 + 6 * String(count(n)).length : 16;
       sign.textContent = folded ? `+${count(n)}` : "−";
-      t.append(svgEl("circle", { r: 8 }), sign);
+      t.append(svgEl("rect", { x: -w / 2, y: -8, width: w, height: 16, rx: 8 }), sign);
       g.append(t);
     }
     return g;
+  }
+
+  /** The node under a pointer event: its group up close, its position from afar. */
+  hit(e) {
+    const g = e.target.closest?.(".node");
+    if (g) return this.graph.nodes.get(g.dataset.key);
+    if (this.mode !== "far") return null;
+    const r = this.svg.getBoundingClientRect(), gx = (e.clientX - r.left - this.t.x) / this.t.k, gy = (e.clientY - r.top - this.t.y) / this.t.k;
+    return this.shown.find((n) => { const p = this.at.get(n.key); return Math.abs(gx - p.x) <= W / 2 && Math.abs(gy - p.y) <= H / 2; }) || null;
   }
 
   listen() {
     const svg = this.svg;
     svg.addEventListener("click", (e) => {
       if (this.dragged) return;
-      const g = e.target.closest(".node");
-      if (!g) return;
-      const n = this.graph.nodes.get(g.dataset.key);
+      const n = this.hit(e);
+      if (!n) return;
       if (e.target.closest(".toggle")) {
         this.collapsed.has(n.key) ? this.collapsed.delete(n.key) : this.collapsed.add(n.key);
         this.draw();
@@ -199,9 +240,13 @@ class GraphView {
       const to = pageOf(n);
       if (to) location.hash = to;
     });
-    svg.addEventListener("pointerover", (e) => {
-      const n = this.graph.nodes.get(e.target.closest(".node")?.dataset.key);
-      this.status.textContent = !n ? "" : n.restricted ? `a ${n.kind.toLowerCase()} you may not see` : `${n.kind.toLowerCase()} ${n.name}`;
+    svg.addEventListener("pointermove", (e) => {
+      if (this.hovering) return;
+      this.hovering = requestAnimationFrame(() => {
+        this.hovering = 0;
+        const n = this.hit(e);
+        this.status.textContent = !n ? "" : n.restricted ? `a ${n.kind.toLowerCase()} you may not see` : `${n.kind.toLowerCase()} ${n.name}`;
+      });
     });
     svg.addEventListener("wheel", (e) => { e.preventDefault(); this.zoom(e.deltaY < 0 ? 1.15 : 1 / 1.15, e); }, { passive: false });
     svg.addEventListener("pointerdown", (e) => {
@@ -221,25 +266,27 @@ class GraphView {
   zoom(f, at) {
     const r = this.svg.getBoundingClientRect();
     const cx = at ? at.clientX - r.left : r.width / 2, cy = at ? at.clientY - r.top : r.height / 2;
-    const k = Math.min(3, Math.max(0.05, this.t.k * f));
+    const k = Math.min(3, Math.max(0.002, this.t.k * f));
     this.t.x = cx - ((cx - this.t.x) * k) / this.t.k;
     this.t.y = cy - ((cy - this.t.y) * k) / this.t.k;
     this.t.k = k;
     this.apply();
   }
 
+  /** The whole graph in view; a graph of a few hundred nodes stays readable instead (around the root). */
   fit() {
     const r = this.svg.getBoundingClientRect(), b = this.bounds, pad = 30;
-    const k = Math.min(1.2, (r.width - 2 * pad) / (b.x1 - b.x0), (r.height - 2 * pad) / (b.y1 - b.y0));
-    this.t = { k: Math.max(0.05, k), x: 0, y: 0 };
-    this.t.x = r.width / 2 - ((b.x0 + b.x1) / 2) * this.t.k;
-    this.t.y = r.height / 2 - ((b.y0 + b.y1) / 2) * this.t.k;
+    let k = Math.max(0.002, Math.min(1.2, (r.width - 2 * pad) / (b.x1 - b.x0), (r.height - 2 * pad) / (b.y1 - b.y0)));
+    const readable = k < FAR && this.shown.length <= 200;
+    if (readable) k = FAR + 0.05;
+    this.t = { k, x: r.width / 2 - ((b.x0 + b.x1) / 2) * k, y: r.height / 2 - (readable ? 0 : (b.y0 + b.y1) / 2) * k };
     this.apply();
   }
 
+  /** Move the view now; repaint what is in it at the next frame. */
   apply() {
     this.viewport.setAttribute("transform", `translate(${this.t.x},${this.t.y}) scale(${this.t.k})`);
-    this.svg.classList.toggle("far", this.t.k < 0.4);  // too small to read: boxes only, which keeps big graphs fast
+    if (!this.painting) this.painting = requestAnimationFrame(() => { this.painting = 0; this.paint(); });
   }
 }
 
