@@ -117,7 +117,14 @@ try {
   out.big.closeUp = await page.locator("#lineage-graph .node").count();
   await shot(page, "big-close");
 
-  // The model page and the audit log.
+  // Search, the models list and the model page, the audit log.
+  await page.fill("#search", "pii");
+  await page.press("#search", "Enter");
+  await page.waitForFunction(() => document.querySelector("main h1")?.textContent.startsWith("Tables matching"));
+  out.search = await texts(page, "main table.grid tbody tr td:first-child");
+  await page.click("#nav a[data-tab=models]");
+  await page.waitForFunction(() => document.querySelector("main h1")?.textContent === "Models");
+  out.models = { listed: await texts(page, "main table.grid tbody tr td:first-child"), text: await page.locator("main").innerText() };
   await page.evaluate((m) => { location.hash = `#/model/${encodeURIComponent(m)}`; }, plan.model);
   await page.waitForSelector("main section table");
   out.model = { versions: await page.locator("main section").filter({ hasText: "Versions" }).innerText() };

@@ -148,6 +148,8 @@ def test_the_ui_in_headless_chromium(metastore: Metastore, world: dict[str, str]
     assert names["main.raw.events"]["root"] and g["hidden"] == 0
     assert got["opened"] == "#/table/main.feat.user_features"  # a node opens its page
     assert got["collapsed"] < got["expanded"]
+    assert got["search"] == ["main.raw.events"]  # by a column tag
+    assert got["models"]["listed"] == ["main.ml.churn"] and "@champion → v1" in got["models"]["text"]
     # models, audit, sign-out
     assert "v1" in got["model"]["versions"] and "@champion" in got["model"]["versions"] and "run-0001" in got["model"]["versions"]
     assert got["audit"]["rows"] > 0 and set(got["audit"]["principals"]) == {"admin"} and got["audit"]["results"] == ["ALLOWED"]
