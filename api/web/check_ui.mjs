@@ -94,6 +94,17 @@ try {
   await page.waitForFunction(() => location.hash.startsWith("#/table/"));
   out.opened = await page.evaluate(() => decodeURIComponent(location.hash));
 
+  // Column level, as of a time, and around a model version.
+  const lineageOf = async (query) => {
+    await page.evaluate((q) => { window.cairnLineage = null; location.hash = `#/lineage?${q}`; }, query);
+    await graphDrawn(page);
+    return nodes(page);
+  };
+  out.column = (await lineageOf("ref=main.raw.events.user_id&level=COLUMN&dir=downstream")).map((n) => [n.kind, n.name]).sort();
+  out.asOfBefore = (await lineageOf("ref=main.raw.events&asOf=2000-01-01T00%3A00")).map((n) => n.name);
+  out.modelVersion = await lineageOf(`ref=${encodeURIComponent("model:main.ml.churn/1")}`);
+  await shot(page, "model-lineage");
+
   // 2,001 nodes: time from asking to a painted graph, and the drawing alone.
   const asked = Date.now();
   await page.evaluate((ref) => { window.cairnLineage = null; location.hash = `#/lineage?ref=${encodeURIComponent(ref)}&dir=downstream&depth=3`; }, plan.big);

@@ -56,6 +56,7 @@ def build_world(metastore: Metastore) -> dict[str, str]:
     a.lineage.record([SECRET], [CHAIN[0]])
     for src, dst in itertools.pairwise(CHAIN):
         a.lineage.record([src], [dst])
+    a.lineage.record([], [], [{"source": "main.raw.events.user_id", "target": "main.feat.user_features.user_id"}])
     event = {"eventTime": "2026-01-01T00:00:00Z", "producer": "tests", "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json"}
     a.lineage.ingest_openlineage({**event, "job": {"namespace": "spark", "name": "fan"}, "inputs": [{"namespace": "cairn", "name": "main.raw.big"}],
                                   "outputs": [{"namespace": "s3://lake", "name": f"mid/{i}"} for i in range(FANOUT)]})
@@ -100,6 +101,33 @@ def test_the_page_and_its_files_come_from_the_package(metastore: Metastore, live
         for bad in ("..%2F__init__.py", "__init__.py", "nope.js", "..%2F..%2Fserver.py"):
             assert httpx.get(f"{url}/ui/{bad}").status_code == 404, bad
         assert httpx.post(f"{url}/graphql", json={"query": "{ viewer { name } }"}).status_code == 401  # the page's data needs a token
+
+
+def test_every_query_the_page_sends_is_valid_for_this_schema() -> None:
+    """The queries of api/ui/static, built for this server's schema as the page builds them (optional
+    registry and serving fields only when the schema has them), all pass GraphQL validation and the
+    server's own bounds: a field renamed or removed fails here, not in front of a user."""
+    import graphql as gql
+
+    from api.graphql import prepare, schema
+
+    if not shutil.which("node"):
+        pytest.skip("needs node")
+
+    def built(introspection: dict) -> dict[str, str]:  # type: ignore[type-arg]
+        run = subprocess.run(["node", "ui_queries.mjs"], cwd=WEB, input=json.dumps(introspection), capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        return json.loads(run.stdout)
+
+    introspection = gql.graphql_sync(schema.graphql_schema, built({"__schema": {"types": []}})["SCHEMA"]).data
+    queries = built(introspection)
+    assert {"VIEWER", "table", "lineage-both", "model", "models", "AUDIT", "search", "preview"} <= set(queries)
+    for name, query in queries.items():
+        if query is None:  # the endpoint page, on a server without serving endpoints
+            assert name == "endpoint" and "servingEndpoint" not in {f for f in schema.graphql_schema.query_type.fields}
+            continue
+        assert not isinstance(prepare(query), dict), (name, prepare(query))  # a dict is the refusal
+    assert "tablePolicy" in queries["table"] and "history(limit: 20)" in queries["table"]
 
 
 def run_browser(url: str, world: dict[str, str], hidden: list[str]) -> dict:  # type: ignore[type-arg]
@@ -148,6 +176,12 @@ def test_the_ui_in_headless_chromium(metastore: Metastore, world: dict[str, str]
     assert names["main.raw.events"]["root"] and g["hidden"] == 0
     assert got["opened"] == "#/table/main.feat.user_features"  # a node opens its page
     assert got["collapsed"] < got["expanded"]
+    assert got["column"] == [["COLUMN", "main.feat.user_features.user_id"], ["COLUMN", "main.raw.events.user_id"]]
+    assert got["asOfBefore"] == ["main.raw.events"]  # as of a time before any lineage: the node alone
+    mv = {n["name"]: n["x"] for n in got["modelVersion"]}
+    assert mv["main.ml.churn/1"] == 0 or min(mv.values()) < mv["main.ml.churn/1"] < max(mv.values())
+    order = ["main.vault.crm_export", "main.raw.events", "main.feat.user_features", "main.ml.churn_training", "main.ml.churn/1", "churn", "main.ml.predictions"]
+    assert [n for n in sorted(mv, key=mv.get)] == order  # raw → features → training set → model version → endpoint → predictions
     assert got["search"] == ["main.raw.events"]  # by a column tag
     assert got["models"]["listed"] == ["main.ml.churn"] and "@champion → v1" in got["models"]["text"]
     # models, audit, sign-out

@@ -50,14 +50,17 @@ export async function gql(query, variables) {
 /** The error of the field under `alias`, if it failed. */
 export const errorAt = (r, alias) => r.errors.find((e) => e.path?.[0] === alias);
 
+export const VIEWER = "{ viewer { name kind isAdmin } }";
+
 let types = null;
+export const SCHEMA = "{ __schema { types { name fields { name type { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }";
 /** The server's types, introspected once per sign-in: Map(type → Map(field → {kind, name})).
  * Pages ask it which optional fields exist, so they work before and after a field is added. */
 export function schema() {
-  types ??= gql(`{ __schema { types { name fields { name type { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }`)
-    .then((d) => new Map(d.__schema.types.map((t) => [t.name, new Map((t.fields || []).map((f) => [f.name, named(f.type)]))])));
+  types ??= gql(SCHEMA).then(typesOf, (err) => { types = null; throw err; });
   return types;
 }
+export const typesOf = (d) => new Map(d.__schema.types.map((t) => [t.name, new Map((t.fields || []).map((f) => [f.name, named(f.type)]))]));
 const named = (t) => { while (t.ofType) t = t.ofType; return { kind: t.kind, name: t.name }; };
 
 /** A selection of `want` on `typeName`, keeping only what the schema has. `want` lists field

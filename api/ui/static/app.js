@@ -1,5 +1,5 @@
 // The shell: sign-in, navigation, the explorer tree, and a hash router over the pages.
-import { gql, onSignedOut, token, SignedOut } from "./api.js";
+import { gql, onSignedOut, token, SignedOut, VIEWER } from "./api.js";
 import { h, failure } from "./dom.js";
 import { auditPage } from "./audit.js";
 import { catalogPage, functionPage, homePage, schemaPage, searchPage, tablePage, tree } from "./explorer.js";
@@ -25,7 +25,7 @@ function showSignIn(message) {
 }
 
 async function showShell() {
-  const { viewer } = await gql("{ viewer { name kind isAdmin } }");
+  const { viewer } = await gql(VIEWER);
   $("sign-in").hidden = true;
   $("shell").hidden = $("nav").hidden = $("sign-out").hidden = false;
   $("who").textContent = `${viewer.name}${viewer.isAdmin ? " (admin)" : ""}`;

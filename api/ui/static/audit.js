@@ -2,7 +2,7 @@
 import { gql } from "./api.js";
 import { badge, grid, h, when } from "./dom.js";
 
-const QUERY = `query($p: String, $a: String, $r: String, $s: DateTime, $u: DateTime, $after: String) {
+export const AUDIT = `query($p: String, $a: String, $r: String, $s: DateTime, $u: DateTime, $after: String) {
   auditEvents(principal: $p, action: $a, result: $r, since: $s, until: $u, first: 100, after: $after) {
     edges { node { id eventTime principal action securableKind securableName result errorCode source parameters } }
     pageInfo { hasNextPage endCursor } } }`;
@@ -16,7 +16,7 @@ export async function auditPage(_, params) {
   const more = h("button", { type: "button" }, "Older events");
   let after = null;
   const load = async () => {
-    const { auditEvents: c } = await gql(QUERY, { ...vars, after });
+    const { auditEvents: c } = await gql(AUDIT, { ...vars, after });
     body.append(...c.edges.map(({ node: e }) => row(e)));
     after = c.pageInfo.endCursor;
     more.hidden = !c.pageInfo.hasNextPage;

@@ -7,9 +7,37 @@ const edges = (c) => (c ? c.edges.map((e) => e.node) : []);
 const isView = (t) => t.tableType === "VIEW" || t.tableType === "MATERIALIZED_VIEW";
 const quote = (full) => full.split(".").map((p) => "`" + p.replaceAll("`", "``") + "`").join(".");
 
+const SECURABLE = "fullName owner comment createdAt createdBy tags { key value column } effectivePrivileges { privilege reasons { kind description } }";
+const GRANTS = "{ grants { principal privilege } }";
+
+/** Every query the explorer sends (the tests validate them against the schema). */
+export const QUERIES = {
+  catalogs: `{ catalogs(first: ${PAGE}) { edges { node { name owner comment } } } }`,
+  schemas: `query($c: String!) { catalog(name: $c) { schemas(first: ${PAGE}) { edges { node { name fullName } } } } }`,
+  objects: `query($s: String!) { schema(name: $s) {
+    tables(first: ${PAGE}) { edges { node { name fullName tableType comment owner } } }
+    models(first: ${PAGE}) { edges { node { name fullName comment owner } } }
+    functions(first: ${PAGE}) { edges { node { name fullName comment owner } } } } }`,
+  catalog: `query($n: String!) { catalog(name: $n) { ${SECURABLE} schemas(first: ${PAGE}) { edges { node { name fullName owner comment } } } }
+    grants: catalog(name: $n) ${GRANTS} }`,
+  schema: `query($n: String!) { schema(name: $n) { ${SECURABLE} } grants: schema(name: $n) ${GRANTS} }`,
+  function: `query($n: String!) { function(name: $n) { ${SECURABLE} dataType language routineDefinition parameters { name type } }
+    grants: function(name: $n) ${GRANTS} }`,
+  table: `query($n: String!) {
+    table(name: $n) { ${SECURABLE} name tableType storageLocation primaryKeys timestampKeys columns { name type nullable comment } }
+    grants: table(name: $n) ${GRANTS}
+    history: table(name: $n) { history(limit: 20) { version timestamp operation parameters } }
+    tablePolicy(name: $n) { rowFilter { function columns } columnMasks { column function using } }
+    featureTable(name: $n) { primaryKeys timestampKeys features version lastCommit publishedVersion publishedAt }
+    trainingSet(name: $n) { label labelTable labelVersion pointInTime featureTables { table version } models } }`,
+  preview: "mutation($s: String!) { sql(statement: $s) { columns rows } }",
+  search: (catalogs) => `query($t: String!) { ${catalogs.map((c, i) =>
+    `c${i}: search(text: $t, catalog: ${JSON.stringify(c)}, first: 50) { edges { node { fullName tableType comment owner } } }`).join("\n")} }`,
+};
+
 /** The side tree, each level loaded when it is opened. */
 export async function tree(root) {
-  const d = await gql(`{ catalogs(first: ${PAGE}) { edges { node { name } } } }`);
+  const d = await gql(QUERIES.catalogs);
   root.replaceChildren(...edges(d.catalogs).map((c) => branch(c.name, href("catalog", c.name), () => schemasOf(c.name))));
 }
 
@@ -25,17 +53,12 @@ function branch(label, to, load) {
 }
 
 async function schemasOf(catalog) {
-  const d = await gql(`query($c: String!) { catalog(name: $c) { schemas(first: ${PAGE}) { edges { node { name fullName } } } } }`, { c: catalog });
+  const d = await gql(QUERIES.schemas, { c: catalog });
   return edges(d.catalog.schemas).map((s) => branch(s.name, href("schema", s.fullName), () => objectsOf(s.fullName)));
 }
 
-const OBJECTS = `query($s: String!) { schema(name: $s) {
-  tables(first: ${PAGE}) { edges { node { name fullName tableType comment owner } } }
-  models(first: ${PAGE}) { edges { node { name fullName comment owner } } }
-  functions(first: ${PAGE}) { edges { node { name fullName comment owner } } } } }`;
-
 async function objectsOf(schema) {
-  const { schema: s } = await gql(OBJECTS, { s: schema });
+  const { schema: s } = await gql(QUERIES.objects, { s: schema });
   const tables = edges(s.tables);
   const groups = [["Tables", "table", tables.filter((t) => !isView(t))], ["Views", "table", tables.filter(isView)],
     ["Models", "model", edges(s.models)], ["Functions", "function", edges(s.functions)]];
@@ -44,17 +67,14 @@ async function objectsOf(schema) {
 }
 
 export async function homePage() {
-  const d = await gql(`{ catalogs(first: ${PAGE}) { edges { node { name owner comment } } } }`);
+  const d = await gql(QUERIES.catalogs);
   return h("div", {}, h("h1", {}, "Catalogs"),
     grid([["Catalog", (c) => link(href("catalog", c.name), c.name)], ["Owner", (c) => c.owner], ["Comment", (c) => c.comment || ""]],
       edges(d.catalogs), "You may see no catalog."));
 }
 
-const SECURABLE = "fullName owner comment createdAt createdBy tags { key value column } effectivePrivileges { privilege reasons { kind description } }";
-
 export async function catalogPage(name) {
-  const r = await call(`query($n: String!) { catalog(name: $n) { ${SECURABLE} schemas(first: ${PAGE}) { edges { node { name fullName owner comment } } } }
-    grants: catalog(name: $n) { grants { principal privilege } } }`, { n: name });
+  const r = await call(QUERIES.catalog, { n: name });
   const c = need(r, "catalog");
   return h("div", {}, header("Catalog", c),
     section("Schemas", grid([["Schema", (s) => link(href("schema", s.fullName), s.name)], ["Owner", (s) => s.owner], ["Comment", (s) => s.comment || ""]], edges(c.schemas))),
@@ -62,9 +82,9 @@ export async function catalogPage(name) {
 }
 
 export async function schemaPage(name) {
-  const r = await call(`query($n: String!) { schema(name: $n) { ${SECURABLE} } grants: schema(name: $n) { grants { principal privilege } } }`, { n: name });
+  const r = await call(QUERIES.schema, { n: name });
   const s = need(r, "schema");
-  const { schema: o } = await gql(OBJECTS, { s: name });
+  const { schema: o } = await gql(QUERIES.objects, { s: name });
   const tables = edges(o.tables);
   const list = (kind, items) => grid([["Name", (x) => link(href(kind, x.fullName), x.name)], ["Owner", (x) => x.owner], ["Comment", (x) => x.comment || ""]], items);
   return h("div", {}, header("Schema", s),
@@ -73,24 +93,15 @@ export async function schemaPage(name) {
 }
 
 export async function functionPage(name) {
-  const r = await call(`query($n: String!) { function(name: $n) { ${SECURABLE} dataType language routineDefinition parameters { name type } }
-    grants: function(name: $n) { grants { principal privilege } } }`, { n: name });
+  const r = await call(QUERIES.function, { n: name });
   const f = need(r, "function");
   return h("div", {}, header("Function", f),
     h("p", {}, `returns ${f.dataType || "?"}`, f.language ? ` · ${f.language}` : "", " · parameters: ", f.parameters.map((p) => `${p.name} ${p.type}`).join(", ") || "none"),
     h("pre", {}, f.routineDefinition || ""), access(f, r));
 }
 
-const TABLE = `query($n: String!) {
-  table(name: $n) { ${SECURABLE} name tableType storageLocation primaryKeys timestampKeys columns { name type nullable comment } }
-  grants: table(name: $n) { grants { principal privilege } }
-  history: table(name: $n) { history(limit: 20) { version timestamp operation parameters } }
-  tablePolicy(name: $n) { rowFilter { function columns } columnMasks { column function using } }
-  featureTable(name: $n) { primaryKeys timestampKeys features version lastCommit publishedVersion publishedAt }
-  trainingSet(name: $n) { label labelTable labelVersion pointInTime featureTables { table version } models } }`;
-
 export async function tablePage(name) {
-  const r = await call(TABLE, { n: name });
+  const r = await call(QUERIES.table, { n: name });
   const t = need(r, "table");
   const policy = r.data.tablePolicy || { rowFilter: null, columnMasks: [] };
   const masks = new Map(policy.columnMasks.map((m) => [m.column.toLowerCase(), m]));
@@ -138,7 +149,7 @@ function features(ft, ts) {
 
 async function loadPreview(el, fullName) {
   try {
-    const d = await gql("mutation($s: String!) { sql(statement: $s) { columns rows } }", { s: `SELECT * FROM ${quote(fullName)} LIMIT 20` });
+    const d = await gql(QUERIES.preview, { s: `SELECT * FROM ${quote(fullName)} LIMIT 20` });
     const { columns, rows } = d.sql;
     el.replaceChildren(grid(columns.map((c, i) => [c, (row) => (row[i] === null ? h("span", { class: "muted" }, "null") : row[i])]), rows, "no rows"));
   } catch (err) {
@@ -174,11 +185,10 @@ function need(r, alias) {
 
 export async function searchPage(_, params) {
   const text = params.get("q") || "";
-  const { catalogs } = await gql(`{ catalogs(first: 50) { edges { node { name } } } }`);
+  const { catalogs } = await gql(QUERIES.catalogs);
   const names = edges(catalogs).map((c) => c.name);
   if (!names.length) return h("p", { class: "muted" }, "You may see no catalog.");
-  const parts = names.map((c, i) => `c${i}: search(text: $t, catalog: ${JSON.stringify(c)}, first: 50) { edges { node { fullName tableType comment owner } } }`);
-  const r = await call(`query($t: String!) { ${parts.join("\n")} }`, { t: text });
+  const r = await call(QUERIES.search(names.slice(0, 50)), { t: text });
   const hits = names.flatMap((_, i) => edges(r.data[`c${i}`]));
   return h("div", {}, h("h1", {}, `Tables matching “${text}”`),
     grid([["Table", (t) => link(href("table", t.fullName), t.fullName)], ["Type", (t) => t.tableType || ""], ["Owner", (t) => t.owner], ["Comment", (t) => t.comment || ""]],

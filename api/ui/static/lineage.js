@@ -18,10 +18,7 @@ export async function lineagePage(_, params) {
     return page;
   }
   const started = performance.now();
-  const args = "name: $n, depth: $d, level: $l, asOf: $t";
-  const parts = [p.dir !== "downstream" ? `up: lineage(${args}, upstream: true) { ${FIELDS} }` : "",
-    p.dir !== "upstream" ? `down: lineage(${args}, upstream: false) { ${FIELDS} }` : ""];
-  const data = await gql(`query($n: String!, $d: Int!, $l: String!, $t: DateTime) { ${parts.join(" ")} }`,
+  const data = await gql(lineageQuery(p.dir),
     { n: p.ref, d: p.depth, l: p.level, t: p.asOf ? new Date(p.asOf).toISOString() : null });
   const fetched = performance.now();
   const graph = build(data.up, data.down);
@@ -38,6 +35,14 @@ export async function lineagePage(_, params) {
     window.cairnLineage = { nodes: shown, hidden, fetchMs: fetched - started, buildMs: built - fetched, renderMs: performance.now() - fetched };
   };
   return page;
+}
+
+/** Upstream, downstream or both, in one request. */
+export function lineageQuery(dir) {
+  const args = "name: $n, depth: $d, level: $l, asOf: $t";
+  const parts = [dir !== "downstream" ? `up: lineage(${args}, upstream: true) { ${FIELDS} }` : "",
+    dir !== "upstream" ? `down: lineage(${args}, upstream: false) { ${FIELDS} }` : ""];
+  return `query($n: String!, $d: Int!, $l: String!, $t: DateTime) { ${parts.join(" ")} }`;
 }
 
 function controls(p) {
