@@ -93,6 +93,8 @@ try {
   await page.locator("#lineage-graph .node[data-name='main.feat.user_features'] > rect").click();
   await page.waitForFunction(() => location.hash.startsWith("#/table/"));
   out.opened = await page.evaluate(() => decodeURIComponent(location.hash));
+  await page.waitForSelector("main section h2");
+  out.featureTable = await page.evaluate(() => [...document.querySelectorAll("main section")].find((x) => x.querySelector("h2").textContent === "Feature table")?.innerText || null);
 
   // Column level, as of a time, and around a model version.
   const lineageOf = async (query) => {

@@ -56,7 +56,7 @@ def build_world(metastore: Metastore) -> dict[str, str]:
     a.lineage.record([SECRET], [CHAIN[0]])
     for src, dst in itertools.pairwise(CHAIN):
         a.lineage.record([src], [dst])
-    a.lineage.record([], [], [{"source": "main.raw.events.user_id", "target": "main.feat.user_features.user_id"}])
+    a.lineage.record([], [], [{"source": "main.raw.events.user_id", "target": "main.feat.user_features.user_id"}])  # type: ignore[list-item]
     event = {"eventTime": "2026-01-01T00:00:00Z", "producer": "tests", "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json"}
     a.lineage.ingest_openlineage({**event, "job": {"namespace": "spark", "name": "fan"}, "inputs": [{"namespace": "cairn", "name": "main.raw.big"}],
                                   "outputs": [{"namespace": "s3://lake", "name": f"mid/{i}"} for i in range(FANOUT)]})
@@ -120,6 +120,7 @@ def test_every_query_the_page_sends_is_valid_for_this_schema() -> None:
         return json.loads(run.stdout)
 
     introspection = gql.graphql_sync(schema.graphql_schema, built({"__schema": {"types": []}})["SCHEMA"]).data
+    assert introspection is not None
     queries = built(introspection)
     assert {"VIEWER", "table", "lineage-both", "model", "models", "AUDIT", "search", "preview"} <= set(queries)
     for name, query in queries.items():
@@ -175,13 +176,15 @@ def test_the_ui_in_headless_chromium(metastore: Metastore, world: dict[str, str]
     assert xs == sorted(xs) and len(set(xs)) == len(xs), xs  # one column per step, in order
     assert names["main.raw.events"]["root"] and g["hidden"] == 0
     assert got["opened"] == "#/table/main.feat.user_features"  # a node opens its page
+    ft = got["featureTable"]  # its page: keys and freshness
+    assert "Keys\nuser_id, feature_timestamp" in ft and "Timestamp keys\nfeature_timestamp" in ft and "Freshness\nversion 0, committed" in ft, ft
     assert got["collapsed"] < got["expanded"]
     assert got["column"] == [["COLUMN", "main.feat.user_features.user_id"], ["COLUMN", "main.raw.events.user_id"]]
     assert got["asOfBefore"] == ["main.raw.events"]  # as of a time before any lineage: the node alone
     mv = {n["name"]: n["x"] for n in got["modelVersion"]}
     assert mv["main.ml.churn/1"] == 0 or min(mv.values()) < mv["main.ml.churn/1"] < max(mv.values())
     order = ["main.vault.crm_export", "main.raw.events", "main.feat.user_features", "main.ml.churn_training", "main.ml.churn/1", "churn", "main.ml.predictions"]
-    assert [n for n in sorted(mv, key=mv.get)] == order  # raw → features → training set → model version → endpoint → predictions
+    assert [n for n in sorted(mv, key=lambda n: mv[n])] == order  # raw → features → training set → model version → endpoint → predictions
     assert got["search"] == ["main.raw.events"]  # by a column tag
     assert got["models"]["listed"] == ["main.ml.churn"] and "@champion → v1" in got["models"]["text"]
     # models, audit, sign-out
