@@ -39,7 +39,7 @@ def serve(env: Env, host: str, port: int, workers: int) -> None:
                                "openlineage": f"{base}/api/v1/lineage", "token_command": mint}))
     else:
         click.echo(f"Cairn on {base}: GraphQL {base}/graphql  UC REST {base}/api/2.1/unity-catalog  OpenLineage {base}/api/v1/lineage  "
-                   f"{base}/healthz  {base}/metrics")
+                   f"{base}/healthz  {base}/metrics  web UI {base}/")
         click.echo(f"try: curl -H \"Authorization: Bearer $({mint})\" {base}/api/2.1/unity-catalog/catalogs")
     _say_when_ready(host, port, env.as_json)
     from pipelines.jobs.scheduler import start_in_background

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from api import features_rest, openlineage, serving_rest, uc_rest
+from api import features_rest, openlineage, serving_rest, uc_rest, ui
 from api.balancer import Balancer, HandedConnections, settle
 from api.graphiql import GRAPHIQL, GRAPHIQL_DIR, GRAPHIQL_FILES, graphiql, graphiql_asset
 from api.graphql import execute, may_be_long
@@ -71,6 +71,7 @@ def make_app(metastore: Metastore, threads: int | None = None, max_body: int = M
         *uc_rest.routes(handler),
         *features_rest.routes(handler),
         *(serving := serving_rest.Serving(metastore, handler, max_body)).routes(),
+        *ui.routes(),  # the web UI at /
     ]
     app = Starlette(routes=routes, lifespan=serving.lifespan)
     app.state.metrics = metrics

@@ -14,12 +14,14 @@ from api.graphql.mutations import CatalogMutation
 from api.graphql.query import CatalogQuery
 from api.graphql.serving import ServingMutation, ServingQuery
 from api.graphql.types import Catalog, ExternalLocation, Function, ModelVersion, RegisteredModel, Schema, StorageCredential, Table
+from api.graphql.ui import UiQuery
 
 QUERIES: tuple[type, ...] = (
     CatalogQuery,
     FeatureQuery,
     ModelQuery,
     ServingQuery,
+    UiQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     CatalogMutation,

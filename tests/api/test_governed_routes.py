@@ -102,6 +102,8 @@ def test_every_graphql_field_is_governed(metastore: Metastore, world: dict[str, 
         "webhooks": "{ webhooks { id } }",
         "servingEndpoints": "{ servingEndpoints { name } }",
         "servingEndpoint": '{ servingEndpoint(name: "ep") { name } }',
+        "viewer": "{ viewer { name isAdmin } }",
+        "tablePolicy": '{ tablePolicy(name: "main.s.t") { columnMasks { column } } }',
     }
     mutations = {
         "createCatalog": 'mutation { createCatalog(name: "x") { name } }',
@@ -131,6 +133,8 @@ def test_every_graphql_field_is_governed(metastore: Metastore, world: dict[str, 
         res = execute(nobody, text)
         if field in ("lineageEdges", "servingEndpoints"):
             assert res["data"][field] == [], field
+        elif field == "viewer":
+            assert res["data"]["viewer"] == {"name": "nobody", "isAdmin": False}, field  # who the token is, nothing more
         elif field == "principals":
             assert {e["node"]["name"] for e in res["data"]["principals"]["edges"]} >= {"nobody"}, field  # a directory, open to all as in Databricks
         elif field == "webhooks":
