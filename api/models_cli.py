@@ -137,9 +137,9 @@ def gates() -> None:
 @click.argument("name")
 @_governed
 def gates_show(env: Any, name: str) -> None:
-    from catalog.service.gates import describe
+    from catalog.client import describe_gate
 
-    _show(env, [{"gate": describe(g), **{k: v for k, v in g.items() if v is not None}} for g in env.cairn().models.get_gates(name)], f"gates of {name}")
+    _show(env, [{"gate": describe_gate(g), **{k: v for k, v in g.items() if v is not None}} for g in env.cairn().models.get_gates(name)], f"gates of {name}")
 
 
 @gates.command("set")
@@ -224,7 +224,7 @@ def webhooks_delete(env: Any, webhook_id: str) -> None:
 @_governed
 def webhooks_send(env: Any) -> None:
     """Run the webhook sender in the foreground (any number may run; `cairn serve` may run one too)."""
-    from catalog.service.webhook_delivery import WebhookSender
+    from catalog.client import WebhookSender
 
     click.echo("sending webhooks; Ctrl-C to stop", err=True)
     sender = WebhookSender(env.metastore)

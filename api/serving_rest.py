@@ -22,12 +22,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from api.http import HTTP_STATUS, MAX_BODY, error, read_body
+from api.errors import HTTP_STATUS, error
+from api.http import MAX_BODY, read_body
 from catalog.client import Cairn, Metastore
 from catalog.entities import Source
 from catalog.errors import CairnError
 from catalog.paging import every
-from catalog.service.tokens import audit_refused, identify
 from pipelines.serving.invoke import invoke
 from pipelines.serving.runtime import ServingRuntime
 from pipelines.serving.shape import create_args, endpoint_json, update_args
@@ -103,10 +103,9 @@ class Serving:
         now = time.monotonic()
         if hit is not None and hit[0] > now:
             return hit[1]
-        principal, reason = identify(self.metastore.engine, token)
+        principal = self.metastore.authenticate(token, {"method": request.method, "path": request.url.path}, Source.REST, request_id,
+                                                refused="malformed Authorization header" if header and not token else None)
         if principal is None:
-            audit_refused(self.metastore.audit_log, reason if token or not header else "malformed Authorization header",
-                          {"method": request.method, "path": request.url.path}, Source.REST, request_id)
             return None
         if len(self._tokens) > 10_000:
             self._tokens.clear()

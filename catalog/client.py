@@ -16,11 +16,14 @@ from pathlib import Path
 from catalog.entities import Context, Source
 from catalog.errors import InvalidArgument, Unavailable
 from catalog.runtime import Runtime
+from catalog.service.gates import describe as describe_gate
 from catalog.service.tokens import audit_refused, identify
 from catalog.service.webhook_delivery import WebhookSender, start_sender
 from catalog.services import Services
 from catalog.sql.parsing import SqlResult
 from catalog.sql.shim import SqlService
+
+__all__ = ["Cairn", "Metastore", "WebhookSender", "connect", "describe_gate", "start_webhook_sender"]
 
 
 class Metastore(Runtime):
