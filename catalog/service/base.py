@@ -87,7 +87,7 @@ class GroupCommit:
     def failure(items: list[_Pending]) -> CairnError | None:
         """Why the first of committed `items` that failed did, as the error its caller gets."""
         for item in items:
-            if item.error is not None and driver_error(item.error) is not None:
+            if isinstance(item.error, OperationalError):  # the database is gone; any other failure of the row is Internal
                 return driver_error(item.error)
             if item.error is not None:
                 return item.error if isinstance(item.error, CairnError) else Internal(f"the audit row was not written: {type(item.error).__name__}")
