@@ -87,7 +87,9 @@ def run_sql(session: SqlService, text: str) -> SqlResult:
     raise InvalidArgument(f"unsupported statement: {text.split()[0].upper()} ...")
 
 
-def table_key(session: SqlService, t: exp.Table) -> str:
+def table_key(session: SqlService, t: Any) -> str:
+    if not isinstance(t, exp.Table):
+        raise InvalidArgument(f"expected a table name, not {t.sql() if isinstance(t, exp.Expression) else 'nothing'!r}")
     return qualify(t, session.current_catalog, session.current_schema)
 
 

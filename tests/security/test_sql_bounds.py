@@ -97,3 +97,12 @@ def test_a_huge_result_is_cut_and_says_so(redteam: Cairn, monkeypatch: pytest.Mo
     res = redteam.sql("SELECT * FROM range(100000000)")
     assert len(res.rows) == 1000 and "first 1,000 rows" in (res.message or "")
     assert redteam.sql("SELECT * FROM range(10)").message is None
+
+
+@pytest.mark.parametrize("statement", ["DELETE SELECT", "INSERT INTO (SELECT 1) VALUES (1)",
+                                       "MERGE INTO (SELECT 1) USING x ON 1=1 WHEN MATCHED THEN DELETE"])
+def test_dml_on_something_not_a_table_is_refused_by_name(redteam: Cairn, statement: str) -> None:
+    """Found by the fuzzer: DML whose target is no table name failed internally."""
+    with pytest.raises(CairnError) as refused:
+        redteam.sql(statement)
+    assert refused.value.code == "INVALID_ARGUMENT" and "expected a table name" in str(refused.value)
