@@ -44,7 +44,8 @@ def serve(env: Env, host: str, port: int, workers: int) -> None:
     _say_when_ready(host, port, env.as_json)
     from pipelines.jobs.scheduler import start_in_background
 
-    start_in_background(metastore, env.principal)  # job schedules, when serving as an admin
+    if workers == 1:  # job schedules, when serving as an admin (with forked workers: `cairn jobs scheduler` beside it)
+        start_in_background(metastore, env.principal)
     run_server(metastore, host, port, workers)
 
 

@@ -111,12 +111,12 @@ def test_timeout_and_cancel_kill_the_whole_process_group(ms: Metastore, tmp_path
     alice = ms.as_principal("alice")
     pids = tmp_path / "pids.json"
     alice.jobs.create_job({"name": "slow", "run_as": "etl-sp", "tasks": [
-        _task("sleepy", "sleep", params={"seconds": 60, "pid_file": str(pids), "with_child": True}, timeout_seconds=4),
+        _task("sleepy", "sleep", params={"seconds": 120, "pid_file": str(pids), "with_child": True}, timeout_seconds=20),
         _task("after", "echo", ("sleepy",)),
     ]})
     t0 = time.monotonic()
     run = run_job(ms, "alice", "slow")
-    assert time.monotonic() - t0 < 30
+    assert time.monotonic() - t0 < 90  # the task sleeps 120 s: it was stopped (20 s leave a loaded machine time to start it)
     assert [(t.task_key, t.result_state) for t in run.tasks] == [("sleepy", "TIMEDOUT"), ("after", "UPSTREAM_FAILED")]
     assert run.result_state == "FAILED"
     assert all(_gone(p) for p in json.loads(pids.read_text())), "the task and its child are killed"
