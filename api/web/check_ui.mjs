@@ -155,6 +155,7 @@ try {
 
   // The analyst: placeholders without names.
   out.analyst = { who: await signIn(page, plan.analyst) };
+  await page.waitForSelector("#tree details");  // the tree loads after the name shows
   out.analyst.catalogTree = await texts(page, "#tree > details > summary");
   await page.locator("#tree details > summary", { hasText: catalog }).first().click();
   await page.waitForSelector("#tree details details");
