@@ -50,7 +50,7 @@ chromium:
 # Starts PostgreSQL when it does not run, and stops it afterwards only then (one already running is left alone).
 test: $(STAMP) web java chromium
 	$(BIN)/ruff check .
-	$(BIN)/mypy catalog lineage pipelines
+	$(BIN)/mypy catalog lineage api pipelines
 	@if bash tests/redis.sh --running 2>/dev/null; then redis_started=0; else bash tests/redis.sh && redis_started=1; fi; \
 	if bash tests/pg.sh --running; then started=0; else bash tests/pg.sh && started=1; fi; \
 	CAIRN_TEST_PG_URL=$$(bash tests/pg.sh --url) CAIRN_TEST_REDIS_URL=$$(bash tests/redis.sh --url) $(BIN)/python -m pytest -n 2 -q; rc=$$?; \

@@ -137,6 +137,7 @@ def gates() -> None:
 @click.argument("name")
 @_governed
 def gates_show(env: Any, name: str) -> None:
+    """The gates of NAME, in words and fields."""
     from catalog.client import describe_gate
 
     _show(env, [{"gate": describe_gate(g), **{k: v for k, v in g.items() if v is not None}} for g in env.cairn().models.get_gates(name)], f"gates of {name}")
@@ -185,6 +186,7 @@ def webhooks() -> None:
 @click.option("--secret-env", default=None, help="Read the signing secret from this environment variable.")
 @_governed
 def webhooks_create(env: Any, name: str, url: str, events: tuple[str, ...], model: str | None, secret_env: str | None) -> None:
+    """A webhook POSTing the events of --model (or every model: admins) to URL, signed with the secret."""
     import os
 
     secret = os.environ.get(secret_env) if secret_env else None
@@ -196,6 +198,7 @@ def webhooks_create(env: Any, name: str, url: str, events: tuple[str, ...], mode
 @click.option("--model", default=None)
 @_governed
 def webhooks_list(env: Any, model: str | None) -> None:
+    """Webhooks you own (admins: all), on --model or everywhere."""
     rows = [{"id": w.id, "name": w.name, "model": w.model, "events": list(w.events), "url": w.url, "status": w.status, "owner": w.owner}
             for w in env.cairn().webhooks.list_webhooks(model)]
     _show(env, rows, "webhooks")
@@ -216,6 +219,7 @@ def webhooks_deliveries(env: Any, webhook_id: str) -> None:
 @click.argument("webhook_id")
 @_governed
 def webhooks_delete(env: Any, webhook_id: str) -> None:
+    """Delete a webhook and its delivery log (its owner or an admin)."""
     env.cairn().webhooks.delete_webhook(webhook_id)
     click.echo(f"deleted webhook {webhook_id}")
 

@@ -113,7 +113,6 @@ def serve(metastore: Metastore, host: str = "127.0.0.1", port: int = 8080, worke
     os.environ["CAIRN_HOME"] = str(metastore.settings.home)
     os.environ["CAIRN_METASTORE_URL"] = metastore.settings.metastore_url
     metastore.close()
-    start_webhook_sender(metastore)  # one sender, in this process (its engine reconnects on use)
     spawn = multiprocessing.get_context("spawn")
     channels, procs = [], []
     for _ in range(workers):

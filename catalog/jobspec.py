@@ -350,7 +350,7 @@ def quartz_to_cron(expr: str) -> str:
     """A Quartz cron expression (seconds minutes hours day-of-month month day-of-week [year]) as
     croniter's six-field form with the seconds first. `?` means "no specific value"; Quartz numbers
     the days of the week 1-7 from Sunday, croniter 0-6. Years other than `*` and `W` are refused."""
-    from croniter import croniter
+    from croniter import croniter  # type: ignore[import-untyped]  # no stubs published
 
     if not isinstance(expr, str) or not expr.strip():
         raise InvalidArgument("a schedule needs a quartz_cron_expression")

@@ -186,7 +186,7 @@ class UnitOfWork:
         # Metastore changes that follow work done outside the database (a Delta commit): they
         # are applied in the same transaction as the audit row.
         self.deferred: list[Callable[[MetastoreStore], None]] = []
-        self.pending: list[Callable[[MetastoreStore], None]] = []  # audit work of reads nested in this one
+        self.pending: list[Callable[[MetastoreStore], object]] = []  # audit work of reads nested in this one
         self._outer: UnitOfWork | None = None
         self._writes_at = -1
         self._shared = False  # a nested read working in its outer read's transaction
@@ -344,7 +344,7 @@ class UnitOfWork:
         with translated():
             self.audit_log.write(work, conn)
 
-    def with_audit(self, work: Callable[[MetastoreStore], None]) -> None:
+    def with_audit(self, work: Callable[[MetastoreStore], object]) -> None:
         """Apply `work` in the transaction of this call's audit row, whatever the outcome (a refused
         call's own record, such as the event announcing the refusal)."""
         self.pending.append(work)

@@ -64,8 +64,9 @@ def validate_gates(gates: Any) -> list[dict[str, Any]]:
         if kind == "metric":
             gate["threshold"] = _number(gate["threshold"], f"gate {i} (metric) needs a numeric threshold")
         if kind == "beats_current":
-            gate["margin"] = _number(gate["margin"] if gate["margin"] is not None else 0.0, f"gate {i}: margin must be a number")
-            if gate["margin"] < 0:
+            margin = _number(gate["margin"] if gate["margin"] is not None else 0.0, f"gate {i}: margin must be a number")
+            gate["margin"] = margin
+            if margin < 0:
                 raise InvalidArgument(f"gate {i}: margin must not be negative")
         if kind in ("tags", "approval") and (not isinstance(gate["tag"], str) or not gate["tag"].strip() or len(gate["tag"]) > 255):
                 raise InvalidArgument(f"gate {i} ({kind}) needs a tag")

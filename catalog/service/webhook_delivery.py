@@ -137,7 +137,7 @@ class WebhookSender:
             conn = conns.get(key)
             if conn is None:
                 cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-                conn = conns[key] = cls(parts.hostname, parts.port, timeout=self.config.timeout)
+                conn = conns[key] = cls(parts.hostname or "", parts.port, timeout=self.config.timeout)
             try:
                 conn.request("POST", path, body=body, headers=headers)
                 resp = conn.getresponse()

@@ -131,9 +131,9 @@ class JobStore:
 
     def insert_job(self, name: str, owner: str, run_as: str, settings: dict[str, Any]) -> int:
         ts = now()
-        return int(self.conn.execute(insert(jobs).values(
+        return _key(self.conn.execute(insert(jobs).values(
             name=name, owner=owner, run_as=run_as, settings=settings, created_at=ts, created_by=owner, updated_at=ts, updated_by=owner,
-        )).inserted_primary_key[0])
+        )))
 
     def update_job(self, job_id: int, by: str, **values: Any) -> None:
         self.conn.execute(update(jobs).where(jobs.c.job_id == job_id).values(updated_at=now(), updated_by=by, **values))
@@ -185,7 +185,7 @@ class JobStore:
         return self.conn.execute(q).first() is not None
 
     def insert_run(self, **values: Any) -> int:
-        return int(self.conn.execute(insert(job_runs).values(created_at=now(), cancel_requested=False, **values)).inserted_primary_key[0])
+        return _key(self.conn.execute(insert(job_runs).values(created_at=now(), cancel_requested=False, **values)))
 
     def get_run(self, run_id: int) -> dict[str, Any]:
         r = self.conn.execute(select(job_runs).where(job_runs.c.run_id == run_id)).first()
@@ -213,8 +213,7 @@ class JobStore:
 
     # task runs --------------------------------------------------------------------------------
     def insert_task_run(self, run_id: int, task_key: str, attempt: int, **values: Any) -> int:
-        return int(self.conn.execute(insert(job_task_runs).values(run_id=run_id, task_key=task_key, attempt=attempt, **values))
-                   .inserted_primary_key[0])
+        return _key(self.conn.execute(insert(job_task_runs).values(run_id=run_id, task_key=task_key, attempt=attempt, **values)))
 
     def update_task_run(self, task_run_id: int, **values: Any) -> None:
         self.conn.execute(update(job_task_runs).where(job_task_runs.c.task_run_id == task_run_id).values(**values))
@@ -230,3 +229,9 @@ class JobStore:
             return []
         q = select(job_task_runs).where(job_task_runs.c.run_id.in_(run_ids)).order_by(job_task_runs.c.task_run_id)
         return [_row(r) for r in self.conn.execute(q)]
+
+
+def _key(result: Any) -> int:
+    """The primary key an insert generated."""
+    key = result.inserted_primary_key
+    return int(key[0])  # an insert always has one

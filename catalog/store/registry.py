@@ -172,7 +172,7 @@ class RegistryStore:
             q = q.where(d.c.webhook_id.notin_(list(resting)))
         if self.conn.dialect.name == "postgresql":
             q = q.with_for_update(skip_locked=True)
-        ids = list(self.conn.execute(q).scalars())
+        ids: list[int] = list(self.conn.execute(q).scalars())
         for hook in [h for h, until in resting.items() if until <= now]:
             probe = select(d.c.id).where(due, d.c.webhook_id == hook).order_by(d.c.next_attempt_at, d.c.id).limit(1)
             if self.conn.dialect.name == "postgresql":

@@ -206,7 +206,7 @@ class RedisOnlineStore(OnlineStore):
         pipe.execute()
 
     def drop(self, table: str) -> int:
-        removed = int(self.client.hlen(f"{self.namespace}:features:{table}"))
+        removed = int(self.client.hlen(f"{self.namespace}:features:{table}"))  # type: ignore[arg-type]  # a sync client
         self.client.delete(f"{self.namespace}:features:{table}", f"{self.namespace}:published:{table}")
         return removed
 
@@ -391,10 +391,10 @@ def _incremental(cairn: Any, store: OnlineStore, table: Any, keys: list[str], ts
             if best is None or (t is not None and t > best[1]):
                 candidates[k] = (v, t)
     if ts is None:
-        writes = [(k, v) for k, (v, _) in candidates.items()]
-        gone = [k for k in deleted if k not in candidates]
-        store.write(table.full_name, writes, gone, plan.version, full=False)
-        return PublishResult(table.full_name, plan.version, "INCREMENTAL", len(writes), len(gone), time.perf_counter() - started)
+        sent = [(k, v) for k, (v, _) in candidates.items()]
+        removed = [k for k in deleted if k not in candidates]
+        store.write(table.full_name, sent, removed, plan.version, full=False)
+        return PublishResult(table.full_name, plan.version, "INCREMENTAL", len(sent), len(removed), time.perf_counter() - started)
     # Only keys with a deleted row need their published row looked at here; the others are sent
     # "if newer", compared by the store as it writes.
     dead_keys = list(deleted)
