@@ -22,7 +22,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from api.http import HTTP_STATUS, MAX_BODY, error, read_body
+from api.errors import HTTP_STATUS, error
+from api.http import MAX_BODY, read_body
 from catalog.client import Cairn, Metastore
 from catalog.entities import Source
 from catalog.errors import CairnError
