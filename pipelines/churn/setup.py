@@ -71,3 +71,22 @@ def build_world(metastore: Any, admin: str, users: int, events: int, days: int =
         except AlreadyExists:
             pass
     return names
+
+
+def model_lineage(c: Any, model: str, version: int, depth: int = 20) -> list[dict[str, Any]]:
+    """The recorded lineage edges upstream of a model version, each `source`@`source_version` →
+    `target`@`target_version`, through the governed lineage service (what `c` may see), from the
+    version back to the raw tables, nearest first; repeated edges (several runs) kept once each."""
+    up = c.lineage.get_upstream(f"model:{model}/{version}", depth=depth)
+    depth_of = {n.name: n.depth for n in up.nodes} | {up.root.name: 0}
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for e in c.lineage.list_edges():
+        if e["source"] in depth_of and e["target"] in depth_of:
+            key = (e["source"], e["source_version"], e["target"], e["target_version"])
+            if key not in seen:
+                seen.add(key)
+                out.append({k: e[k] for k in ("source", "source_version", "target", "target_version", "run_id")} | {"depth": depth_of[e["source"]]})
+    versioned = {(e["source"], e["target"]) for e in out if e["source_version"] is not None}
+    out = [e for e in out if e["source_version"] is not None or (e["source"], e["target"]) not in versioned]
+    return sorted(out, key=lambda e: (e["depth"], e["source"], e["source_version"] or 0, e["target"]))
