@@ -63,6 +63,15 @@ def test_the_churn_chain_runs_end_to_end_as_its_service_principal(ms: Metastore,
     assert names["predictions"] in down
     ep = admin.serving.get_endpoint("churn")
     assert {r.served_model_name: r.traffic_percentage for r in ep.routes} == {"churn_model-1": 100}
+    # a second week trains version 2: promoted, it serves 90% with the previous champion as the 10% canary;
+    # refused, the alias and the endpoint stay where they were
+    second = run_job(ms, "admin", "churn-train", {"max_evals": "1", "parallelism": "1"})
+    assert second.result_state == "SUCCESS", [(t.task_key, t.state_message) for t in second.tasks]
+    ep = admin.serving.get_endpoint("churn")
+    now = admin.models.get_version_by_alias(model, "champion").version
+    assert now in (1, 2) and admin.models.get_model_version(model, 2).status == "READY"
+    want = {"churn_model-2": 90, "churn_model-1": 10} if now == 2 else {"churn_model-1": 100}
+    assert {r.served_model_name: r.traffic_percentage for r in ep.routes} == want
     assert ep.inference_table == "main.churn.churn_payload"
     # a real server: the endpoint scores a user from `user_id` alone (features from the online store)
     token = ms.as_principal(SP).tokens.create_token()[0]
