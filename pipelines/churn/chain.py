@@ -175,7 +175,7 @@ def serve(c: Any, endpoint: str, model: str, champion: int, canary: int | None, 
 PREDICTION_COLUMNS = [
     {"name": "user_id", "type": "bigint", "nullable": False},
     {"name": "scored_at", "type": "timestamp", "nullable": False},
-    {"name": "churn_probability", "type": "double"},
+    {"name": "prediction", "type": "int", "nullable": False},
     {"name": "model_version", "type": "bigint", "nullable": False},
 ]
 
@@ -198,7 +198,7 @@ def score_all(c: Any, model: str, version: int, features: str, predictions: str,
     out = pa.table({
         "user_id": pa.array(scored["user_id"], pa.int64()),
         "scored_at": pa.array([at] * len(scored), pa.timestamp("us", tz="UTC")),
-        "churn_probability": pa.array([float(p) for p in scored["prediction"]], pa.float64()),
+        "prediction": pa.array([int(p) for p in scored["prediction"]], pa.int32()),
         "model_version": pa.array([version] * len(scored), pa.int64()),
     })
     try:
