@@ -141,7 +141,7 @@ def deploy(ctx: Any, model: str, endpoint: str = "churn", features: str = "main.
 
     FeatureEngineeringClient(c).publish_table(c_features)
     canary = previous if out["promoted"] and previous not in (None, version) else None
-    out["endpoint"] = serve(c, endpoint, model, champion, canary, int(canary_percent), cat, sch)
+    out["endpoint"] = serve(c, endpoint, model, champion, canary, int(canary_percent), cat, sch, change=out["promoted"])
     out["predictions"] = score_all(c, model, champion, c_features, predictions, run_id=ctx.lineage_run_id)
     return out
 
@@ -152,8 +152,10 @@ def every_version(c: Any, model: str) -> list[Any]:
     return list(every(lambda **kw: c.models.list_model_versions(model, **kw)))
 
 
-def serve(c: Any, endpoint: str, model: str, champion: int, canary: int | None, canary_percent: int, cat: str, sch: str) -> dict[str, Any]:
-    """Create or update `endpoint`: champion alone, or champion and canary split 100-p / p."""
+def serve(c: Any, endpoint: str, model: str, champion: int, canary: int | None, canary_percent: int, cat: str, sch: str,
+          change: bool = True) -> dict[str, Any]:
+    """Create or update `endpoint`: champion alone, or champion and canary split 100-p / p. With
+    `change` false (a refused promotion) an existing endpoint is left as it is."""
     from catalog.errors import NotFound
 
     short = model.rsplit(".", 1)[1]
@@ -164,8 +166,9 @@ def serve(c: Any, endpoint: str, model: str, champion: int, canary: int | None, 
         routes = [{"served_model_name": f"{short}-{champion}", "traffic_percentage": 100 - canary_percent},
                   {"served_model_name": f"{short}-{canary}", "traffic_percentage": canary_percent}]
     try:
-        c.serving.get_endpoint(endpoint)
-        ep = c.serving.update_config(endpoint, entities, routes)
+        ep = c.serving.get_endpoint(endpoint)
+        if change:
+            ep = c.serving.update_config(endpoint, entities, routes)
     except NotFound:
         ep = c.serving.create_endpoint(endpoint, entities, routes, auto_capture_config={
             "catalog_name": cat, "schema_name": sch, "table_name_prefix": endpoint.replace("-", "_")})

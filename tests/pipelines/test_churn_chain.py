@@ -74,6 +74,16 @@ def test_the_churn_chain_runs_end_to_end_as_its_service_principal(ms: Metastore,
     want = {"churn_model-2": 90, "churn_model-1": 10} if now == 2 else {"churn_model-1": 100}
     assert {r.served_model_name: r.traffic_percentage for r in ep.routes} == want
     assert ep.inference_table == "main.churn.churn_payload"
+    # a refused promotion (an AUC no model reaches) leaves the alias and the endpoint where they were
+    from types import SimpleNamespace
+
+    from pipelines.churn.chain import deploy
+
+    ctx = SimpleNamespace(cairn=ms.as_principal(SP), lineage_run_id=None)
+    out = deploy(ctx, model, version=1 if now == 2 else 2, gates='[{"kind": "metric", "metric": "auc", "op": ">", "threshold": 1.0}]')
+    assert out["promoted"] is False and "auc" in out["refused"]
+    assert admin.models.get_version_by_alias(model, "champion").version == now
+    assert {r.served_model_name: r.traffic_percentage for r in admin.serving.get_endpoint("churn").routes} == want
     # a real server: the endpoint scores a user from `user_id` alone (features from the online store)
     token = ms.as_principal(SP).tokens.create_token()[0]
     user = preds.column("user_id")[0].as_py()
