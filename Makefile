@@ -31,6 +31,7 @@ install: $(STAMP) web
 
 run: $(STAMP) web
 	$(BIN)/cairn --as admin demo
+	$(BIN)/cairn --as admin churn demo --host $(HOST) --port $(PORT)
 	$(BIN)/cairn --as admin serve --host $(HOST) --port $(PORT)
 
 postgres:

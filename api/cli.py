@@ -355,12 +355,13 @@ def demo(env: Env) -> None:
 
 
 # Each area's commands live in a module of their own.
+from api.churn_cli import churn  # noqa: E402
 from api.features_cli import features  # noqa: E402
 from api.jobs_cli import jobs  # noqa: E402
 from api.models_cli import model  # noqa: E402
 from api.serving_cli import endpoints  # noqa: E402
 
-for group in (audit, lineage, serve, token, features, model, endpoints, jobs):
+for group in (audit, lineage, serve, token, features, model, endpoints, jobs, churn):
     cli.add_command(group)
 
 

@@ -244,7 +244,10 @@ class ServingService(Service):
                 if vid is None:
                     raise FailedPrecondition(f"model version '{e.model_version}' served by '{key}' no longer exists")
                 version = fetch(uow, vid)
-                sources[e.name] = version.source or ""
+                # `models:/m-...` and `runs:/...` resolve only against the tracking store that logged them:
+                # serve the catalog's own copy (uploaded at registration) instead.
+                relative = (version.source or "").startswith(("models:/", "runs:/"))
+                sources[e.name] = version.storage_location if relative and version.storage_location else version.source or ""
                 specs[e.name] = version.properties.get(FEATURE_SPEC_PROPERTY)
             return EndpointPlan(endpoint, sources, specs)
 
