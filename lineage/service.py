@@ -24,7 +24,8 @@ from lineage.store import LineageStore
 
 NODE_KINDS = ("TABLE", "COLUMN", "MODEL", "MODEL_VERSION", "FUNCTION", "ENDPOINT", "DATASET")
 SUBTYPES = {"IDENTITY", "TRANSFORMATION", "AGGREGATION", "JOIN", "FILTER", "GROUP_BY", "SORT", "WINDOW", "CONDITIONAL"}
-_SECURABLE = {"TABLE": Kind.TABLE, "MODEL": Kind.MODEL, "MODEL_VERSION": Kind.MODEL_VERSION, "FUNCTION": Kind.FUNCTION}
+_SECURABLE = {"TABLE": Kind.TABLE, "MODEL": Kind.MODEL, "MODEL_VERSION": Kind.MODEL_VERSION, "FUNCTION": Kind.FUNCTION,
+              "ENDPOINT": Kind.SERVING_ENDPOINT}
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,7 +369,7 @@ class LineageService(Service):
             kind, key = parse_ref(name)
             table = key
             securable = _SECURABLE.get(kind, Kind.TABLE)
-        sid = uow.authz.resolve(securable, table) if kind != "ENDPOINT" else None
+        sid = uow.authz.resolve(securable, table)
         node = store.find_node(kind, CAIRN, key)
         if sid is None and node is None:  # a typo, for everyone alike: nothing exists to hide
             what = "column" if kind == "COLUMN" else kind.lower().replace("_", " ")

@@ -194,8 +194,8 @@ def test_the_ui_in_headless_chromium(metastore: Metastore, world: dict[str, str]
     # the analyst: placeholders where it may not look, and no name of what they hide anywhere on the page
     a = got["analyst"]
     assert a["who"] == "analyst"
-    assert a["visible"] == ["churn", "main.raw.events"]  # the endpoint is no securable (yet): visible to all
-    assert a["hidden"] == 5 and a["hiddenLabels"] == ["hidden"]
+    assert a["visible"] == ["main.raw.events"]  # the endpoint is governed like its securable: hidden from the analyst too
+    assert a["hidden"] == 6 and a["hiddenLabels"] == ["hidden"]
     assert a["leaked"] == [], a["leaked"]
     assert a["catalogTree"] == ["main"] and a["schemas"] == ["raw"]
     assert got["badToken"]["form"] and "refused" in got["badToken"]["message"]
