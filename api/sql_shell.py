@@ -20,11 +20,11 @@ def _names(session: Any) -> list[str]:
         for cat in session.services.catalogs.list_catalogs(max_results=200):
             out.append(cat.name)
             if cat.name == session.current_catalog:
-                for sch in session.services.schemas.list_schemas(cat.name, max_results=200):
-                    out.append(sch.full_name)
-                    out += [t.full_name for t in session.services.tables.list_tables(cat.name, sch.name, max_results=500)]
-                    if sch.name == session.current_schema:
-                        out += [t.name for t in session.services.tables.list_tables(cat.name, sch.name, max_results=500)]
+                out += [sch.full_name for sch in session.services.schemas.list_schemas(cat.name, max_results=200)]
+                # One governed call for the catalog's visible tables (not one per schema), one for the current schema's.
+                out += [t.full_name for t in session.services.tables.list_tables(cat.name, max_results=1000)]
+                if session.current_schema:
+                    out += [t.name for t in session.services.tables.list_tables(cat.name, session.current_schema, max_results=500)]
     except Exception:  # noqa: S110 - completion must never break the shell
         pass
     return out
