@@ -6,28 +6,12 @@ Registered on the main command group in api/cli.py; uses its context object (`en
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
-from collections.abc import Callable
 from typing import Any
 
 import click
 
-
-def _governed(fn: Callable[..., Any]) -> Callable[..., Any]:
-    @click.pass_obj
-    @functools.wraps(fn)
-    def wrapper(env: Any, *args: Any, **kwargs: Any) -> Any:
-        from catalog.errors import CairnError
-
-        try:
-            return fn(env, *args, **kwargs)
-        except CairnError as exc:
-            click.echo(f"error: {exc.code}: {exc}", err=True)
-            sys.exit(2 if exc.code == "INVALID_ARGUMENT" else 1)
-
-    return wrapper
+from api.cli_common import governed as _governed
 
 
 def _show(env: Any, rows: list[dict[str, Any]] | dict[str, Any], title: str) -> None:

@@ -5,39 +5,17 @@ Registered on the main command group in api/cli.py; uses its context object and 
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import click
 
+from api.cli_common import governed, say
+
 Env = Any  # api.cli.Env (not imported: api/cli.py imports this module)
 
 
-def governed(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a command with the CLI's context object; Cairn errors become one line, as in api/cli.py."""
-
-    @click.pass_obj
-    @functools.wraps(fn)
-    def wrapper(env: Any, *args: Any, **kwargs: Any) -> Any:
-        from catalog.errors import CairnError
-
-        try:
-            return fn(env, *args, **kwargs)
-        except CairnError as exc:
-            if env.as_json:
-                click.echo(json.dumps({"error": {"code": exc.code, "message": str(exc)}}), err=True)
-            else:
-                click.echo(f"error: {exc.code}: {exc}", err=True)
-            sys.exit(2 if exc.code == "INVALID_ARGUMENT" else 1)
-
-    return wrapper
-
-
-def say(env: Any, message: str, **fields: Any) -> None:
-    click.echo(json.dumps({"message": message, **fields}, default=str) if env.as_json else message)
 
 
 def emit(env: Any, rows: list[dict[str, Any]] | dict[str, Any], title: str | None = None) -> None:

@@ -8,14 +8,14 @@ Gates are written SQL-ish, one per argument:
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import click
+
+from api.cli_common import governed as _governed
 
 _METRIC = re.compile(r"^\s*([\w./-]+)\s*(>=|<=|==|>|<)\s*(-?[\d.]+(?:e-?\d+)?)\s*$", re.I)
 _BEATS = re.compile(r"^\s*([\w./-]+)\s+(beats|below)\s+current(?:\s+by\s+([\d.]+(?:e-?\d+)?))?\s*$", re.I)
@@ -49,20 +49,6 @@ def parse_gate(text: str) -> dict[str, Any]:
     raise InvalidArgument(f"cannot read gate {text!r}; write 'auc >= 0.8', 'auc beats current by 0.01', 'log_loss below current by 0.01', "
                           "'signature', 'provenance', 'tag KEY[=VALUE]' or 'approval TAG by GROUP'")
 
-
-def _governed(fn: Callable[..., Any]) -> Callable[..., Any]:
-    @click.pass_obj
-    @functools.wraps(fn)
-    def wrapper(env: Any, *args: Any, **kwargs: Any) -> Any:
-        from catalog.errors import CairnError
-
-        try:
-            return fn(env, *args, **kwargs)
-        except CairnError as exc:
-            click.echo(f"error: {exc.code}: {exc}", err=True)
-            sys.exit(2 if exc.code == "INVALID_ARGUMENT" else 1)
-
-    return wrapper
 
 
 def _show(env: Any, rows: list[dict[str, Any]] | dict[str, Any], title: str) -> None:
