@@ -5,8 +5,9 @@ Webhooks: N registry events (model versions created) are written to the outbox w
 down; it comes up after D seconds. Reported: events lost, duplicate deliveries past the delivery id
 (repeats a receiver would drop), and the delay of each delivery after the receiver came up (p50,
 p99, max). Targets: 0 lost, 0 duplicates, p99 <= 1 s (full run: 1,000 events, 10 s down).
-The sender runs with `max_backoff` 0.5 s: a webhook it cannot reach is probed at most that far apart,
-and its whole backlog goes once a probe gets through. The receiver runs in a process of its own.
+The sender runs with its defaults (rows back off up to 30 s): a webhook it cannot reach is probed
+with one row at most `probe_max` (0.25 s) apart, backoff or not, and its whole backlog goes once a
+probe gets through. The receiver listens with a backlog of 128, as real servers do. The receiver runs in a process of its own.
 
 Promotion: a promotion through four gates (metric, beats the holder, signature, tag), embedded on
 SQLite; target <= 20 ms. Prints one JSON object.
@@ -65,8 +66,13 @@ def receiver(port: int, log: str) -> None:
         def log_message(self, *a: object) -> None:
             pass
 
-    srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    srv.daemon_threads = True
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        # socketserver listens with a backlog of 5: 16 senders connecting at once overflow it, the
+        # kernel drops their SYNs and they retry a second later. Real servers listen with 128 or more.
+        request_queue_size = 128
+
+    srv = Server(("127.0.0.1", port), Handler)
     out.write(f"up {time.time()}\n")
     srv.serve_forever()
 
@@ -100,7 +106,7 @@ def webhooks(home: Path, events: int, down: float) -> dict[str, object]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     hook = c.webhooks.create_webhook("bench", f"http://127.0.0.1:{port}/hook", ["model_version.created"], "main.ml.churn", SECRET)
-    sender = WebhookSender(ms, SenderConfig(workers=16, batch=200, base_backoff=0.1, max_backoff=0.5)).start()
+    sender = WebhookSender(ms, SenderConfig()).start()  # the defaults `cairn serve` runs with
     t0 = time.time()
     for _ in range(events):
         c.models.create_model_version("main.ml.churn", "file:///m")

@@ -49,6 +49,9 @@ class SenderConfig:
     timeout: float = 5.0  # per request
     base_backoff: float = 0.25
     max_backoff: float = 30.0
+    # A webhook that cannot be reached is probed with one row at most this far apart (from base_backoff
+    # up): a probe is one request, and it bounds how long a receiver that is back waits for its backlog.
+    probe_max: float = 0.25
     give_up_after: float = 3 * 86400.0  # seconds after the event: the row is FAILED
     idle_poll: float = 0.05
 
@@ -74,7 +77,7 @@ class WebhookSender:
         now = time.time()
         # Look first without the write lock: an idle sender must not take SQLite's lock 20 times a second.
         with self.runtime.engine.connect().execution_options(cairn_write=False) as conn, conn.begin():
-            if not RegistryStore(conn).any_due(now):
+            if not RegistryStore(conn).any_due(now, [h for h, (until, _) in self._resting.items() if until <= now]):
                 return 0
         with self.runtime.engine.connect() as conn, conn.begin():
             claimed = RegistryStore(conn).claim_due(now, self.config.lease, self.config.batch,
@@ -98,7 +101,8 @@ class WebhookSender:
             self._resting.pop(hook_id, None)
         for hook_id in unreachable:
             times = self._resting.get(hook_id, (0.0, 0))[1] + 1
-            self._resting[hook_id] = (time.time() + min(self.config.base_backoff * 2 ** min(times - 1, 30), self.config.max_backoff), times)
+            pause = min(self.config.base_backoff * 2 ** min(times - 1, 30), self.config.probe_max, self.config.max_backoff)
+            self._resting[hook_id] = (time.time() + pause, times)
         with self.runtime.engine.connect() as conn, conn.begin():
             RegistryStore(conn).finish(outcomes)
             if woke:  # the receiver answers again: what waits out a backoff for it goes now

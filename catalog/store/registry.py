@@ -157,13 +157,16 @@ class RegistryStore:
             q = q.where(d.c.id > after)
         return [_delivery(r) for r in self.conn.execute(q)]
 
-    def any_due(self, now: float) -> bool:
-        return self.conn.execute(select(t.webhook_deliveries.c.id).where(_due(now)).limit(1)).first() is not None
+    def any_due(self, now: float, probes: Sequence[str] = ()) -> bool:
+        """Whether a row is due, or any row waits for one of the webhooks to probe (`probes`)."""
+        d = t.webhook_deliveries
+        when = or_(_due(now), and_(_due(now, backed_off=True), d.c.webhook_id.in_(list(probes)))) if probes else _due(now)
+        return self.conn.execute(select(d.c.id).where(when).limit(1)).first() is not None
 
     def claim_due(self, now: float, lease: float, limit: int, resting: dict[str, float] | None = None) -> list[tuple[DeliveryRow, WebhookRow]]:
         """Due rows (pending, their time come, not leased to a live sender), leased for `lease` seconds.
         Webhooks in `resting` (id -> until when; unreachable lately) give none until then, then one
-        row, to probe them."""
+        row, to probe them (their oldest waiting row, backed off or not)."""
         d = t.webhook_deliveries
         due = _due(now)
         resting = resting or {}
@@ -173,14 +176,15 @@ class RegistryStore:
         if self.conn.dialect.name == "postgresql":
             q = q.with_for_update(skip_locked=True)
         ids: list[int] = list(self.conn.execute(q).scalars())
+        waiting = _due(now, backed_off=True)  # a probe does not wait out its row's backoff: the rest paces it
         for hook in [h for h, until in resting.items() if until <= now]:
-            probe = select(d.c.id).where(due, d.c.webhook_id == hook).order_by(d.c.next_attempt_at, d.c.id).limit(1)
+            probe = select(d.c.id).where(waiting, d.c.webhook_id == hook).order_by(d.c.next_attempt_at, d.c.id).limit(1)
             if self.conn.dialect.name == "postgresql":
                 probe = probe.with_for_update(skip_locked=True)
             ids += list(self.conn.execute(probe).scalars())
         if not ids:
             return []
-        self.conn.execute(update(d).where(d.c.id.in_(ids), due).values(claimed_until=now + lease))
+        self.conn.execute(update(d).where(d.c.id.in_(ids), waiting).values(claimed_until=now + lease))
         rows = [_delivery(r) for r in self.conn.execute(select(d).where(d.c.id.in_(ids), d.c.claimed_until == now + lease))]
         hooks = {h.id: h for h in (_webhook(r) for r in self.conn.execute(select(t.webhooks).where(t.webhooks.c.id.in_({r.webhook_id for r in rows}))))}
         return [(r, hooks[r.webhook_id]) for r in rows if r.webhook_id in hooks]
@@ -203,12 +207,12 @@ class RegistryStore:
         return int(self.conn.execute(select(func.count()).select_from(d).where(d.c.status == "PENDING")).scalar_one())
 
 
-def _due(now: float) -> Any:
-    """Pending rows whose time has come, not leased to a live sender, of an active webhook (a disabled
-    one keeps its rows until it is enabled again)."""
+def _due(now: float, backed_off: bool = False) -> Any:
+    """Pending rows whose time has come (with `backed_off`, also those waiting out a backoff), not
+    leased to a live sender, of an active webhook (a disabled one keeps its rows until it is enabled again)."""
     d, w = t.webhook_deliveries, t.webhooks
-    return and_(d.c.status == "PENDING", d.c.next_attempt_at <= now, or_(d.c.claimed_until.is_(None), d.c.claimed_until < now),
-                d.c.webhook_id.in_(select(w.c.id).where(w.c.status == "ACTIVE")))
+    return and_(d.c.status == "PENDING", True if backed_off else d.c.next_attempt_at <= now,
+                or_(d.c.claimed_until.is_(None), d.c.claimed_until < now), d.c.webhook_id.in_(select(w.c.id).where(w.c.status == "ACTIVE")))
 
 
 # secrets -------------------------------------------------------------------------------------

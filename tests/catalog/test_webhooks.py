@@ -188,3 +188,23 @@ def test_nothing_is_lost_when_a_sender_is_killed(reg, metastore, tmp_path: Path)
     ids = {d.delivery_id for d in reg.webhooks.list_deliveries(hook.id, max_results=1000)}
     assert len(ids) == 60 and {r["id"] for r in rec.got} == ids  # none lost; any repeat carries the same id
     assert {r["body"]["data"]["version"] for r in rec.got} == {str(i) for i in range(1, 61)}
+
+
+def test_a_receiver_back_gets_its_whole_backlog_on_the_pass_after_a_probe(reg, metastore) -> None:
+    rec = Receiver()  # down
+    hook = reg.webhooks.create_webhook("ops", rec.url, ["model_version.created"], model="main.ml.churn", secret=SECRET)
+    for _ in range(30):
+        reg.models.create_model_version("main.ml.churn", "file:///m")
+    # Rows back off for a minute after a failure; the webhook itself is probed again at once.
+    sender = WebhookSender(metastore, SenderConfig(base_backoff=60.0, max_backoff=60.0, probe_max=0.0))
+    try:
+        assert sender.run_once() == 30  # every row fails: connection refused
+        assert sender.run_once() == 1  # the webhook rests: one row probes it
+        rec.start()
+        assert sender.run_once() == 1 and len(rec.got) == 1  # the probe gets through ...
+        assert sender.run_once() == 29  # ... and the backlog goes now, not a minute later
+    finally:
+        sender.stop()
+        rec.stop()
+    log = reg.webhooks.list_deliveries(hook.id)
+    assert len(log) == 30 and {d.status for d in log} == {"DELIVERED"} and len({r["id"] for r in rec.got}) == 30
