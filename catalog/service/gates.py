@@ -8,8 +8,8 @@ A gate is a mapping with a `kind`:
 - `provenance`: the version has a run and a feature spec built with point-in-time lookups, and its recorded
   lineage reaches every table of that spec and, beyond them, raw tables;
 - `tags`: the version carries a tag (`"tag": "validated"` or `"tag": "validated=true"`);
-- `approval`: the version carries the tag, last set (through `set_model_version_tag`, which records who
-  set it; any other change to the tag drops that record) by a member of `group`.
+- `approval`: the version carries the tag, last set by a member of `group` (`set_model_version_tag`, the
+  tag service and SQL's `ALTER MODEL m VERSION n SET TAGS` all record who set it, as `cairn.setter.<key>`).
 Gates are set by the model's owner or MANAGE. `promote` evaluates them all: every failure is named,
 nothing moves, and the audit row (DENIED, FAILED_PRECONDITION) holds every result; a pass moves the
 alias and records each result as a version tag `cairn.gate.<alias>.<n>`.
@@ -293,7 +293,7 @@ class _Facts:
         key = g["tag"].partition("=")[0].strip()
         setter = self.tags().get(f"cairn.setter.{key}")
         if setter is None:
-            return False, f"no record of who set tag '{key}' (set it with set_model_version_tag)"
+            return False, f"no record of who set tag '{key}' (set it again)"
         if g["group"] not in self.uow.authz.principals(setter):
             return False, f"tag '{key}' was set by {setter}, who is not a member of {g['group']}"
         return True, f"approved by {setter} ({g['group']})"

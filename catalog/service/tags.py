@@ -8,6 +8,7 @@ from catalog.entities import Tag
 from catalog.errors import InvalidArgument
 from catalog.privileges import Kind
 from catalog.service.common import Service, display, fetch, locate
+from catalog.store.registry import RegistryStore
 
 REGISTRY_TAG_PREFIX = "cairn."  # on model versions: gate results and tag setters, written by the model service
 TAGGABLE = (Kind.CATALOG, Kind.SCHEMA, Kind.TABLE, Kind.MODEL, Kind.MODEL_VERSION)
@@ -62,14 +63,34 @@ class TagService(Service):
             if reserved:
                 raise InvalidArgument(f"tag key(s) {reserved} are the registry's own (promotions, approvals); set version tags with "
                                       "models.set_model_version_tag")
+        if kind is Kind.MODEL_VERSION:
+            self._version_tags(uow, sid, key, tags, set_them)
+            return uow.store.tags_for([fetch(uow, sid)])[sid]
         for k, v in tags.items():
             if set_them:
                 uow.store.set_tag(sid, col, k, v)
             else:
                 uow.store.unset_tag(sid, col, k)
-            if kind is Kind.MODEL_VERSION:  # changed here, the tag no longer carries who set it (approvals need that)
-                uow.store.unset_tag(sid, col, f"{REGISTRY_TAG_PREFIX}setter.{k}")
         return uow.store.tags_for([fetch(uow, sid)])[sid]
+
+    @staticmethod
+    def _version_tags(uow, sid: int, key: str, tags: dict[str, str], set_them: bool) -> None:  # type: ignore[no-untyped-def]
+        """A model version's tags set or unset here are what the registry's own tag API makes of them:
+        who set each is kept beside it (approval gates read it), and `model_version_tag.set` /
+        `.deleted` enter the webhook outbox in this transaction (MLflow has no event for a
+        registered model's tags, so those send none)."""
+        model, _, version = key.rpartition("/")
+        registry, model_id = RegistryStore(uow.conn), uow.authz.chain(sid)[1].id
+        for k, v in tags.items():
+            setter = f"{REGISTRY_TAG_PREFIX}setter.{k}"
+            if set_them:
+                uow.store.set_tag(sid, "", k, v)
+                uow.store.set_tag(sid, "", setter, uow.principal)
+                registry.enqueue(model_id, "model_version_tag.set", {"name": model, "version": version, "key": k, "value": v})
+            else:
+                uow.store.unset_tag(sid, "", setter)
+                if uow.store.unset_tag(sid, "", k):  # a key that was not set is ignored, and announces nothing
+                    registry.enqueue(model_id, "model_version_tag.deleted", {"name": model, "version": version, "key": k})
 
     def list_tags_many(self, securables: list[Any]) -> dict[int, list[Tag]]:
         """Tags of many securables (as returned by governed lists), in one query; ones the caller

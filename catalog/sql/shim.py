@@ -230,6 +230,10 @@ class SqlService:
             return SqlResult(["member"], [(m,) for m in members])
         kind, name = self._securable(c)
         tag_kind = "table" if kind is Kind.TABLE else kind.value.lower()
+        if kind is Kind.MODEL and c.accept("VERSION"):  # ALTER MODEL m VERSION n SET|UNSET TAGS (...): the version's tags
+            kind, name, tag_kind = Kind.MODEL_VERSION, f"{name}/{c.number()}", "model_version"
+            if not (c.at("SET", "TAGS") or c.at("UNSET", "TAGS")):
+                c.fail("expected SET TAGS or UNSET TAGS after ALTER MODEL ... VERSION n")
         if c.accept("OWNER", "TO") or c.accept("SET", "OWNER", "TO"):
             who = c.principal()
             c.done()

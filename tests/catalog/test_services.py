@@ -213,7 +213,9 @@ def test_tags_on_every_taggable_kind(world: Cairn, metastore: Metastore) -> None
     world.tags.set_tags("table", "main.sales.orders", {"owner-team": "growth"})
     tags = world.tags.list_tags("table", "main.sales.orders")
     assert [(x.column, x.key, x.value) for x in tags] == [(None, "owner-team", "growth"), ("email", "pii", "email")]
-    assert [x.key for x in world.tags.list_tags("model_version", "main.sales.churn/1")] == ["validated"]
+    # a version's tag carries who set it, as the registry's tag API records it (approval gates read it)
+    assert sorted((x.key, x.value) for x in world.tags.list_tags("model_version", "main.sales.churn/1")) == [
+        ("cairn.setter.validated", "admin"), ("validated", "yes")]
     world.tags.unset_tags("table", "main.sales.orders", ["pii"], column="email")
     assert [x.key for x in world.tags.list_tags("table", "main.sales.orders")] == ["owner-team"]
     with pytest.raises(InvalidArgument, match="has no column 'nope'"):

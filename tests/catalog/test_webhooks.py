@@ -208,3 +208,37 @@ def test_a_receiver_back_gets_its_whole_backlog_on_the_pass_after_a_probe(reg, m
         rec.stop()
     log = reg.webhooks.list_deliveries(hook.id)
     assert len(log) == 30 and {d.status for d in log} == {"DELIVERED"} and len({r["id"] for r in rec.got}) == 30
+
+
+def test_version_tags_set_through_the_tag_service_and_sql_are_events_too(reg, metastore) -> None:
+    rec = Receiver().start()
+    hook = reg.webhooks.create_webhook("tags", rec.url, ["model_version_tag.set", "model_version_tag.deleted"], model="main.ml.churn",
+                                       secret=SECRET)
+    v = reg.models.create_model_version("main.ml.churn", "file:///m")
+    reg.models.finalize_model_version("main.ml.churn", v.version)
+    reg.tags.set_tags("model_version", "main.ml.churn/1", {"team": "growth", "tier": "gold"})  # the generic tag service
+    reg.sql("ALTER MODEL main.ml.churn VERSION 1 SET TAGS ('stage' = 'qa')")
+    reg.sql("ALTER MODEL main.ml.churn VERSION 1 UNSET TAGS ('tier', 'never-set')")  # a key not set: ignored, no event
+    reg.tags.unset_tags("model_version", "main.ml.churn/1", ["team"])
+    reg.sql("ALTER MODEL main.ml.churn SET TAGS ('domain' = 'churn')")  # the registered model's: MLflow has no such event
+    with pytest.raises(Exception, match="registry's own"):  # refused: nothing written, nothing announced
+        reg.tags.set_tags("model_version", "main.ml.churn/1", {"ok": "1", "cairn.gate.x": "passed"})
+    sender = WebhookSender(metastore)
+    try:
+        drain(sender, lambda: len(rec.got) >= 5)
+        sender.run_once()
+    finally:
+        sender.stop()
+        rec.stop()
+    assert rec.bad == 0
+    got = sorted((r["body"]["entity"], r["body"]["action"], json.dumps(r["body"]["data"], sort_keys=True)) for r in rec.got)
+    assert got == sorted([
+        ("model_version_tag", "set", json.dumps({"name": "main.ml.churn", "version": "1", "key": "team", "value": "growth"}, sort_keys=True)),
+        ("model_version_tag", "set", json.dumps({"name": "main.ml.churn", "version": "1", "key": "tier", "value": "gold"}, sort_keys=True)),
+        ("model_version_tag", "set", json.dumps({"name": "main.ml.churn", "version": "1", "key": "stage", "value": "qa"}, sort_keys=True)),
+        ("model_version_tag", "deleted", json.dumps({"name": "main.ml.churn", "version": "1", "key": "tier"}, sort_keys=True)),
+        ("model_version_tag", "deleted", json.dumps({"name": "main.ml.churn", "version": "1", "key": "team"}, sort_keys=True)),
+    ])
+    assert len(reg.webhooks.list_deliveries(hook.id)) == 5
+    tags = reg.models.get_model_version_tags("main.ml.churn", 1)
+    assert tags == {"stage": "qa", "cairn.setter.stage": "admin"}  # who set it is kept, as the registry's tag API keeps it

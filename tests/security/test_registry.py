@@ -55,16 +55,23 @@ def test_gate_records_and_approvals_cannot_be_forged(reg: Cairn, metastore: Meta
                     lambda: eve.tags.set_tags("model_version", "main.ml.churn/1", {"cairn.setter.approved": "lead"})):
         with pytest.raises(InvalidArgument, match="registry's own"):
             attempt()
-    # A lead approves; eve then changes the value through the generic tag path: the approval is gone.
+    # A lead approves; eve then changes the value through the generic tag path or SQL: recorded as hers,
+    # and she is not a lead.
+    eve_sql = metastore.as_principal("eve")
     metastore.as_principal("lead").models.set_model_version_tag("main.ml.churn", 1, "approved", "no")
-    eve.tags.set_tags("model_version", "main.ml.churn/1", {"approved": "yes"})
-    with pytest.raises(PromotionRefused, match="no record of who set tag 'approved'"):
-        reg.models.promote("main.ml.churn", "champion", 1)
-    # eve sets it herself through the registry: recorded as hers, and she is not a lead.
-    eve.models.set_model_version_tag("main.ml.churn", 1, "approved", "yes")
-    with pytest.raises(PromotionRefused, match="set by eve, who is not a member of leads"):
-        reg.models.promote("main.ml.churn", "champion", 1)
+    for change in (lambda: eve.tags.set_tags("model_version", "main.ml.churn/1", {"approved": "yes"}),
+                   lambda: eve_sql.sql("ALTER MODEL main.ml.churn VERSION 1 SET TAGS ('approved' = 'yes')"),
+                   lambda: eve.models.set_model_version_tag("main.ml.churn", 1, "approved", "yes")):
+        metastore.as_principal("lead").models.set_model_version_tag("main.ml.churn", 1, "approved", "no")
+        change()
+        with pytest.raises(PromotionRefused, match="set by eve, who is not a member of leads"):
+            reg.models.promote("main.ml.churn", "champion", 1)
+    with pytest.raises(InvalidArgument, match="registry's own"):
+        eve_sql.sql("ALTER MODEL main.ml.churn VERSION 1 SET TAGS ('cairn.setter.approved' = 'lead')")
     assert reg.models.get_registered_model("main.ml.churn").aliases == {}
+    # The lead approves through SQL: that is an approval.
+    metastore.as_principal("lead").sql("ALTER MODEL main.ml.churn VERSION 1 SET TAGS ('approved' = 'yes')")
+    assert reg.models.promote("main.ml.churn", "champion", 1)[0]["detail"] == "approved by lead (leads)"
 
 
 def test_webhooks_need_manage_and_hide_their_secret(reg: Cairn, metastore: Metastore, monkeypatch: pytest.MonkeyPatch) -> None:
