@@ -209,6 +209,23 @@ class FeatureEngineeringClient:
             raise FailedPrecondition(f"'{table.full_name}' is not a saved training set")
         return json.loads(raw)
 
+    # models (Databricks' fe.log_model / fe.score_batch; the work is pipelines.training's) ---------
+    def log_model(self, model: Any, artifact_path: str, flavor: Any, training_set: Any, registered_model_name: str | None = None,
+                  **kwargs: Any) -> Any:
+        """Log `model` with the feature spec of `training_set` into the active MLflow run and, with
+        `registered_model_name`, register it in the catalog as this client's principal. See
+        `pipelines.training.log_model` (feature_columns, input_example, signature)."""
+        from pipelines.training.logged import log_model
+
+        return log_model(model, artifact_path, flavor, training_set, registered_model_name, cairn=self.cairn, **kwargs)
+
+    def score_batch(self, model_uri: str, df: Any, result_name: str = "prediction") -> Any:
+        """`df` with the predictions of the model at `model_uri`, its features looked up point in time
+        by the keys in `df`, read as this client's principal. See `pipelines.training.score_batch`."""
+        from pipelines.training.scoring import score_batch
+
+        return score_batch(self.cairn, model_uri, df, result_name, client=self)
+
     # online --------------------------------------------------------------------------------
     def publish_table(self, name: str, online_store: Any = None) -> Any:
         """Publish the latest row per primary key to an online store (SQLite under CAIRN_HOME by

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +47,24 @@ def read_spec(path: Path) -> dict[str, Any]:
         raise InvalidArgument(f"the model's {FEATURE_SPEC_FILE} is not JSON: {exc}") from exc
 
 
-def score_batch(cairn: Any, model_uri: str, df: Any, result_name: str = "prediction") -> Any:
+@dataclass(frozen=True)
+class _Reader:
+    """What a training set needs of its feature client: the principal-bound catalog client. (The
+    feature client's own `score_batch` passes itself; importing it here would be a cycle.)"""
+
+    cairn: Any
+
+
+def score_batch(cairn: Any, model_uri: str, df: Any, result_name: str = "prediction", *, client: Any = None) -> Any:
     """`df` (pandas, Arrow or a list of dicts) with the model's predictions in `result_name`, rows
     in order. `df` needs the spec's input columns (lookup keys, timestamp lookup keys, function
     inputs); features come from the feature tables as of each row's timestamp, read as `cairn`'s
-    principal (SELECT on each, EXECUTE on the model). Raises InvalidArgument naming a missing column."""
+    principal (SELECT on each, EXECUTE on the model). Raises InvalidArgument naming a missing column.
+    Also `FeatureEngineeringClient.score_batch(model_uri, df)`, which passes itself as `client`."""
     import mlflow.pyfunc
 
-    from pipelines.features import FeatureEngineeringClient
     from pipelines.features.spec import to_arrow
+    from pipelines.features.training import TrainingSet
 
     rows = to_arrow(df)
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,8 +73,7 @@ def score_batch(cairn: Any, model_uri: str, df: Any, result_name: str = "predict
         missing = [c for c in spec.get("input_columns", []) if c not in rows.column_names]
         if missing:
             raise InvalidArgument(f"the rows to score lack column(s) {missing} that the model's features are looked up by")
-        fe = FeatureEngineeringClient(cairn)
-        ts = fe.create_training_set(rows, lookups_of(spec), label=None)
+        ts = TrainingSet.create(client if client is not None else _Reader(cairn), rows, lookups_of(spec), None, None)
         frame = ts.load_df()
         cols = spec.get("feature_columns") or []
         absent = [c for c in cols if c not in frame.columns]

@@ -98,6 +98,26 @@ def test_train_logs_everything_and_registers_with_lineage(admin, setup, tracking
     assert list(scored["user_id"]) == list(rows["user_id"])
     with pytest.raises(Exception, match="lack column"):
         score_batch(admin, "models:/main.ml.churn/1", rows[["user_id"]])
+    # The same through the feature client, as Databricks names them: fe.log_model and fe.score_batch.
+    fe = _fe
+    logged = fe.log_model(model=result.model, artifact_path="model", flavor="xgboost", training_set=ts,
+                          registered_model_name="main.ml.churn", input_example=X.head(3))
+    assert (logged.model_version.full_name, logged.model_version.status) == ("main.ml.churn/2", "READY")
+    assert json.loads(logged.model_version.properties["cairn.feature_spec"]) == spec == logged.feature_spec
+    assert {n.name for n in admin.lineage.get_upstream("model:main.ml.churn/2").nodes} >= {"main.ml.user_features", "main.ml.raw_events"}
+    by_fe = fe.score_batch(model_uri="models:/main.ml.churn/2", df=rows)
+    assert list(by_fe["prediction"]) == list(scored["prediction"]) and list(by_fe["user_id"]) == list(rows["user_id"])
+    # Scoring reads the features as the client's principal: bob may run the model, not see its features.
+    from catalog.entities import AuditResult
+    from catalog.errors import NotFound
+
+    admin.principals.create_user("bob")
+    admin.grants.grant("catalog", "main", "bob", ["USE CATALOG", "USE SCHEMA"])
+    admin.grants.grant("model", "main.ml.churn", "bob", ["EXECUTE"])
+    with pytest.raises(NotFound, match="main.ml.user_features"):
+        FeatureEngineeringClient(admin.metastore.as_principal("bob")).score_batch("models:/main.ml.churn/2", rows)
+    denied = list(admin.audit.list_events(principal="bob", result=AuditResult.DENIED))
+    assert any("main.ml.user_features" in (e.securable_name or "") for e in denied)
 
 
 @pytest.mark.slow
