@@ -65,6 +65,15 @@ def test_graphql_webhooks(reg: Cairn, monkeypatch: pytest.MonkeyPatch) -> None:
     reg.models.create_model_version("main.ml.churn", "file:///m")
     q = execute(reg, "{ webhooks { id deliveries { event status attempts } } }")
     assert q["data"]["webhooks"] == [{"id": hook["id"], "deliveries": [{"event": "model_version.created", "status": "PENDING", "attempts": 0}]}]
+    # Only its owner (and admins) see a webhook and its delivery log.
+    reg.principals.create_user("eve")
+    reg.grants.grant("catalog", "main", "eve", ["USE CATALOG", "USE SCHEMA"])
+    reg.grants.grant("model", "main.ml.churn", "eve", ["EXECUTE"])
+    eve = reg.metastore.as_principal("eve")
+    assert execute(eve, "{ webhooks { id deliveries { event } } }")["data"]["webhooks"] == []
+    assert execute(eve, '{ webhooks(model: "main.ml.churn") { id } }')["data"]["webhooks"] == []
+    denied = execute(eve, f'mutation {{ deleteWebhook(id: "{hook["id"]}") }}')
+    assert denied["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     assert execute(reg, f'mutation {{ deleteWebhook(id: "{hook["id"]}") }}')["data"]["deleteWebhook"] is True
 
 
@@ -84,6 +93,8 @@ def test_cli(tmp_path: Path) -> None:
     admin.models.create_registered_model("main.ml.churn")
     v = admin.models.create_model_version("main.ml.churn", "file:///m", run_id="r1", metrics={"auc": 0.85})
     admin.models.finalize_model_version("main.ml.churn", v.version)
+    admin.principals.create_user("eve")
+    admin.grants.grant("catalog", "main", "eve", ["USE CATALOG", "USE SCHEMA"])
     ms.close()
     env = {**os.environ, "CAIRN_HOME": str(tmp_path), "CAIRN_PRINCIPAL": "admin"}
     env.pop("CAIRN_METASTORE_URL", None)
@@ -102,6 +113,20 @@ def test_cli(tmp_path: Path) -> None:
     assert listed == [{"name": "main.ml.churn", "owner": "admin", "aliases": ["prod=1"], "latest": 1}]
     bad = cairn("model", "gates", "set", "main.ml.churn", "auc is great")
     assert bad.returncode == 2 and "cannot read gate" in bad.stderr
+    # Webhooks and their delivery log, visible to the owner only.
+    env.update(CAIRN_WEBHOOK_ALLOW_PRIVATE="1", HOOK_SECRET="0123456789abcdef0123")
+    made = cairn("--json", "model", "webhooks", "create", "ops", "http://127.0.0.1:9/h", "--event", "model_version_alias.created",
+                 "--model", "main.ml.churn", "--secret-env", "HOOK_SECRET")
+    hook = json.loads(made.stdout)
+    assert made.returncode == 0 and hook["signed"] is True and "secret" not in hook
+    assert [w["id"] for w in json.loads(cairn("--json", "model", "webhooks", "list").stdout)] == [hook["id"]]
+    assert cairn("model", "promote", "main.ml.churn", "1", "--alias", "canary").returncode == 0
+    log = json.loads(cairn("--json", "model", "webhooks", "deliveries", hook["id"]).stdout)
+    assert [(d["event"], d["status"], d["attempts"]) for d in log] == [("model_version_alias.created", "PENDING", 0)]
+    env["CAIRN_PRINCIPAL"] = "eve"
+    hidden = cairn("model", "webhooks", "deliveries", hook["id"])
+    assert hidden.returncode != 0 and f"webhook '{hook['id']}' does not exist" in hidden.stderr and "Traceback" not in hidden.stderr
+    assert json.loads(cairn("--json", "model", "webhooks", "list").stdout) == []
 
 
 def test_uc_rest_shows_version_facts(reg: Cairn, metastore: Metastore, live) -> None:  # type: ignore[no-untyped-def]

@@ -141,3 +141,35 @@ def test_finalize_reads_what_an_mlflow_upload_carries(reg) -> None:
     assert done.status == "READY" and json.loads(done.properties["cairn.feature_spec"]) == spec()
     assert json.loads(done.properties["cairn.signature"])["inputs"].startswith("[")
     assert {n.name for n in reg.lineage.get_upstream("model:main.ml.churn/1").nodes} == {"main.ml.feats", "main.ml.labels", "main.ml.raw"}
+
+
+@pytest.mark.slow
+def test_metric_gates_read_the_mlflow_run_when_the_version_carries_no_metrics(reg, tmp_path, monkeypatch) -> None:
+    """A version registered through MLflow's `uc:` client carries only its run id: the gates read
+    that run's metrics from the tracking store."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment("gates")
+    runs = []
+    for auc in (0.85, 0.95, 0.6):
+        run = client.create_run(exp)
+        client.log_metric(run.info.run_id, "auc", auc)
+        runs.append(run.info.run_id)
+    for run_id in [*runs, "no-such-run"]:
+        v = reg.models.create_model_version("main.ml.churn", "file:///m", run_id=run_id, signature=SIG)
+        reg.models.finalize_model_version("main.ml.churn", v.version)
+        assert "cairn.run_metrics" not in reg.models.get_model_version("main.ml.churn", v.version).properties
+    reg.models.set_gates("main.ml.churn", [{"kind": "metric", "metric": "auc", "threshold": 0.8},
+                                           {"kind": "beats_current", "metric": "auc", "margin": 0.05}])
+    assert [r["detail"] for r in reg.models.promote("main.ml.churn", "champion", 1)] == ["auc = 0.85", "no other version holds the alias"]
+    assert reg.models.promote("main.ml.churn", "champion", 2)[1]["detail"] == "auc = 0.95 vs 0.85 for version 1 (margin 0.05)"
+    with pytest.raises(PromotionRefused) as low:
+        reg.models.promote("main.ml.churn", "champion", 3)
+    assert [r["detail"] for r in low.value.results] == ["auc = 0.6", "auc = 0.6 vs 0.95 for version 2 (margin 0.05)"]
+    with pytest.raises(PromotionRefused, match="cannot read run no-such-run's metrics") as gone:
+        reg.models.promote("main.ml.churn", "champion", 4)
+    assert [r["passed"] for r in gone.value.results] == [False, False]
+    assert reg.models.get_registered_model("main.ml.churn").aliases == {"champion": 2}
