@@ -53,7 +53,8 @@ def lineage_sql(env: Env, file: Any, dialect: str, as_json: bool) -> None:
 @click.option("--depth", default=10, show_default=True)
 @governed
 def lineage_show(env: Env, name: str, upstream: bool, level: str, depth: int) -> None:
-    """Downstream (or upstream) of a table, or of catalog.schema.table.column with --level COLUMN."""
+    """Downstream (or upstream) of a table, a model version (catalog.schema.model/N), or of
+    catalog.schema.table.column with --level COLUMN."""
     svc = env.cairn().lineage
     res = (svc.get_upstream if upstream else svc.get_downstream)(name, level=level.upper(), depth=depth)
     label = {n.id: n.name or "(restricted)" for n in (res.root, *res.nodes)}

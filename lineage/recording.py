@@ -20,11 +20,16 @@ def parse_ref(ref: str) -> tuple[str, str]:
     """A lineage node reference: `cat.sch.table`, `model:cat.sch.m`, `model:cat.sch.m/3` (a
     version), `function:cat.sch.f` or `endpoint:name`. Returns (node kind, canonical name).
 
-    >>> parse_ref("model:Main.ML.Churn/3"), parse_ref("main.raw.events")
-    (('MODEL_VERSION', 'main.ml.churn/3'), ('TABLE', 'main.raw.events'))
+    A bare `cat.sch.m/3` is a model version too (no table name holds an unquoted '/').
+
+    >>> parse_ref("model:Main.ML.Churn/3"), parse_ref("main.raw.events"), parse_ref("main.ml.churn/3")
+    (('MODEL_VERSION', 'main.ml.churn/3'), ('TABLE', 'main.raw.events'), ('MODEL_VERSION', 'main.ml.churn/3'))
     """
     prefix, sep, rest = ref.partition(":")
     if not sep or "." in prefix:
+        model, slash, version = ref.rpartition("/")
+        if slash and version.strip().isdigit() and "`" not in version:
+            return "MODEL_VERSION", f"{names.parse(model, 3).key}/{int(version)}"
         return "TABLE", names.parse(ref, 3).key
     kind = _PREFIXES.get(prefix.lower())
     if kind is None:

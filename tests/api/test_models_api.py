@@ -95,6 +95,13 @@ def test_cli(tmp_path: Path) -> None:
     admin.models.finalize_model_version("main.ml.churn", v.version)
     admin.principals.create_user("eve")
     admin.grants.grant("catalog", "main", "eve", ["USE CATALOG", "USE SCHEMA"])
+    for t in ("raw", "feats", "labels"):
+        admin.tables.create_table(f"main.ml.{t}", [{"name": "x", "type": "int"}])
+    admin.lineage.record(["main.ml.raw"], ["main.ml.feats"])
+    spec = {**SPEC, "label_source": {"table": "main.ml.labels", "version": 1}, "feature_tables": [{"table": "main.ml.feats", "version": 1}],
+            "point_in_time": True}
+    admin.models.create_registered_model("main.ml.traced")
+    admin.models.create_model_version("main.ml.traced", "file:///m", run_id="r7", feature_spec=spec)
     ms.close()
     env = {**os.environ, "CAIRN_HOME": str(tmp_path), "CAIRN_PRINCIPAL": "admin"}
     env.pop("CAIRN_METASTORE_URL", None)
@@ -110,7 +117,11 @@ def test_cli(tmp_path: Path) -> None:
     ok = cairn("--json", "model", "promote", "main.ml.churn", "1", "--alias", "prod")
     assert ok.returncode == 0 and json.loads(ok.stdout)[0]["passed"] is True
     listed = json.loads(cairn("--json", "model", "list", "main.ml").stdout)
-    assert listed == [{"name": "main.ml.churn", "owner": "admin", "aliases": ["prod=1"], "latest": 1}]
+    assert listed[0] == {"name": "main.ml.churn", "owner": "admin", "aliases": ["prod=1"], "latest": 1}
+    # `cairn lineage show` of a model version reaches the raw tables, through the training set's tables.
+    up = json.loads(cairn("--json", "lineage", "show", "--upstream", "main.ml.traced/1").stdout)
+    assert {r["node"] for r in up} >= {"main.ml.feats", "main.ml.labels", "main.ml.raw"}
+    assert next(r for r in up if r["node"] == "main.ml.raw")["depth"] == 2  # version <- feats <- raw
     bad = cairn("model", "gates", "set", "main.ml.churn", "auc is great")
     assert bad.returncode == 2 and "cannot read gate" in bad.stderr
     # Webhooks and their delivery log, visible to the owner only.
