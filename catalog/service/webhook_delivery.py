@@ -4,8 +4,10 @@ Each row is leased before it is sent (`lease` seconds), and marked DELIVERED or 
 exponential backoff after. A sender killed mid-way (even with SIGKILL) loses nothing: its leases
 run out and any sender takes the rows again; a row may then arrive twice, under the same delivery id
 (`X-MLflow-Delivery-Id`), which receivers dedupe on. A webhook that cannot be reached rests: it is
-probed with one row at a time on an exponential backoff instead of failing its whole backlog on
-every pass, and when it answers again everything waiting for it is sent at once. Several senders (processes or servers) can share an outbox.
+probed with one row at a time, at most `probe_max` apart, instead of failing its whole backlog on
+every pass, and when it answers again everything waiting for it is due at once. The loop keeps up
+to `batch` requests in flight on `workers` threads with keep-alive connections, so a slow receiver
+holds a worker, not the others' deliveries. Several senders (processes or servers) can share an outbox.
 
 Headers: `X-MLflow-Delivery-Id`, `X-MLflow-Timestamp` (unix seconds), and, with a secret,
 `X-MLflow-Signature: v1,<base64 HMAC-SHA256 of "{delivery_id}.{timestamp}.{body}">`.
@@ -19,13 +21,10 @@ import hmac
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
-
-from catalog.store import tables as t
 from catalog.store.registry import DeliveryRow, RegistryStore, WebhookRow, check_url, decrypt
 
 log = logging.getLogger(__name__)
@@ -73,21 +72,31 @@ class WebhookSender:
         self._secrets: dict[str, str] = {}
 
     def run_once(self) -> int:
-        """Send every row due now (one claimed batch). Returns how many were attempted."""
+        """Send every row due now (one claimed batch) and wait for them. Returns how many were attempted."""
+        claimed = self._claim(self.config.batch, set())
+        if claimed:
+            self._finish(list(zip(claimed, self.pool.map(lambda pair: self._send(*pair), claimed))))
+        return len(claimed)
+
+    def _claim(self, limit: int, probing: set[str]) -> list[tuple[DeliveryRow, WebhookRow]]:
+        """Lease up to `limit` due rows, and one row of each resting webhook whose rest is over
+        (none of one in `probing`: its probe is still out)."""
         now = time.time()
+        resting = {h: (float("inf") if h in probing else until) for h, (until, _) in self._resting.items()}
         # Look first without the write lock: an idle sender must not take SQLite's lock 20 times a second.
         with self.runtime.engine.connect().execution_options(cairn_write=False) as conn, conn.begin():
-            if not RegistryStore(conn).any_due(now, [h for h, (until, _) in self._resting.items() if until <= now]):
-                return 0
+            if not RegistryStore(conn).any_due(now, [h for h, until in resting.items() if until <= now]):
+                return []
         with self.runtime.engine.connect() as conn, conn.begin():
-            claimed = RegistryStore(conn).claim_due(now, self.config.lease, self.config.batch,
-                                                    {h: until for h, (until, _) in self._resting.items()})
-        if not claimed:
-            return 0
-        results = list(self.pool.map(lambda pair: self._send(*pair), claimed))
+            return RegistryStore(conn).claim_due(now, self.config.lease, limit, resting)
+
+    def _finish(self, done: list[tuple[tuple[DeliveryRow, WebhookRow], tuple[bool, int | None, str | None, float]]]) -> None:
+        """Record attempts in one transaction: delivered, or rescheduled with backoff (FAILED once too
+        old). A webhook that answers leaves its rest, and its backed-off rows are due at once; one
+        that cannot be reached rests (probed with one row at most `probe_max` apart)."""
         woke: set[str] = set()
         outcomes = []
-        for (row, hook), (ok, status, error, ms) in zip(claimed, results):
+        for (row, hook), (ok, status, error, ms) in done:
             if ok:
                 outcomes.append({"rid": row.id, "status": "DELIVERED", "code": status, "ms": ms})
                 woke.add(hook.id)
@@ -96,7 +105,7 @@ class WebhookSender:
             give_up = time.time() - row.created_at > self.config.give_up_after
             outcomes.append({"rid": row.id, "status": "FAILED" if give_up else "PENDING", "code": status, "error": error, "ms": ms,
                              "next_at": time.time() + delay})
-        unreachable = {hook.id for (_, hook), (ok, status, _e, _m) in zip(claimed, results) if not ok and status is None} - woke
+        unreachable = {hook.id for (_, hook), (ok, status, _e, _m) in done if not ok and status is None} - woke
         for hook_id in woke:
             self._resting.pop(hook_id, None)
         for hook_id in unreachable:
@@ -104,12 +113,42 @@ class WebhookSender:
             pause = min(self.config.base_backoff * 2 ** min(times - 1, 30), self.config.probe_max, self.config.max_backoff)
             self._resting[hook_id] = (time.time() + pause, times)
         with self.runtime.engine.connect() as conn, conn.begin():
-            RegistryStore(conn).finish(outcomes)
+            store = RegistryStore(conn)
+            store.finish(outcomes)
             if woke:  # the receiver answers again: what waits out a backoff for it goes now
-                d = t.webhook_deliveries
-                conn.execute(update(d).where(d.c.webhook_id.in_(woke), d.c.status == "PENDING", d.c.claimed_until.is_(None),
-                                             d.c.next_attempt_at > time.time()).values(next_attempt_at=time.time()))
-        return len(claimed)
+                store.release(woke, time.time())
+
+    def _pump(self) -> None:
+        """The sender's loop: keeps up to `batch` requests in flight on the worker pool, claims more
+        as they finish, and records finished ones every few milliseconds; a slow receiver holds a
+        worker, never the others' deliveries."""
+        inflight: dict[Future[Any], tuple[DeliveryRow, WebhookRow]] = {}
+        done: list[Any] = []
+        while True:
+            try:
+                if done:
+                    self._finish(done)
+                    done = []
+                if self._stop.is_set():
+                    if not inflight:
+                        return
+                else:
+                    room = self.config.batch - len(inflight)
+                    if room >= min(self.config.workers, self.config.batch) or not inflight:
+                        probing = {hook.id for _, hook in inflight.values() if hook.id in self._resting}
+                        for pair in self._claim(room, probing):
+                            inflight[self.pool.submit(self._send, *pair)] = pair
+            except Exception:  # the metastore is busy or down: try again shortly (leases keep rows safe)
+                log.exception("webhook delivery pass failed")
+                self._stop.wait(self.config.idle_poll)
+            if not inflight:
+                self._stop.wait(self.config.idle_poll)
+                continue
+            finished, _ = wait(list(inflight), timeout=self.config.idle_poll, return_when=FIRST_COMPLETED)
+            if finished and len(finished) < len(inflight):  # gather a few more, to write them in one transaction
+                finished = wait(list(inflight), timeout=0.005, return_when=ALL_COMPLETED)[0]
+            for f in finished:
+                done.append((inflight.pop(f), f.result()))
 
     def _send(self, row: DeliveryRow, hook: WebhookRow) -> tuple[bool, int | None, str | None, float]:
         started = time.perf_counter()
@@ -167,14 +206,8 @@ class WebhookSender:
         return self._secrets[hook.secret]  # type: ignore[index]
 
     def run_forever(self) -> None:
-        while not self._stop.is_set():
-            try:
-                sent = self.run_once()
-            except Exception:  # the metastore is busy or down: try again shortly
-                log.exception("webhook delivery pass failed")
-                sent = 0
-            if not sent:
-                self._stop.wait(self.config.idle_poll)
+        """Deliver until `stop()`; what is in flight then is sent and recorded before returning."""
+        self._pump()
 
     def start(self) -> WebhookSender:
         self._thread = threading.Thread(target=self.run_forever, name="cairn-webhook-sender", daemon=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, true, update
 
 from catalog.errors import InvalidArgument
 from catalog.store import tables as t
@@ -202,6 +202,12 @@ class RegistryStore:
             attempts=d.c.attempts + 1, status=bindparam("st"), last_status=bindparam("code"), last_error=bindparam("err"),
             latency_ms=bindparam("ms"), next_attempt_at=bindparam("next_at"), delivered_at=bindparam("done_at"), claimed_until=None), rows)
 
+    def release(self, webhook_ids: set[str], now: float) -> None:
+        """Rows of these webhooks waiting out a backoff are due now (their receiver answers again)."""
+        d = t.webhook_deliveries
+        self.conn.execute(update(d).where(d.c.webhook_id.in_(list(webhook_ids)), d.c.status == "PENDING", d.c.claimed_until.is_(None),
+                                          d.c.next_attempt_at > now).values(next_attempt_at=now))
+
     def pending_count(self) -> int:
         d = t.webhook_deliveries
         return int(self.conn.execute(select(func.count()).select_from(d).where(d.c.status == "PENDING")).scalar_one())
@@ -211,7 +217,7 @@ def _due(now: float, backed_off: bool = False) -> Any:
     """Pending rows whose time has come (with `backed_off`, also those waiting out a backoff), not
     leased to a live sender, of an active webhook (a disabled one keeps its rows until it is enabled again)."""
     d, w = t.webhook_deliveries, t.webhooks
-    return and_(d.c.status == "PENDING", True if backed_off else d.c.next_attempt_at <= now,
+    return and_(d.c.status == "PENDING", true() if backed_off else d.c.next_attempt_at <= now,
                 or_(d.c.claimed_until.is_(None), d.c.claimed_until < now), d.c.webhook_id.in_(select(w.c.id).where(w.c.status == "ACTIVE")))
 
 

@@ -34,6 +34,7 @@ class Receiver:
                 port = s.getsockname()[1]
         self.port, self.delay = port, delay
         self.got: list[dict] = []
+        self.arrived = 0  # requests read, answered or not yet
         self.bad = 0
         self.server: ThreadingHTTPServer | None = None
 
@@ -47,6 +48,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                rec.arrived += 1
                 did, ts = self.headers["X-MLflow-Delivery-Id"], self.headers["X-MLflow-Timestamp"]
                 want = "v1," + base64.b64encode(hmac.new(SECRET.encode(), f"{did}.{ts}.{body}".encode(), hashlib.sha256).digest()).decode()
                 if rec.delay:
@@ -242,3 +244,28 @@ def test_version_tags_set_through_the_tag_service_and_sql_are_events_too(reg, me
     assert len(reg.webhooks.list_deliveries(hook.id)) == 5
     tags = reg.models.get_model_version_tags("main.ml.churn", 1)
     assert tags == {"stage": "qa", "cairn.setter.stage": "admin"}  # who set it is kept, as the registry's tag API keeps it
+
+
+def test_a_slow_receiver_holds_one_worker_not_the_other_webhooks(reg, metastore) -> None:
+    slow, fast = Receiver(delay=5.0).start(), Receiver().start()
+    reg.models.create_registered_model("main.ml.other")
+    reg.webhooks.create_webhook("slow", slow.url, ["model_version.created"], model="main.ml.churn", secret=SECRET)
+    reg.webhooks.create_webhook("fast", fast.url, ["model_version.created"], model="main.ml.other", secret=SECRET)
+    sender = WebhookSender(metastore, SenderConfig(timeout=20.0)).start()
+    try:
+        reg.models.create_model_version("main.ml.churn", "file:///m")
+        end = time.time() + 20
+        while slow.arrived < 1 and time.time() < end:
+            time.sleep(0.02)
+        for _ in range(5):  # while the slow receiver sits on its request
+            reg.models.create_model_version("main.ml.other", "file:///m")
+        while len(fast.got) < 5 and time.time() < end:
+            time.sleep(0.02)
+        assert len(fast.got) == 5 and slow.got == []  # delivered past the slow one, which has not answered yet
+        while len(slow.got) < 1 and time.time() < end + 10:
+            time.sleep(0.05)
+    finally:
+        sender.stop()
+        slow.stop()
+        fast.stop()
+    assert [r["body"]["data"]["name"] for r in slow.got] == ["main.ml.churn"] and slow.bad == fast.bad == 0
