@@ -209,15 +209,15 @@ class ModelGates(Service):
         if holder_no is not None and holder_no != version:
             hid = uow.authz.resolve(Kind.MODEL_VERSION, f"{fn.key}/{holder_no}")
             holder = fetch(uow, hid) if hid is not None else None
-        facts = _Facts(self, uow, candidate, holder)
+        facts = _Facts(self, uow, candidate, holder, gates)
         return mid, name, vid, key, [facts.result(g) for g in gates]
 
 
 class _Facts:
     """What the gates look at, read once per promotion."""
 
-    def __init__(self, service: ModelGates, uow: Any, version: Any, holder: Any) -> None:
-        self.service, self.uow, self.version, self.holder = service, uow, version, holder
+    def __init__(self, service: ModelGates, uow: Any, version: Any, holder: Any, gates: list[dict[str, Any]]) -> None:
+        self.service, self.uow, self.version, self.holder, self.gates = service, uow, version, holder, gates
         self._metrics: dict[int, dict[str, float]] = {}
         self._tag_cache: dict[str, str] | None = None
 
@@ -239,7 +239,8 @@ class _Facts:
 
     def tags(self) -> dict[str, str]:
         if self._tag_cache is None:
-            self._tag_cache = RegistryStore(self.uow.conn).version_tags(self.version.id)
+            keys = {g["tag"].partition("=")[0].strip() for g in self.gates if g["kind"] in ("tags", "approval")}
+            self._tag_cache = RegistryStore(self.uow.conn).version_tags(self.version.id, [*keys, *(f"cairn.setter.{k}" for k in keys)])
         return self._tag_cache
 
     def _metric(self, g: dict[str, Any]) -> tuple[bool, str]:

@@ -94,9 +94,13 @@ class RegistryStore:
         self.conn.execute(delete(g).where(g.c.securable_id == securable_id))
         self.conn.execute(insert(g).values(securable_id=securable_id, gates=gates, updated_at=datetime.now(UTC), updated_by=actor))
 
-    def version_tags(self, securable_id: int) -> dict[str, str]:
+    def version_tags(self, securable_id: int, keys: Sequence[str] | None = None) -> dict[str, str]:
+        """A securable's own tags (only `keys`, when given: a version's gate records grow with every
+        promotion, and a promotion reads just the tags its gates name)."""
         tg = t.tags
         q = select(tg.c.key, tg.c.value).where(tg.c.securable_id == securable_id, tg.c.column_name == "")
+        if keys is not None:
+            q = q.where(tg.c.key.in_(list(keys)))
         return {r.key: r.value for r in self.conn.execute(q)}
 
     def put_tags(self, securable_id: int, tags: dict[str, str], clear_prefix: str) -> None:
