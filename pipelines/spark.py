@@ -88,26 +88,41 @@ class CairnDataSource(DataSource):
 @dataclass
 class FilePartition(InputPartition):
     path: str
+    values: tuple[Any, ...] = ()  # its partition values, from the Delta log (not in the file)
 
 
 class CairnReader(DataSourceReader):
     def __init__(self, plan: Any, schema: StructType) -> None:
         self.files = list(plan.files)
+        self.partition_values = list(plan.partitions) or [()] * len(self.files)
+        self.partition_columns = tuple(plan.partition_columns)
+        self.partition_types = {c.name: c.type_text for c in plan.columns if c.name in self.partition_columns}
         self.columns = [f.name for f in schema.fields]
         self.nullable = {f.name: f.nullable for f in schema.fields}
         # The reader's row filter and masks travel with the plan and run on the executors.
         self.policy = plan.policy
 
     def partitions(self) -> list[InputPartition]:
-        return [FilePartition(p) for p in self.files]
+        return [FilePartition(p, v) for p, v in zip(self.files, self.partition_values)]
 
-    def read(self, partition: InputPartition) -> Iterator[Any]:
+    def load(self, partition: Any) -> Any:
+        """One data file as Arrow, its partition columns (from the log) added before any policy runs."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        path = partition.path  # type: ignore[attr-defined]
+        from catalog.delta import arrow_type
+
+        path = partition.path
         if path.startswith("file://"):
             path = path[len("file://") :]
         table = pq.read_table(path)
+        for col, value in zip(self.partition_columns, partition.values):
+            if col not in table.column_names:
+                table = table.append_column(col, pa.array([value] * table.num_rows, arrow_type(self.partition_types[col])))
+        return table
+
+    def read(self, partition: InputPartition) -> Iterator[Any]:
+        table = self.load(partition)
         present = [c for c in self.columns if c in table.column_names]
         if not self.policy.empty:
             from catalog.service.data import apply_policy

@@ -39,6 +39,16 @@ class ScanPlan:
     files: tuple[str, ...]
     columns: tuple[Column, ...]
     policy: Policy = Policy(None, {})  # noqa: RUF009 - immutable; applied by the engine to every batch it reads
+    partition_columns: tuple[str, ...] = ()
+    partitions: tuple[tuple[Any, ...], ...] = ()  # per file, its partition values from the Delta log (not in the files)
+
+    @property
+    def snapshot(self) -> delta.Snapshot:
+        return delta.Snapshot(self.files, self.columns, self.partition_columns, self.partitions)
+
+    def source(self, options: str = "") -> str:
+        """DuckDB SQL reading the snapshot's rows, partition columns restored (`delta.parquet_source`)."""
+        return delta.parquet_source(self.snapshot, options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,24 +346,31 @@ class TableDataService(Service):
             policy = self._policy(uow, table)
             return changes if policy.empty else apply_policy(changes, policy, None, None)
 
-    def plan_scan(self, name: str, version: int | None = None, timestamp: datetime | str | None = None, run_id: str | None = None) -> ScanPlan:
+    def plan_scan(self, name: str, version: int | None = None, timestamp: datetime | str | None = None, run_id: str | None = None,
+                  partition_filters: list[tuple[str, str, Any]] | None = None) -> ScanPlan:
         """The files of one snapshot, for an engine (Spark) that reads them on its executors.
+        `partition_filters` ((column, op, value), as `read` takes) skip the files of partitions no
+        row of which could match; the engine still applies them to the rows.
 
         Checked and audited like `read`: needs USE CATALOG, USE SCHEMA and SELECT.
         """
         with self._uow("read_table", Kind.TABLE, display(name), write=False, version=version,
                        timestamp=str(timestamp) if timestamp else None, plan="scan") as uow:
             table = self._open(uow, name, Privilege.SELECT)
-            plan = self._scan(uow, table, version, timestamp)
+            plan = self._scan(uow, table, version, timestamp, partition_filters)
             uow.params["delta_version"] = plan.version
             self._lineage(uow, run_id, table, plan.version, is_output=False)
             return plan
 
-    def _scan(self, uow: UnitOfWork, table: Securable, version: int | None, timestamp: datetime | str | None) -> ScanPlan:
+    def _scan(self, uow: UnitOfWork, table: Securable, version: int | None, timestamp: datetime | str | None,
+              partition_filters: list[tuple[str, str, Any]] | None = None) -> ScanPlan:
         location = table.storage_location or ""
         dt = delta.open_table(location, version, timestamp)
-        files, columns = delta.snapshot_files(location, dt)
-        return ScanPlan(table.full_name, dt.version(), files, columns, self._policy(uow, table))
+        snap = delta.snapshot_files(location, dt)
+        if partition_filters:
+            snap = delta.prune(snap, partition_filters)
+        return ScanPlan(table.full_name, dt.version(), snap.files, snap.columns, self._policy(uow, table), snap.partition_columns,
+                        snap.partitions)
 
     def plan_scans(self, requests: list[tuple[str, int | None, datetime | str | None]], run_id: str | None = None) -> list[ScanPlan | ViewPlan]:
         """`plan_scan` for every table a statement reads, in one unit of work: all are checked

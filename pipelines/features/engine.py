@@ -114,13 +114,8 @@ def feature_source(read: TableRead, columns: list[str], con: Any, registered: li
     names = [c.name for c in plan.columns]
     files = [local(f) for f in plan.files]
     pks = list(dict.fromkeys(columns))
-    if not files:
-        typed = ", ".join(f"CAST(NULL AS {duck_type(c.type_text)}) AS {q(c.name)}" for c in plan.columns)
-        return policy_sql(plan.policy, f"(SELECT {typed} WHERE false) AS src", names, pks)
-    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-    many = ", union_by_name = true" if len(files) > 1 else ""
-    if read.unique:
-        return policy_sql(plan.policy, f"read_parquet([{listed}]{many}) AS src", names, pks)
+    if read.unique or not files:
+        return policy_sql(plan.policy, f"{plan.source()} AS src", names, pks)
     # Possible ties: rank each row by the commit that added its file, then its place in the file.
     root = local(read.location).rstrip("/") + "/"
     versions = commit_versions(read.location, plan.version)
@@ -130,7 +125,7 @@ def feature_source(read: TableRead, columns: list[str], con: Any, registered: li
 
     con.register(name, pa.table({"f": list(order), "v": list(order.values())}))
     registered.append(name)
-    inner = (f"SELECT src.*, c.v AS __cairn_commit FROM read_parquet([{listed}], filename = true, file_row_number = true{many}) AS src "
+    inner = (f"SELECT src.*, c.v AS __cairn_commit FROM {plan.source(', filename = true, file_row_number = true')} AS src "
              f"JOIN {name} AS c ON c.f = src.filename")
     return policy_sql(plan.policy, f"({inner}) AS src", names + ["__cairn_commit", "file_row_number"],
                       pks + ["__cairn_commit", "file_row_number"])
