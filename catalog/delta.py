@@ -443,6 +443,46 @@ def arrow_dataset(snapshot: Snapshot) -> Any:
                                            partitions=exprs)
 
 
+def partition_text(value: Any) -> str | None:
+    """A partition value as the Delta log holds it (times in UTC, without a zone).
+
+    >>> partition_text(datetime(2024, 1, 2, 3, tzinfo=UTC)), partition_text(True), partition_text(None)
+    ('2024-01-02 03:00:00.000000', 'true', None)
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value.isoformat(sep=" ", timespec="microseconds")
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def partition_dir(partition_columns: Sequence[str], texts: Sequence[str | None]) -> str:
+    """The directory of a partition's files, `col=value/...` (values percent-encoded, as delta-rs does)."""
+    from urllib.parse import quote
+
+    return "/".join(f"{p}={'__HIVE_DEFAULT_PARTITION__' if v is None else quote(v, safe='')}" for p, v in zip(partition_columns, texts))
+
+
+def check_partition_values(values: dict[str, str | None], target: pa.Schema, partition_columns: Sequence[str], table: str) -> None:
+    """A data file's partition values (Delta text) name exactly the partition columns, each a value of its type."""
+    import pyarrow as pa
+
+    if sorted(values) != sorted(partition_columns):
+        raise InvalidArgument(f"'{table}' is partitioned by ({', '.join(partition_columns)}); a data file gave values for "
+                              f"({', '.join(sorted(values))})")
+    for p, text in values.items():
+        t = target.field(p).type
+        try:
+            if text is not None:
+                pa.array([text], pa.string()).cast(pa.timestamp("us") if pa.types.is_timestamp(t) else t)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
+            raise InvalidArgument(f"partition value {text!r} is not a {type_text(t)} (column '{p}' of '{table}')") from None
+
+
 _PRUNE_OPS = {"=": operator.eq, "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
@@ -472,7 +512,7 @@ def prune(snapshot: Snapshot, filters: Sequence[tuple[str, str, Any]]) -> Snapsh
             v = values[i]
             if v is None:  # a comparison with NULL is never true
                 return False
-            if o == "in" and v not in wanted or o == "not in" and v in wanted:
+            if (o == "in" and v not in wanted) or (o == "not in" and v in wanted):
                 return False
             if o in _PRUNE_OPS and not _PRUNE_OPS[o](v, wanted[0]):
                 return False

@@ -82,7 +82,7 @@ class CairnDataSource(DataSource):
     def writer(self, schema: StructType, overwrite: bool) -> CairnWriter:
         mode = "overwrite" if overwrite else "append"
         plan = _client(self.options).data.prepare_write(_table_name(self.options), mode)
-        return CairnWriter(dict(self.options), plan.table, plan.files[0], mode)
+        return CairnWriter(dict(self.options), plan.table, plan.files[0], mode, plan.partition_columns)
 
 
 @dataclass
@@ -141,37 +141,66 @@ class CairnReader(DataSourceReader):
 
 @dataclass
 class FilesWritten(WriterCommitMessage):
-    files: list[tuple[str, int, int, int]]  # (path, size, rows, mtime in ms)
+    files: list[tuple[str, int, int, int, dict[str, str | None] | None]]  # (path, size, rows, mtime in ms, partition values)
 
 
 class CairnWriter(DataSourceArrowWriter):
-    def __init__(self, options: dict[str, str], table: str, location: str, mode: str) -> None:
+    def __init__(self, options: dict[str, str], table: str, location: str, mode: str, partition_columns: tuple[str, ...] = ()) -> None:
         self.options, self.table, self.location, self.mode = options, table, location, mode
+        self.partition_columns = tuple(partition_columns)
 
     def write(self, iterator: Iterator[Any]) -> FilesWritten:
+        """One Parquet file per partition this task's rows fall in (one in all for an unpartitioned
+        table), under `col=value/`, without the partition columns: their values go to the log."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        path = os.path.join(self.location, f"part-{uuid.uuid4().hex}.snappy.parquet")
-        writer = None
-        rows = 0
+        from catalog.delta import local_path, partition_dir, partition_text
+
+        location = local_path(self.location)
+        writers: dict[tuple[str | None, ...], tuple[Any, str, list[int]]] = {}
         try:
             for batch in iterator:
-                if writer is None:
-                    writer = pq.ParquetWriter(path, batch.schema, compression="snappy")
-                writer.write_batch(batch)
-                rows += batch.num_rows
+                table = pa.Table.from_batches([batch])
+                groups: dict[tuple[str | None, ...], list[int]] = {}
+                if self.partition_columns:
+                    names = {n.lower(): n for n in table.column_names}
+                    missing = [p for p in self.partition_columns if p not in names]
+                    if missing:
+                        from catalog.errors import InvalidArgument
+
+                        raise InvalidArgument(f"the rows written to '{self.table}' lack its partition column(s) {', '.join(missing)}")
+                    keys = zip(*(table.column(names[p]).to_pylist() for p in self.partition_columns))
+                    for i, values in enumerate(keys):
+                        groups.setdefault(tuple(partition_text(v) for v in values), []).append(i)
+                    data = table.drop_columns([names[p] for p in self.partition_columns])
+                else:
+                    groups[()] = []
+                    data = table
+                for texts, rows in groups.items():
+                    part = data.take(rows) if self.partition_columns else data
+                    if texts not in writers:
+                        folder = os.path.join(location, partition_dir(self.partition_columns, texts)) if texts else location
+                        os.makedirs(folder, exist_ok=True)
+                        path = os.path.join(folder, f"part-{uuid.uuid4().hex}.snappy.parquet")
+                        writers[texts] = (pq.ParquetWriter(path, part.schema, compression="snappy"), path, [0])
+                    writer, _, count = writers[texts]
+                    writer.write_table(part)
+                    count[0] += part.num_rows
         finally:
-            if writer is not None:
+            for writer, _, _ in writers.values():
                 writer.close()
-        if writer is None:
-            return FilesWritten([])
-        st = os.stat(path)
-        return FilesWritten([(path, st.st_size, rows, int(st.st_mtime * 1000))])
+        out: list[tuple[str, int, int, int, dict[str, str | None] | None]] = []
+        for texts, (_, path, count) in writers.items():
+            st = os.stat(path)
+            out.append((path, st.st_size, count[0], int(st.st_mtime * 1000), dict(zip(self.partition_columns, texts)) or None))
+        return FilesWritten(out)
 
     def commit(self, messages: list[WriterCommitMessage | None]) -> None:
         from catalog.service.data import DataFile
 
-        files = [DataFile(p, size, n, mtime) for m in messages if m is not None for p, size, n, mtime in m.files]  # type: ignore[attr-defined]
+        files = [DataFile(p, size, n, mtime, values) for m in messages if m is not None
+                 for p, size, n, mtime, values in m.files]  # type: ignore[attr-defined]
         _client(self.options).data.commit_files(self.table, files, self.mode, run_id=self.options.get("run") or None)
 
     def abort(self, messages: list[WriterCommitMessage | None]) -> None:

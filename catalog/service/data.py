@@ -75,6 +75,7 @@ class DataFile:
     size: int
     num_records: int
     modification_time: int
+    partition_values: dict[str, str | None] | None = None  # for a partitioned table, as the Delta log holds them
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,7 +446,8 @@ class TableDataService(Service):
         with self._uow("prepare_write", Kind.TABLE, display(name), write=False, mode=mode) as uow:
             table = self._open(uow, name, Privilege.MODIFY)
             dt = delta.open_table(table.storage_location or "")
-            return ScanPlan(table.full_name, dt.version(), (table.storage_location or "",), tuple(delta.columns_of(delta.table_schema(dt))))
+            return ScanPlan(table.full_name, dt.version(), (table.storage_location or "",), tuple(delta.columns_of(delta.table_schema(dt))),
+                            partition_columns=tuple(p.lower() for p in dt.metadata().partition_columns))
 
     def commit_files(self, name: str, files: list[DataFile], mode: str = "append", run_id: str | None = None) -> WriteResult:
         """Commit Parquet files written by an engine's executors to the Delta log, in one transaction.
@@ -455,6 +457,7 @@ class TableDataService(Service):
         import json
         import os
 
+        import pyarrow as pa
         import pyarrow.parquet as pq
         from deltalake.transaction import AddAction, RemoveAction
 
@@ -465,16 +468,20 @@ class TableDataService(Service):
             location = (table.storage_location or "").rstrip("/")
             dt = delta.open_table(location)
             schema = delta.table_schema(dt)
+            parts = list(dt.metadata().partition_columns)
+            file_schema = pa.schema([f for f in schema if f.name not in parts])  # partition values live in the log
             actions: list[AddAction | RemoveAction] = []
             for f in files:
                 full = f.path if os.path.isabs(f.path) else os.path.join(location, f.path)
                 if not os.path.realpath(full).startswith(os.path.realpath(location) + os.sep):
                     raise InvalidArgument(f"file {f.path} is not inside the location of '{table.full_name}'")
-                delta.conform(pq.read_schema(full).empty_table(), schema, table.full_name, allow_new=False)
+                delta.check_partition_values(f.partition_values or {}, schema, parts, table.full_name)
+                delta.conform(pq.read_schema(full).empty_table(), file_schema, table.full_name, allow_new=False)
                 rel = os.path.relpath(full, location)
-                actions.append(AddAction(rel, f.size, {}, f.modification_time, True, json.dumps({"numRecords": f.num_records})))
+                actions.append(AddAction(rel, f.size, dict(f.partition_values or {}), f.modification_time, True,
+                                         json.dumps({"numRecords": f.num_records})))
             try:
-                dt.create_write_transaction(actions, mode, schema)
+                dt.create_write_transaction(actions, mode, schema, partition_by=parts or None)
             except Exception as exc:
                 raise _delta_errors(table.full_name, exc) from None
             version = delta.open_table(location).version()
