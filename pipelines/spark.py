@@ -115,7 +115,7 @@ class CairnReader(DataSourceReader):
         path = partition.path
         if path.startswith("file://"):
             path = path[len("file://") :]
-        table = pq.read_table(path)
+        table = pq.ParquetFile(path).read()  # the file alone: never columns guessed from `col=value/` in its path
         for col, value in zip(self.partition_columns, partition.values):
             if col not in table.column_names:
                 table = table.append_column(col, pa.array([value] * table.num_rows, arrow_type(self.partition_types[col])))
