@@ -96,7 +96,8 @@ class CairnReader(DataSourceReader):
         self.files = list(plan.files)
         self.partition_values = list(plan.partitions) or [()] * len(self.files)
         self.partition_columns = tuple(plan.partition_columns)
-        self.partition_types = {c.name: c.type_text for c in plan.columns if c.name in self.partition_columns}
+        self.types = {c.name: c.type_text for c in plan.columns}
+        self.partition_types = {c: self.types[c] for c in self.partition_columns}
         self.columns = [f.name for f in schema.fields]
         self.nullable = {f.name: f.nullable for f in schema.fields}
         # The reader's row filter and masks travel with the plan and run on the executors.
@@ -129,13 +130,17 @@ class CairnReader(DataSourceReader):
 
             table = apply_policy(table, self.policy, present, None)
         table = table.select(present)
-        # Spark wants each batch's nullability to be the declared schema's: a NOT NULL key column
-        # may come back from a file (a merge's, say) whose Parquet schema calls it nullable.
+        # Spark wants each batch in the declared schema exactly: a NOT NULL key column may come back
+        # from a file (a merge's, say) whose Parquet schema calls it nullable, and a time through
+        # the policy's DuckDB in zone Etc/UTC rather than UTC.
         import pyarrow as pa
 
-        fields = [f.with_nullable(self.nullable.get(f.name, True)) for f in table.schema]
+        from catalog.delta import arrow_type
+
+        fields = [pa.field(f.name, arrow_type(self.types[f.name]) if f.name in self.types else f.type, self.nullable.get(f.name, True))
+                  for f in table.schema]
         if fields != list(table.schema):
-            table = pa.Table.from_arrays(table.columns, schema=pa.schema(fields))
+            table = pa.Table.from_arrays([c.cast(f.type) for c, f in zip(table.columns, fields)], schema=pa.schema(fields))
         yield from table.to_batches()
 
 

@@ -58,7 +58,6 @@ class TieReader(CairnReader):
     def __init__(self, plan: Any, schema: Any, commits: dict[str, int] | None) -> None:
         super().__init__(plan, schema)
         self.commits = commits
-        self.types = {c.name: c.type_text for c in plan.columns}
 
     def read(self, partition: Any) -> Iterator[Any]:
         import pyarrow as pa
