@@ -131,6 +131,13 @@ def test_plan_scan_prunes_files_by_partition(fe: FeatureEngineeringClient, admin
 
     con = duck.database(frozenset(f.removeprefix("file://") for f in eu.files))
     assert sorted(con.execute(f"SELECT user_id, region FROM {eu.source()} AS s").fetchall()) == [(2, "EU"), (3, "EU")]
+    # One read_parquet per partition, its values as constants: DuckDB drops the branches a filter
+    # on the partition column excludes, so only the EU file is read.
+    con = duck.database(frozenset(f.removeprefix("file://") for f in full.files))
+    plan = "".join(r[1] for r in con.execute(f"EXPLAIN SELECT user_id FROM {full.source()} AS s WHERE region = 'EU'").fetchall())
+    assert plan.count("READ_PARQUET") == 2  # one operator box: its title and its function name
+    plan = "".join(r[1] for r in con.execute(f"EXPLAIN SELECT user_id FROM {full.source()} AS s").fetchall())
+    assert plan.count("READ_PARQUET") == 6
 
 
 @pytest.mark.parametrize("columns, parts, message", [
