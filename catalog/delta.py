@@ -334,7 +334,7 @@ def partition_columns(columns: Sequence[Column], partition_by: Sequence[str], ta
     """The partition columns, lower case, once each is found a column of a type a table can be
     partitioned by (not float, binary or nested: their values do not round-trip through a path).
 
-    >>> partition_columns([Column("d", "date", True, None, 0)], ["D"], "t")
+    >>> partition_columns([Column("id", "bigint", False, None, 0), Column("d", "date", True, None, 1)], ["D"], "t")
     ['d']
     """
     types = {c.name.lower(): c.type_text for c in columns}

@@ -27,6 +27,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from catalog import delta
 from catalog.policies import render_function
 from catalog.service.data import ScanPlan, policy_sql
 from catalog.sql import duck
@@ -48,19 +49,7 @@ def local(path: str) -> str:
     return path[len("file://"):] if path.startswith("file://") else path
 
 
-_SIMPLE_TYPES = {"boolean": "BOOLEAN", "tinyint": "TINYINT", "smallint": "SMALLINT", "int": "INT", "bigint": "BIGINT",
-                 "float": "REAL", "double": "DOUBLE", "string": "TEXT", "binary": "BLOB", "date": "DATE",
-                 "timestamp": "TIMESTAMPTZ", "timestamp_ntz": "TIMESTAMP"}
-
-
-def duck_type(type_text: str) -> str:
-    """A Databricks type as DuckDB's (the common ones without loading sqlglot's dialects: ~0.15 s)."""
-    simple = _SIMPLE_TYPES.get(type_text)
-    if simple is not None:
-        return simple
-    from sqlglot import exp
-
-    return exp.DataType.build(type_text, dialect="databricks").sql("duckdb")
+duck_type = delta.duck_type  # a Databricks type as DuckDB's
 
 
 def literal(value: Any, type_text: str) -> str:
