@@ -167,7 +167,7 @@ def _need(body: dict[str, Any], key: str) -> Any:
 # so a malformed body is a 400 naming the field, whatever the route does with it.
 _ENTITY = {"name": str, "catalog_name": str, "schema_name": str, "comment": str, "properties": dict}
 _UPDATE = {"owner": str, "comment": str, "properties": dict, "new_name": str}
-_COLUMN = {"name": str, "type_text": str, "type_name": str, "position": int, "nullable": bool, "comment": str}
+_COLUMN = {"name": str, "type_text": str, "type_name": str, "position": int, "nullable": bool, "comment": str, "partition_index": int}
 SHAPES: dict[str, Any] = {
     "create": _ENTITY,
     "update": _UPDATE,
@@ -249,9 +249,12 @@ def routes(handler: Any) -> list[Route]:
         for col in sorted(b.get("columns") or [], key=lambda x: x.get("position") or 0):  # shape: a list of objects
             text = col.get("type_text") or _FROM_TYPE_NAME.get(str(col.get("type_name", "")).upper())
             cols.append({"name": col.get("name"), "type": text, "nullable": col.get("nullable", True), "comment": col.get("comment")})
+        # UC's ColumnInfo.partition_index: the column's place among the partition columns.
+        parts = [col.get("name") for col in sorted((x for x in b.get("columns") or [] if x.get("partition_index") is not None),
+                                                   key=lambda x: x["partition_index"])]
         table = c.tables.create_table(full, cols, table_type=b.get("table_type") or "MANAGED", storage_location=b.get("storage_location"),
                                       comment=b.get("comment"), properties=b.get("properties"), view_definition=b.get("view_definition"),
-                                      data_source_format=b.get("data_source_format") or "DELTA")
+                                      data_source_format=b.get("data_source_format") or "DELTA", partition_columns=parts)
         return table_json(table)
 
     def get_table(c: Any, r: Request, b: Any) -> Any:

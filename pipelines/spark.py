@@ -82,81 +82,130 @@ class CairnDataSource(DataSource):
     def writer(self, schema: StructType, overwrite: bool) -> CairnWriter:
         mode = "overwrite" if overwrite else "append"
         plan = _client(self.options).data.prepare_write(_table_name(self.options), mode)
-        return CairnWriter(dict(self.options), plan.table, plan.files[0], mode)
+        return CairnWriter(dict(self.options), plan.table, plan.files[0], mode, plan.partition_columns)
 
 
 @dataclass
 class FilePartition(InputPartition):
     path: str
+    values: tuple[Any, ...] = ()  # its partition values, from the Delta log (not in the file)
 
 
 class CairnReader(DataSourceReader):
     def __init__(self, plan: Any, schema: StructType) -> None:
         self.files = list(plan.files)
+        self.partition_values = list(plan.partitions) or [()] * len(self.files)
+        self.partition_columns = tuple(plan.partition_columns)
+        self.types = {c.name: c.type_text for c in plan.columns}
+        self.partition_types = {c: self.types[c] for c in self.partition_columns}
         self.columns = [f.name for f in schema.fields]
         self.nullable = {f.name: f.nullable for f in schema.fields}
         # The reader's row filter and masks travel with the plan and run on the executors.
         self.policy = plan.policy
 
     def partitions(self) -> list[InputPartition]:
-        return [FilePartition(p) for p in self.files]
+        return [FilePartition(p, v) for p, v in zip(self.files, self.partition_values)]
 
-    def read(self, partition: InputPartition) -> Iterator[Any]:
+    def load(self, partition: Any) -> Any:
+        """One data file as Arrow, its partition columns (from the log) added before any policy runs."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        path = partition.path  # type: ignore[attr-defined]
+        from catalog.delta import arrow_type
+
+        path = partition.path
         if path.startswith("file://"):
             path = path[len("file://") :]
-        table = pq.read_table(path)
+        table = pq.ParquetFile(path).read()  # the file alone: never columns guessed from `col=value/` in its path
+        for col, value in zip(self.partition_columns, partition.values):
+            if col not in table.column_names:
+                table = table.append_column(col, pa.array([value] * table.num_rows, arrow_type(self.partition_types[col])))
+        return table
+
+    def read(self, partition: InputPartition) -> Iterator[Any]:
+        table = self.load(partition)
         present = [c for c in self.columns if c in table.column_names]
         if not self.policy.empty:
             from catalog.service.data import apply_policy
 
             table = apply_policy(table, self.policy, present, None)
         table = table.select(present)
-        # Spark wants each batch's nullability to be the declared schema's: a NOT NULL key column
-        # may come back from a file (a merge's, say) whose Parquet schema calls it nullable.
+        # Spark wants each batch in the declared schema exactly: a NOT NULL key column may come back
+        # from a file (a merge's, say) whose Parquet schema calls it nullable, and a time through
+        # the policy's DuckDB in zone Etc/UTC rather than UTC.
         import pyarrow as pa
 
-        fields = [f.with_nullable(self.nullable.get(f.name, True)) for f in table.schema]
+        from catalog.delta import arrow_type
+
+        fields = [pa.field(f.name, arrow_type(self.types[f.name]) if f.name in self.types else f.type, self.nullable.get(f.name, True))
+                  for f in table.schema]
         if fields != list(table.schema):
-            table = pa.Table.from_arrays(table.columns, schema=pa.schema(fields))
+            table = pa.Table.from_arrays([c.cast(f.type) for c, f in zip(table.columns, fields)], schema=pa.schema(fields))
         yield from table.to_batches()
 
 
 @dataclass
 class FilesWritten(WriterCommitMessage):
-    files: list[tuple[str, int, int, int]]  # (path, size, rows, mtime in ms)
+    files: list[tuple[str, int, int, int, dict[str, str | None] | None]]  # (path, size, rows, mtime in ms, partition values)
 
 
 class CairnWriter(DataSourceArrowWriter):
-    def __init__(self, options: dict[str, str], table: str, location: str, mode: str) -> None:
+    def __init__(self, options: dict[str, str], table: str, location: str, mode: str, partition_columns: tuple[str, ...] = ()) -> None:
         self.options, self.table, self.location, self.mode = options, table, location, mode
+        self.partition_columns = tuple(partition_columns)
 
     def write(self, iterator: Iterator[Any]) -> FilesWritten:
+        """One Parquet file per partition this task's rows fall in (one in all for an unpartitioned
+        table), under `col=value/`, without the partition columns: their values go to the log."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        path = os.path.join(self.location, f"part-{uuid.uuid4().hex}.snappy.parquet")
-        writer = None
-        rows = 0
+        from catalog.delta import local_path, partition_dir, partition_text
+
+        location = local_path(self.location)
+        writers: dict[tuple[str | None, ...], tuple[Any, str, list[int]]] = {}
         try:
             for batch in iterator:
-                if writer is None:
-                    writer = pq.ParquetWriter(path, batch.schema, compression="snappy")
-                writer.write_batch(batch)
-                rows += batch.num_rows
+                table = pa.Table.from_batches([batch])
+                groups: dict[tuple[str | None, ...], list[int]] = {}
+                if self.partition_columns:
+                    names = {n.lower(): n for n in table.column_names}
+                    missing = [p for p in self.partition_columns if p not in names]
+                    if missing:
+                        from catalog.errors import InvalidArgument
+
+                        raise InvalidArgument(f"the rows written to '{self.table}' lack its partition column(s) {', '.join(missing)}")
+                    keys = zip(*(table.column(names[p]).to_pylist() for p in self.partition_columns))
+                    for i, values in enumerate(keys):
+                        groups.setdefault(tuple(partition_text(v) for v in values), []).append(i)
+                    data = table.drop_columns([names[p] for p in self.partition_columns])
+                else:
+                    groups[()] = []
+                    data = table
+                for texts, rows in groups.items():
+                    part = data.take(rows) if self.partition_columns else data
+                    if texts not in writers:
+                        folder = os.path.join(location, partition_dir(self.partition_columns, texts)) if texts else location
+                        os.makedirs(folder, exist_ok=True)
+                        path = os.path.join(folder, f"part-{uuid.uuid4().hex}.snappy.parquet")
+                        writers[texts] = (pq.ParquetWriter(path, part.schema, compression="snappy"), path, [0])
+                    writer, _, count = writers[texts]
+                    writer.write_table(part)
+                    count[0] += part.num_rows
         finally:
-            if writer is not None:
+            for writer, _, _ in writers.values():
                 writer.close()
-        if writer is None:
-            return FilesWritten([])
-        st = os.stat(path)
-        return FilesWritten([(path, st.st_size, rows, int(st.st_mtime * 1000))])
+        out: list[tuple[str, int, int, int, dict[str, str | None] | None]] = []
+        for texts, (_, path, count) in writers.items():
+            st = os.stat(path)
+            out.append((path, st.st_size, count[0], int(st.st_mtime * 1000), dict(zip(self.partition_columns, texts)) or None))
+        return FilesWritten(out)
 
     def commit(self, messages: list[WriterCommitMessage | None]) -> None:
         from catalog.service.data import DataFile
 
-        files = [DataFile(p, size, n, mtime) for m in messages if m is not None for p, size, n, mtime in m.files]  # type: ignore[attr-defined]
+        files = [DataFile(p, size, n, mtime, values) for m in messages if m is not None
+                 for p, size, n, mtime, values in m.files]  # type: ignore[attr-defined]
         _client(self.options).data.commit_files(self.table, files, self.mode, run_id=self.options.get("run") or None)
 
     def abort(self, messages: list[WriterCommitMessage | None]) -> None:

@@ -39,6 +39,16 @@ class ScanPlan:
     files: tuple[str, ...]
     columns: tuple[Column, ...]
     policy: Policy = Policy(None, {})  # noqa: RUF009 - immutable; applied by the engine to every batch it reads
+    partition_columns: tuple[str, ...] = ()
+    partitions: tuple[tuple[Any, ...], ...] = ()  # per file, its partition values from the Delta log (not in the files)
+
+    @property
+    def snapshot(self) -> delta.Snapshot:
+        return delta.Snapshot(self.files, self.columns, self.partition_columns, self.partitions)
+
+    def source(self, options: str = "") -> str:
+        """DuckDB SQL reading the snapshot's rows, partition columns restored (`delta.parquet_source`)."""
+        return delta.parquet_source(self.snapshot, options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +75,7 @@ class DataFile:
     size: int
     num_records: int
     modification_time: int
+    partition_values: dict[str, str | None] | None = None  # for a partitioned table, as the Delta log holds them
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,24 +347,31 @@ class TableDataService(Service):
             policy = self._policy(uow, table)
             return changes if policy.empty else apply_policy(changes, policy, None, None)
 
-    def plan_scan(self, name: str, version: int | None = None, timestamp: datetime | str | None = None, run_id: str | None = None) -> ScanPlan:
+    def plan_scan(self, name: str, version: int | None = None, timestamp: datetime | str | None = None, run_id: str | None = None,
+                  partition_filters: list[tuple[str, str, Any]] | None = None) -> ScanPlan:
         """The files of one snapshot, for an engine (Spark) that reads them on its executors.
+        `partition_filters` ((column, op, value), as `read` takes) skip the files of partitions no
+        row of which could match; the engine still applies them to the rows.
 
         Checked and audited like `read`: needs USE CATALOG, USE SCHEMA and SELECT.
         """
         with self._uow("read_table", Kind.TABLE, display(name), write=False, version=version,
                        timestamp=str(timestamp) if timestamp else None, plan="scan") as uow:
             table = self._open(uow, name, Privilege.SELECT)
-            plan = self._scan(uow, table, version, timestamp)
+            plan = self._scan(uow, table, version, timestamp, partition_filters)
             uow.params["delta_version"] = plan.version
             self._lineage(uow, run_id, table, plan.version, is_output=False)
             return plan
 
-    def _scan(self, uow: UnitOfWork, table: Securable, version: int | None, timestamp: datetime | str | None) -> ScanPlan:
+    def _scan(self, uow: UnitOfWork, table: Securable, version: int | None, timestamp: datetime | str | None,
+              partition_filters: list[tuple[str, str, Any]] | None = None) -> ScanPlan:
         location = table.storage_location or ""
         dt = delta.open_table(location, version, timestamp)
-        files, columns = delta.snapshot_files(location, dt)
-        return ScanPlan(table.full_name, dt.version(), files, columns, self._policy(uow, table))
+        snap = delta.snapshot_files(location, dt)
+        if partition_filters:
+            snap = delta.prune(snap, partition_filters)
+        return ScanPlan(table.full_name, dt.version(), snap.files, snap.columns, self._policy(uow, table), snap.partition_columns,
+                        snap.partitions)
 
     def plan_scans(self, requests: list[tuple[str, int | None, datetime | str | None]], run_id: str | None = None) -> list[ScanPlan | ViewPlan]:
         """`plan_scan` for every table a statement reads, in one unit of work: all are checked
@@ -428,7 +446,8 @@ class TableDataService(Service):
         with self._uow("prepare_write", Kind.TABLE, display(name), write=False, mode=mode) as uow:
             table = self._open(uow, name, Privilege.MODIFY)
             dt = delta.open_table(table.storage_location or "")
-            return ScanPlan(table.full_name, dt.version(), (table.storage_location or "",), tuple(delta.columns_of(delta.table_schema(dt))))
+            return ScanPlan(table.full_name, dt.version(), (table.storage_location or "",), tuple(delta.columns_of(delta.table_schema(dt))),
+                            partition_columns=tuple(p.lower() for p in dt.metadata().partition_columns))
 
     def commit_files(self, name: str, files: list[DataFile], mode: str = "append", run_id: str | None = None) -> WriteResult:
         """Commit Parquet files written by an engine's executors to the Delta log, in one transaction.
@@ -438,6 +457,7 @@ class TableDataService(Service):
         import json
         import os
 
+        import pyarrow as pa
         import pyarrow.parquet as pq
         from deltalake.transaction import AddAction, RemoveAction
 
@@ -448,16 +468,20 @@ class TableDataService(Service):
             location = (table.storage_location or "").rstrip("/")
             dt = delta.open_table(location)
             schema = delta.table_schema(dt)
+            parts = list(dt.metadata().partition_columns)
+            file_schema = pa.schema([f for f in schema if f.name not in parts])  # partition values live in the log
             actions: list[AddAction | RemoveAction] = []
             for f in files:
                 full = f.path if os.path.isabs(f.path) else os.path.join(location, f.path)
                 if not os.path.realpath(full).startswith(os.path.realpath(location) + os.sep):
                     raise InvalidArgument(f"file {f.path} is not inside the location of '{table.full_name}'")
-                delta.conform(pq.read_schema(full).empty_table(), schema, table.full_name, allow_new=False)
+                delta.check_partition_values(f.partition_values or {}, schema, parts, table.full_name)
+                delta.conform(pq.read_schema(full).empty_table(), file_schema, table.full_name, allow_new=False)
                 rel = os.path.relpath(full, location)
-                actions.append(AddAction(rel, f.size, {}, f.modification_time, True, json.dumps({"numRecords": f.num_records})))
+                actions.append(AddAction(rel, f.size, dict(f.partition_values or {}), f.modification_time, True,
+                                         json.dumps({"numRecords": f.num_records})))
             try:
-                dt.create_write_transaction(actions, mode, schema)
+                dt.create_write_transaction(actions, mode, schema, partition_by=parts or None)
             except Exception as exc:
                 raise _delta_errors(table.full_name, exc) from None
             version = delta.open_table(location).version()

@@ -59,8 +59,9 @@ def _validate_keys(columns: list[Column], primary_keys: Sequence[str], timestamp
     return pks, tks
 
 
-def create_delta(table: Securable, data: Any, change_data_feed: bool) -> int:
-    """Create (or, for an external location, adopt) the Delta table behind a catalog table."""
+def create_delta(table: Securable, data: Any, change_data_feed: bool, partition_by: Sequence[str] = ()) -> int:
+    """Create (or, for an external location, adopt) the Delta table behind a catalog table,
+    partitioned by `partition_by` (already checked by `delta.partition_columns`)."""
     from deltalake import DeltaTable, write_deltalake
 
     location = table.storage_location or ""
@@ -74,11 +75,16 @@ def create_delta(table: Securable, data: Any, change_data_feed: bool) -> int:
             raise InvalidArgument(f"the columns given do not match the Delta table at {location}; leave them out to import them")
         if data is not None:
             raise InvalidArgument(f"a Delta table already exists at {location}; append to it instead")
+        found = [p.lower() for p in DeltaTable(location).metadata().partition_columns]
+        if partition_by and list(partition_by) != found:
+            raise InvalidArgument(f"the Delta table at {location} is partitioned by ({', '.join(found)}), not ({', '.join(partition_by)})")
         return DeltaTable(location).version()
+    parts = list(partition_by) or None
     if data is not None:
-        write_deltalake(location, delta.conform(data, schema, table.full_name, allow_new=False), mode="error", configuration=config)
+        write_deltalake(location, delta.conform(data, schema, table.full_name, allow_new=False), mode="error", configuration=config,
+                        partition_by=parts)
     else:
-        DeltaTable.create(location, schema, mode="error", configuration=config)
+        DeltaTable.create(location, schema, mode="error", configuration=config, partition_by=parts)
     return DeltaTable(location).version()
 
 
@@ -114,6 +120,7 @@ class TableService(Service):
         data_source_format: str = "DELTA",
         data: Any = None,
         enable_change_data_feed: bool = False,
+        partition_columns: Sequence[str] = (),
     ) -> Securable:
         """Create a table or view in `catalog.schema`. Needs USE CATALOG, USE SCHEMA, CREATE TABLE.
 
@@ -121,6 +128,8 @@ class TableService(Service):
         and an existing Delta table there is registered with its schema. `data` (Arrow, pandas or
         a list of dicts) fills the new table and, without `columns`, defines them. Views carry
         their SQL. Feature tables declare primary keys (NOT NULL columns) and timestamp keys.
+        `partition_columns` partition the Delta table (files under `col=value/`, the values in its
+        log): columns of a string, integer, boolean, decimal, date or timestamp type.
         Raises InvalidArgument, PermissionDenied, NotFound (schema), AlreadyExists.
         """
         with self._uow(
@@ -153,6 +162,10 @@ class TableService(Service):
             if not cols and ttype is not TableType.VIEW:
                 raise InvalidArgument(f"table '{fn.key}' needs at least one column")
             pks, tks = _validate_keys(cols, primary_keys, timestamp_keys)
+            parts = delta.partition_columns(cols, [partition_columns] if isinstance(partition_columns, str) else list(partition_columns),
+                                            fn.key)
+            if parts and not delta_format:
+                raise InvalidArgument("only Delta tables can be partitioned")
             if ttype is TableType.EXTERNAL and not storage_location:
                 raise InvalidArgument("an EXTERNAL table needs a storage_location")
             if ttype is TableType.MANAGED and storage_location:
@@ -185,7 +198,7 @@ class TableService(Service):
                 table = fetch(uow, table.id)
             if delta_format:
                 # The Delta commit comes last: if it fails, the metastore rolls back with it.
-                version = create_delta(table, incoming, enable_change_data_feed)
+                version = create_delta(table, incoming, enable_change_data_feed, parts)
                 uow.params["delta_version"] = version
             return table
 

@@ -239,20 +239,13 @@ def _source(client: Any, con: duckdb.DuckDBPyConnection, native: bool, plan: Sca
         inner_plans = {r.placeholder: plan.reads[(r.key, r.version, r.timestamp)] for r in inner.refs if not r.key.startswith("system.")}
         return _substitute(client, con, native, inner, inner_plans, registered)
     names = [c.name for c in plan.columns]
-    if plan.files and native:
-        files = _local(plan.files)
-        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        # Files written before a schema change lack its new columns; matching by name reads them as
-        # NULL, as Delta does. It costs a schema read per file, needless when there is only one.
-        source = f"read_parquet([{listed}]{', union_by_name = true' if len(files) > 1 else ''})"
-    elif plan.files:
+    if plan.files and not native:
         source = f"__cairn_scan_{uuid.uuid4().hex[:12]}"
         con.register(source, _dataset(plan))
         registered.append(source)
         source = f'"{source}"'
-    else:
-        typed = ", ".join(f'CAST(NULL AS {exp.DataType.build(c.type_text, dialect="databricks").sql("duckdb")}) AS "{c.name}"' for c in plan.columns)
-        source = f"(SELECT {typed} WHERE false)"
+    else:  # the files read by DuckDB itself (partition values from the log), or an empty snapshot
+        source = plan.source()
     return policy_sql(plan.policy, source + " AS src", names)
 
 
@@ -260,18 +253,12 @@ _datasets: dict[tuple[str, ...], Any] = {}
 
 
 def _dataset(plan: ScanPlan) -> Any:
-    """The snapshot's files as one Arrow dataset in the table's schema (files written before a
-    schema change read its new columns as NULL, as Delta does). Kept per file list: a snapshot's
-    files never change."""
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
-    files = tuple(_local(plan.files))
-    key = (*files, *(f"{c.name}:{c.type_text}" for c in plan.columns))
+    """The snapshot's files as one Arrow dataset in the table's schema, partition columns filled from
+    the log (`delta.arrow_dataset`). Kept per file list: a snapshot's files never change."""
+    key = (*plan.files, *(f"{c.name}:{c.type_text}" for c in plan.columns))
     got = _datasets.get(key)
     if got is None:
-        schema = pa.schema([f.with_nullable(True) for f in delta.arrow_schema(plan.columns)])
-        got = ds.dataset(list(files), schema=schema, format="parquet")
+        got = delta.arrow_dataset(plan.snapshot)
         with _templates_lock:
             if len(_datasets) >= 256:
                 _datasets.pop(next(iter(_datasets)))
@@ -350,6 +337,13 @@ def _create(session: SqlService, tree: exp.Create, text: str) -> SqlResult:
     # LOCATION '...' (or CREATE EXTERNAL TABLE) makes an external table; the table service checks the path.
     location = next((p.this.name for p in (props.expressions if props else []) if isinstance(p, exp.LocationProperty)), None)
     external = any(isinstance(p, exp.ExternalProperty) for p in (props.expressions if props else []))
+    # PARTITIONED BY (col, ...); Hive's PARTITIONED BY (col TYPE) adds the column when not listed.
+    parts: list[str] = []
+    for p in (props.expressions if props else []):
+        for col in (p.this.expressions if isinstance(p, exp.PartitionedByProperty) and isinstance(p.this, exp.Schema) else []):
+            parts.append(col.name.lower())
+            if isinstance(col, exp.ColumnDef) and columns is not None and col.name.lower() not in {c["name"].lower() for c in columns}:
+                columns.append({"name": col.name, "type": col.args["kind"].sql("databricks"), "nullable": True})
     table_type = "EXTERNAL" if location is not None or external else "MANAGED"
     exists_ok = bool(tree.args.get("exists"))
     if exists_ok:
@@ -375,12 +369,14 @@ def _create(session: SqlService, tree: exp.Create, text: str) -> SqlResult:
         return SqlResult(message=f"created view {key}")
     if query_tree is not None:
         data = query(session, query_tree)
-        session.services.tables.create_table(key, data=data, comment=comment, table_type=table_type, storage_location=location)
+        session.services.tables.create_table(key, data=data, comment=comment, table_type=table_type, storage_location=location,
+                                             partition_columns=parts)
         _record_lineage(session, text)
         return SqlResult(["num_affected_rows", "num_inserted_rows"], [(data.num_rows, data.num_rows)], f"created table {key}")
     if not columns and location is None:
         raise InvalidArgument("CREATE TABLE needs columns, AS <query>, or the LOCATION of a Delta table to register")
-    session.services.tables.create_table(key, columns or (), comment=comment, table_type=table_type, storage_location=location)
+    session.services.tables.create_table(key, columns or (), comment=comment, table_type=table_type, storage_location=location,
+                                         partition_columns=parts)
     return SqlResult(message=f"created table {key}")
 
 

@@ -170,14 +170,9 @@ def _finish(cairn: Any, features: str, rows: Any, t1: datetime, t2: datetime, v1
 def _scan_sql(plan: Any, columns: list[str]) -> str:
     """A governed snapshot (its files, with the reader's row filter and masks) as a DuckDB relation."""
     from catalog.service.data import policy_sql
-    from pipelines.features.engine import duck_type, local
 
     names = [c.name for c in plan.columns]
-    if not plan.files:
-        typed = ", ".join(f"CAST(NULL AS {duck_type(c.type_text)}) AS \"{c.name}\"" for c in plan.columns)
-        return f"({policy_sql(plan.policy, f'(SELECT {typed} WHERE false) AS src', names, columns)})"
-    listed = ", ".join("'" + local(f).replace("'", "''") + "'" for f in plan.files)
-    return f"({policy_sql(plan.policy, f'read_parquet([{listed}], union_by_name = true) AS src', names, columns)})"
+    return f"({policy_sql(plan.policy, f'{plan.source()} AS src', names, columns)})"
 
 
 def refresh(cairn: Any, events: str, features: str, as_of: datetime, run_id: str | None = None, merge: bool = False) -> Refresh:

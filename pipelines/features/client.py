@@ -81,8 +81,11 @@ class FeatureEngineeringClient:
         key is one of them) and the change data feed on, filled from `df` when given.
 
         `schema` is an Arrow schema or a list of column dicts; without it the columns come from `df`.
-        `partition_columns` are recorded for compatibility; the table is not physically partitioned.
-        Needs CREATE TABLE on the schema. Raises InvalidArgument naming a missing key column.
+        `partition_columns` partition the Delta table (files under `col=value/`, values in the log;
+        reads restore them, and a filter on them skips other partitions' files).
+        Needs CREATE TABLE on the schema. Raises InvalidArgument naming a missing key column, or a
+        partition column that is missing or of a type tables are not partitioned by (float, binary,
+        nested); nothing is created then.
         """
         pks = [primary_keys] if isinstance(primary_keys, str) else list(primary_keys or [])
         tks = [timestamp_keys] if isinstance(timestamp_keys, str) else list(timestamp_keys or [])
@@ -101,7 +104,7 @@ class FeatureEngineeringClient:
         else:
             raise InvalidArgument("give a df or a schema to create a feature table")
         known = {str(c["name"]).lower() for c in columns}
-        for k in pks + parts:
+        for k in pks:
             if k.lower() not in known:
                 raise InvalidArgument(f"key column '{k}' is not a column of the feature table")
         for c in columns:
@@ -111,7 +114,8 @@ class FeatureEngineeringClient:
         if parts:
             props[PARTITION_COLUMNS] = ",".join(p.lower() for p in parts)
         self.cairn.tables.create_table(name, columns, comment=description, properties=props, primary_keys=pks,
-                                       timestamp_keys=[t.lower() for t in tks], enable_change_data_feed=True)
+                                       timestamp_keys=[t.lower() for t in tks], enable_change_data_feed=True,
+                                       partition_columns=[p.lower() for p in parts])
         if tags:
             self.cairn.tags.set_tags("table", name, tags)
         if data is not None:

@@ -27,6 +27,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from catalog import delta
 from catalog.policies import render_function
 from catalog.service.data import ScanPlan, policy_sql
 from catalog.sql import duck
@@ -48,19 +49,7 @@ def local(path: str) -> str:
     return path[len("file://"):] if path.startswith("file://") else path
 
 
-_SIMPLE_TYPES = {"boolean": "BOOLEAN", "tinyint": "TINYINT", "smallint": "SMALLINT", "int": "INT", "bigint": "BIGINT",
-                 "float": "REAL", "double": "DOUBLE", "string": "TEXT", "binary": "BLOB", "date": "DATE",
-                 "timestamp": "TIMESTAMPTZ", "timestamp_ntz": "TIMESTAMP"}
-
-
-def duck_type(type_text: str) -> str:
-    """A Databricks type as DuckDB's (the common ones without loading sqlglot's dialects: ~0.15 s)."""
-    simple = _SIMPLE_TYPES.get(type_text)
-    if simple is not None:
-        return simple
-    from sqlglot import exp
-
-    return exp.DataType.build(type_text, dialect="databricks").sql("duckdb")
+duck_type = delta.duck_type  # a Databricks type as DuckDB's
 
 
 def literal(value: Any, type_text: str) -> str:
@@ -114,13 +103,8 @@ def feature_source(read: TableRead, columns: list[str], con: Any, registered: li
     names = [c.name for c in plan.columns]
     files = [local(f) for f in plan.files]
     pks = list(dict.fromkeys(columns))
-    if not files:
-        typed = ", ".join(f"CAST(NULL AS {duck_type(c.type_text)}) AS {q(c.name)}" for c in plan.columns)
-        return policy_sql(plan.policy, f"(SELECT {typed} WHERE false) AS src", names, pks)
-    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-    many = ", union_by_name = true" if len(files) > 1 else ""
-    if read.unique:
-        return policy_sql(plan.policy, f"read_parquet([{listed}]{many}) AS src", names, pks)
+    if read.unique or not files:
+        return policy_sql(plan.policy, f"{plan.source()} AS src", names, pks)
     # Possible ties: rank each row by the commit that added its file, then its place in the file.
     root = local(read.location).rstrip("/") + "/"
     versions = commit_versions(read.location, plan.version)
@@ -130,7 +114,7 @@ def feature_source(read: TableRead, columns: list[str], con: Any, registered: li
 
     con.register(name, pa.table({"f": list(order), "v": list(order.values())}))
     registered.append(name)
-    inner = (f"SELECT src.*, c.v AS __cairn_commit FROM read_parquet([{listed}], filename = true, file_row_number = true{many}) AS src "
+    inner = (f"SELECT src.*, c.v AS __cairn_commit FROM {plan.source(', filename = true, file_row_number = true')} AS src "
              f"JOIN {name} AS c ON c.f = src.filename")
     return policy_sql(plan.policy, f"({inner}) AS src", names + ["__cairn_commit", "file_row_number"],
                       pks + ["__cairn_commit", "file_row_number"])

@@ -337,9 +337,7 @@ def publish(cairn: Any, name: str, online_store: OnlineStore | None = None) -> P
     if files:
         con = duck.database(frozenset(files))
         try:
-            listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-            src = policy_sql(plan.policy, f"read_parquet([{listed}]{', union_by_name = true' if len(files) > 1 else ''}) AS src",
-                             [c.name for c in plan.columns])
+            src = policy_sql(plan.policy, f"{plan.source()} AS src", [c.name for c in plan.columns])
             rows = con.execute(_encoded_sql(table, _latest_sql(table, src))).fetchall()
         finally:
             con.close()
@@ -438,9 +436,7 @@ def _point_read(table: Any, keys: list[str], plan: ScanPlan, wanted: list[str]) 
     con = duck.database(frozenset(files))
     try:
         con.register("wanted", want)
-        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        src = (f"SELECT src.* FROM read_parquet([{listed}]{', union_by_name = true' if len(files) > 1 else ''}) AS src "
-               f"SEMI JOIN wanted USING ({', '.join(_q(k) for k in keys)})")
+        src = f"SELECT src.* FROM {plan.source()} AS src SEMI JOIN wanted USING ({', '.join(_q(k) for k in keys)})"
         return dict(con.execute(_encoded_sql(table, _latest_sql(table, src))).fetchall())
     finally:
         con.close()

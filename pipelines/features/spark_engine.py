@@ -58,16 +58,14 @@ class TieReader(CairnReader):
     def __init__(self, plan: Any, schema: Any, commits: dict[str, int] | None) -> None:
         super().__init__(plan, schema)
         self.commits = commits
-        self.types = {c.name: c.type_text for c in plan.columns}
 
     def read(self, partition: Any) -> Iterator[Any]:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         path = partition.path
         if path.startswith("file://"):
             path = path[len("file://"):]
-        table = pq.read_table(path)
+        table = self.load(partition)
         if self.commits is not None:
             # Numbered before the row filter runs: the place in the file, not among visible rows.
             table = table.append_column("__cairn_file_row", pa.array(range(table.num_rows), pa.int64()))

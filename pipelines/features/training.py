@@ -160,14 +160,7 @@ class TrainingSet:
         registered: list[str] = []
         try:
             if label_plan is not None:
-                lf = [engine.local(f) for f in label_plan.files]
-                if lf:
-                    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in lf)
-                    src = f"read_parquet([{listed}]{', union_by_name = true' if len(lf) > 1 else ''}) AS src"
-                else:
-                    src = "(SELECT " + ", ".join(f"CAST(NULL AS {engine.duck_type(c.type_text)}) AS {engine.q(c.name)}"
-                                                 for c in label_plan.columns) + " WHERE false) AS src"
-                raw = policy_sql(label_plan.policy, src, [c.name for c in label_plan.columns])
+                raw = policy_sql(label_plan.policy, f"{label_plan.source()} AS src", [c.name for c in label_plan.columns])
                 con.execute(f"CREATE TEMP VIEW labels_raw AS SELECT *, row_number() OVER () AS {engine.ROW} FROM ({raw}) AS s")
             else:
                 import pyarrow as pa

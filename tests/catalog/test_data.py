@@ -261,5 +261,5 @@ def test_a_cached_snapshot_sees_every_commit_made_behind_its_back(tmp_path) -> N
     write_deltalake(loc, pa.table({"x": [4]}), mode="append")
     dt = delta.open_table(loc)
     assert dt.version() == 3
-    files, columns = delta.snapshot_files(loc, dt)
-    assert len(files) == 4 and [c.name for c in columns] == ["x"]
+    snap = delta.snapshot_files(loc, dt)
+    assert len(snap.files) == 4 and [c.name for c in snap.columns] == ["x"]
