@@ -110,7 +110,7 @@ class CairnReader(DataSourceReader):
         table = pq.read_table(path)
         present = [c for c in self.columns if c in table.column_names]
         if not self.policy.empty:
-            from catalog.service.data import apply_policy
+            from catalog.scan import apply_policy
 
             table = apply_policy(table, self.policy, present, None)
         table = table.select(present)
@@ -154,7 +154,7 @@ class CairnWriter(DataSourceArrowWriter):
         return FilesWritten([(path, st.st_size, rows, int(st.st_mtime * 1000))])
 
     def commit(self, messages: list[WriterCommitMessage | None]) -> None:
-        from catalog.service.data import DataFile
+        from catalog.scan import DataFile
 
         files = [DataFile(p, size, n, mtime) for m in messages if m is not None for p, size, n, mtime in m.files]  # type: ignore[attr-defined]
         _client(self.options).data.commit_files(self.table, files, self.mode, run_id=self.options.get("run") or None)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from catalog.policies import render_function
-from catalog.service.data import ScanPlan, policy_sql
+from catalog.scan import ScanPlan, policy_sql
 from catalog.sql import duck
 from pipelines.features.spec import ResolvedLookup, _micros
 
