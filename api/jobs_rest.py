@@ -7,8 +7,8 @@ control list. Every route goes through the server's one request handler (api/han
 the governed job service as the request's principal, so checks and audit rows (source REST) are
 those of the CLI and Python API; errors come back as `{"error_code", "message"}` (api/errors.py).
 
-A run started here executes in this server process, as the CLI's `cairn jobs run` does: the runner
-(pipelines/jobs/runner.py) records its progress as the principal who started it, and its tasks run
+A run started here executes in this server process (pipelines/jobs/background.py), as the CLI's
+`cairn jobs run` does: the runner records its progress as the principal who started it, and its tasks run
 in subprocesses as the job's `run_as`. Job definitions are taken as given: a `sql_task` names its
 SQL in `query` (a `file` is a label; the server reads no file named in a request).
 """
@@ -16,9 +16,7 @@ SQL in `query` (a `file` is a label; the server reads no file named in a request
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -27,10 +25,10 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from catalog.client import Cairn, Metastore
-from catalog.errors import CairnError, InvalidArgument, NotFound
+from catalog.errors import InvalidArgument, NotFound
 from catalog.jobspec import Job, JobRun, TaskRun, merge_settings
+from pipelines.jobs import background
 
-log = logging.getLogger("cairn.jobs")
 VERSIONS = ("2.1", "2.2")
 PERMISSIONS = "/api/2.0/permissions/jobs/{job_id}"
 _PRINCIPAL_FIELDS = {"USER": "user_name", "GROUP": "group_name", "SERVICE_PRINCIPAL": "service_principal_name"}
@@ -190,12 +188,11 @@ def _acl(body: Any, owner: str) -> dict[str, str | None]:
 class JobsRest:
     """The jobs routes of one app, and the pool that executes the runs started through them."""
 
-    def __init__(self, metastore: Metastore, handler: Any, max_parallel_runs: int = 4) -> None:
+    def __init__(self, metastore: Metastore, handler: Any) -> None:
         self.metastore, self.handler = metastore, handler
-        self.pool = ThreadPoolExecutor(max_parallel_runs, thread_name_prefix="cairn-job-rest")
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        background.shutdown()
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any) -> AsyncIterator[None]:
@@ -273,18 +270,8 @@ class JobsRest:
     def _run_now(self, c: Cairn, r: Request, b: Any) -> Any:
         run = c.jobs.run_now(_job_id(_need(b, "job_id")), b.get("job_parameters") or None)
         if run.state == "PENDING":
-            self.pool.submit(self._execute, c.principal, run.run_id)
+            background.execute(self.metastore, c.principal, run.run_id)
         return {"run_id": run.run_id, "number_in_job": run.run_id}
-
-    def _execute(self, principal: str, run_id: int) -> None:
-        from pipelines.jobs.runner import Runner
-
-        try:
-            Runner(self.metastore, principal).run(run_id)
-        except CairnError as exc:  # canceled before it began, say: the run's own record says so
-            log.warning("run %s did not execute: %s", run_id, exc)
-        except Exception:
-            log.exception("run %s failed in its runner", run_id)
 
     def _runs_list(self, c: Cairn, r: Request, b: Any) -> Any:
         limit = _query_int(r, "limit", 1, 25, 20)
