@@ -80,15 +80,14 @@ class JobService(Service):
             row = JobStore(uow.conn).find_job(name)
         else:
             raise InvalidArgument(f"a job is named by its name (a string) or its job_id (an integer), not {name!r}")
-        if row is None:
+        if row is None:  # the same answer as for a job the caller may not see
             uow.decided = True
-            raise NotFound(f"job {name} does not exist" if isinstance(name, int) else f"job '{name}' does not exist")
-        name = row["name"]
+            raise NotFound(f"job '{name}' does not exist")
         level = self._level(uow, row)
         if level is None:
-            uow.hide("job", name)
+            uow.hide("job", str(name))  # by what the caller named: an id must not reveal the name
         if _RANK[level] < _RANK[need]:
-            uow.deny(f"{uow.principal} has {level} on job '{name}'; this needs {need}")
+            uow.deny(f"{uow.principal} has {level} on job '{row['name']}'; this needs {need}")
         uow.decided = True
         uow.params["job_id"] = row["job_id"]
         return row
@@ -275,9 +274,9 @@ class JobService(Service):
         store = JobStore(uow.conn)
         try:
             run = store.get_run(run_id)
-        except NotFound:
+        except NotFound:  # the same answer as for a run the caller may not see
             uow.decided = True
-            raise
+            raise NotFound(f"job run '{run_id}' does not exist") from None
         job = store.job_by_id(run["job_id"])
         level = self._level(uow, job)
         if level is None:

@@ -90,7 +90,7 @@ def test_errors_come_in_the_databricks_shape(api: Any, admin: Cairn) -> None:
     job_id = api("POST", "/api/2.1/jobs/create", json={"name": "j", "tasks": [task("a")]}).json()["job_id"]
     cases = [
         (api("POST", "/api/2.1/jobs/run-now", json={"job_id": job_id, "job_parameters": {"nope": "1"}}), 400, "INVALID_ARGUMENT", "no parameter 'nope'"),
-        (api("GET", "/api/2.1/jobs/get", params={"job_id": 987654}), 404, "NOT_FOUND", "job 987654 does not exist"),
+        (api("GET", "/api/2.1/jobs/get", params={"job_id": 987654}), 404, "NOT_FOUND", "job '987654' does not exist"),
         (api("GET", "/api/2.1/jobs/get", params={"job_id": "abc"}), 400, "INVALID_ARGUMENT", "job_id must be a positive integer"),
         (api("POST", "/api/2.1/jobs/create", json={"name": "j", "tasks": [task("a")]}), 409, "ALREADY_EXISTS", "already exists"),
         (api("POST", "/api/2.1/jobs/create", json={"name": "k", "tasks": [task("a", "x")] * 2}), 400, "INVALID_ARGUMENT", "appears twice"),
