@@ -10,9 +10,11 @@ audit happen in the services. With several workers, api/balancer.py spreads the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+from collections.abc import AsyncIterator
 from typing import Any
 
 import uvicorn
@@ -22,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from api import features_rest, openlineage, serving_rest, uc_rest, ui
+from api import features_rest, jobs_rest, openlineage, serving_rest, uc_rest, ui
 from api.balancer import Balancer, HandedConnections, settle
 from api.graphiql import GRAPHIQL, GRAPHIQL_DIR, GRAPHIQL_FILES, graphiql, graphiql_asset
 from api.graphql import execute, may_be_long
@@ -71,11 +73,22 @@ def make_app(metastore: Metastore, threads: int | None = None, max_body: int = M
         *uc_rest.routes(handler),
         *features_rest.routes(handler),
         *(serving := serving_rest.Serving(metastore, handler, max_body)).routes(),
+        *(jobs := jobs_rest.JobsRest(metastore, handler)).routes(),
         *ui.routes(),  # the web UI at /
     ]
-    app = Starlette(routes=routes, lifespan=serving.lifespan)
+    app = Starlette(routes=routes, lifespan=_both(serving.lifespan, jobs.lifespan))
     app.state.metrics = metrics
     return app
+
+
+def _both(first: Any, second: Any) -> Any:
+    """One app lifespan running two (the second closes first)."""
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async with first(app), second(app):
+            yield
+
+    return lifespan
 
 
 def graphql(c: Cairn, request: Request, body: Any) -> JSONResponse:

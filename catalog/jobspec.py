@@ -257,6 +257,43 @@ def parse_settings(d: Any) -> JobSettings:
     )
 
 
+def merge_settings(current: dict[str, Any], new: Any, remove: Any = None) -> dict[str, Any]:
+    """Databricks' partial update (`jobs/update`): the top-level fields of `new` replace the current
+    ones, except `tasks`, merged by `task_key` (a task given replaces the task of that key whole);
+    `remove` names top-level fields, or `tasks/KEY`, to drop. Returns the merged definition.
+
+    >>> merge_settings({"name": "j", "max_concurrent_runs": 1, "tasks": [{"task_key": "a"}, {"task_key": "b"}]},
+    ...                {"max_concurrent_runs": 2, "tasks": [{"task_key": "b", "run_if": "ALL_DONE"}]}, ["tasks/a"])
+    {'name': 'j', 'max_concurrent_runs': 2, 'tasks': [{'task_key': 'b', 'run_if': 'ALL_DONE'}]}
+    """
+    if not isinstance(new, dict):
+        raise InvalidArgument("new_settings is a mapping of the job settings to change")
+    if remove is not None and (not isinstance(remove, list) or not all(isinstance(f, str) for f in remove)):
+        raise InvalidArgument("fields_to_remove is a list of field names (or tasks/KEY)")
+    out = {k: v for k, v in current.items()}
+    tasks = {t["task_key"]: t for t in current.get("tasks") or []}
+    for k, v in new.items():
+        if k != "tasks":
+            out[k] = v
+            continue
+        if not isinstance(v, list) or not all(isinstance(t, dict) and isinstance(t.get("task_key"), str) for t in v):
+            raise InvalidArgument("new_settings.tasks is a list of tasks, each with its task_key")
+        for t in v:
+            tasks[t["task_key"]] = t
+    for f in remove or []:
+        kind, _, key = f.partition("/")
+        if kind == "tasks" and key:
+            if key not in tasks:
+                raise InvalidArgument(f"fields_to_remove: the job has no task '{key}'")
+            del tasks[key]
+        elif f in ("name", "tasks"):
+            raise InvalidArgument(f"fields_to_remove: '{f}' cannot be removed")
+        else:
+            out.pop(f, None)
+    out["tasks"] = list(tasks.values())
+    return out
+
+
 def topological_order(tasks: Iterable[Task]) -> list[str]:
     """Task keys in an order where each comes after its dependencies; a cycle is refused."""
     from graphlib import CycleError, TopologicalSorter

@@ -126,7 +126,7 @@ class CairnReader(DataSourceReader):
         table = self.load(partition)
         present = [c for c in self.columns if c in table.column_names]
         if not self.policy.empty:
-            from catalog.service.data import apply_policy
+            from catalog.scan import apply_policy
 
             table = apply_policy(table, self.policy, present, None)
         table = table.select(present)
@@ -202,7 +202,7 @@ class CairnWriter(DataSourceArrowWriter):
         return FilesWritten(out)
 
     def commit(self, messages: list[WriterCommitMessage | None]) -> None:
-        from catalog.service.data import DataFile
+        from catalog.scan import DataFile
 
         files = [DataFile(p, size, n, mtime, values) for m in messages if m is not None
                  for p, size, n, mtime, values in m.files]  # type: ignore[attr-defined]

@@ -1,5 +1,5 @@
-"""The README's examples, run as written: its shell blocks after the demo (`make run`), its Python
-blocks in one interpreter. Only what needs what a test cannot have is left out, and says why."""
+"""The README's examples, run as written: its shell blocks after the demo (`make run`; the training and
+jobs sections after a smaller churn chain), its Python blocks in one interpreter. Only what needs what a test cannot have is left out, and says why."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,18 +48,16 @@ def commands(block: str) -> list[str]:
     return out
 
 
-def shell(folder: Path, command: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def shell(folder: Path, command: str, extra: dict[str, str] | None = None, timeout: int = 180) -> subprocess.CompletedProcess[str]:
     """Run one README line in `folder` (where `make run` would have made .venv and .cairn): a fresh
     shell without CAIRN_* variables, `.venv/bin/cairn` being this checkout's CLI."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
     env.update(extra or {})
-    return subprocess.run(["bash", "-c", command], cwd=folder, capture_output=True, text=True, env=env, timeout=180)
+    return subprocess.run(["bash", "-c", command], cwd=folder, capture_output=True, text=True, env=env, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder as `make run` leaves it: .venv/bin/cairn (here: this checkout's CLI) and the demo's .cairn."""
-    here = tmp_path_factory.mktemp("readme")
+def made(here: Path) -> Path:
+    """`here` as `make run` leaves it after `cairn demo`: .venv/bin/cairn (this checkout's CLI), the demo's .cairn."""
     (here / ".venv" / "bin").mkdir(parents=True)
     cairn = here / ".venv" / "bin" / "cairn"
     cairn.write_text(f'#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m api.cli "$@"\n')
@@ -64,6 +65,54 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     demo = shell(here, ".venv/bin/cairn --home .cairn --as admin demo")
     assert demo.returncode == 0, demo.stderr
     return here
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder as `make run` leaves it: .venv/bin/cairn (here: this checkout's CLI) and the demo's .cairn."""
+    return made(tmp_path_factory.mktemp("readme"))
+
+
+@pytest.fixture(scope="module")
+def churn_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same with the churn chain `make run` builds, smaller (`cairn churn demo --users 2000 --events 100000`, about a minute)."""
+    here = made(tmp_path_factory.mktemp("readme-churn"))
+    churn = shell(here, ".venv/bin/cairn --home .cairn --as admin churn demo --users 2000 --events 100000", timeout=900)
+    assert churn.returncode == 0, churn.stderr
+    assert "champion main.churn.churn_model/1" in churn.stdout
+    return here
+
+
+@contextmanager
+def served(folder: Path) -> Iterator[int]:
+    """`cairn serve` (as admin, as `make run` serves) on a free port of 127.0.0.1 in `folder`; yields the port once it is ready."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+    proc = subprocess.Popen([str(folder / ".venv" / "bin" / "cairn"), "--home", ".cairn", "--as", "admin", "serve", "--port", str(port)],
+                            cwd=folder, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while "ready:" not in (proc.stdout.readline() if proc.stdout else "") and time.time() < deadline:  # type: ignore[union-attr]
+            pass
+        yield port
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+
+
+def json_values(text: str) -> list[Any]:
+    """The JSON documents printed one after another (curl adds no newline)."""
+    out, i, decoder = [], 0, json.JSONDecoder()
+    while i < len(text):
+        if text[i].isspace():
+            i += 1
+            continue
+        value, i = decoder.raw_decode(text, i)
+        out.append(value)
+    return out
 
 
 @pytest.mark.slow
@@ -104,27 +153,57 @@ def test_the_policy_example(folder: Path) -> None:
 @pytest.mark.slow
 def test_the_server_examples(folder: Path) -> None:
     (block,) = blocks("sh", "## The server")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
-    proc = subprocess.Popen([str(folder / ".venv" / "bin" / "cairn"), "--home", ".cairn", "--as", "admin", "serve", "--port", str(port)],
-                            cwd=folder, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        deadline = time.time() + 60
-        while "ready:" not in (proc.stdout.readline() if proc.stdout else "") and time.time() < deadline:  # type: ignore[union-attr]
-            pass
-        script = block.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
-        res = shell(folder, script)
-        assert res.returncode == 0, res.stderr
-        catalogs, graphql = [json.loads(x) for x in res.stdout.replace("}{", "}\n{").splitlines() if x.strip()]
-        assert [c["name"] for c in catalogs["catalogs"]] == ["main"]
-        assert graphql["data"]["table"]["owner"] == "admin"
-        assert {"key": "pii", "value": "true", "column": "email"} in graphql["data"]["table"]["tags"]
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(20)
+    with served(folder) as port:
+        res = shell(folder, block.replace("127.0.0.1:8080", f"127.0.0.1:{port}"))
+    assert res.returncode == 0, res.stderr
+    catalogs, graphql = json_values(res.stdout)
+    assert [c["name"] for c in catalogs["catalogs"]] == ["main"]
+    assert graphql["data"]["table"]["owner"] == "admin"
+    assert {"key": "pii", "value": "true", "column": "email"} in graphql["data"]["table"]["tags"]
+
+
+@pytest.mark.slow
+def test_the_training_and_registry_examples(churn_folder: Path) -> None:
+    (block,) = blocks("sh", "## Training and the model registry")
+    outputs = []
+    for cmd in commands(block):
+        res = shell(churn_folder, cmd)
+        assert res.returncode == 0 and "Traceback" not in res.stderr, (cmd, res.stdout, res.stderr)
+        outputs.append(res.stdout)
+    listed, versions, shown, gates, promote = outputs[1:]
+    assert "main.churn.churn_model" in listed and "champion=1" in listed
+    assert "READY" in versions and "main.churn.training_set" in shown
+    assert all(kind in gates for kind in ("metric", "signature", "provenance"))
+    assert "(dry run)" in promote and "False" not in promote  # every gate passed; nothing moved
+
+
+@pytest.mark.slow
+def test_the_jobs_examples(churn_folder: Path) -> None:
+    cli, api = blocks("sh", "## Jobs")
+    outputs = []
+    for cmd in commands(cli):
+        res = shell(churn_folder, "export CAIRN_HOME=$PWD/.cairn\n" + cmd)
+        assert res.returncode == 0 and "Traceback" not in res.stderr, (cmd, res.stdout, res.stderr)
+        outputs.append(res.stdout)
+    listed, run, runs, _, created, hello, timeline = outputs[1:]
+    assert "churn-features" in listed and "churn-train" in listed and "churn-pipeline" in listed
+    assert "SUCCESS" in run and "refresh_features" in run and "churn-features" in runs
+    assert "hello" in created and "SUCCESS" in hello and "greet" in hello
+    assert {"churn-features", "churn-train", "hello"} <= set(re.findall(r"[a-z-]+(?= +│ SUCCESS)", timeline))
+    with served(churn_folder) as port:
+        res = shell(churn_folder, api.replace("127.0.0.1:8080", f"127.0.0.1:{port}"))
+    assert res.returncode == 0, res.stderr
+    run_json, graphql = json_values(res.stdout)
+    assert (run_json["run_name"], run_json["state"]["life_cycle_state"], run_json["state"]["result_state"]) == ("hello", "TERMINATED", "SUCCESS")
+    assert run_json["status"]["termination_details"]["code"] == "SUCCESS"
+    assert run_json["job_parameters"] == [{"name": "who", "default": "world", "value": "rest"}]
+    assert [(t["task_key"], t["state"]["result_state"]) for t in run_json["tasks"]] == [("greet", "SUCCESS")]
+    job = graphql["data"]["job"]
+    assert (job["runAs"], job["tasks"], job["permissions"]) == \
+        ("admin", [{"taskKey": "greet", "entryPoint": "pipelines.jobs.samples:echo"}], [{"principal": "admin", "level": "IS_OWNER"}])
+    newest = graphql["data"]["jobRuns"]["edges"][0]["node"]
+    assert (newest["runId"], newest["resultState"], newest["parameters"]) == (run_json["run_id"], "SUCCESS", [{"name": "who", "value": "rest"}])
+    assert [e["node"]["parameters"] for e in graphql["data"]["jobRuns"]["edges"]][1] == [{"name": "who", "value": "cli"}]
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from __future__ import annotations
 import graphene
 
 from api.graphql.features import FeatureQuery
+from api.graphql.jobs import JobMutation, JobQuery
 from api.graphql.models import ModelMutation, ModelQuery
 from api.graphql.mutations import CatalogMutation
 from api.graphql.query import CatalogQuery
@@ -19,12 +20,14 @@ from api.graphql.ui import UiQuery
 QUERIES: tuple[type, ...] = (
     CatalogQuery,
     FeatureQuery,
+    JobQuery,
     ModelQuery,
     ServingQuery,
     UiQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     CatalogMutation,
+    JobMutation,
     ModelMutation,
     ServingMutation,
 )

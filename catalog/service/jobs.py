@@ -50,6 +50,14 @@ def _run(r: dict[str, Any], job_name: str, tasks: list[dict[str, Any]] = ()) -> 
                   r["started_at"], r["ended_at"], bool(r["cancel_requested"]), tuple(_task_run(t) for t in tasks))
 
 
+def _job_cursor(job: Job) -> str:
+    return encode_token(job.name)
+
+
+def _run_cursor(run: JobRun) -> str:
+    return encode_token(str(run.run_id))
+
+
 class JobService(Service):
     # access --------------------------------------------------------------------------------
     def _level(self, uow: UnitOfWork, row: dict[str, Any], perms: dict[str, str] | None = None) -> str | None:
@@ -64,18 +72,22 @@ class JobService(Service):
         return max(levels, key=_RANK.__getitem__) if levels else None
 
     def _open(self, uow: UnitOfWork, name: Any, need: str) -> dict[str, Any]:
-        """The job named `name` if the caller holds `need` on it; NotFound if it may not even see it."""
-        if not isinstance(name, str):
-            raise InvalidArgument(f"a job name is a string, not {name!r}")
-        row = JobStore(uow.conn).find_job(name)
-        if row is None:
+        """The job named `name` (or with job id `name`) if the caller holds `need` on it; NotFound if
+        it may not even see it."""
+        if isinstance(name, int) and not isinstance(name, bool):
+            row = JobStore(uow.conn).find_job_by_id(name)
+        elif isinstance(name, str):
+            row = JobStore(uow.conn).find_job(name)
+        else:
+            raise InvalidArgument(f"a job is named by its name (a string) or its job_id (an integer), not {name!r}")
+        if row is None:  # the same answer as for a job the caller may not see
             uow.decided = True
             raise NotFound(f"job '{name}' does not exist")
         level = self._level(uow, row)
         if level is None:
-            uow.hide("job", name)
+            uow.hide("job", str(name))  # by what the caller named: an id must not reveal the name
         if _RANK[level] < _RANK[need]:
-            uow.deny(f"{uow.principal} has {level} on job '{name}'; this needs {need}")
+            uow.deny(f"{uow.principal} has {level} on job '{row['name']}'; this needs {need}")
         uow.decided = True
         uow.params["job_id"] = row["job_id"]
         return row
@@ -113,7 +125,7 @@ class JobService(Service):
             uow.params["job_id"] = job_id
             return _job(store.job_by_id(job_id), "IS_OWNER")
 
-    def update_job(self, name: str, definition: dict[str, Any] | JobSettings) -> Job:
+    def update_job(self, name: str | int, definition: dict[str, Any] | JobSettings) -> Job:
         """Replace a job's settings (its name stays). Needs CAN_MANAGE; `run_as` is checked for the caller."""
         with self._uow("update_job", None, f"job:{name}") as uow:
             row = self._open(uow, name, "CAN_MANAGE")
@@ -126,7 +138,7 @@ class JobService(Service):
             store.update_job(row["job_id"], uow.principal, run_as=run_as, settings=settings.to_dict())
             return _job(store.job_by_id(row["job_id"]), self._level(uow, row) or "CAN_MANAGE")
 
-    def delete_job(self, name: str) -> None:
+    def delete_job(self, name: str | int) -> None:
         """Delete a job with its runs. Needs CAN_MANAGE; refused while a run is active."""
         with self._uow("delete_job", None, f"job:{name}") as uow:
             row = self._open(uow, name, "CAN_MANAGE")
@@ -135,7 +147,7 @@ class JobService(Service):
                 raise FailedPrecondition(f"job '{name}' has active runs; cancel them first")
             store.delete_job(row["job_id"])
 
-    def get_job(self, name: str) -> Job:
+    def get_job(self, name: str | int) -> Job:
         """A job the caller may see (CAN_VIEW or more); NotFound otherwise."""
         with self._uow("get_job", None, f"job:{name}", write=False) as uow:
             row = self._open(uow, name, "CAN_VIEW")
@@ -147,20 +159,20 @@ class JobService(Service):
             uow.allow()
             store, limit, after = JobStore(uow.conn), page_size(max_results), decode_token(page_token)
             out: list[Job] = []
-            while True:
+            while True:  # one more than the page, so a next page is promised only when there is one
                 batch = store.list_jobs(after, 500)
                 perms = store.permissions([r["job_id"] for r in batch])
                 for r in batch:
                     level = self._level(uow, r, perms[r["job_id"]])
                     if level:
-                        out.append(_job(r, level))
                         if len(out) == limit:
-                            return Page(tuple(out), encode_token(r["name"]))
+                            return Page(tuple(out), encode_token(out[-1].name), _job_cursor)
+                        out.append(_job(r, level))
                 if len(batch) < 500:
-                    return Page(tuple(out))
+                    return Page(tuple(out), None, _job_cursor)
                 after = batch[-1]["name"]
 
-    def set_permission(self, name: str, principal: str, level: str | None) -> dict[str, str]:
+    def set_permission(self, name: str | int, principal: str, level: str | None) -> dict[str, str]:
         """Give `principal` CAN_VIEW, CAN_MANAGE_RUN or CAN_MANAGE on a job (None removes it). Needs CAN_MANAGE."""
         with self._uow("set_job_permission", None, f"job:{name}", principal=principal, level=level) as uow:
             row = self._open(uow, name, "CAN_MANAGE")
@@ -171,7 +183,28 @@ class JobService(Service):
             store.set_permission(row["job_id"], principal, level)
             return store.permissions([row["job_id"]])[row["job_id"]]
 
-    def get_permissions(self, name: str) -> dict[str, str]:
+    def set_permissions(self, name: str | int, levels: dict[str, str | None], replace: bool = False) -> dict[str, str]:
+        """Set several principals' levels on a job at once (None removes one); with `replace`, every
+        other direct permission is removed too (the owner keeps IS_OWNER). Needs CAN_MANAGE.
+        All or nothing: an unknown principal or level changes nothing."""
+        with self._uow("set_job_permissions", None, f"job:{name}", levels=levels, replace=replace) as uow:
+            row = self._open(uow, name, "CAN_MANAGE")
+            if not isinstance(levels, dict):
+                raise InvalidArgument("permissions map principals to a level")
+            for who, level in levels.items():
+                if level is not None and level not in PERMISSION_LEVELS:
+                    raise InvalidArgument(f"permission level must be one of {', '.join(PERMISSION_LEVELS)}, not {level!r} (for '{who}')")
+                uow.store.get_principal(who)
+            store = JobStore(uow.conn)
+            current = store.permissions([row["job_id"]])[row["job_id"]]
+            for who in current:
+                if replace and who not in levels:
+                    store.set_permission(row["job_id"], who, None)
+            for who, level in levels.items():
+                store.set_permission(row["job_id"], who, level)
+            return {**store.permissions([row["job_id"]])[row["job_id"]], row["owner"]: "IS_OWNER"}
+
+    def get_permissions(self, name: str | int) -> dict[str, str]:
         """Who holds what on a job (the owner as IS_OWNER). Needs CAN_VIEW."""
         with self._uow("get_job_permissions", None, f"job:{name}", write=False) as uow:
             row = self._open(uow, name, "CAN_VIEW")
@@ -190,7 +223,7 @@ class JobService(Service):
             return sorted(store.service_principal_users(service_principal))
 
     # runs ------------------------------------------------------------------------------------
-    def run_now(self, name: str, parameters: dict[str, Any] | None = None) -> JobRun:
+    def run_now(self, name: str | int, parameters: dict[str, Any] | None = None) -> JobRun:
         """Queue a run (ONE_TIME) with job parameters overridden by `parameters`. Needs CAN_MANAGE_RUN.
 
         At `max_concurrent_runs` the run is recorded as SKIPPED, as in Databricks."""
@@ -241,9 +274,9 @@ class JobService(Service):
         store = JobStore(uow.conn)
         try:
             run = store.get_run(run_id)
-        except NotFound:
+        except NotFound:  # the same answer as for a run the caller may not see
             uow.decided = True
-            raise
+            raise NotFound(f"job run '{run_id}' does not exist") from None
         job = store.job_by_id(run["job_id"])
         level = self._level(uow, job)
         if level is None:
@@ -259,7 +292,7 @@ class JobService(Service):
             run, job = self._open_run(uow, run_id, "CAN_VIEW")
             return _run(run, job["name"], JobStore(uow.conn).task_runs([run_id]))
 
-    def list_runs(self, name: str | None = None, active_only: bool = False, page_token: str | None = None,
+    def list_runs(self, name: str | int | None = None, active_only: bool = False, page_token: str | None = None,
                   max_results: int | None = None) -> Page[JobRun]:
         """Runs, newest first, of one job or of every job the caller may see, with their task runs."""
         with self._uow("list_job_runs", None, f"job:{name}" if name else None, write=False, page_token=page_token) as uow:
@@ -287,7 +320,7 @@ class JobService(Service):
             for t in store.task_runs([r["run_id"] for r in rows]):
                 tasks.setdefault(t["run_id"], []).append(t)
             return Page(tuple(_run(r, names[r["job_id"]], tasks.get(r["run_id"], [])) for r in rows),
-                        encode_token(str(rows[-1]["run_id"])) if more else None)
+                        encode_token(str(rows[-1]["run_id"])) if more else None, _run_cursor)
 
     def cancel_run(self, run_id: int) -> JobRun:
         """Ask a run to stop: its runner kills the running tasks' process groups and marks the rest

@@ -21,7 +21,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from catalog.service.data import DUCKDB_CONFIG, duckdb_cursor
+from catalog.scan import DUCKDB_CONFIG, duckdb_cursor
 
 log = logging.getLogger("cairn.sql")
 POOL_SIZE = 8

@@ -26,7 +26,8 @@ from catalog import delta
 from catalog.errors import CairnError, InvalidArgument, NotFound
 from catalog.policies import GROUP_TESTS, bind_identity
 from catalog.relations import as_of, catalog_relations, qualify, qualify_definition
-from catalog.service.data import ScanPlan, ViewPlan, policy_sql
+from catalog.scan import ScanPlan, policy_sql
+from catalog.service.data import ViewPlan
 from catalog.sql import duck
 from catalog.sql.parsing import SqlResult, generate, parse
 

@@ -118,6 +118,10 @@ class JobStore:
         r = self.conn.execute(select(jobs).where(jobs.c.name == name)).first()
         return _row(r) if r else None
 
+    def find_job_by_id(self, job_id: int) -> dict[str, Any] | None:
+        r = self.conn.execute(select(jobs).where(jobs.c.job_id == job_id)).first()
+        return _row(r) if r else None
+
     def job_by_id(self, job_id: int) -> dict[str, Any]:
         r = self.conn.execute(select(jobs).where(jobs.c.job_id == job_id)).first()
         if r is None:

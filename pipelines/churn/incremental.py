@@ -169,7 +169,7 @@ def _finish(cairn: Any, features: str, rows: Any, t1: datetime, t2: datetime, v1
 
 def _scan_sql(plan: Any, columns: list[str]) -> str:
     """A governed snapshot (its files, with the reader's row filter and masks) as a DuckDB relation."""
-    from catalog.service.data import policy_sql
+    from catalog.scan import policy_sql
 
     names = [c.name for c in plan.columns]
     return f"({policy_sql(plan.policy, f'{plan.source()} AS src', names, columns)})"

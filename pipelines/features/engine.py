@@ -29,7 +29,7 @@ from typing import Any
 
 from catalog import delta
 from catalog.policies import render_function
-from catalog.service.data import ScanPlan, policy_sql
+from catalog.scan import ScanPlan, policy_sql
 from catalog.sql import duck
 from pipelines.features.spec import ResolvedLookup, _micros
 

@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime
 from typing import Any, cast
 
 from catalog.errors import FailedPrecondition, InvalidArgument
-from catalog.service.data import ScanPlan, duckdb_cursor, policy_sql
+from catalog.scan import ScanPlan, duckdb_cursor, policy_sql
 
 _TIMES = ("timestamp", "timestamp_ntz")
 

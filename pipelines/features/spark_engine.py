@@ -72,7 +72,7 @@ class TieReader(CairnReader):
             table = table.append_column("__cairn_commit", pa.array([self.commits.get(path, -1)] * table.num_rows, pa.int64()))
         present = [c for c in self.columns if c in table.column_names]
         if not self.policy.empty:
-            from catalog.service.data import apply_policy
+            from catalog.scan import apply_policy
 
             table = apply_policy(table, self.policy, present, None)
         from catalog.delta import arrow_type

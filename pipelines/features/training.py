@@ -11,7 +11,7 @@ import pipelines.features.engine as engine
 import pipelines.features.pyfunc as pyfunc
 from catalog import delta
 from catalog.errors import InvalidArgument
-from catalog.service.data import ScanPlan, policy_sql
+from catalog.scan import ScanPlan, policy_sql
 from pipelines.features.spec import (
     SPEC,
     UNIQUE_VERSION,

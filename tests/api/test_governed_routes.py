@@ -53,6 +53,8 @@ def world(admin: Cairn, tmp_path_factory: pytest.TempPathFactory) -> dict[str, s
     admin.models.finalize_model_version("main.s.m", 1)
     admin.serving.create_endpoint("ep", [{"entity_name": "main.s.m", "entity_version": 1}])
     admin.principals.create_user("nobody")
+    admin.jobs.create_job({"name": "j", "tasks": [{"task_key": "a", "python_task": {"entry_point": "pipelines.jobs.samples:echo"}}]})
+    admin.jobs.run_now("j")
     return {"nobody": admin.tokens.create_token("nobody")[0]}
 
 
@@ -104,6 +106,9 @@ def test_every_graphql_field_is_governed(metastore: Metastore, world: dict[str, 
         "servingEndpoint": '{ servingEndpoint(name: "ep") { name } }',
         "viewer": "{ viewer { name isAdmin } }",
         "tablePolicy": '{ tablePolicy(name: "main.s.t") { columnMasks { column } } }',
+        "jobs": "{ jobs { edges { node { name } } } }",
+        "job": '{ job(name: "j") { name } }',
+        "jobRuns": '{ jobRuns(job: "j") { edges { node { runId } } } }',
     }
     mutations = {
         "createCatalog": 'mutation { createCatalog(name: "x") { name } }',
@@ -125,6 +130,9 @@ def test_every_graphql_field_is_governed(metastore: Metastore, world: dict[str, 
         "createServingEndpoint": 'mutation { createServingEndpoint(name: "x", servedEntities: [{entityName: "main.s.m", entityVersion: 1}]) { name } }',
         "updateServingEndpointConfig": 'mutation { updateServingEndpointConfig(name: "ep", servedEntities: [{entityName: "main.s.m", entityVersion: 1}]) { name } }',
         "deleteServingEndpoint": 'mutation { deleteServingEndpoint(name: "ep") }',
+        "createJob": 'mutation { createJob(spec: "{name: x, run_as: admin, tasks: [{task_key: a, python_task: {entry_point: pipelines.jobs.samples:echo}}]}") { name } }',
+        "runJob": 'mutation { runJob(job: "j") { runId } }',
+        "cancelJobRun": 'mutation { cancelJobRun(runId: 1) { runId } }',
     }
     assert set(queries) == set(schema.graphql_schema.query_type.fields)
     assert set(mutations) == set(schema.graphql_schema.mutation_type.fields)
@@ -139,7 +147,7 @@ def test_every_graphql_field_is_governed(metastore: Metastore, world: dict[str, 
             assert {e["node"]["name"] for e in res["data"]["principals"]["edges"]} >= {"nobody"}, field  # a directory, open to all as in Databricks
         elif field == "webhooks":
             assert res["data"]["webhooks"] == [], field
-        elif field in ("externalLocations", "storageCredentials"):
+        elif field in ("externalLocations", "storageCredentials", "jobs"):
             assert res["data"][field]["edges"] == [], field
         elif field in ("catalogs", "auditEvents", "search"):
             if field == "search":

@@ -111,7 +111,7 @@ _JOB = {"name": "j", "tasks": [{"task_key": "a", "python_task": {"entry_point": 
 _AT = __import__("datetime").datetime(2026, 1, 1, tzinfo=__import__("datetime").UTC)
 CALLS["jobs"] = {
     "create_job": ({**_JOB, "name": "j2", "run_as": "other"},), "update_job": ("j", _JOB), "delete_job": ("j",), "get_job": ("j",),
-    "list_jobs": (), "set_permission": ("j", "nobody", "CAN_MANAGE"), "get_permissions": ("j",),
+    "list_jobs": (), "set_permission": ("j", "nobody", "CAN_MANAGE"), "set_permissions": ("j", {"nobody": "CAN_MANAGE"}), "get_permissions": ("j",),
     "set_service_principal_user": ("sp", "nobody"), "run_now": ("j",), "run_scheduled": ("j", _AT), "get_run": (0,),
     "list_runs": (), "cancel_run": (0,), "begin_run": (0,), "record_task": (0, "a", 0, "RUNNING"), "finish_run": (0, "SUCCESS"),
     "cancel_requested": (0,), "list_due": (_AT,),

@@ -187,7 +187,7 @@ def test_sql_create_partitioned_by(admin: Cairn) -> None:
 
 
 def test_commit_files_checks_partition_values(admin: Cairn) -> None:
-    from catalog.service.data import DataFile
+    from catalog.scan import DataFile
 
     admin.catalogs.create_catalog("main")
     admin.schemas.create_schema("main.s")

@@ -72,7 +72,7 @@ def test_files_outside_the_table_are_refused(lake: Cairn, tmp_path: Path) -> Non
     import pyarrow.parquet as pq
 
     from catalog.errors import InvalidArgument
-    from catalog.service.data import DataFile
+    from catalog.scan import DataFile
 
     stray = tmp_path / "stray.parquet"
     pq.write_table(pa.table({"user_id": [1], "spend": [1.0]}), stray)

@@ -66,7 +66,7 @@ def test_reads_the_change_feed_and_a_pruned_plan_give_no_other_partition(bob: Ca
     # reads from the plan is filtered.
     plan = bob.data.plan_scan("main.fs.pay", partition_filters=[("region", "=", "US")])
     assert plan.partitions == (("US",),) and plan.policy.row_filter is not None
-    from catalog.service.data import policy_sql
+    from catalog.scan import policy_sql
     from catalog.sql import duck
 
     con = duck.database(frozenset(f.removeprefix("file://") for f in plan.files))
@@ -96,7 +96,7 @@ def test_a_file_under_a_forged_partition_directory_keeps_its_own_values(admin: C
     """carol may write to an unpartitioned table; she commits a file of EU rows under `region=US/`.
     Every reader reads them as EU (DuckDB and Arrow would have guessed US from the path), so bob,
     shown the US rows only, sees none of them."""
-    from catalog.service.data import DataFile
+    from catalog.scan import DataFile
 
     admin.catalogs.create_catalog("main")
     admin.schemas.create_schema("main.fs")

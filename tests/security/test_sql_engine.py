@@ -92,7 +92,7 @@ def test_the_engine_alone_cannot_reach_files(redteam: Cairn, admin: Cairn) -> No
     """Layer 2 without layer 1: SQL sent straight to the shim's DuckDB connection."""
     import duckdb
 
-    from catalog.service.data import duckdb_cursor
+    from catalog.scan import duckdb_cursor
 
     con = duckdb_cursor()
     one = files_of(admin, "main.s.secret")[0]

@@ -1,0 +1,106 @@
+"""What an engine needs to read or write a table's data itself, below the services: a snapshot's
+scan plan (files, columns, the reader's row filter and masks), the files it wrote, and the locked
+DuckDB that applies a policy. Pure data and helpers with no service or store dependency, so the
+services, the SQL shim and the pipelines' engines (DuckDB, Spark) share them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from catalog import delta
+from catalog.entities import Column
+from catalog.errors import InvalidArgument
+from catalog.policies import Policy
+
+
+@dataclass(frozen=True, slots=True)
+class ScanPlan:
+    """What an engine needs to read one snapshot of a table itself: files, schema, version."""
+
+    table: str
+    version: int
+    files: tuple[str, ...]
+    columns: tuple[Column, ...]
+    policy: Policy = Policy(None, {})  # noqa: RUF009 - immutable; applied by the engine to every batch it reads
+    partition_columns: tuple[str, ...] = ()
+    partitions: tuple[tuple[Any, ...], ...] = ()  # per file, its partition values from the Delta log (not in the files)
+
+    @property
+    def snapshot(self) -> delta.Snapshot:
+        return delta.Snapshot(self.files, self.columns, self.partition_columns, self.partitions)
+
+    def source(self, options: str = "") -> str:
+        """DuckDB SQL reading the snapshot's rows, partition columns restored (`delta.parquet_source`)."""
+        return delta.parquet_source(self.snapshot, options)
+
+
+@dataclass(frozen=True, slots=True)
+class DataFile:
+    """A Parquet file an engine wrote into a table's location, to be committed by `commit_files`."""
+
+    path: str
+    size: int
+    num_records: int
+    modification_time: int
+    partition_values: dict[str, str | None] | None = None  # for a partitioned table, as the Delta log holds them
+
+
+_OPS = {"=": "=", "==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">=", "in": "IN", "not in": "NOT IN"}
+
+
+def policy_sql(policy: Policy, source: str, schema_names: list[str], columns: list[str] | None = None) -> str:
+    """DuckDB SQL reading `source` as the policy allows: masked columns, filtered rows."""
+    wanted = columns or schema_names
+    select = ", ".join(f'{policy.masks[c]} AS "{c}"' if c in policy.masks else f'"{c}"' for c in wanted)
+    return f"SELECT {select} FROM {source}" + (f" WHERE {policy.row_filter}" if policy.row_filter else "")
+
+
+_duck: Any = None
+_duck_lock = __import__("threading").Lock()
+
+
+# The engine reaches no file by itself, and no statement can change that: what it reads is handed
+# in as Arrow data by the governed services.
+DUCKDB_CONFIG: dict[str, str | bool | int | float | list[str]] = {"enable_external_access": False, "autoinstall_known_extensions": False, "autoload_known_extensions": False,
+                 "allow_community_extensions": False, "lock_configuration": True}
+
+
+def duckdb_cursor() -> Any:
+    """A fresh DuckDB connection to one in-memory database per process (opening one costs ~10 ms,
+    a cursor well under one), with external access off and its configuration locked. Temporary
+    views live and die with the cursor."""
+    global _duck
+    import duckdb
+
+    with _duck_lock:
+        if _duck is None:
+            _duck = duckdb.connect(config=DUCKDB_CONFIG)
+        return _duck.cursor()
+
+
+def apply_policy(source: Any, policy: Policy, columns: list[str] | None, filters: list[tuple[str, str, Any]] | None) -> Any:
+    """Run the policy over an Arrow dataset, table or batch in DuckDB; then the caller's filters."""
+    con = duckdb_cursor()
+    try:
+        con.register("src", source)
+        names_ = [f.name for f in source.schema]
+        inner = policy_sql(policy, "src", names_)
+        sql = f"SELECT {', '.join(chr(34) + c + chr(34) for c in columns) if columns else '*'} FROM ({inner}) AS p"
+        params: list[Any] = []
+        if filters:
+            conds = []
+            for col, op, value in filters:
+                sql_op = _OPS.get(str(op).lower())
+                if sql_op is None:
+                    raise InvalidArgument(f"filter operator {op!r} is not one of {', '.join(_OPS)}")
+                if sql_op in ("IN", "NOT IN"):
+                    conds.append(f'"{col.lower()}" {sql_op} (SELECT unnest(?))')
+                else:
+                    conds.append(f'"{col.lower()}" {sql_op} ?')
+                params.append(list(value) if sql_op in ("IN", "NOT IN") else value)
+            sql += " WHERE " + " AND ".join(conds)
+        return con.execute(sql, params).to_arrow_table()
+    finally:
+        con.close()
