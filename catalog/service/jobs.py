@@ -88,11 +88,22 @@ class JobService(Service):
         if target.kind is PrincipalKind.GROUP:
             raise InvalidArgument(f"run_as: '{run_as}' is a group; a job runs as a service principal or a user")
         p = uow.principal
-        if run_as == p or uow.authz.is_admin(p):
-            return
-        if target.kind is PrincipalKind.SERVICE_PRINCIPAL and JobStore(uow.conn).service_principal_users(run_as) & uow.authz.principals(p):
-            return
-        uow.deny(f"{p} may not run jobs as '{run_as}': needs the Service Principal User role on it (granted by an admin)")
+        if not self._may_act_as(uow, p, run_as, target.kind):
+            uow.deny(f"{p} may not run jobs as '{run_as}': needs the Service Principal User role on it (granted by an admin)")
+
+    @staticmethod
+    def _may_act_as(uow: UnitOfWork, who: str, run_as: str, kind: PrincipalKind) -> bool:
+        if run_as == who or uow.authz.is_admin(who):
+            return True
+        return kind is PrincipalKind.SERVICE_PRINCIPAL and bool(JobStore(uow.conn).service_principal_users(run_as) & uow.authz.principals(who))
+
+    def _require_run_as_still_allowed(self, uow: UnitOfWork, job: dict[str, Any]) -> None:
+        """Whoever last set the job's `run_as` (its `updated_by`) may still act as it. A revoked
+        Service Principal User role stops the jobs it let someone set up, rather than living on in them."""
+        target = uow.store.find_principal(job["run_as"])
+        if target is None or not self._may_act_as(uow, job["updated_by"], job["run_as"], target.kind):
+            uow.deny(f"job '{job['name']}' runs as '{job['run_as']}', which {job['updated_by']} (who set it) may no longer act as; "
+                     "an admin or a Service Principal User of it must update the job")
 
     # definitions ---------------------------------------------------------------------------
     def create_job(self, definition: dict[str, Any] | JobSettings) -> Job:
@@ -216,6 +227,7 @@ class JobService(Service):
             return self._start(uow, row, None, "PERIODIC", fire_time)
 
     def _start(self, uow: UnitOfWork, row: dict[str, Any], parameters: dict[str, Any] | None, trigger: str, at: datetime | None) -> JobRun:
+        self._require_run_as_still_allowed(uow, row)
         settings = parse_settings(row["settings"])
         params = dict(settings.parameters)
         for k, v in (parameters or {}).items():

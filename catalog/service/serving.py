@@ -244,10 +244,12 @@ class ServingService(Service):
                 if vid is None:
                     raise FailedPrecondition(f"model version '{e.model_version}' served by '{key}' no longer exists")
                 version = fetch(uow, vid)
-                # `models:/m-...` and `runs:/...` resolve only against the tracking store that logged them:
-                # serve the catalog's own copy (uploaded at registration) instead.
-                relative = (version.source or "").startswith(("models:/", "runs:/"))
-                sources[e.name] = version.storage_location if relative and version.storage_location else version.source or ""
+                # Serve the catalog's own copy, uploaded to the version's managed storage at registration.
+                # `source` is only where the registrant says it was logged: a path or URL there could name
+                # another model's artifacts, a file of the server's, or an internal host, so it is never read.
+                if not version.storage_location:
+                    raise FailedPrecondition(f"model version '{e.model_version}' has no storage location to serve from")
+                sources[e.name] = version.storage_location
                 specs[e.name] = version.properties.get(FEATURE_SPEC_PROPERTY)
             return EndpointPlan(endpoint, sources, specs)
 

@@ -1,0 +1,117 @@
+"""Escalations through the ML half: a principal holding little (CREATE MODEL in its own schema, a
+job it once could run as a service principal, a webhook on a model it once managed) tries to reach
+what it may not. Each refusal leaves a DENIED audit row and changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.server import make_app
+from catalog.client import Cairn, Metastore
+from catalog.entities import AuditResult
+from tests.serving.helpers import log_model, register
+
+
+def denials(admin: Cairn, who: str, action: str) -> list[Any]:
+    return [e for e in admin.audit.list_events(principal=who, max_results=1000) if e.action == action and e.result is AuditResult.DENIED]
+
+
+@pytest.fixture
+def sandbox(admin: Cairn, metastore: Metastore) -> Cairn:
+    """admin's model `m.s.secret`; bob may create models in his own schema `m.bob`, nothing else."""
+    admin.catalogs.create_catalog("m")
+    admin.schemas.create_schema("m.s")
+    admin.schemas.create_schema("m.bob")
+    admin.models.create_registered_model("m.s.secret")
+    admin.principals.create_user("bob")
+    admin.grants.grant("catalog", "m", "bob", ["USE CATALOG"])
+    admin.grants.grant("schema", "m.bob", "bob", ["USE SCHEMA", "CREATE MODEL"])
+    return metastore.as_principal("bob")
+
+
+@pytest.mark.parametrize("source", ["{secret}", "file://{secret}", "/etc", "http://127.0.0.1:9/model", "s3://someone-elses/bucket"])
+def test_a_version_source_is_never_what_serving_reads(admin: Cairn, sandbox: Cairn, source: str) -> None:
+    """bob registers a version whose `source` names another model's managed artifacts (or a server
+    file, an internal URL, a bucket): serving reads only the version's own managed storage."""
+    secret = admin.models.create_model_version("m.s.secret", "file:///logged/secret").storage_location or ""
+    sandbox.models.create_registered_model("m.bob.mine")
+    v = sandbox.models.create_model_version("m.bob.mine", source.format(secret=secret))
+    sandbox.models.finalize_model_version("m.bob.mine", v.version)
+    sandbox.serving.create_endpoint("ep", [{"name": "e", "entity_name": "m.bob.mine", "entity_version": 1}])
+    plan = sandbox.serving.authorize_query("ep")
+    assert plan.sources == {"e": v.storage_location}
+    assert secret not in plan.sources["e"] and v.storage_location and "/m.bob.mine" not in secret
+
+
+@pytest.mark.slow
+def test_borrowing_anothers_model_artifacts_serves_nothing(admin: Cairn, sandbox: Cairn, metastore: Metastore, live, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """End to end: bob may not EXECUTE m.s.secret; a version of his own pointing at its artifacts
+    loads nothing (503), never the secret model's predictions."""
+    n = register(admin, "m.s.secret", log_model(tmp_path / "mlflow"))
+    secret = admin.models.get_model_version("m.s.secret", n).storage_location
+    with pytest.raises(Exception):
+        sandbox.models.generate_temporary_credentials("m.s.secret", n)
+    assert len(denials(admin, "bob", "generate_temporary_model_version_credentials")) == 1
+    sandbox.models.create_registered_model("m.bob.mine")
+    v = sandbox.models.create_model_version("m.bob.mine", secret or "")
+    sandbox.models.finalize_model_version("m.bob.mine", v.version)
+    sandbox.serving.create_endpoint("ep", [{"name": "e", "entity_name": "m.bob.mine", "entity_version": 1}])
+    token = admin.tokens.create_token("bob")[0]
+    with live(make_app(metastore)) as url:
+        r = httpx.post(url + "/serving-endpoints/ep/invocations", json={"dataframe_records": [{f"f{i}": 0.5 for i in range(5)}]},
+                       headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    assert r.status_code == 503 and "predictions" not in r.json() and "Traceback" not in r.text
+
+
+def test_a_revoked_service_principal_user_role_stops_the_jobs_it_set_up(metastore: Metastore, admin: Cairn) -> None:
+    """alice could run jobs as prod-sp; once the role is revoked her job no longer starts runs as
+    prod-sp (by her, by someone she shared it with, or by its schedule) until an admin updates it."""
+    from catalog.errors import PermissionDenied
+
+    for u in ("alice", "mallory"):
+        admin.principals.create_user(u)
+    admin.principals.create_service_principal("prod-sp")
+    admin.jobs.set_service_principal_user("prod-sp", "alice")
+    alice, mallory = metastore.as_principal("alice"), metastore.as_principal("mallory")
+    task = [{"task_key": "a", "python_task": {"entry_point": "pipelines.jobs.samples:echo"}}]
+    alice.jobs.create_job({"name": "nightly", "run_as": "prod-sp", "tasks": task})
+    alice.jobs.set_permission("nightly", "mallory", "CAN_MANAGE_RUN")
+    assert alice.jobs.run_now("nightly").run_as == "prod-sp"
+    admin.jobs.set_service_principal_user("prod-sp", "alice", grant=False)
+    for who in (alice, mallory):
+        with pytest.raises(PermissionDenied, match="may no longer act as"):
+            who.jobs.run_now("nightly")
+    with pytest.raises(PermissionDenied):  # nor can she re-arm it herself
+        alice.jobs.update_job("nightly", {"name": "nightly", "run_as": "prod-sp", "tasks": task})
+    assert len(list(admin.jobs.list_runs("nightly"))) == 1
+    assert len(denials(admin, "alice", "run_job")) == 1 and len(denials(admin, "mallory", "run_job")) == 1
+    assert len(denials(admin, "alice", "update_job")) == 1
+    admin.jobs.update_job("nightly", {"name": "nightly", "run_as": "prod-sp", "tasks": task})  # an admin vouches again
+    assert mallory.jobs.run_now("nightly").run_as == "prod-sp"
+
+
+def test_a_revoked_manage_stops_the_webhooks_it_let_someone_create(admin: Cairn, metastore: Metastore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """carol managed m.s.churn and added a webhook; once MANAGE is revoked its events (sources,
+    run ids, tags) no longer reach her URL, while an admin's webhook on the same model still hears them."""
+    monkeypatch.setenv("CAIRN_WEBHOOK_ALLOW_PRIVATE", "1")  # no DNS in tests: example.com is not resolved
+    admin.catalogs.create_catalog("m")
+    admin.schemas.create_schema("m.s")
+    admin.models.create_registered_model("m.s.churn")
+    admin.principals.create_user("carol")
+    admin.grants.grant("catalog", "m", "carol", ["USE CATALOG", "USE SCHEMA"])
+    admin.grants.grant("model", "m.s.churn", "carol", ["MANAGE", "EXECUTE"])
+    carol = metastore.as_principal("carol")
+    theirs = carol.webhooks.create_webhook("spy", "https://example.com/carol", ["model_version.created", "model_version_alias.created"], "m.s.churn")
+    ours = admin.webhooks.create_webhook("ops", "https://example.com/ops", ["model_version.created"], "m.s.churn")
+    admin.models.create_model_version("m.s.churn", "file:///m/1")
+    assert len(carol.webhooks.list_deliveries(theirs.id)) == 1
+    admin.grants.revoke("model", "m.s.churn", "carol", ["MANAGE"])
+    v = admin.models.create_model_version("m.s.churn", "file:///m/2")
+    admin.models.finalize_model_version("m.s.churn", v.version)
+    admin.models.set_alias("m.s.churn", "champion", v.version)
+    assert [d.event for d in admin.webhooks.list_deliveries(theirs.id)] == ["model_version.created"]  # the first only
+    assert [d.event for d in admin.webhooks.list_deliveries(ours.id)] == ["model_version.created"] * 2
