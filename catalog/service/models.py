@@ -176,6 +176,13 @@ class ModelService(Service):
             label = spec.get("label_source") or {}
             wanted = ([(str(label["table"]), label.get("version"))] if label.get("table") else []) + \
                 [(str(f["table"]), f.get("version")) for f in spec.get("feature_tables", []) if isinstance(f, dict) and f.get("table")]
+        # Tables a served model looks its features up in are read as the endpoint's owner: the
+        # registrant must see each of them too (nothing names a table it cannot see).
+        for lk in spec.get("lookups") or []:
+            if not isinstance(lk, dict) or not isinstance(lk.get("table_name"), str):
+                raise InvalidArgument("feature_spec.lookups[] must each name a table_name")
+            key = parse_for(Kind.TABLE, lk["table_name"]).key
+            uow.require_visible(resolve(uow, Kind.TABLE, key), Kind.TABLE, key)
         out = []
         for table, version in wanted:
             key = parse_for(Kind.TABLE, table).key

@@ -115,3 +115,44 @@ def test_a_revoked_manage_stops_the_webhooks_it_let_someone_create(admin: Cairn,
     admin.models.set_alias("m.s.churn", "champion", v.version)
     assert [d.event for d in admin.webhooks.list_deliveries(theirs.id)] == ["model_version.created"]  # the first only
     assert [d.event for d in admin.webhooks.list_deliveries(ours.id)] == ["model_version.created"] * 2
+
+
+def test_a_feature_spec_cannot_name_lookup_tables_the_registrant_cannot_see(admin: Cairn, sandbox: Cairn) -> None:
+    """Served lookups read as the endpoint's owner: bob may not register a spec looking up a table
+    hidden from him (admin's `m.s.salary`), hoping someone who can read it serves his model."""
+    from catalog.errors import NotFound
+    from tests.serving.helpers import feature_spec
+
+    admin.tables.create_table("m.s.salary", [{"name": "user_id", "type": "bigint"}, {"name": "f0", "type": "double"}])
+    sandbox.models.create_registered_model("m.bob.mine")
+    spec = {**feature_spec("m.s.salary"), "feature_tables": []}
+    with pytest.raises(NotFound, match="m.s.salary"):
+        sandbox.models.create_model_version("m.bob.mine", "file:///m", feature_spec=spec)
+    assert list(sandbox.models.list_model_versions("m.bob.mine")) == []
+    assert len(denials(admin, "bob", "create_model_version")) == 1
+
+
+@pytest.mark.slow
+def test_serving_uses_the_spec_registration_checked_not_a_file_swapped_in(admin: Cairn, sandbox: Cairn, tmp_path: Path) -> None:
+    """bob registers a version whose catalog spec looks up a table he may read, then his upload
+    carries a feature_spec.json looking up `m.s.salary`: what serving loads is the checked spec."""
+    import json
+    import shutil
+
+    from pipelines.serving.model import LoadedModel
+    from tests.serving.helpers import feature_spec
+
+    for name in ("m.bob.open", "m.s.salary"):
+        admin.tables.create_table(name, [{"name": "user_id", "type": "bigint"}] + [{"name": f"f{i}", "type": "double"} for i in range(5)])
+    admin.grants.grant("table", "m.bob.open", "bob", ["SELECT"])
+    source = log_model(tmp_path / "mlflow")
+    sandbox.models.create_registered_model("m.bob.mine")
+    v = sandbox.models.create_model_version("m.bob.mine", source, feature_spec=feature_spec("m.bob.open"))
+    target = Path(sandbox.models.generate_temporary_credentials("m.bob.mine", v.version, "READ_WRITE_MODEL_VERSION").url.removeprefix("file://"))
+    shutil.copytree(source.removeprefix("file://"), target, dirs_exist_ok=True)
+    (target / "feature_spec.json").write_text(json.dumps(feature_spec("m.s.salary")))
+    sandbox.models.finalize_model_version("m.bob.mine", v.version)
+    sandbox.serving.create_endpoint("ep", [{"name": "e", "entity_name": "m.bob.mine", "entity_version": 1}])
+    plan = sandbox.serving.authorize_query("ep")
+    loaded = LoadedModel(plan.sources["e"], plan.feature_specs["e"])  # no client: the lookups are not opened
+    assert [lk["table_name"] for lk in loaded.spec["lookups"]] == ["m.bob.open"]
