@@ -156,3 +156,42 @@ def test_serving_uses_the_spec_registration_checked_not_a_file_swapped_in(admin:
     plan = sandbox.serving.authorize_query("ep")
     loaded = LoadedModel(plan.sources["e"], plan.feature_specs["e"])  # no client: the lookups are not opened
     assert [lk["table_name"] for lk in loaded.spec["lookups"]] == ["m.bob.open"]
+
+
+@pytest.mark.parametrize("how", ["rename", "drop_elsewhere"])
+def test_online_rows_of_a_table_never_serve_another_table_of_the_same_name(admin: Cairn, metastore: Metastore, how: str) -> None:
+    """admin publishes `m.shared.salary`, then renames it (or drops it where its online store was not
+    cleared); bob, who may create tables in `m.shared`, makes a new `m.shared.salary` he owns: its
+    online reads must not hand him admin's published rows, nor may his publish merge into them."""
+    import gc
+
+    import pandas as pd
+
+    from catalog.errors import FailedPrecondition
+    from pipelines.features import FeatureEngineeringClient
+    from pipelines.features.online import SqliteOnlineStore
+
+    admin.catalogs.create_catalog("m")
+    admin.schemas.create_schema("m.shared")
+    admin.principals.create_user("bob")
+    admin.grants.grant("catalog", "m", "bob", ["USE CATALOG"])
+    admin.grants.grant("schema", "m.shared", "bob", ["USE SCHEMA", "CREATE TABLE"])
+    fa, fb = FeatureEngineeringClient(admin), FeatureEngineeringClient(metastore.as_principal("bob"))
+    path = metastore.settings.home / "elsewhere.db"
+    fa.create_table("m.shared.salary", "user_id", df=pd.DataFrame({"user_id": [1, 2], "pay": [250000.0, 99000.0]}))
+    fa.publish_table("m.shared.salary", online_store=SqliteOnlineStore(path))
+    gc.collect()  # the publishing store is gone: as if another server had published (its Redis, say), drop_table cannot clear it
+    store = SqliteOnlineStore(path)
+    if how == "rename":
+        admin.tables.update_table("m.shared.salary", new_name="salary_old")
+    else:
+        fa.drop_table("m.shared.salary")
+    fb.create_table("m.shared.salary", "user_id", df=pd.DataFrame({"user_id": [3], "pay": [1.0]}))
+    with pytest.raises(FailedPrecondition, match="another table"):
+        fb.read_online_features("m.shared.salary", [{"user_id": 1}], online_store=store)
+    with pytest.raises(FailedPrecondition, match="another table"):
+        fb.online_reader("m.shared.salary", online_store=store, ttl_seconds=0)
+    got = fb.publish_table("m.shared.salary", online_store=store)
+    assert got.mode == "FULL"  # never an incremental merge into the other table's rows
+    rows = fb.read_online_features("m.shared.salary", [{"user_id": 1}, {"user_id": 3}], online_store=store).rows
+    assert rows == [{"user_id": 1, "pay": None}, {"user_id": 3, "pay": 1.0}]
