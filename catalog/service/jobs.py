@@ -24,6 +24,7 @@ from catalog.jobspec import (
     TaskRun,
     parse_settings,
     previous_fire,
+    sql_placeholders,
 )
 from catalog.service.base import UnitOfWork
 from catalog.service.common import Service, decode_token, encode_token, page_size
@@ -48,6 +49,17 @@ def _run(r: dict[str, Any], job_name: str, tasks: list[dict[str, Any]] = ()) -> 
     return JobRun(r["run_id"], r["job_id"], job_name, r["trigger"], r["scheduled_for"], r["triggered_by"], r["run_as"], r["state"],
                   r["result_state"], r["state_message"], dict(r["parameters"] or {}), parse_settings(r["settings"]), r["created_at"],
                   r["started_at"], r["ended_at"], bool(r["cancel_requested"]), tuple(_task_run(t) for t in tasks))
+
+
+def _check_sql(settings: JobSettings) -> None:
+    """Every `{{parameter}}` of a SQL task stands where a value may: whoever may run the job (CAN
+    MANAGE RUN) sets the values, and the SQL runs as `run_as`."""
+    for task in settings.tasks:
+        if task.sql:
+            try:
+                sql_placeholders(task.sql)
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"task '{task.task_key}': {exc}") from None
 
 
 class JobService(Service):
@@ -113,6 +125,7 @@ class JobService(Service):
         with self._uow("create_job", None, f"job:{name}") as uow:
             uow.allow()
             settings = parse_settings(definition)
+            _check_sql(settings)
             run_as = settings.run_as or uow.principal
             self._check_run_as(uow, run_as)
             store = JobStore(uow.conn)
@@ -129,6 +142,7 @@ class JobService(Service):
         with self._uow("update_job", None, f"job:{name}") as uow:
             row = self._open(uow, name, "CAN_MANAGE")
             settings = parse_settings(definition)
+            _check_sql(settings)
             if settings.name != row["name"]:
                 raise InvalidArgument(f"the definition names job '{settings.name}', not '{row['name']}'; a job keeps its name")
             run_as = settings.run_as or row["run_as"]

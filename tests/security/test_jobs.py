@@ -48,3 +48,18 @@ def test_nobody_borrows_a_service_principal_or_forges_run_progress(metastore: Me
     assert alice.jobs.get_run(run.run_id).state == "PENDING"
     denied = [e for e in admin.audit.list_events(principal="mallory") if e.result.value == "DENIED"]
     assert {e.action for e in denied} >= {"create_job", "get_job_run", "cancel_job_run", "finish_job_run", "begin_job_run"}
+
+
+@pytest.mark.parametrize("sql", ["SELECT * FROM t WHERE name = '{{who}}'", 'SELECT * FROM t WHERE name = "{{who}}"',
+                                 "SELECT * FROM `{{who}}`", "SELECT 1 -- for {{who}}", "SELECT /* {{who}} */ 1"])
+def test_a_parameter_quoted_or_commented_by_the_author_cannot_carry_sql(admin: Cairn, sql: str) -> None:
+    """Authors used to Databricks' text parameters write '{{who}}': a value bound there would close
+    the quote, and whoever may run the job (CAN MANAGE RUN) would run SQL as its run_as. Refused."""
+    evil = "'; DROP TABLE main.raw.events; --"
+    with pytest.raises(InvalidArgument, match="write it bare"):
+        bind_sql(sql, {"who": evil})
+    with pytest.raises(InvalidArgument, match="task 'a'.*write it bare"):
+        admin.jobs.create_job({"name": "q", "parameters": [{"name": "who", "default": "x"}],
+                               "tasks": [{"task_key": "a", "sql_task": {"query": sql}}]})
+    assert list(admin.jobs.list_jobs()) == []
+    assert [e.error_code for e in admin.audit.list_events(action="create_job")] == ["INVALID_ARGUMENT"]
