@@ -195,3 +195,34 @@ def test_online_rows_of_a_table_never_serve_another_table_of_the_same_name(admin
     assert got.mode == "FULL"  # never an incremental merge into the other table's rows
     rows = fb.read_online_features("m.shared.salary", [{"user_id": 1}, {"user_id": 3}], online_store=store).rows
     assert rows == [{"user_id": 1, "pay": None}, {"user_id": 3, "pay": 1.0}]
+
+
+def test_can_manage_cannot_make_the_owners_lookups_read_a_table_it_may_not(admin: Cairn, metastore: Metastore) -> None:
+    """Lookups run as the endpoint's owner. eve holds CAN MANAGE on admin's endpoint and EXECUTE on
+    the model, not SELECT on `m.s.salary`: she may not switch the endpoint to a version that looks
+    features up there (then query it, reading salary through admin's rights)."""
+    from catalog.errors import NotFound
+    from tests.serving.helpers import feature_spec
+
+    admin.catalogs.create_catalog("m")
+    admin.schemas.create_schema("m.s")
+    admin.tables.create_table("m.s.salary", [{"name": "user_id", "type": "bigint"}] + [{"name": f"f{i}", "type": "double"} for i in range(5)])
+    admin.models.create_registered_model("m.s.churn")
+    for spec in (None, feature_spec("m.s.salary")):
+        v = admin.models.create_model_version("m.s.churn", "file:///m", feature_spec=spec)
+        admin.models.finalize_model_version("m.s.churn", v.version)
+    admin.principals.create_user("eve")
+    admin.grants.grant("catalog", "m", "eve", ["USE CATALOG", "USE SCHEMA"])
+    admin.grants.grant("model", "m.s.churn", "eve", ["EXECUTE"])
+    admin.serving.create_endpoint("ep", [{"name": "e", "entity_name": "m.s.churn", "entity_version": 1}])
+    admin.grants.grant("serving_endpoint", "ep", "eve", "CAN MANAGE")
+    eve = metastore.as_principal("eve")
+    salary = [{"name": "e2", "entity_name": "m.s.churn", "entity_version": 2}]
+    with pytest.raises(NotFound, match="m.s.salary"):
+        eve.serving.update_config("ep", salary)
+    with pytest.raises(NotFound, match="m.s.salary"):
+        eve.serving.create_endpoint("mine", salary)
+    assert admin.serving.get_endpoint("ep").config_version == 1 and [e.name for e in admin.serving.list_endpoints()] == ["ep"]
+    assert len(denials(admin, "eve", "update_serving_endpoint_config")) == 1 and len(denials(admin, "eve", "create_serving_endpoint")) == 1
+    admin.grants.grant("table", "m.s.salary", "eve", ["SELECT"])
+    assert eve.serving.update_config("ep", salary).config_version == 2
