@@ -154,6 +154,52 @@ def parse_entry_point(entry: Any) -> str:
     return entry
 
 
+_PLACEHOLDER = re.compile(r"\{\{([^}]*)\}\}")
+
+
+def sql_placeholders(sql: str) -> list[re.Match[str]]:
+    """The `{{name}}` placeholders of a SQL task, in order. Each must stand where a value may (it is
+    bound as a quoted literal): one inside a quoted string, a quoted identifier or a comment is
+    refused, since a value bound there would end it and the rest of the value would run as SQL.
+
+    >>> [m[1] for m in sql_placeholders("SELECT * FROM t WHERE a = {{x}} AND b = '{}' -- note")]
+    ['x']
+    >>> sql_placeholders("SELECT * FROM t WHERE a = '{{x}}'")
+    Traceback (most recent call last):
+    catalog.errors.InvalidArgument: the SQL has parameter {{x}} inside a quoted string or identifier; write it bare (a = {{x}}): its value is bound as a quoted literal
+    """
+    found: list[re.Match[str]] = []
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c == "{" and (m := _PLACEHOLDER.match(sql, i)):
+            found.append(m)
+            i = m.end()
+            continue
+        if c in "'\"`":
+            j = i + 1
+            while j < n and sql[j] != c:
+                j += 2 if sql[j] == "\\" and c != "`" else 1
+            _none_inside(sql, i, j, "a quoted string or identifier")
+            i = j + 1  # a doubled quote ('') closes and reopens: the same scan covers it
+            continue
+        end = (n if sql.find("\n", i) < 0 else sql.find("\n", i)) if sql.startswith("--", i) else \
+            (n if sql.find("*/", i + 2) < 0 else sql.find("*/", i + 2) + 2) if sql.startswith("/*", i) else None
+        if end is not None:
+            _none_inside(sql, i, end, "a comment")
+            i = end
+            continue
+        i += 1
+    return found
+
+
+def _none_inside(sql: str, start: int, end: int, what: str) -> None:
+    m = _PLACEHOLDER.search(sql, start, end + 1)
+    if m is not None:
+        raise InvalidArgument(f"the SQL has parameter {{{{{m[1].strip()}}}}} inside {what}; write it bare (a = {{{{{m[1].strip()}}}}}): "
+                              "its value is bound as a quoted literal")
+
+
 def parse_task(d: Any) -> Task:
     if not isinstance(d, dict):
         raise InvalidArgument(f"a task is a mapping, not {d!r}")

@@ -321,3 +321,10 @@ def validate_columns(columns: Sequence[Column | dict[str, Any]]) -> list[Column]
         seen.add(name)
         out.append(Column(name, normalize_type(c.type_text, name), c.nullable, validate_comment(c.comment), i))
     return out
+
+
+def webhook_audience(uow: UnitOfWork) -> Callable[[str, int | None], bool]:
+    """Which webhooks still hear a registry event: those whose owner may still create them (MANAGE
+    on the model, or an admin for a metastore-wide one). A revoked MANAGE stops the deliveries too."""
+    a = uow.authz
+    return lambda owner, sid: a.is_admin(owner) or (sid is not None and a.can_manage(owner, sid))

@@ -24,7 +24,7 @@ from typing import Any
 
 from catalog.errors import FailedPrecondition, InvalidArgument, NotFound, PromotionRefused
 from catalog.privileges import Kind
-from catalog.service.common import Service, display, fetch, parse_for, resolve
+from catalog.service.common import Service, display, fetch, parse_for, resolve, webhook_audience
 from catalog.store.registry import RegistryStore
 
 KINDS = ("metric", "beats_current", "signature", "provenance", "tags", "approval")
@@ -167,7 +167,7 @@ class ModelGates(Service):
             failed = [r for r in results if not r["passed"]]
             if failed:
                 data = {"name": key.rsplit("/", 1)[0], "version": str(version), "alias": name, "results": results}
-                uow.with_audit(lambda store: RegistryStore(store.conn).enqueue(mid, "promotion.refused", data))
+                uow.with_audit(lambda store: RegistryStore(store.conn).enqueue(mid, "promotion.refused", data, keep=webhook_audience(uow)))
                 listed = "; ".join(f"{r['gate']} ({r['detail']})" for r in failed)
                 raise uow.refuse(PromotionRefused(f"promotion of '{key}' to '{name}' refused: {len(failed)} gate(s) failed: {listed}", results))
             aliases = dict(fetch(uow, mid).aliases)
@@ -176,9 +176,11 @@ class ModelGates(Service):
             registry = RegistryStore(uow.conn)
             tags = {f"{TAG_PREFIX}{name}.{i}": json.dumps(r, sort_keys=True)[:1000] for i, r in enumerate(results, 1)}
             registry.put_tags(vid, tags, f"{TAG_PREFIX}{name}.")
+            hears = webhook_audience(uow)
             for tag, value in tags.items():
-                registry.enqueue(mid, "model_version_tag.set", {"name": key.rsplit("/", 1)[0], "version": str(version), "key": tag, "value": value})
-            registry.enqueue(mid, "model_version_alias.created", {"name": key.rsplit("/", 1)[0], "alias": name, "version": str(version)})
+                registry.enqueue(mid, "model_version_tag.set", {"name": key.rsplit("/", 1)[0], "version": str(version), "key": tag, "value": value},
+                                 keep=hears)
+            registry.enqueue(mid, "model_version_alias.created", {"name": key.rsplit("/", 1)[0], "alias": name, "version": str(version)}, keep=hears)
             return results
 
     # evaluation ----------------------------------------------------------------------------

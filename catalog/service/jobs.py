@@ -24,6 +24,7 @@ from catalog.jobspec import (
     TaskRun,
     parse_settings,
     previous_fire,
+    sql_placeholders,
 )
 from catalog.service.base import UnitOfWork
 from catalog.service.common import Service, decode_token, encode_token, page_size
@@ -56,6 +57,17 @@ def _job_cursor(job: Job) -> str:
 
 def _run_cursor(run: JobRun) -> str:
     return encode_token(str(run.run_id))
+
+
+def _check_sql(settings: JobSettings) -> None:
+    """Every `{{parameter}}` of a SQL task stands where a value may: whoever may run the job (CAN
+    MANAGE RUN) sets the values, and the SQL runs as `run_as`."""
+    for task in settings.tasks:
+        if task.sql:
+            try:
+                sql_placeholders(task.sql)
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"task '{task.task_key}': {exc}") from None
 
 
 class JobService(Service):
@@ -100,11 +112,22 @@ class JobService(Service):
         if target.kind is PrincipalKind.GROUP:
             raise InvalidArgument(f"run_as: '{run_as}' is a group; a job runs as a service principal or a user")
         p = uow.principal
-        if run_as == p or uow.authz.is_admin(p):
-            return
-        if target.kind is PrincipalKind.SERVICE_PRINCIPAL and JobStore(uow.conn).service_principal_users(run_as) & uow.authz.principals(p):
-            return
-        uow.deny(f"{p} may not run jobs as '{run_as}': needs the Service Principal User role on it (granted by an admin)")
+        if not self._may_act_as(uow, p, run_as, target.kind):
+            uow.deny(f"{p} may not run jobs as '{run_as}': needs the Service Principal User role on it (granted by an admin)")
+
+    @staticmethod
+    def _may_act_as(uow: UnitOfWork, who: str, run_as: str, kind: PrincipalKind) -> bool:
+        if run_as == who or uow.authz.is_admin(who):
+            return True
+        return kind is PrincipalKind.SERVICE_PRINCIPAL and bool(JobStore(uow.conn).service_principal_users(run_as) & uow.authz.principals(who))
+
+    def _require_run_as_still_allowed(self, uow: UnitOfWork, job: dict[str, Any]) -> None:
+        """Whoever last set the job's `run_as` (its `updated_by`) may still act as it. A revoked
+        Service Principal User role stops the jobs it let someone set up, rather than living on in them."""
+        target = uow.store.find_principal(job["run_as"])
+        if target is None or not self._may_act_as(uow, job["updated_by"], job["run_as"], target.kind):
+            uow.deny(f"job '{job['name']}' runs as '{job['run_as']}', which {job['updated_by']} (who set it) may no longer act as; "
+                     "an admin or a Service Principal User of it must update the job")
 
     # definitions ---------------------------------------------------------------------------
     def create_job(self, definition: dict[str, Any] | JobSettings) -> Job:
@@ -114,6 +137,7 @@ class JobService(Service):
         with self._uow("create_job", None, f"job:{name}") as uow:
             uow.allow()
             settings = parse_settings(definition)
+            _check_sql(settings)
             run_as = settings.run_as or uow.principal
             self._check_run_as(uow, run_as)
             store = JobStore(uow.conn)
@@ -130,6 +154,7 @@ class JobService(Service):
         with self._uow("update_job", None, f"job:{name}") as uow:
             row = self._open(uow, name, "CAN_MANAGE")
             settings = parse_settings(definition)
+            _check_sql(settings)
             if settings.name != row["name"]:
                 raise InvalidArgument(f"the definition names job '{settings.name}', not '{row['name']}'; a job keeps its name")
             run_as = settings.run_as or row["run_as"]
@@ -249,6 +274,7 @@ class JobService(Service):
             return self._start(uow, row, None, "PERIODIC", fire_time)
 
     def _start(self, uow: UnitOfWork, row: dict[str, Any], parameters: dict[str, Any] | None, trigger: str, at: datetime | None) -> JobRun:
+        self._require_run_as_still_allowed(uow, row)
         settings = parse_settings(row["settings"])
         params = dict(settings.parameters)
         for k, v in (parameters or {}).items():

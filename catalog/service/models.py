@@ -26,6 +26,7 @@ from catalog.service.common import (
     validate_comment,
     validate_properties,
     visible_children,
+    webhook_audience,
 )
 from catalog.store.metastore import now
 from catalog.store.registry import RegistryStore
@@ -60,7 +61,7 @@ class ModelService(Service):
             location = self.metastore.managed_location(fn.catalog, fn.schema, model.id, kind="models")
             uow.store.update_securable(model.id, uow.principal, storage_location=location)
             RegistryStore(uow.conn).enqueue(model.id, "registered_model.created",
-                                            {"name": fn.key, "tags": {}, "description": model.comment})
+                                            {"name": fn.key, "tags": {}, "description": model.comment}, keep=webhook_audience(uow))
             return fetch(uow, model.id)
 
     def get_registered_model(self, name: str) -> Securable:
@@ -129,7 +130,7 @@ class ModelService(Service):
             if inputs and run_id:
                 self._record_lineage(uow, run_id, inputs, version_key(fn.key, number))
             RegistryStore(uow.conn).enqueue(mid, "model_version.created", {
-                "name": fn.key, "version": str(number), "source": source, "run_id": run_id, "tags": {}, "description": version.comment})
+                "name": fn.key, "version": str(number), "source": source, "run_id": run_id, "tags": {}, "description": version.comment}, keep=webhook_audience(uow))
             return version
 
     @staticmethod
@@ -175,6 +176,13 @@ class ModelService(Service):
             label = spec.get("label_source") or {}
             wanted = ([(str(label["table"]), label.get("version"))] if label.get("table") else []) + \
                 [(str(f["table"]), f.get("version")) for f in spec.get("feature_tables", []) if isinstance(f, dict) and f.get("table")]
+        # Tables a served model looks its features up in are read as the endpoint's owner: the
+        # registrant must see each of them too (nothing names a table it cannot see).
+        for lk in spec.get("lookups") or []:
+            if not isinstance(lk, dict) or not isinstance(lk.get("table_name"), str):
+                raise InvalidArgument("feature_spec.lookups[] must each name a table_name")
+            key = parse_for(Kind.TABLE, lk["table_name"]).key
+            uow.require_visible(resolve(uow, Kind.TABLE, key), Kind.TABLE, key)
         out = []
         for table, version in wanted:
             key = parse_for(Kind.TABLE, table).key
@@ -254,7 +262,7 @@ class ModelService(Service):
             uow.store.set_tag(sid, "", key, value)
             uow.store.set_tag(sid, "", SETTER_TAG + key, uow.principal)
             RegistryStore(uow.conn).enqueue(uow.authz.chain(sid)[1].id, "model_version_tag.set",
-                                            {"name": vkey.rsplit("/", 1)[0], "version": str(version), "key": key, "value": value})
+                                            {"name": vkey.rsplit("/", 1)[0], "version": str(version), "key": key, "value": value}, keep=webhook_audience(uow))
             return fetch(uow, sid)
 
     def delete_model_version_tag(self, model: str, version: int, key: str) -> Securable:
@@ -269,7 +277,7 @@ class ModelService(Service):
             if not uow.store.unset_tag(sid, "", key):
                 raise NotFound(f"model version '{vkey}' has no tag '{key}'")
             RegistryStore(uow.conn).enqueue(uow.authz.chain(sid)[1].id, "model_version_tag.deleted",
-                                            {"name": vkey.rsplit("/", 1)[0], "version": str(version), "key": key})
+                                            {"name": vkey.rsplit("/", 1)[0], "version": str(version), "key": key}, keep=webhook_audience(uow))
             return fetch(uow, sid)
 
     def get_model_version_tags(self, model: str, version: int) -> dict[str, str]:
@@ -323,7 +331,7 @@ class ModelService(Service):
             aliases = dict(fetch(uow, mid).aliases)
             aliases[name] = int(version)
             uow.store.update_securable(mid, uow.principal, aliases=aliases)
-            RegistryStore(uow.conn).enqueue(mid, "model_version_alias.created", {"name": fn.key, "alias": name, "version": str(version)})
+            RegistryStore(uow.conn).enqueue(mid, "model_version_alias.created", {"name": fn.key, "alias": name, "version": str(version)}, keep=webhook_audience(uow))
             return fetch(uow, mid)
 
     def delete_alias(self, model: str, alias: str) -> Securable:
@@ -335,7 +343,7 @@ class ModelService(Service):
             if aliases.pop(self._alias_name(alias), None) is None:
                 raise NotFound(f"registered model '{fn.key}' has no alias '{alias}'")
             uow.store.update_securable(mid, uow.principal, aliases=aliases)
-            RegistryStore(uow.conn).enqueue(mid, "model_version_alias.deleted", {"name": fn.key, "alias": self._alias_name(alias)})
+            RegistryStore(uow.conn).enqueue(mid, "model_version_alias.deleted", {"name": fn.key, "alias": self._alias_name(alias)}, keep=webhook_audience(uow))
             return fetch(uow, mid)
 
     def get_version_by_alias(self, model: str, alias: str) -> Securable:

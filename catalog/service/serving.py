@@ -6,8 +6,13 @@ creates). As in Databricks, its permissions are CAN QUERY (invoke it) and CAN MA
 config, grant on it, delete it); its owner and metastore admins hold both.
 
 - Creating one needs EXECUTE on the registered model of each version it serves (and usage on its
-  catalog and schema), and CREATE TABLE on the schema of its inference table.
-- A config update needs CAN MANAGE (or ownership), and EXECUTE on every version it newly serves.
+  catalog and schema), SELECT on each feature table those versions' feature specs look up, and
+  CREATE TABLE on the schema of its inference table.
+- A config update needs CAN MANAGE (or ownership), and EXECUTE (and SELECT on the lookup tables)
+  for every version it newly serves.
+- Served feature lookups read the online store as the endpoint's OWNER (as Databricks uses its
+  creator's credentials), checked when a model loads and every second after; a caller with CAN
+  QUERY gets predictions only, never the looked-up rows.
 - A query needs CAN QUERY: `authorize_query` returns what a server needs to answer it.
 Lineage: model version → `endpoint:<name>` → inference table, recorded when the config says so.
 """
@@ -162,6 +167,14 @@ def _inference_target(raw: Any) -> tuple[str, str, str] | None:
     return fn.catalog, fn.schema, fn.name
 
 
+def _lookup_tables(spec: str | None) -> list[str]:
+    """The feature tables a version's feature spec (its `cairn.feature_spec` JSON) looks features up in."""
+    import json
+
+    lookups = json.loads(spec).get("lookups") if spec else None
+    return [parse_for(Kind.TABLE, lk["table_name"]).key for lk in lookups or [] if isinstance(lk, dict) and isinstance(lk.get("table_name"), str)]
+
+
 class ServingService(Service):
     def create_endpoint(self, name: str, served_entities: Any, routes: Any = None, auto_capture_config: Any = None,
                         comment: str | None = None) -> ServingEndpoint:
@@ -244,10 +257,12 @@ class ServingService(Service):
                 if vid is None:
                     raise FailedPrecondition(f"model version '{e.model_version}' served by '{key}' no longer exists")
                 version = fetch(uow, vid)
-                # `models:/m-...` and `runs:/...` resolve only against the tracking store that logged them:
-                # serve the catalog's own copy (uploaded at registration) instead.
-                relative = (version.source or "").startswith(("models:/", "runs:/"))
-                sources[e.name] = version.storage_location if relative and version.storage_location else version.source or ""
+                # Serve the catalog's own copy, uploaded to the version's managed storage at registration.
+                # `source` is only where the registrant says it was logged: a path or URL there could name
+                # another model's artifacts, a file of the server's, or an internal host, so it is never read.
+                if not version.storage_location:
+                    raise FailedPrecondition(f"model version '{e.model_version}' has no storage location to serve from")
+                sources[e.name] = version.storage_location
                 specs[e.name] = version.properties.get(FEATURE_SPEC_PROPERTY)
             return EndpointPlan(endpoint, sources, specs)
 
@@ -270,9 +285,13 @@ class ServingService(Service):
             vid = uow.authz.resolve(Kind.MODEL_VERSION, e.model_version)
             if vid is None:
                 raise NotFound(f"model version '{e.model_version}' does not exist")
-            status = fetch(uow, vid).status
-            if status != "READY":
-                raise FailedPrecondition(f"model version '{e.model_version}' is {status}; only READY versions can be served")
+            version = fetch(uow, vid)
+            if version.status != "READY":
+                raise FailedPrecondition(f"model version '{e.model_version}' is {version.status}; only READY versions can be served")
+            # Served lookups read the feature tables as the endpoint's owner: whoever makes an endpoint
+            # serve a version must be able to read them too, so CAN MANAGE never borrows the owner's SELECT.
+            for table in _lookup_tables(version.properties.get(FEATURE_SPEC_PROPERTY)):
+                uow.require(Privilege.SELECT, resolve(uow, Kind.TABLE, table), Kind.TABLE, table)
 
     def _inference_table(self, uow: UnitOfWork, target: tuple[str, str, str]) -> str:
         """Create (or reuse) the managed Delta table requests are logged to; returns its name."""

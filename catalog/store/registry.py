@@ -14,7 +14,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -139,13 +139,16 @@ class RegistryStore:
         self.conn.execute(delete(t.webhooks).where(t.webhooks.c.id == webhook_id))
 
     # outbox --------------------------------------------------------------------------------
-    def enqueue(self, securable_id: int | None, event: str, data: dict[str, Any]) -> int:
-        """One outbox row per active webhook on the model (or metastore-wide) subscribed to `event`."""
+    def enqueue(self, securable_id: int | None, event: str, data: dict[str, Any],
+                keep: Callable[[str, int | None], bool] | None = None) -> int:
+        """One outbox row per active webhook on the model (or metastore-wide) subscribed to `event`
+        and, with `keep(owner, webhook's securable id)`, whose owner may still receive it."""
         w = t.webhooks
         if securable_id not in self._hooks:
             where = w.c.securable_id.is_(None) if securable_id is None else or_(w.c.securable_id == securable_id, w.c.securable_id.is_(None))
-            self._hooks[securable_id] = list(self.conn.execute(select(w.c.id, w.c.events).where(where, w.c.status == "ACTIVE")))
-        hooks = [r for r in self._hooks[securable_id] if event in (r.events or ())]
+            self._hooks[securable_id] = list(self.conn.execute(
+                select(w.c.id, w.c.events, w.c.owner, w.c.securable_id).where(where, w.c.status == "ACTIVE")))
+        hooks = [r for r in self._hooks[securable_id] if event in (r.events or ()) and (keep is None or keep(r.owner, r.securable_id))]
         if not hooks:
             return 0
         body, at = payload(event, data), time.time()

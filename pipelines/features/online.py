@@ -224,6 +224,8 @@ class RedisOnlineStore(OnlineStore):
         return int(got[b"version"]), datetime.fromtimestamp(float(got[b"at"]), UTC)
 
 
+# Beside a table's feature rows, the id of the table they were published from (never a key: keys are JSON arrays).
+TABLE_ID_KEY = "#table_id"
 _stores: dict[str, SqliteOnlineStore] = {}
 _stores_lock = threading.Lock()
 
@@ -245,7 +247,12 @@ def drop_online(cairn: Any, table: str, stores: list[OnlineStore] | None = None)
     for store in [*list(_stores_of(cairn)), *(stores or [])]:
         if all(store is not t for t in targets):
             targets.append(store)
-    return sum(store.drop(table) for store in targets)
+    return sum(_drop(store, table) for store in targets)
+
+
+def _drop(store: OnlineStore, table: str) -> int:
+    marker = store.read(table, [TABLE_ID_KEY])[0] is not None  # the table-id row is not a feature row
+    return store.drop(table) - marker
 
 
 def default_store(cairn: Any) -> SqliteOnlineStore:
@@ -314,7 +321,7 @@ def publish(cairn: Any, name: str, online_store: OnlineStore | None = None) -> P
     if table.row_filter or table.column_masks:
         raise FailedPrecondition(f"'{table.full_name}' has a row filter or column masks, which an online store cannot apply per reader; "
                                  "publish a table (or a view materialized as one) without them")
-    previous = store.state(table.full_name)
+    previous = store.state(table.full_name) if _published_from(store, table) else None  # another table's rows: publish in full
     ts = table.timestamp_keys[0] if table.timestamp_keys else None
     keys = [k for k in table.primary_keys if k != ts]
     if previous is not None:
@@ -343,7 +350,7 @@ def publish(cairn: Any, name: str, online_store: OnlineStore | None = None) -> P
             con.close()
     else:
         rows = []
-    store.write(table.full_name, rows, [], plan.version, full=True)
+    store.write(table.full_name, [*rows, (TABLE_ID_KEY, str(table.id))], [], plan.version, full=True)
     return PublishResult(table.full_name, plan.version, "FULL", len(rows), 0, time.perf_counter() - started)
 
 
@@ -445,7 +452,7 @@ def _point_read(table: Any, keys: list[str], plan: ScanPlan, wanted: list[str]) 
 def read_online(cairn: Any, name: str, keys: Any, feature_names: list[str] | None, online_store: OnlineStore | None) -> OnlineFeatures:
     """See FeatureEngineeringClient.read_online_features."""
     store = online_store or default_store(cairn)
-    table = _authorize(cairn, name)
+    table = _authorize(cairn, name, store)
     ts = table.timestamp_keys[0] if table.timestamp_keys else None
     pks = [k for k in table.primary_keys if k != ts]
     if hasattr(keys, "to_dict"):
@@ -474,14 +481,27 @@ def read_online(cairn: Any, name: str, keys: Any, feature_names: list[str] | Non
     return OnlineFeatures(rows, st[0] if st else None, st[1] if st else None)
 
 
-def _authorize(cairn: Any, name: str) -> Any:
+def _authorize(cairn: Any, name: str, store: OnlineStore) -> Any:
     """SELECT on the feature table, checked and audited, without reading its data: an empty scan
     plan of the latest version. A table that gained a row filter or masks since it was published
-    is refused, as publishing it would be."""
+    is refused, as publishing it would be; so are online rows published from another table of that
+    name (since dropped or renamed), which SELECT on this one does not cover."""
     plan = cairn.data.plan_scan(name)
     if not plan.policy.empty:
         raise FailedPrecondition(f"'{plan.table}' has a row filter or column masks now; its online features cannot be served")
-    return _feature_table(cairn, plan.table)
+    table = _feature_table(cairn, plan.table)
+    if not _published_from(store, table):
+        raise FailedPrecondition(f"the online rows of '{table.full_name}' were published from another table of that name "
+                                 "(dropped or renamed since); publish this one to replace them")
+    return table
+
+
+def _published_from(store: OnlineStore, table: Any) -> bool:
+    """Whether the store's rows under the table's name (if any) were published from this very table.
+    Rows are kept by name; the id of the table they came from is kept beside them (TABLE_ID_KEY)."""
+    if store.state(table.full_name) is None:
+        return True
+    return store.read(table.full_name, [TABLE_ID_KEY])[0] == str(table.id)
 
 
 class OnlineReader:
@@ -495,7 +515,7 @@ class OnlineReader:
                  ttl_seconds: float = 1.0) -> None:
         self.cairn, self.name, self.ttl = cairn, name, ttl_seconds
         self.store = online_store or default_store(cairn)
-        self.table = _authorize(self.cairn, self.name)
+        self.table = _authorize(self.cairn, self.name, self.store)
         self._valid_until = time.monotonic() + ttl_seconds
         self._error: Exception | None = None
         ts = self.table.timestamp_keys[0] if self.table.timestamp_keys else None
@@ -511,7 +531,7 @@ class OnlineReader:
 
     def _check(self) -> None:
         try:
-            self.table = _authorize(self.cairn, self.name)
+            self.table = _authorize(self.cairn, self.name, self.store)
             self._error = None
             self._valid_until = time.monotonic() + self.ttl
         except Exception as exc:  # kept, and raised by every lookup until a renewal succeeds

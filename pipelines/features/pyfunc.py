@@ -6,7 +6,11 @@ builtins that cannot reach files, the network or other modules: no `open`, `__im
 `math` as the only module. Refused before anything runs:
 - `import` and `from ... import` statements;
 - any name or attribute starting with an underscore (`x.__class__.__mro__` is how a restricted
-  namespace is escaped in CPython: no dunder, no way to walk from an object to `os`).
+  namespace is escaped in CPython: no dunder, no way to walk from an object to `os`);
+- the attributes that reach a running frame without an underscore (a generator's `gi_frame`, a
+  coroutine's `cr_frame`, a traceback's `tb_frame`, a frame's `f_back`/`f_globals`/`f_builtins`:
+  from the caller's frame its module's `__builtins__` hands out `__import__`), and `format` /
+  `format_map`, whose format strings walk attributes (`"{0.__class__}"`) the checker cannot see.
 
 The limit: this is a namespace, not a process sandbox. A body can still loop forever or allocate
 memory until the process suffers, and runs in the caller's process with the caller's rights on
@@ -26,6 +30,8 @@ from typing import Any
 from catalog.errors import InvalidArgument
 
 _ALLOWED = ["abs", "all", "any", "ascii", "bin", "bool", "bytes", "callable", "chr", "complex", "dict", "divmod", "enumerate", "filter", "float", "format", "frozenset", "hash", "hex", "int", "isinstance", "issubclass", "iter", "len", "list", "map", "max", "min", "next", "oct", "ord", "pow", "range", "repr", "reversed", "round", "set", "slice", "sorted", "str", "sum", "tuple", "zip", "ArithmeticError", "AssertionError", "Exception", "IndexError", "KeyError", "LookupError", "OverflowError", "StopIteration", "TypeError", "ValueError", "ZeroDivisionError", "True", "False", "None"]
+_FRAME_PREFIXES = ("gi_", "cr_", "ag_", "tb_", "f_")  # generator, coroutine, async generator, traceback, frame
+_FORMATTERS = ("format", "format_map")
 SAFE_BUILTINS: dict[str, Any] = {name: getattr(builtins, name) for name in _ALLOWED if hasattr(builtins, name)}
 
 
@@ -42,6 +48,8 @@ def check_body(function: str, source: str) -> ast.Module:
             node.name if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name != "__cairn_fn" else None
         if name is not None and name.startswith("_"):
             raise InvalidArgument(f"the body of {function} uses '{name}'; names starting with an underscore are not allowed")
+        if isinstance(node, ast.Attribute) and (node.attr.startswith(_FRAME_PREFIXES) or node.attr in _FORMATTERS):
+            raise InvalidArgument(f"the body of {function} uses '.{node.attr}'; frame, traceback and format-string attributes are not allowed")
         if isinstance(node, ast.arg) and node.arg.startswith("_"):
             raise InvalidArgument(f"{function} has a parameter '{node.arg}'; names starting with an underscore are not allowed")
     return tree

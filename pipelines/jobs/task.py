@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import importlib
 import json
-import re
 import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from catalog.jobspec import sql_placeholders
 
 
 @dataclass
@@ -43,14 +44,16 @@ def sql_literal(value: Any) -> str:
 
 
 def bind_sql(sql: str, params: dict[str, Any]) -> str:
-    """`{{name}}` in a SQL task becomes the parameter's value as a string literal."""
-    def one(m: re.Match[str]) -> str:
+    """`{{name}}` in a SQL task becomes the parameter's value as a string literal. A placeholder
+    inside a quoted string, quoted identifier or comment is refused (catalog.jobspec.sql_placeholders)."""
+    out, at = [], 0
+    for m in sql_placeholders(sql):
         key = m[1].strip()
         if key not in params:
             raise KeyError(f"the SQL names parameter {{{{{key}}}}}, which the task does not have ({', '.join(sorted(params)) or 'none'})")
-        return sql_literal(params[key])
-
-    return re.sub(r"\{\{([^}]*)\}\}", one, sql)
+        out += [sql[at:m.start()], sql_literal(params[key])]
+        at = m.end()
+    return "".join(out) + sql[at:]
 
 
 def main() -> int:

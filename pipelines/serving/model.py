@@ -92,7 +92,8 @@ class LoadedModel:
         path = local_path(source)
         self.pyfunc = mlflow.pyfunc.load_model(path)
         spec_file = Path(path) / SPEC_FILE
-        spec = json.loads(spec_file.read_text()) if spec_file.is_file() else (json.loads(catalog_spec) if catalog_spec else None)
+        # The catalog's copy first: it is what registration checked; the file may have changed since.
+        spec = json.loads(catalog_spec) if catalog_spec else (json.loads(spec_file.read_text()) if spec_file.is_file() else None)
         self.spec = spec
         self.assembler = FeatureAssembler(spec, cairn, online_store) if spec and spec.get("lookups") and cairn is not None else None
         schema = self.pyfunc.metadata.get_input_schema()

@@ -165,6 +165,12 @@ def test_a_feature_function_cannot_read_a_table(world, admin: Cairn) -> None:
     ("return ().__class__.__mro__[1].__subclasses__()", "'__subclasses__'"),
     ("return x.__class__", "'__class__'"),
     ("return __import__('os').system('id')", "'__import__'"),
+    # A running generator's frame leads to the caller's module globals, whose __builtins__ hold __import__.
+    ("g = (g.gi_frame.f_back.f_back.f_globals for q in [1])\nreturn next(g)['__builtins__']['__import__']('os').getpid()", "format-string attributes"),
+    ("try:\n    1 / 0\nexcept ZeroDivisionError as e:\n    return e.with_traceback(None) and 0\nreturn x.tb_frame", "format-string attributes"),
+    ("async def c():\n    return 1\nreturn c().cr_frame.f_globals", "format-string attributes"),
+    ("return len('{0.__class__.__mro__}'.format(x))", "format-string attributes"),
+    ("return len('{x.__class__}'.format_map({'x': x}))", "format-string attributes"),
 ])
 def test_python_feature_functions_cannot_import_or_reach_dunders(world, admin: Cairn, body: str, refused: str) -> None:
     from catalog.errors import InvalidArgument

@@ -192,3 +192,18 @@ def test_a_spec_over_the_api_reads_no_server_file(metastore: Metastore, admin: C
     res = execute(admin, "mutation($s: String!) { createJob(spec: $s) { tasks { sql } } }", {"s": spec})
     assert res["errors"][0]["extensions"]["code"] == "INVALID_ARGUMENT" and "has no SQL" in res["errors"][0]["message"]
     assert list(admin.jobs.list_jobs()) == []
+
+
+@pytest.mark.parametrize("sql", ["SELECT * FROM t WHERE name = '{{who}}'", 'SELECT * FROM t WHERE name = "{{who}}"',
+                                 "SELECT * FROM `{{who}}`", "SELECT 1 -- for {{who}}", "SELECT /* {{who}} */ 1"])
+def test_a_parameter_quoted_or_commented_by_the_author_cannot_carry_sql(admin: Cairn, sql: str) -> None:
+    """Authors used to Databricks' text parameters write '{{who}}': a value bound there would close
+    the quote, and whoever may run the job (CAN MANAGE RUN) would run SQL as its run_as. Refused."""
+    evil = "'; DROP TABLE main.raw.events; --"
+    with pytest.raises(InvalidArgument, match="write it bare"):
+        bind_sql(sql, {"who": evil})
+    with pytest.raises(InvalidArgument, match="task 'a'.*write it bare"):
+        admin.jobs.create_job({"name": "q", "parameters": [{"name": "who", "default": "x"}],
+                               "tasks": [{"task_key": "a", "sql_task": {"query": sql}}]})
+    assert list(admin.jobs.list_jobs()) == []
+    assert [e.error_code for e in admin.audit.list_events(action="create_job")] == ["INVALID_ARGUMENT"]
