@@ -115,11 +115,20 @@ class OnlineStore:
 
 
 class SqliteOnlineStore(OnlineStore):
-    """One SQLite file (default `$CAIRN_HOME/online.db`); a connection per thread, WAL mode."""
+    """One SQLite file (default `$CAIRN_HOME/online.db`); a connection per thread, WAL mode.
+
+    A write commits to the WAL (synchronous=NORMAL: durable if the process dies, not on power loss
+    until checkpointed) and returns; the checkpoint that copies its pages into the database file,
+    most of an incremental publish's time when the commit ran it, follows in a background thread.
+    Readers see the commit at once either way (they read the WAL)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = str(path)
         self._local = threading.local()
+        self._dirty = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        self._checkpoint_lock = threading.Lock()
+        self.checkpoints = 0  # background checkpoints done (tests wait on it)
         con = self._con()
         con.execute("CREATE TABLE IF NOT EXISTS features (tbl TEXT NOT NULL, k TEXT NOT NULL, v TEXT NOT NULL, PRIMARY KEY (tbl, k)) WITHOUT ROWID")
         con.execute("CREATE TABLE IF NOT EXISTS published (tbl TEXT PRIMARY KEY, version INTEGER NOT NULL, at REAL NOT NULL)")
@@ -133,8 +142,35 @@ class SqliteOnlineStore(OnlineStore):
             con.execute("PRAGMA synchronous=NORMAL")
             con.execute("PRAGMA cache_size=-65536")  # 64 MB of pages: lookups by key are random reads
             con.execute("PRAGMA mmap_size=1073741824")
+            con.execute("PRAGMA wal_autocheckpoint=0")  # never in a commit: see _checkpoint_later
             self._local.con = con
         return con
+
+    def _checkpoint_later(self) -> None:
+        """Checkpoint the WAL in the background after a write (PASSIVE: it waits for no reader or
+        writer, and what it cannot copy now the next one does)."""
+        with self._checkpoint_lock:
+            self._dirty.set()
+            if self._checkpointer is None:
+                self._checkpointer = threading.Thread(target=self._run_checkpoints, name="cairn-online-checkpoint", daemon=True)
+                self._checkpointer.start()
+
+    def _run_checkpoints(self) -> None:
+        while True:  # until no write is left to checkpoint; the thread and its connection end then
+            with self._checkpoint_lock:
+                if not self._dirty.is_set():
+                    self._checkpointer = None
+                    return
+                self._dirty.clear()
+            try:
+                self.checkpoint()
+            except sqlite3.Error:  # the file went away (a test's temp dir); the next write retries
+                pass
+
+    def checkpoint(self) -> None:
+        """Copy the committed WAL into the database file now."""
+        self._con().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self.checkpoints += 1
 
     def write(self, table: str, rows: list[tuple[str, str]], deletes: list[str], version: int, full: bool) -> None:
         con = self._con()
@@ -144,6 +180,7 @@ class SqliteOnlineStore(OnlineStore):
             con.executemany("DELETE FROM features WHERE tbl = ? AND k = ?", [(table, k) for k in deletes])
             con.executemany("INSERT OR REPLACE INTO features (tbl, k, v) VALUES (?, ?, ?)", [(table, k, v) for k, v in rows])
             con.execute("INSERT OR REPLACE INTO published (tbl, version, at) VALUES (?, ?, ?)", (table, version, time.time()))
+        self._checkpoint_later()
 
     def write_changes(self, table: str, rows: list[tuple[str, str]], newer: list[tuple[str, str, str]], time_field: str,
                       deletes: list[str], version: int) -> int:
@@ -157,6 +194,7 @@ class SqliteOnlineStore(OnlineStore):
                 "WHERE coalesce(json_extract(features.v, ?), '') <= ?", [(table, k, v, path, t) for k, v, t in sorted(newer)])
             written = cur.rowcount if newer else 0
             con.execute("INSERT OR REPLACE INTO published (tbl, version, at) VALUES (?, ?, ?)", (table, version, time.time()))
+        self._checkpoint_later()
         return len(rows) + max(written, 0)
 
     def drop(self, table: str) -> int:
@@ -164,6 +202,7 @@ class SqliteOnlineStore(OnlineStore):
         with con:
             removed = con.execute("DELETE FROM features WHERE tbl = ?", (table,)).rowcount
             con.execute("DELETE FROM published WHERE tbl = ?", (table,))
+        self._checkpoint_later()
         return removed
 
     def read(self, table: str, keys: list[str]) -> list[str | None]:

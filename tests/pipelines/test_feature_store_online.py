@@ -108,3 +108,23 @@ def test_drop_table_removes_its_online_rows(fe, admin, store, backend, metastore
     store.write("main.ml.users", [("[4]", '{"spend":1.0}')], [], 1, full=True)
     assert fe.drop_table("main.ml.users", online_stores=[store]) == 1
     assert store.read("main.ml.users", ["[4]"]) == [None]
+
+
+def test_sqlite_commits_without_checkpointing_then_checkpoints_in_the_background(fe, tmp_path):
+    import sqlite3
+    import time
+
+    store = SqliteOnlineStore(tmp_path / "ck.db")
+    assert store._con().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # never inside a commit
+    fe.publish_table("main.ml.users", online_store=store)
+    deadline = time.monotonic() + 10
+    while store.checkpoints == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store.checkpoints >= 1
+    # Everything committed is in the database file itself: a copy without the WAL holds it.
+    copy = tmp_path / "copy.db"
+    copy.write_bytes((tmp_path / "ck.db").read_bytes())
+    con = sqlite3.connect(copy)
+    assert con.execute("SELECT count(*) FROM features WHERE tbl = 'main.ml.users'").fetchone()[0] == 3
+    assert con.execute("SELECT version FROM published WHERE tbl = 'main.ml.users'").fetchone()[0] == 1
+    con.close()
