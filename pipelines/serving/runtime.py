@@ -24,6 +24,7 @@ import gc
 import logging
 import os
 import random
+import sys
 import threading
 import time
 from typing import Any
@@ -181,7 +182,12 @@ class ServingRuntime:
         self.authz_ttl = _env("CAIRN_SERVING_AUTHZ_TTL", 1.0)
         self.idle_seconds = _env("CAIRN_SERVING_IDLE_SECONDS", 900)
         self.load_timeout = _env("CAIRN_SERVING_LOAD_TIMEOUT", 30)
-        self._decisions: dict[tuple[str, str], tuple[float, Endpoint]] = {}
+        # A background thread (inference log, feature leases) holding the GIL makes the event loop wait
+        # up to this long before it may answer again: 5 ms by default, 1 ms here.
+        sys.setswitchinterval(_env("CAIRN_SERVING_SWITCH_INTERVAL", 0.001))
+        self._decisions: dict[tuple[str, str], tuple[float, float, Endpoint]] = {}  # (renew at, expires at, endpoint)
+        self._renewing: set[tuple[str, str]] = set()
+        self._renewer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cairn-serving-authz")
         self._lock = threading.Lock()
         self._loader = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="cairn-model-load")
         self._stop = threading.Event()
@@ -192,9 +198,30 @@ class ServingRuntime:
             self._preloading = self._loader.submit(_preload)
 
     # authorization -------------------------------------------------------------------------
-    def cached(self, principal: str, name: str) -> Endpoint | None:
-        hit = self._decisions.get((principal, name))
-        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+    def cached(self, principal: str, name: str, request_id: str = "") -> Endpoint | None:
+        """The endpoint when `principal` was allowed to query it less than `authz_ttl` ago. Past half
+        that age the decision is renewed in the background (one renewal at a time): requests keep
+        flowing on the valid decision instead of all missing at once when it expires and each
+        running (and auditing) the check on its own. A renewal that is refused drops the decision."""
+        key = (principal, name)
+        hit = self._decisions.get(key)
+        if hit is None:
+            return None
+        now = time.monotonic()
+        if hit[1] <= now:
+            return None
+        if hit[0] <= now and key not in self._renewing:
+            self._renewing.add(key)
+            self._renewer.submit(self._renew, key, request_id)
+        return hit[2]
+
+    def _renew(self, key: tuple[str, str], request_id: str) -> None:
+        try:
+            self.authorize(key[0], key[1], request_id)
+        except Exception:  # refused (audited by the service) or failing: the next request checks for itself
+            self._decisions.pop(key, None)
+        finally:
+            self._renewing.discard(key)
 
     def authorize(self, principal: str, name: str, request_id: str = "") -> Endpoint:
         """The endpoint, once `principal` is found to hold CAN QUERY on it (audited); a config newer
@@ -209,7 +236,8 @@ class ServingRuntime:
             if ep is None:
                 ep = self.endpoints[key] = Endpoint(self, plan)
         ep.apply(plan)
-        self._decisions[(principal, name)] = (time.monotonic() + self.authz_ttl, ep)
+        now = time.monotonic()
+        self._decisions[(principal, name)] = (now + self.authz_ttl / 2, now + self.authz_ttl, ep)
         return ep
 
     def drop(self, name: str) -> None:
@@ -308,11 +336,12 @@ class ServingRuntime:
         for ep in list(self.endpoints.values()):
             self._retire(ep)
         self._loader.shutdown(wait=False, cancel_futures=True)
+        self._renewer.shutdown(wait=False, cancel_futures=True)
 
 
 def _preload() -> None:
-    import mlflow.pyfunc  # noqa: F401
-    import xgboost  # noqa: F401
+    import mlflow.pyfunc
+    import xgboost
 
     try:
         import mlflow.xgboost  # noqa: F401
