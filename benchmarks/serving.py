@@ -1,18 +1,23 @@
 """Model serving: Cairn's endpoint (online feature lookup + inference logging) against `mlflow models serve`.
 
-    .venv/bin/python benchmarks/serving.py [--quick] [--seconds S] [--mlflow-python PATH] [--skip-mlflow]
+    .venv/bin/python benchmarks/serving.py [--quick] [--seconds S] [--mlflow-python PATH] [--skip-mlflow] [--cache DIR]
 
 The same xgboost model (20 features) is served by
   - `cairn serve` (one worker): the request carries only `user_id`; the 20 features come from the
     online store (SQLite under CAIRN_HOME, published from a governed feature table), every request
     is authorized (CAN QUERY) and appended to the endpoint's inference table;
-  - `mlflow models serve --env-manager local` (its defaults): the request carries the 20 features.
-Both are real HTTP servers on 127.0.0.1, driven by the same closed-loop client (each client sends a
-1-record `dataframe_records` request on its own keep-alive connection and waits for the answer), at
-8 and 32 clients. Also measured: the cold start of a scaled-to-zero entity (the first request after
-it was unloaded), errors, and inference rows against requests answered (after a SIGTERM of the
-server, which flushes the log).
+  - `mlflow models serve --env-manager local` (its defaults, OMP_NUM_THREADS=1 as for Cairn: with
+    OpenMP on both cores, one-row predictions from its thread pool stall for seconds under load):
+    the request carries the 20 features.
+Both are real HTTP servers on 127.0.0.1, driven by the same closed-loop client, run in a process of
+its own (one uvloop event loop, one raw keep-alive connection per client: it shares no GIL with
+anything and costs little CPU): 1-record `dataframe_records` requests at 8 and 32 clients, with
+p50/p90/p99 and the server's CPU per request (from /proc). Also measured: the cold start of a
+scaled-to-zero entity (the first request after it was unloaded), errors, and inference rows
+against requests answered (after a SIGTERM of the server, which flushes the log).
 
+Both servers start while the catalog is set up (the runtime finds endpoints made after it started),
+and the logged model is built once and kept under --cache, keyed by its recipe and library versions.
 Full MLflow (its scoring server) lives in its own virtualenv so the main one keeps mlflow-skinny:
 `make mlflow-bench` (./.venv-mlflow, found there by default). Prints one JSON object.
 """
@@ -289,8 +294,8 @@ def main() -> None:
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "cairn-bench-serving-cache"),
                     help="where the logged model is kept between runs")
     args = ap.parse_args()
-    seconds = args.seconds or (1.5 if args.quick else 10.0)
-    warmup = 0.5 if args.quick else 1.0
+    seconds = args.seconds or (1.0 if args.quick else 10.0)
+    warmup = 0.3 if args.quick else 1.0
     keys = 2_000 if args.quick else 100_000
     with_mlflow = not args.skip_mlflow and os.path.exists(args.mlflow_python)
     started = time.perf_counter()
@@ -299,9 +304,15 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from catalog.client import Metastore
 
+    phases: dict[str, float] = {}
+
+    def mark(name: str) -> None:
+        phases[name] = round(time.perf_counter() - started - sum(phases.values()), 2)
+
     ms = Metastore.open(home=home)
     ms.initialize("admin")
     ms.close()
+    mark("metastore")
     cairn_port, mlflow_port = free_port(), free_port()
     # Both servers start while the rest is set up: the runtime finds endpoints made after it started.
     cairn = start_cairn(home, cairn_port)
@@ -311,13 +322,15 @@ def main() -> None:
     answered = 0
     try:
         model, out["model_built"] = model_dir(Path(args.cache))
+        mark("model")
         if with_mlflow:
             peer = start_mlflow(args.mlflow_python, model, mlflow_port)
         token, values = setup_catalog(home, model, keys)
+        mark("catalog")
         wait_http(cairn_port, "/healthz", 60, cairn)
         if peer is not None:  # both up before anything is measured: a server starting steals the CPU
             wait_http(mlflow_port, "/ping", 120, peer)
-        out["setup_seconds"] = round(time.perf_counter() - started, 1)
+        mark("servers_up")
         auth = {"Authorization": f"Bearer {token}"}
         cairn_bodies = work / "cairn-bodies"
         cairn_bodies.write_bytes(b"\n".join(json.dumps({"dataframe_records": [{"user_id": k}]}).encode() for k in range(keys)))
@@ -326,15 +339,18 @@ def main() -> None:
         status, out["first_load_ms"], _b = once(cairn_port, "POST", cold_path, b'{"dataframe_records": [{"user_id": 0}]}', auth)
         assert status == 200, status
         answered += 1
+        mark("first_load")
         out["cairn"] = drive(cairn_port, "/serving-endpoints/bench/invocations", auth, cairn_bodies, [8, 32], seconds, warmup, cairn.pid)
         answered += sum(v["requests"] - v["errors"] for v in out["cairn"].values())
         out["cairn_warmup"] = out["cairn"].pop("warmup")
+        mark("cairn_load")
         if peer is not None:
             peer_bodies = work / "mlflow-bodies"
             peer_bodies.write_bytes(b"\n".join(json.dumps({"dataframe_records": [dict(zip(FEATURES, map(float, values[k])))]}).encode()
                                                for k in range(min(keys, 5000))))
             out["mlflow"] = drive(mlflow_port, "/invocations", {}, peer_bodies, [8, 32], seconds, warmup, peer.pid)
             out["mlflow_warmup"] = out["mlflow"].pop("warmup")
+            mark("mlflow_load")
         deadline = time.time() + 10  # idle past CAIRN_SERVING_IDLE_SECONDS: scaled to zero
         while time.time() < deadline:
             got = json.loads(once(cairn_port, "GET", "/api/2.0/serving-endpoints/cold", None, auth)[2])
@@ -343,6 +359,7 @@ def main() -> None:
             time.sleep(0.05)
         out["cold_start_status"], out["cold_start_ms"], _b = once(cairn_port, "POST", cold_path, b'{"dataframe_records": [{"user_id": 1}]}', auth)
         answered += out["cold_start_status"] == 200
+        mark("cold_start")
     finally:
         cairn.send_signal(signal.SIGTERM)
         if peer is not None:
@@ -353,6 +370,7 @@ def main() -> None:
                 peer.wait(20)
             except subprocess.TimeoutExpired:
                 os.killpg(peer.pid, signal.SIGKILL)
+    mark("shutdown")
     ms = Metastore.open(home=home)
     rows = ms.as_principal("admin").data.read("bench.s.bench_payload").num_rows
     ms.close()
@@ -374,6 +392,8 @@ def main() -> None:
     }
     if not with_mlflow:
         out["mlflow"] = f"skipped: no full MLflow at {args.mlflow_python} (make mlflow-bench)"
+    mark("rows")
+    out["phase_seconds"] = phases
     out["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(out))
 
