@@ -52,11 +52,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(port: int, path: str, timeout: float, proc: subprocess.Popen[Any]) -> None:
+def wait_http(port: int, path: str, timeout: float, proc: subprocess.Popen[Any], output: Path | None = None) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"server on {port} exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
+            said = output.read_text(errors="replace")[-3000:] if output is not None and output.exists() else ""
+            raise SystemExit(f"server on {port} exited with {proc.returncode}: {said}")
         try:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             c.request("GET", path)
@@ -115,19 +116,22 @@ def model_dir(cache: Path) -> tuple[Path, bool]:
     return final, True
 
 
-def start_cairn(home: Path, port: int) -> subprocess.Popen[str]:
+def start_cairn(home: Path, port: int, output: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CAIRN_HOME": str(home), "PYTHONPATH": str(ROOT), "CAIRN_PRINCIPAL": "admin",
            "CAIRN_SERVING_IDLE_SECONDS": "0.5", "CAIRN_SERVING_PRELOAD": "1"}
-    return subprocess.Popen([sys.executable, "-c", "from api.cli import main; main()", "serve", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Output to a file: a pipe nobody reads fills up, and a server that logs blocks on it.
+    with output.open("wb") as sink:
+        return subprocess.Popen([sys.executable, "-c", "from api.cli import main; main()", "serve", "--port", str(port)],
+                                env=env, stdout=sink, stderr=subprocess.STDOUT)
 
 
-def start_mlflow(mlflow_python: str, model: Path, port: int) -> subprocess.Popen[str]:
+def start_mlflow(mlflow_python: str, model: Path, port: int, output: Path) -> subprocess.Popen[bytes]:
     # its defaults, as users run it; OMP_NUM_THREADS=1 as for Cairn (xgboost on one thread per call)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PATH": f"{os.path.dirname(mlflow_python)}:{os.environ.get('PATH', '')}"}
-    return subprocess.Popen([mlflow_python, "-m", "mlflow", "models", "serve", "-m", str(model), "--env-manager", "local",
-                             "-h", "127.0.0.1", "-p", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    # its access log (one line a request, its default) goes to a file, as a deployment's would
+    with output.open("wb") as sink:
+        return subprocess.Popen([mlflow_python, "-m", "mlflow", "models", "serve", "-m", str(model), "--env-manager", "local",
+                                 "-h", "127.0.0.1", "-p", str(port)], env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def setup_catalog(home: Path, model: Path, keys: int) -> tuple[str, Any]:
@@ -210,22 +214,22 @@ async def _load(port: int, path: str, headers: dict[str, str], bodies: list[byte
     async def client(i: int) -> None:
         nonlocal errors
         r = random.Random(i)
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 30)
         try:
             while True:
                 t0 = time.perf_counter()
                 if t0 >= deadline:
                     break
                 writer.write(requests[r.randrange(len(requests))])
-                try:
+                try:  # every wait bounded: a stalled server shows as errors, never as a benchmark that hangs
                     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
                     at = head.lower().find(b"\r\ncontent-length:")
-                    await reader.readexactly(int(head[at + 17: head.index(b"\r\n", at + 2)]) if at >= 0 else 0)
+                    await asyncio.wait_for(reader.readexactly(int(head[at + 17: head.index(b"\r\n", at + 2)]) if at >= 0 else 0), 30)
                     ok = head[9:12] == b"200"
                 except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
                     ok = False
                     writer.close()
-                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 30)
                 lat.append(time.perf_counter() - t0)
                 if not ok:
                     errors += 1
@@ -271,7 +275,8 @@ def drive(port: int, path: str, headers: dict[str, str], bodies: Path, levels: l
         spec = {"port": port, "path": path, "headers": headers, "bodies": str(bodies), "levels": [c], "seconds": seconds,
                 "warmup": warmup if i == 0 else 0}
         before = cpu_seconds(server_pid)
-        done = subprocess.run([sys.executable, __file__, "--drive", json.dumps(spec)], capture_output=True, text=True, check=True)
+        done = subprocess.run([sys.executable, __file__, "--drive", json.dumps(spec)], capture_output=True, text=True, check=True,
+                              timeout=seconds + warmup + 120)
         used = cpu_seconds(server_pid) - before
         got = json.loads(done.stdout)
         res = got[f"c{c}"]
@@ -315,7 +320,7 @@ def main() -> None:
     mark("metastore")
     cairn_port, mlflow_port = free_port(), free_port()
     # Both servers start while the rest is set up: the runtime finds endpoints made after it started.
-    cairn = start_cairn(home, cairn_port)
+    cairn = start_cairn(home, cairn_port, work / "cairn.log")
     peer = None
     out: dict[str, Any] = {"benchmark": "serving", "quick": args.quick, "seconds_per_level": seconds, "online_keys": keys,
                            "features": N_FEATURES, "model": "xgboost classifier, 100 trees, depth 6"}
@@ -324,12 +329,12 @@ def main() -> None:
         model, out["model_built"] = model_dir(Path(args.cache))
         mark("model")
         if with_mlflow:
-            peer = start_mlflow(args.mlflow_python, model, mlflow_port)
+            peer = start_mlflow(args.mlflow_python, model, mlflow_port, work / "mlflow.log")
         token, values = setup_catalog(home, model, keys)
         mark("catalog")
-        wait_http(cairn_port, "/healthz", 60, cairn)
+        wait_http(cairn_port, "/healthz", 60, cairn, work / "cairn.log")
         if peer is not None:  # both up before anything is measured: a server starting steals the CPU
-            wait_http(mlflow_port, "/ping", 120, peer)
+            wait_http(mlflow_port, "/ping", 120, peer, work / "mlflow.log")
         mark("servers_up")
         auth = {"Authorization": f"Bearer {token}"}
         cairn_bodies = work / "cairn-bodies"

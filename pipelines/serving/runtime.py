@@ -2,10 +2,11 @@
 scale to zero, metrics per entity and the inference log.
 
 Governance: every invocation is authorized by `serving.authorize_query` (CAN QUERY, audited) for
-its principal; a decision is reused for `CAIRN_SERVING_AUTHZ_TTL` seconds (1 s), so a revoked
-grant takes effect at most that much later and the audit log holds one row per principal and
-endpoint per second rather than one per prediction (each prediction is a row of the inference
-table, with its requester). Denials are never cached: each one is audited.
+its principal; a decision is reused for `CAIRN_SERVING_AUTHZ_TTL` seconds (1 s) and renewed in the
+background once half of that has passed, so a revoked grant takes effect at most that much later,
+no request waits for a check while one is in use, and the audit log holds about two rows per
+principal and endpoint per second rather than one per prediction (each prediction is a row of the
+inference table, with its requester). Denials are never cached: each one is audited.
 
 Config updates: each authorization returns the endpoint's config; when its version is newer than
 the one routed, the entities it adds are loaded in the background and traffic switches only once
@@ -344,6 +345,7 @@ def _preload() -> None:
     import xgboost
 
     try:
+        import deltalake  # noqa: F401  (the inference log's first write would import it)
         import mlflow.xgboost  # noqa: F401
         import xgboost.sklearn  # noqa: F401
     except ImportError:
