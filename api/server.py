@@ -62,7 +62,9 @@ def make_app(metastore: Metastore, threads: int | None = None, max_body: int = M
     async def prometheus(request: Request) -> PlainTextResponse:
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
+    serving = serving_rest.Serving(metastore, handler, max_body)
     routes = [
+        *serving.routes(),  # first: invocations are the hottest path, and Starlette tries routes in order
         Route("/graphql", graphiql, methods=["GET"]),
         Route("/graphql", handler(graphql, Source.GRAPHQL, {"query": str, "variables": dict, "operationName": str}, limit=max_graphql_body,
                                   long=lambda b: may_be_long(b.get("query") or "")), methods=["POST"]),
@@ -72,7 +74,6 @@ def make_app(metastore: Metastore, threads: int | None = None, max_body: int = M
         openlineage.route(handler),  # OpenLineage producers post events with the same bearer tokens
         *uc_rest.routes(handler),
         *features_rest.routes(handler),
-        *(serving := serving_rest.Serving(metastore, handler, max_body)).routes(),
         *(jobs := jobs_rest.JobsRest(metastore, handler)).routes(),
         *ui.routes(),  # the web UI at /
     ]

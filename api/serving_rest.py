@@ -118,7 +118,7 @@ class Serving:
         if principal is None:
             return None, error("UNAUTHENTICATED", "send Authorization: Bearer <token>; create one with `cairn token create`", request_id)
         name = request.path_params["name"].lower()
-        ep = self.runtime.cached(principal, name)
+        ep = self.runtime.cached(principal, name, request_id)
         if ep is None:
             try:
                 ep = await anyio.to_thread.run_sync(self.runtime.authorize, principal, name, request_id)

@@ -9,20 +9,24 @@ A model logged with a feature spec (`feature_spec.json` next to its MLmodel, or 
 `cairn.feature_spec` property of the version) takes requests that carry only lookup keys and
 on-demand inputs: each lookup's features come from the online store (read as the endpoint's
 owner, SELECT checked when the reader opens and renewed every second); a feature present in the
-request overrides the lookup; a key the store does not hold gets the lookup's default values.
+request overrides the lookup; a key the store does not hold gets the lookup's default values;
+then the spec's Python feature functions compute their outputs (pipelines/serving/functions.py).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from pathlib import Path
 from typing import Any
 
-from catalog.errors import FailedPrecondition, InvalidArgument
+from catalog.errors import InvalidArgument
+from pipelines.serving.functions import OnDemandFeatures
 
 SPEC_FILE = "feature_spec.json"
+log = logging.getLogger("cairn.serving")
 
 
 def local_path(source: str) -> str:
@@ -46,9 +50,6 @@ class FeatureAssembler:
 
         self.columns: list[str] = [c.lower() for c in spec.get("feature_columns") or []]
         self.inputs: list[str] = [c.lower() for c in spec.get("input_columns") or []]
-        if spec.get("functions"):
-            names = ", ".join(f.get("udf_name", "?") for f in spec["functions"])
-            raise FailedPrecondition(f"the model's feature spec computes on-demand features ({names}); serving does not run them yet")
         fe = FeatureEngineeringClient(cairn)
         self.lookups: list[tuple[list[str], list[tuple[str, str]], dict[str, Any], Any]] = []
         for lk in spec.get("lookups") or []:
@@ -58,10 +59,12 @@ class FeatureAssembler:
             outs = [(f, renames.get(f, f)) for f in reader.features]
             defaults = {k.lower(): v for k, v in (lk.get("default_values") or {}).items()}
             self.lookups.append((keys, outs, defaults, reader))
+        self.functions = OnDemandFeatures(spec.get("functions") or [], cairn)
 
     def close(self) -> None:
         for *_rest, reader in self.lookups:
             reader.close()
+        self.functions.close()
 
     def assemble(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows = [{str(k).lower(): v for k, v in r.items()} for r in records]
@@ -80,6 +83,7 @@ class FeatureAssembler:
                     if out not in row:  # present in the request: it overrides the lookup
                         value = got.get(feature)
                         row[out] = defaults.get(feature) if value is None else value
+        self.functions.apply(rows)  # on-demand features, over the request and the looked-up features
         return rows
 
 
@@ -95,14 +99,16 @@ class LoadedModel:
         # The catalog's copy first: it is what registration checked; the file may have changed since.
         spec = json.loads(catalog_spec) if catalog_spec else (json.loads(spec_file.read_text()) if spec_file.is_file() else None)
         self.spec = spec
-        self.assembler = FeatureAssembler(spec, cairn, online_store) if spec and spec.get("lookups") and cairn is not None else None
+        self.assembler = FeatureAssembler(spec, cairn, online_store) if spec and (spec.get("lookups") or spec.get("functions")) and cairn is not None else None
         schema = self.pyfunc.metadata.get_input_schema()
         names = schema.input_names() if schema is not None and schema.has_input_names() else None
         self.columns: list[str] | None = (spec or {}).get("feature_columns") or names
         self._booster, self._classes = self._fast_path()
+        self._dense: DensePredictor | None = None
         if self._booster is not None:
             # One row at a time: a thread pool per call costs more than the trees themselves.
             self._booster.set_param({"nthread": int(os.environ.get("CAIRN_SERVING_XGB_THREADS", "1"))})
+            self._dense = DensePredictor.checked(self._booster)
         if self.columns is None and self._booster is not None and self._booster.feature_names:
             self.columns = list(self._booster.feature_names)
         self._lower = [c.lower() for c in self.columns] if self.columns else None
@@ -126,10 +132,11 @@ class LoadedModel:
             self.assembler.close()
 
     def predict(self, records: list[dict[str, Any]] | None, rows: list[list[Any]] | None) -> list[Any]:
+        lowered = False
         if records is not None and self.assembler is not None:
-            records = self.assembler.assemble(records)
+            records, lowered = self.assembler.assemble(records), True
         if self._booster is not None:
-            return self._predict_booster(records, rows)
+            return self._predict_booster(records, rows, lowered)
         import pandas as pd
 
         if records is not None:
@@ -145,7 +152,7 @@ class LoadedModel:
             frame = pd.DataFrame(rows, columns=self.columns if self.columns and len(self.columns) == len(rows[0]) else None)  # type: ignore[index]
         return _jsonable(self.pyfunc.predict(frame))
 
-    def _predict_booster(self, records: list[dict[str, Any]] | None, rows: list[list[Any]] | None) -> list[Any]:
+    def _predict_booster(self, records: list[dict[str, Any]] | None, rows: list[list[Any]] | None, lowered: bool = False) -> list[Any]:
         import numpy as np
 
         cols = self._lower
@@ -154,9 +161,11 @@ class LoadedModel:
                 raise InvalidArgument("the model declares no input columns; send positional rows (instances)")
             matrix = []
             for i, r in enumerate(records):
-                row = r if all(isinstance(k, str) and k.islower() for k in r) else {str(k).lower(): v for k, v in r.items()}
+                row = r if lowered or all(isinstance(k, str) and k.islower() for k in r) else {str(k).lower(): v for k, v in r.items()}
                 try:
-                    matrix.append([_num(row[c]) for c in cols])
+                    values = [row[c] for c in cols]
+                    # numbers pass as they are (one type test for the row); anything else is checked one by one
+                    matrix.append(values if _NUMBERS.issuperset(map(type, values)) else [_num(v) for v in values])
                 except KeyError:
                     missing = [c for c in cols if c not in row]
                     raise InvalidArgument(f"record {i} lacks column(s) {missing[:10]} the model needs") from None
@@ -165,18 +174,78 @@ class LoadedModel:
             for i, values in enumerate(rows or []):
                 if width is not None and len(values) != width:
                     raise InvalidArgument(f"row {i} has {len(values)} values; the model takes {width}")
-            matrix = [[_num(v) for v in values] for values in rows or []]
+            matrix = [values if _NUMBERS.issuperset(map(type, values)) else [_num(v) for v in values] for values in rows or []]
         try:
             x = np.asarray(matrix, dtype=np.float32)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InvalidArgument("every feature value must be a number (or null)") from None
-        out = self._booster.inplace_predict(x, validate_features=False)
+        out = self._dense(x) if self._dense is not None and x.ndim == 2 else self._booster.inplace_predict(x, validate_features=False)
         if self._classes is not None:
             if out.ndim == 1:
                 out = self._classes[(out > 0.5).astype(int)]
             else:
                 out = self._classes[out.argmax(axis=1)]
         return _jsonable(out)
+
+
+class DensePredictor:
+    """`booster.inplace_predict(x)` for a C-contiguous float32 matrix, through the same xgboost C
+    function (`XGBoosterPredictFromDense`) with its arguments prepared once: the Python wrapper
+    costs twice what the C call does on one row (type sniffing, JSON config, ctypes types built
+    per call). Used only when `checked` found it answering exactly as `inplace_predict` does."""
+
+    CONFIG = b'{"type": 0, "training": false, "iteration_begin": 0, "iteration_end": 0, "missing": NaN, "strict_shape": false, "cache_id": 0}'
+
+    def __init__(self, booster: Any) -> None:
+        import ctypes
+
+        from xgboost.core import _LIB, c_bst_ulong
+
+        self._booster, self._call, self._ctypes = booster, _LIB.XGBoosterPredictFromDense, ctypes
+        self._shape = ctypes.POINTER(c_bst_ulong)()
+        self._dims = c_bst_ulong()
+        self._preds = ctypes.POINTER(ctypes.c_float)()
+        self._byref = (ctypes.byref(self._shape), ctypes.byref(self._dims), ctypes.byref(self._preds))
+        self._no_proxy = ctypes.c_void_p()
+
+    @classmethod
+    def checked(cls, booster: Any) -> DensePredictor | None:
+        """A predictor for `booster` when it matches `inplace_predict` on probe rows (missing values
+        included); None (use `inplace_predict`) when it does not or this xgboost lacks the function."""
+        import numpy as np
+
+        try:
+            width = booster.num_features()
+            probe = np.random.default_rng(0).random((4, width)).astype(np.float32)
+            probe[1, 0] = np.nan
+            fast = cls(booster)
+            if all(np.array_equal(fast(rows), booster.inplace_predict(rows, validate_features=False))
+                   for rows in (probe, probe[:1].copy())):
+                return fast
+        except Exception as exc:  # an xgboost without the function, or a model it cannot take
+            log.info("xgboost's dense predict is not used for this model: %s", exc)
+        return None
+
+    def __call__(self, x: Any) -> Any:
+        import numpy as np
+
+        n, m = x.shape
+        iface = f'{{"data": [{x.ctypes.data}, true], "strides": null, "descr": [["", "<f4"]], "typestr": "<f4", "shape": [{n}, {m}], "version": 3}}'
+        rc = self._call(self._booster.handle, iface.encode(), self.CONFIG, self._no_proxy, *self._byref)
+        if rc != 0:
+            from xgboost.core import _LIB
+
+            raise RuntimeError(_LIB.XGBGetLastError().decode())
+        dims = self._dims.value
+        shape = tuple(int(self._shape[i]) for i in range(dims))
+        size = 1
+        for d in shape:
+            size *= d
+        # the C buffer is the booster's own and reused by the next call: copy it out
+        return np.ctypeslib.as_array(self._preds, shape=(size,)).copy().reshape(shape)
+
+
+_NUMBERS = frozenset({int, float})
 
 
 def _num(v: Any) -> Any:

@@ -2,10 +2,11 @@
 scale to zero, metrics per entity and the inference log.
 
 Governance: every invocation is authorized by `serving.authorize_query` (CAN QUERY, audited) for
-its principal; a decision is reused for `CAIRN_SERVING_AUTHZ_TTL` seconds (1 s), so a revoked
-grant takes effect at most that much later and the audit log holds one row per principal and
-endpoint per second rather than one per prediction (each prediction is a row of the inference
-table, with its requester). Denials are never cached: each one is audited.
+its principal; a decision is reused for `CAIRN_SERVING_AUTHZ_TTL` seconds (1 s) and renewed in the
+background once half of that has passed, so a revoked grant takes effect at most that much later,
+no request waits for a check while one is in use, and the audit log holds about two rows per
+principal and endpoint per second rather than one per prediction (each prediction is a row of the
+inference table, with its requester). Denials are never cached: each one is audited.
 
 Config updates: each authorization returns the endpoint's config; when its version is newer than
 the one routed, the entities it adds are loaded in the background and traffic switches only once
@@ -20,9 +21,11 @@ from __future__ import annotations
 
 import bisect
 import concurrent.futures
+import gc
 import logging
 import os
 import random
+import sys
 import threading
 import time
 from typing import Any
@@ -180,19 +183,46 @@ class ServingRuntime:
         self.authz_ttl = _env("CAIRN_SERVING_AUTHZ_TTL", 1.0)
         self.idle_seconds = _env("CAIRN_SERVING_IDLE_SECONDS", 900)
         self.load_timeout = _env("CAIRN_SERVING_LOAD_TIMEOUT", 30)
-        self._decisions: dict[tuple[str, str], tuple[float, Endpoint]] = {}
+        # A background thread (inference log, feature leases) holding the GIL makes the event loop wait
+        # up to this long before it may answer again: 5 ms by default, 1 ms here.
+        sys.setswitchinterval(_env("CAIRN_SERVING_SWITCH_INTERVAL", 0.001))
+        self._decisions: dict[tuple[str, str], tuple[float, float, Endpoint]] = {}  # (renew at, expires at, endpoint)
+        self._renewing: set[tuple[str, str]] = set()
+        self._renewer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="cairn-serving-authz")
         self._lock = threading.Lock()
         self._loader = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="cairn-model-load")
         self._stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap, name="cairn-scale-to-zero", daemon=True)
         self._reaper.start()
+        self._preloading: concurrent.futures.Future[Any] | None = None
         if os.environ.get("CAIRN_SERVING_PRELOAD") == "1":  # import MLflow and xgboost now, not on the first request
-            self._loader.submit(_preload)
+            self._preloading = self._loader.submit(_preload)
 
     # authorization -------------------------------------------------------------------------
-    def cached(self, principal: str, name: str) -> Endpoint | None:
-        hit = self._decisions.get((principal, name))
-        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+    def cached(self, principal: str, name: str, request_id: str = "") -> Endpoint | None:
+        """The endpoint when `principal` was allowed to query it less than `authz_ttl` ago. Past half
+        that age the decision is renewed in the background (one renewal at a time): requests keep
+        flowing on the valid decision instead of all missing at once when it expires and each
+        running (and auditing) the check on its own. A renewal that is refused drops the decision."""
+        key = (principal, name)
+        hit = self._decisions.get(key)
+        if hit is None:
+            return None
+        now = time.monotonic()
+        if hit[1] <= now:
+            return None
+        if hit[0] <= now and key not in self._renewing:
+            self._renewing.add(key)
+            self._renewer.submit(self._renew, key, request_id)
+        return hit[2]
+
+    def _renew(self, key: tuple[str, str], request_id: str) -> None:
+        try:
+            self.authorize(key[0], key[1], request_id)
+        except Exception:  # refused (audited by the service) or failing: the next request checks for itself
+            self._decisions.pop(key, None)
+        finally:
+            self._renewing.discard(key)
 
     def authorize(self, principal: str, name: str, request_id: str = "") -> Endpoint:
         """The endpoint, once `principal` is found to hold CAN QUERY on it (audited); a config newer
@@ -207,7 +237,8 @@ class ServingRuntime:
             if ep is None:
                 ep = self.endpoints[key] = Endpoint(self, plan)
         ep.apply(plan)
-        self._decisions[(principal, name)] = (time.monotonic() + self.authz_ttl, ep)
+        now = time.monotonic()
+        self._decisions[(principal, name)] = (now + self.authz_ttl / 2, now + self.authz_ttl, ep)
         return ep
 
     def drop(self, name: str) -> None:
@@ -240,6 +271,8 @@ class ServingRuntime:
         from pipelines.serving.model import LoadedModel
 
         started = time.perf_counter()
+        if self._preloading is not None:  # two threads importing xgboost at once can break the import
+            concurrent.futures.wait([self._preloading])
         try:
             owner = self.metastore.as_principal(entity.owner, Source.REST)
             model = LoadedModel(entity.source, entity.spec, owner, _online_store())
@@ -252,6 +285,7 @@ class ServingRuntime:
             entity.model, entity.state, entity.error = model, "READY", None
             entity.load_seconds = time.perf_counter() - started
             entity.last_used = time.monotonic()
+        _settle_heap()
         return model
 
     async def ready_model(self, entity: Entity) -> Any:
@@ -303,11 +337,29 @@ class ServingRuntime:
         for ep in list(self.endpoints.values()):
             self._retire(ep)
         self._loader.shutdown(wait=False, cancel_futures=True)
+        self._renewer.shutdown(wait=False, cancel_futures=True)
 
 
 def _preload() -> None:
-    import mlflow.pyfunc  # noqa: F401
-    import xgboost  # noqa: F401
+    import mlflow.pyfunc
+    import xgboost
+
+    try:
+        import deltalake  # noqa: F401  (the inference log's first write would import it)
+        import mlflow.xgboost  # noqa: F401
+        import xgboost.sklearn  # noqa: F401
+    except ImportError:
+        pass
+
+    _settle_heap()
+
+
+def _settle_heap() -> None:
+    """Move what is alive now (modules, loaded models) out of the collector's sight: a full
+    collection then walks only what requests allocate, not the million objects MLflow, pandas
+    and xgboost import, so it no longer stalls every request in flight for tens of milliseconds."""
+    gc.collect()
+    gc.freeze()
 
 
 def _online_store() -> Any:

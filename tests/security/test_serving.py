@@ -125,3 +125,22 @@ def test_queries_need_can_query_revokes_take_effect_and_the_inference_table_stay
     with pytest.raises((PermissionDenied, NotFound)):  # querying the endpoint gives no access to what it logs
         setup["bob"].data.read("m.logs.ep_payload")
     assert [r["requester"] for r in admin.data.read("m.logs.ep_payload").to_pylist()] == ["bob"]
+
+
+@pytest.mark.slow
+def test_an_on_demand_function_the_owner_may_not_execute_is_never_run(
+        admin: Cairn, setup: dict[str, Any], metastore: Metastore, live, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.serving.helpers import FEATURES
+
+    admin.functions.create_function("m.s.leak", "return 0.5", "double", [{"name": "x", "type": "double"}], language="PYTHON")
+    spec = {"lookups": [], "functions": [{"udf_name": "m.s.leak", "input_bindings": {}, "output_name": "f0"}],
+            "input_columns": ["x", *FEATURES[1:]], "feature_columns": FEATURES}
+    v = register(admin, "m.s.churn", log_model(tmp_path / "mlflow", spec=spec))
+    admin.grants.grant("model", "m.s.churn", "bob", "EXECUTE")
+    setup["bob"].serving.create_endpoint("ep", served(v, "fn"))  # bob owns it, and holds no EXECUTE on m.s.leak
+    token = admin.tokens.create_token("bob")[0]
+    with live(make_app(metastore)) as url:
+        r = httpx.post(url + "/serving-endpoints/ep/invocations", json={"dataframe_records": [{"x": 1.0, **{f: 0.5 for f in FEATURES[1:]}}]},
+                       headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 503 and "m.s.leak" in r.json()["message"] and "Traceback" not in r.text
+    assert len(denials(admin, "bob", "execute_function")) >= 1

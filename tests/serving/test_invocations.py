@@ -4,6 +4,7 @@ error statuses, the answering entity's header, and the inference table."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 
 from catalog.client import Cairn
 from tests.serving.conftest import auth, entities
+from tests.serving.helpers import feature_spec, log_model, register
 
 pytestmark = pytest.mark.slow
 CAPTURE = {"catalog_name": "m", "schema_name": "s", "table_name_prefix": "churn"}
@@ -93,3 +95,32 @@ def test_feature_lookup_overrides_and_defaults_and_the_inference_table(server: s
     assert all(r["model_version"] == f"m.s.churn/{v}" and r["execution_time_ms"] > 0 for r in rows)
     lineage = admin.lineage.get_downstream(f"model:m.s.churn/{v}")
     assert [(n.kind, n.name) for n in lineage.nodes] == [("ENDPOINT", "spec"), ("TABLE", "m.s.churn_payload")]
+
+
+def test_on_demand_python_functions_are_computed_from_the_request(server: str, world: dict[str, Any], admin: Cairn, tmp_path: Path) -> None:
+    admin.functions.create_function("m.s.tenth", "return None if score is None else score / 10", "double",
+                                    [{"name": "score", "type": "double"}], language="PYTHON")
+    spec = feature_spec("m.s.users")  # f1..f4 looked up, f0 computed from the request's `score`
+    spec["lookups"][0]["feature_names"] = ["f1", "f2", "f3", "f4"]
+    spec["functions"] = [{"udf_name": "m.s.tenth", "input_bindings": {"score": "score"}, "output_name": "f0"}]
+    spec["input_columns"] = ["user_id", "score"]
+    v = register(admin, "m.s.churn", log_model(tmp_path / "mlflow", spec=spec))
+    token = world["token"]
+    _create(server, token, "fn", {"served_entities": entities(("fn", v))})
+    url = f"{server}/serving-endpoints/fn/invocations"
+
+    def predict(record: dict[str, Any]) -> float:
+        r = httpx.post(url, json={"dataframe_records": [record]}, headers=auth(token))
+        assert r.status_code == 200, r.text
+        return float(r.json()["predictions"][0])
+
+    user3 = {"f1": 0.2, "f2": 0.3, "f3": 0.4, "f4": 0.5}  # user 3's features in the online store
+    assert predict({"user_id": 3, "score": 9.5}) == pytest.approx(predict({"user_id": 3, "f0": 0.95, **user3}), abs=1e-6)
+    assert predict({"user_id": 3, "score": 9.5, "f0": 0.1}) == pytest.approx(predict({"user_id": 3, "f0": 0.1, **user3}), abs=1e-6)
+    assert predict({"user_id": 3, "score": 9.5}) > predict({"user_id": 3, "score": 1.0}) + 5  # f0 drives the model
+    r = httpx.post(url, json={"dataframe_records": [{"user_id": 3}]}, headers=auth(token))
+    assert r.status_code == 400 and "score" in r.json()["message"] and "m.s.tenth" in r.json()["message"]
+    r = httpx.post(url, json={"dataframe_records": [{"user_id": 3, "score": "high"}]}, headers=auth(token))
+    assert r.status_code == 400 and "m.s.tenth failed" in r.json()["message"]
+    executed = [e for e in admin.audit.list_events(principal="admin", max_results=1000) if e.action == "execute_function"]
+    assert executed and {e.result.value for e in executed} == {"ALLOWED"}

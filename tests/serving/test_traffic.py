@@ -93,3 +93,19 @@ def test_scale_to_zero_and_back(metastore: Metastore, world: dict[str, Any], liv
         assert again.status_code == 200 and again.json() == first.json()
         metrics = httpx.get(f"{url}/api/2.0/serving-endpoints/idle/metrics", headers=auth(token)).text
         assert 'cairn_serving_load_seconds{endpoint="idle",entity="m"' in metrics
+
+
+def test_an_entity_that_cannot_load_answers_503_at_once_never_a_hang(server: str, world: dict[str, Any], admin) -> None:  # type: ignore[no-untyped-def]
+    from tests.serving.helpers import register
+
+    broken = register(admin, "m.s.churn", "file:///nowhere/model")
+    token = world["token"]
+    httpx.post(f"{server}/api/2.0/serving-endpoints", json={"name": "broken", "config": {"served_entities": entities(("x", broken))}},
+               headers=auth(token)).raise_for_status()
+    for _ in range(2):  # the load fails, then the failure is answered without loading again
+        started = time.time()
+        r = httpx.post(f"{server}/serving-endpoints/broken/invocations", json=ROW, headers=auth(token), timeout=60)
+        assert r.status_code == 503 and "failed to load" in r.json()["message"] and "Traceback" not in r.text
+        assert time.time() - started < 30  # bounded by CAIRN_SERVING_LOAD_TIMEOUT, not a hang
+    state = httpx.get(f"{server}/api/2.0/serving-endpoints/broken", headers=auth(token)).json()["config"]["served_entities"][0]["state"]
+    assert state == {"deployment": "DEPLOYMENT_FAILED", "cairn_state": "LOAD_FAILED"}
