@@ -44,7 +44,7 @@ KNOWN_INTERNAL = {
     ("pipelines.features.engine", "catalog.service.data"),
     ("pipelines.features.online", "catalog.service.data"),
     ("pipelines.features.spark_engine", "catalog.service.data"),
-    ("pipelines.churn.incremental", "catalog.service.data"),
+    ("pipelines.churn.refresh_state", "catalog.service.data"),
 }
 
 
