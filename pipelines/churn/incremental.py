@@ -141,10 +141,9 @@ def _prepare(cairn: Any, events: str, features: str, state: str, as_of: datetime
     from pipelines.features.engine import duck, local
 
     t2 = as_of_time(as_of)
-    S.ensure(cairn, state, features)
     v2, fv = latest_version(cairn, events), latest_version(cairn, features)
     for attempt in (0, 1):
-        splan = cairn.data.plan_scan(state)
+        splan = S.plan(cairn, state, features)
         got = S.watermark(splan)
         if got[0] is not None and got[2] == fv:
             break
@@ -172,13 +171,15 @@ def _prepare(cairn: Any, events: str, features: str, state: str, as_of: datetime
     def lit(t: datetime) -> str:
         return f"TIMESTAMPTZ '{t.isoformat()}'"
 
-    ev = S.scan_sql(eplan, ["user_id", "ts"])
-    slices = [f"SELECT user_id, {secs('ts')} AS ts FROM {ev} WHERE ts > {lit(t1)} AND ts <= {lit(t2)}"] if t2 > t1 else []
+    def ev(lo: datetime, hi: datetime) -> str:  # only the files whose `ts` range meets (lo, hi]
+        return S.scan_sql(eplan, ["user_id", "ts"], S.files_meeting(eplan, "ts", lo, hi))
+
+    slices = [f"SELECT user_id, {secs('ts')} AS ts FROM {ev(t1, t2)} WHERE ts > {lit(t1)} AND ts <= {lit(t2)}"] if t2 > t1 else []
     ys = []
     for w in WINDOWS:
         lo, hi = t1 - timedelta(days=w), min(t1, t2 - timedelta(days=w))
         if hi > lo:
-            ys.append(f"SELECT user_id, {secs('ts')} AS ts, {w} AS w FROM {ev} WHERE ts > {lit(lo)} AND ts <= {lit(hi)}")
+            ys.append(f"SELECT user_id, {secs('ts')} AS ts, {w} AS w FROM {ev(lo, hi)} WHERE ts > {lit(lo)} AND ts <= {lit(hi)}")
     con.execute(f"CREATE TEMP TABLE x AS {' UNION ALL '.join(slices) or 'SELECT 0::BIGINT AS user_id, 0::BIGINT AS ts WHERE false'}")
     con.execute(f"CREATE TEMP TABLE y AS {' UNION ALL '.join(ys) or 'SELECT 0::BIGINT AS user_id, 0::BIGINT AS ts, 0 AS w WHERE false'}")
     con.register("n_arrow", n)
@@ -189,8 +190,9 @@ def _prepare(cairn: Any, events: str, features: str, state: str, as_of: datetime
     ticking = [f"SELECT user_id FROM {st} WHERE {part}" for part in S.ticking(s1, s2)]  # each a range: zone maps skip
     con.execute("CREATE TEMP TABLE touched AS " + " UNION ".join(
         [*ticking, f"SELECT user_id FROM n WHERE ts <= {s2}", "SELECT user_id FROM x", "SELECT user_id FROM y"]))
-    con.execute("CREATE TEMP TABLE state AS SELECT user_id, features_version AS ts, last_event_ts, freq_7d, freq_30d, freq_90d FROM ("
-                + S.latest_sql(st, "user_id IN (SELECT user_id FROM touched)") + ")")
+    # every state row of the touched users (delta_sql takes each one's latest, by features_version)
+    con.execute(f"CREATE TEMP TABLE state AS SELECT user_id, features_version AS ts, last_event_ts, freq_7d, freq_30d, freq_90d FROM {st} "
+                "WHERE user_id IN (SELECT user_id FROM touched)")
     return _Work(t1, t2, v1, v2, n.num_rows, con)
 
 

@@ -48,12 +48,45 @@ def state_table(features: str) -> str:
     return f"{features}_state"
 
 
-def ensure(cairn: Any, name: str, features: str) -> None:
-    """Create the state table (as the refreshing principal, which needs CREATE TABLE) if missing."""
+def plan(cairn: Any, name: str, features: str) -> Any:
+    """The state's scan plan; the state table is created first (as the refreshing principal, which
+    needs CREATE TABLE on the schema) if missing."""
     try:
-        cairn.tables.get_table(name)
+        return cairn.data.plan_scan(name)
     except NotFound:
         cairn.tables.create_table(name, COLUMNS, comment=f"incremental refresh state of {features} (one row per user; internal)")
+        return cairn.data.plan_scan(name)
+
+
+_ranges: dict[tuple[str, str], tuple[Any, Any] | None] = {}  # (file, column) -> its min and max: data files never change
+
+
+def files_meeting(plan: Any, column: str, lo: Any, hi: Any) -> list[str]:
+    """The files of a scan plan that may hold rows with `lo < column <= hi`, by their Parquet footers'
+    statistics (kept per file: a Delta data file is never rewritten in place); files without them stay."""
+    import pyarrow.parquet as pq
+
+    from pipelines.features.engine import local
+
+    out = []
+    for f in plan.files:
+        key = (f, column)
+        if key not in _ranges:
+            md = pq.read_metadata(local(f))
+            names = [md.schema.column(i).name for i in range(md.num_columns)]
+            stats = [md.row_group(g).column(names.index(column)).statistics for g in range(md.num_row_groups)] if column in names else [None]
+            ok = all(st is not None and st.has_min_max for st in stats) and md.num_row_groups > 0
+            if len(_ranges) > 100_000:
+                _ranges.clear()
+            _ranges[key] = (min(st.min for st in stats), max(st.max for st in stats)) if ok else None  # type: ignore[union-attr]
+        rng = _ranges[key]
+        try:
+            meets = rng is None or (rng[1] > lo and rng[0] <= hi)
+        except TypeError:  # statistics of another type than the bounds: keep the file
+            meets = True
+        if meets:
+            out.append(f)
+    return out
 
 
 def ticking(t1: int, t2: int) -> list[str]:
@@ -102,16 +135,18 @@ def latest_sql(relation: str, where: str = "true") -> str:
             "QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY features_version DESC) = 1")
 
 
-def scan_sql(plan: Any, columns: list[str]) -> str:
-    """A governed snapshot (its files, with the reader's row filter and masks) as a DuckDB relation."""
+def scan_sql(plan: Any, columns: list[str], files: list[str] | None = None) -> str:
+    """A governed snapshot (its files, or those of `files` among them, with the reader's row filter
+    and masks) as a DuckDB relation."""
     from catalog.service.data import policy_sql
     from pipelines.features.engine import duck_type, local
 
     names = [c.name for c in plan.columns]
-    if not plan.files:
+    files = list(plan.files) if files is None else files
+    if not files:
         typed = ", ".join(f"CAST(NULL AS {duck_type(c.type_text)}) AS \"{c.name}\"" for c in plan.columns)
         return f"({policy_sql(plan.policy, f'(SELECT {typed} WHERE false) AS src', names, columns)})"
-    listed = ", ".join("'" + local(f).replace("'", "''") + "'" for f in plan.files)
+    listed = ", ".join("'" + local(f).replace("'", "''") + "'" for f in files)
     return f"({policy_sql(plan.policy, f'read_parquet([{listed}], union_by_name = true) AS src', names, columns)})"
 
 
