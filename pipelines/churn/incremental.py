@@ -207,8 +207,8 @@ def _finish(cairn: Any, features: str, state: str, rows: Any, w: _Work, run_id: 
     secs = rows.column("last_event_ts")
     out = rows.set_column(rows.schema.get_field_index("last_event_ts"), "last_event_ts",
                           pc.cast(pc.multiply(pc.cast(secs, pa.int64()), 1_000_000), pa.timestamp("us", tz="UTC")))
-    out = out.add_column(1, "ts", pa.array([w.t2] * k, pa.timestamp("us", tz="UTC"))).append_column(
-        "source_version", pa.array([w.v2] * k, pa.int64()))
+    at = pa.repeat(pa.scalar(w.t2, pa.timestamp("us", tz="UTC")), k)
+    out = out.add_column(1, "ts", at).append_column("source_version", pa.repeat(pa.scalar(w.v2, pa.int64()), k))
     if merge or w.t2 == w.t1:  # at the same time again (new events, no time passed) the keys exist: update them
         written = cairn.data.merge(features, out, on=["user_id", "ts"], when_matched_update="*", run_id=run_id)
     else:
@@ -217,8 +217,8 @@ def _finish(cairn: Any, features: str, state: str, rows: Any, w: _Work, run_id: 
     rows_state = pa.table({
         "user_id": rows.column("user_id"), "last_event_ts": secs, "tod": pc.cast(pc.subtract(secs, pc.multiply(pc.divide(secs, S.DAY), S.DAY)), pa.int32()),
         "freq_7d": rows.column("freq_7d"), "freq_30d": rows.column("freq_30d"), "freq_90d": rows.column("freq_90d"),
-        "as_of": pa.array([w.t2] * k, pa.timestamp("us", tz="UTC")), "source_version": pa.array([w.v2] * k, pa.int64()),
-        "features_version": pa.array([written.version] * k, pa.int64())})
+        "as_of": at, "source_version": pa.repeat(pa.scalar(w.v2, pa.int64()), k),
+        "features_version": pa.repeat(pa.scalar(written.version, pa.int64()), k)})
     cairn.data.write(state, rows_state.sort_by("tod"))
     if len(cairn.data.plan_scan(state).files) > compact_after:
         S.compact(cairn, state)
