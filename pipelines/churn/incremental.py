@@ -67,10 +67,10 @@ def _seconds(table: Any, column: str = "ts") -> Any:
 
 
 def delta_sql(t1: int, t2: int) -> str:
-    """The new features of the affected users, from `state` (the latest state row of every user
-    touched: with events in n, x or y, or with a state row in the ticking `tod` range), `n`, `x`, `y`
-    (all with epoch-second `ts`), in SQL both DuckDB and Spark run. A user whose stale state row was
-    in the `tod` range but whose latest is not is dropped again by the same test on its latest row."""
+    """The new features of the affected users, from `state` (the state rows, `ts` ordering them, of
+    the users touched: with events in n, x or y, or with a state row in the ticking `tod` range),
+    `n`, `x`, `y` (all with epoch-second `ts`), in SQL both DuckDB and Spark run. A user whose stale
+    state row was in the `tod` range but whose latest is not is dropped by the test on its latest row."""
     def enter(w: int, src: str) -> str:
         low = max(t1, t2 - w * 86400) if src == "x" else t2 - w * 86400
         return f"CASE WHEN ts > {low} THEN 1 ELSE 0 END"
@@ -84,14 +84,10 @@ def delta_sql(t1: int, t2: int) -> str:
     zero = ", ".join(f"0 AS e{w}" for w in WINDOWS)
     sums = ", ".join(f"SUM(e{w}) AS d{w}" for w in WINDOWS)
     return f"""
-WITH touched AS (
-  SELECT user_id FROM n WHERE ts <= {t2} UNION SELECT user_id FROM x UNION SELECT user_id FROM y
-  UNION SELECT user_id FROM state WHERE {ticks('last_event_ts')}
-),
-prev AS (
+WITH prev AS (
   SELECT user_id, MAX_BY(last_event_ts, ts) AS last1, MAX_BY(freq_7d, ts) AS f7, MAX_BY(freq_30d, ts) AS f30,
     MAX_BY(freq_90d, ts) AS f90
-  FROM state WHERE user_id IN (SELECT user_id FROM touched) GROUP BY user_id
+  FROM state GROUP BY user_id
 ),
 contrib AS (
   SELECT user_id, ts AS newest, {cols} FROM n WHERE ts <= {t2}
@@ -255,14 +251,22 @@ def refresh_spark(spark: Any, cairn: Any, events: str, features: str, as_of: dat
     work = _prepare(cairn, events, features, state, as_of, run_id)
     if isinstance(work, Refresh):
         return work
+    rows_in = 0
     try:
         for name in ("state", "n", "x", "y"):
             table = work.con.execute(f"SELECT * FROM {name}").to_arrow_table()
+            rows_in += table.num_rows
             ddl = ", ".join(f"{f.name} {'bigint' if pa.types.is_integer(f.type) else 'string'}" for f in table.schema)
             df = spark.createDataFrame([], ddl) if table.num_rows == 0 else spark.createDataFrame(table)
             df.createOrReplaceTempView(f"cairn_refresh_{name}")
     finally:
         work.con.close()
     sql = re.sub(r"\bFROM (state|n|x|y)\b", r"FROM cairn_refresh_\1", delta_sql(int(work.t1.timestamp()), int(work.t2.timestamp())))
-    rows = spark.sql(sql).toArrow()
+    # a few rows per touched user: one shuffle partition per million of them, not the session's default
+    before = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.sql.shuffle.partitions", str(max(1, rows_in // 1_000_000)))
+    try:
+        rows = spark.sql(sql).toArrow()
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", before)
     return _finish(cairn, features, state, rows, work, run_id, merge, compact_after)
