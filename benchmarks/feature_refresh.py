@@ -3,17 +3,38 @@
     .venv/bin/python benchmarks/feature_refresh.py [--quick] [--users N] [--events N] [--no-spark]
 
 U users with E raw events over 120 days (pipelines/churn/data.py) in a governed Delta table with the
-change data feed on; the seed's features (recency, 7/30/90-day frequency, trend) as of T1 = day 120.
-Then 1% of the users get new events (plus a few late, out-of-order ones) and the features are brought
-to T2 = T1 + 15 minutes:
+change data feed on, one commit (file, sorted by `ts`) per day; the seed's features (recency,
+7/30/90-day frequency, trend) as of T1 = day 120, by the first refresh of the empty feature table (a
+full recompute that also builds the refresh state, pipelines/churn/refresh_state.py). Then 1% of the
+users get new events (5% of them late, up to 10 days back) and the features are brought to
+T2 = T1 + 15 minutes:
   - full: every user recomputed from all events: SQL through the shim (DuckDB), and the PySpark job
     reading and writing through `format("cairn")` (pipelines/churn/features.py);
   - incremental: only the users whose features can have changed (new events from the change data
-    feed, events crossing a window edge, day counts ticking over), appended by MERGE
-    (pipelines/churn/incremental.py), computed on DuckDB and on Spark.
+    feed, events crossing a window edge found by `ts` slices of the raw files, day counts ticking
+    over found by a `tod` range of the state sorted by it), appended to the feature table and the
+    state (pipelines/churn/incremental.py); the rows read the same way, the new features computed
+    by DuckDB or by Spark SQL.
 Each incremental result is checked equal to its engine's full recompute (latest row per user).
-Times are wall clock of the governed calls (checks, audit rows, Delta reads and commits included).
+Times are wall clock of the governed calls (checks, audit rows, Delta reads and commits included);
+`*_cpu_s` are the CPU seconds of this process's threads and of Spark's JVM in the same call: on a
+shared machine the wall clock is inflated by others, the CPU less. `state_compaction_s` is the
+rewrite of the state that happens once every 32 refreshes (amortized: under 0.1 s a refresh at 1M).
 `--quick`: 20,000 users and 600,000 events, DuckDB only. Prints one JSON object.
+
+80,000,000 users every 15 minutes (the seed's target), from these figures: the incremental work is
+proportional to the users touched (1% with new events, ~1/96 whose recency ticks over, those with
+events crossing a window edge: ~3% of the users per 15 minutes), plus one pass over the state's
+`user_id` column (8 bytes a user) to find their state rows; the full recompute reads every event
+(80x the 30M here: 2.4 billion). At 1M users the incremental refresh costs about 0.3 CPU-seconds
+against about 6-7 for the full one; scaled by 80 that is ~25 CPU-seconds against ~500 CPU-seconds
+(plus the full's read of ~23 GB of Parquet), i.e. one 2-core machine keeps 80M users fresh every
+15 minutes with the incremental refresh (well under a minute of work per cycle), where the full
+recompute alone would take most of the 15 minutes of a small cluster. The state at 80M users is
+~1.2 GB of Parquet (15 MB at 1M), compacted every 32 refreshes (~2.5 minutes of a core at that size, amortized
+to a few seconds a cycle); the feature table grows by ~2.4M rows a refresh (appended, never re-read
+by the refresh). Spark's fixed costs (planning, scheduling stages) dominate its small incremental
+job at these sizes; at 80M its delta is ~2.4M rows, a few seconds on a cluster.
 """
 
 from __future__ import annotations
@@ -156,7 +177,9 @@ def main(argv: list[str]) -> dict:
         spark.conf.set("spark.sql.shuffle.partitions", "8")
         opts = {"principal": "admin", "home": home}
         sp: dict = {}
-        spark.range(10).selectExpr("sum(id)").collect()  # the JVM warmed up (its start is no part of either)
+        for _ in range(2):  # the JVM warmed up (its start and first code generation are no part of either)
+            spark.sql("SELECT a.id % 7 AS k, count(*), max(b.id) FROM range(1000) a LEFT JOIN range(100) b ON a.id = b.id "
+                      "GROUP BY 1 UNION ALL SELECT 1, 2, 3").collect()
         r, sp["incremental_s"] = timed(refresh_spark, spark, admin, EV, spark_names[0], t2, label="inc")
         sp["incremental_cpu_s"] = CPU["inc"]
         sp["users_written"] = r.users_written
