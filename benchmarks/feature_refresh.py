@@ -125,6 +125,8 @@ def main(argv: list[str]) -> dict:
     if args.quick:
         args.users, args.events, args.no_spark = 20_000, 600_000, True
 
+    # the full recompute is a batch job: on a busy machine it may run past the shim's interactive timeout
+    os.environ.setdefault("CAIRN_SQL_TIMEOUT_SECONDS", "1800")
     from catalog.client import Metastore
     from pipelines.churn import data
     from pipelines.churn import features as F
