@@ -144,7 +144,8 @@ def _prepare(cairn: Any, events: str, features: str, state: str, as_of: datetime
         if got[0] is not None and got[2] == fv:
             break
         if attempt or not S.rebuild(cairn, features, state, run_id):  # the state from the feature table's latest rows
-            return _full(cairn, events, features, state, t2, None, None, run_id, "the feature table is empty")
+            why = "the feature table changed while its refresh state was rebuilt" if attempt else "the feature table is empty"
+            return _full(cairn, events, features, state, t2, None, None, run_id, why)
     t1, v1 = got[0].astimezone(UTC), int(got[1] or 0)
     if t2 < t1:
         raise InvalidArgument(f"the feature table is already at {t1.isoformat()}; a refresh goes forward, not to {t2.isoformat()}")
