@@ -253,21 +253,23 @@ def refresh_spark(spark: Any, cairn: Any, events: str, features: str, as_of: dat
     if isinstance(work, Refresh):
         return work
     rows_in = 0
+    saved = {k: spark.conf.get(k) for k in ("spark.sql.shuffle.partitions", "spark.sql.execution.arrow.pyspark.enabled")}
     try:
-        for name in ("state", "n", "x", "y"):
-            table = work.con.execute(f"SELECT * FROM {name}").to_arrow_table()
-            rows_in += table.num_rows
-            ddl = ", ".join(f"{f.name} {'bigint' if pa.types.is_integer(f.type) else 'string'}" for f in table.schema)
-            df = spark.createDataFrame([], ddl) if table.num_rows == 0 else spark.createDataFrame(table)
-            df.createOrReplaceTempView(f"cairn_refresh_{name}")
-    finally:
-        work.con.close()
-    sql = re.sub(r"\bFROM (state|n|x|y)\b", r"FROM cairn_refresh_\1", delta_sql(int(work.t1.timestamp()), int(work.t2.timestamp())))
-    # a few rows per touched user: one shuffle partition per million of them, not the session's default
-    before = spark.conf.get("spark.sql.shuffle.partitions")
-    spark.conf.set("spark.sql.shuffle.partitions", str(max(1, rows_in // 1_000_000)))
-    try:
+        spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")  # the small inputs go over as Arrow, not row by row
+        try:
+            for name in ("state", "n", "x", "y"):
+                table = work.con.execute(f"SELECT * FROM {name}").to_arrow_table()
+                rows_in += table.num_rows
+                ddl = ", ".join(f"{f.name} {'bigint' if pa.types.is_integer(f.type) else 'string'}" for f in table.schema)
+                df = spark.createDataFrame([], ddl) if table.num_rows == 0 else spark.createDataFrame(table)
+                df.createOrReplaceTempView(f"cairn_refresh_{name}")
+        finally:
+            work.con.close()
+        sql = re.sub(r"\bFROM (state|n|x|y)\b", r"FROM cairn_refresh_\1", delta_sql(int(work.t1.timestamp()), int(work.t2.timestamp())))
+        # a few rows per touched user: one shuffle partition per million of them, not the session's default
+        spark.conf.set("spark.sql.shuffle.partitions", str(max(1, rows_in // 1_000_000)))
         rows = spark.sql(sql).toArrow()
     finally:
-        spark.conf.set("spark.sql.shuffle.partitions", before)
+        for k, v in saved.items():
+            spark.conf.set(k, v)
     return _finish(cairn, features, state, rows, work, run_id, merge, compact_after)

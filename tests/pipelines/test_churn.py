@@ -137,6 +137,30 @@ def test_the_tod_ranges_find_exactly_the_users_whose_recency_ticks_over() -> Non
         assert got == want, (t1, t2)
 
 
+@pytest.mark.slow
+def test_the_refresh_computed_on_spark_equals_a_full_recompute(ms: Metastore, spark: object) -> None:
+    from pipelines.churn.incremental import refresh_spark
+
+    admin = ms.as_principal("admin")
+    history = data.generate(300, 12_000, days=100, seed=8)
+    t = data.end_of(90) - timedelta(minutes=5)
+    data.create_raw_table(admin, EV, history.filter(pc.less_equal(history["ts"], _ts(t))))
+    F.create_feature_table(admin, FT)
+    F.create_feature_table(admin, "main.churn.full")
+    assert refresh(admin, EV, FT, t).mode == "FULL"
+    for step in (15, 15, 24 * 60):  # across midnight, then a whole day
+        nxt = t + timedelta(minutes=step)
+        admin.data.write(EV, pa.concat_tables([
+            history.filter(pc.and_(pc.greater(history["ts"], _ts(t)), pc.less_equal(history["ts"], _ts(nxt + timedelta(hours=1))))),
+            data.generate(20, 100, days=85, seed=step, first_user=290)]))  # late ones, some for new users
+        t = nxt
+        r = refresh_spark(spark, admin, EV, FT, t)
+        F.full_sql(admin, EV, "main.churn.full", t)
+        assert r.mode == "INCREMENTAL" and r.users_written > 0
+        assert F.latest_rows(admin.data.read(FT)).equals(F.latest_rows(admin.data.read("main.churn.full")))
+    assert spark.conf.get("spark.sql.shuffle.partitions") != "1"  # type: ignore[attr-defined]  # the session's settings restored
+
+
 def _latest_state(c: Cairn) -> pa.Table:
     import duckdb
 
