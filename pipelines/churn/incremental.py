@@ -1,25 +1,30 @@
 """Incremental refresh of the user activity features: only the users whose features can have changed.
 
-The previous refresh left, committed with its rows, its time `T1` (the newest `ts`) and the raw
-table version it had read, `v1` (the newest `source_version`). At `T2` with raw version `v2`, a
-user's features can differ from the ones it had at `T1` only through
+The previous refresh left its time `T1` and the raw table version it had read, `v1`, in the refresh
+state (refresh_state.py: one compact row per user beside the feature table). At `T2` with raw
+version `v2`, a user's features can differ from the ones it had at `T1` only through
 
 - N: events new since `v1` (the raw table's change data feed `v1+1..v2`), late and out-of-order ones included;
 - X: events already there at `v1` but then in the future, with `T1 < ts <= T2`;
 - Y_w: events leaving the window w, `T1 - w < ts <= min(T1, T2 - w)` (read at version `v1`);
-- the day count of `recency_days` ticking over (from the previous state alone).
+- the day count of `recency_days` ticking over: the state rows whose second of the day `tod` lies in
+  `(T1, T2]` modulo a day, a range of the state sorted by `tod` (row groups outside it skipped).
 
-From these few rows (narrow `ts` slices that a Delta reader finds by file statistics, and the change
-feed), each affected user's new counts are the old ones plus the events entering minus those
-leaving, and the last event time is the later of the old one and the newest new one. Only those
-users get rows, at `ts = T2`, added to the feature table in one commit together with the new
-watermark (their keys `(user_id, T2)` are all new, since `T2` is later than every `ts` there: the MERGE
-by key only inserts, so by default it is written as the append it amounts to, which unlike delta-rs'
-MERGE does not scan the whole table; `merge=True` runs the MERGE); the latest row per user then equals a full recompute at `T2` (tests/pipelines/test_churn.py
-checks it over many cycles of late and out-of-order events).
+X and Y are narrow `ts` slices of the raw table (its files are sorted by `ts`, row groups skipped by
+their statistics); N is the change feed. Only the touched users' latest state rows are decoded (one
+pass over the state's `user_id` column finds them). Each touched user's new counts are the old ones
+plus the events entering minus those leaving, and the last event time is the later of the old one and
+the newest new one. Only the users whose values changed get rows, at `ts = T2`, appended to the
+feature table in one commit (their keys `(user_id, T2)` are all new, since `T2` is later than every
+`ts` there: the MERGE by key only inserts, so by default it is written as the append it amounts to,
+which unlike delta-rs' MERGE does not scan the whole table; `merge=True`, or a rerun at the same
+time, runs the MERGE); then their new state rows are appended to the state. The latest row per user
+then equals a full recompute at `T2` (tests/pipelines/test_churn.py checks it over many cycles of
+late, out-of-order and future-dated events, with and without compaction of the state).
 
 Raw events are append-only; a change feed holding updates or deletes makes the refresh fall back to
-a full recompute (said in the result).
+a full recompute (said in the result). A feature table written by anything else since the last
+refresh (its version is not the state's) gets its state rebuilt from its latest rows first.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from catalog.errors import InvalidArgument
+from pipelines.churn import refresh_state as S
 from pipelines.churn.features import WINDOWS, as_of_time, full_sql, latest_version
 
-_STATE_COLUMNS = ["user_id", "ts", "last_event_ts", "freq_7d", "freq_30d", "freq_90d", "source_version"]
+COMPACT_AFTER = 32  # state files (one per refresh) before the state is rewritten compact
 
 
 @dataclass(frozen=True)
@@ -61,12 +67,10 @@ def _seconds(table: Any, column: str = "ts") -> Any:
 
 
 def delta_sql(t1: int, t2: int) -> str:
-    """The new features of the affected users, from `state` (every row of the feature table), `n`,
-    `x`, `y` (all with epoch-second `ts`), in SQL both DuckDB and Spark run.
-
-    The latest state is looked up only for the users touched: those with events in n, x or y, and
-    those with a row whose day count ticks over (a cheap filter over all rows; a user whose older
-    row ticks but whose latest does not is dropped again by the same test on its latest row)."""
+    """The new features of the affected users, from `state` (the state rows, `ts` ordering them, of
+    the users touched: with events in n, x or y, or with a state row in the ticking `tod` range),
+    `n`, `x`, `y` (all with epoch-second `ts`), in SQL both DuckDB and Spark run. A user whose stale
+    state row was in the `tod` range but whose latest is not is dropped by the test on its latest row."""
     def enter(w: int, src: str) -> str:
         low = max(t1, t2 - w * 86400) if src == "x" else t2 - w * 86400
         return f"CASE WHEN ts > {low} THEN 1 ELSE 0 END"
@@ -80,14 +84,10 @@ def delta_sql(t1: int, t2: int) -> str:
     zero = ", ".join(f"0 AS e{w}" for w in WINDOWS)
     sums = ", ".join(f"SUM(e{w}) AS d{w}" for w in WINDOWS)
     return f"""
-WITH touched AS (
-  SELECT user_id FROM n WHERE ts <= {t2} UNION SELECT user_id FROM x UNION SELECT user_id FROM y
-  UNION SELECT user_id FROM state WHERE {ticks('last_event_ts')}
-),
-prev AS (
+WITH prev AS (
   SELECT user_id, MAX_BY(last_event_ts, ts) AS last1, MAX_BY(freq_7d, ts) AS f7, MAX_BY(freq_30d, ts) AS f30,
     MAX_BY(freq_90d, ts) AS f90
-  FROM state WHERE user_id IN (SELECT user_id FROM touched) GROUP BY user_id
+  FROM state GROUP BY user_id
 ),
 contrib AS (
   SELECT user_id, ts AS newest, {cols} FROM n WHERE ts <= {t2}
@@ -107,95 +107,46 @@ SELECT user_id, last2 AS last_event_ts, CAST(FLOOR(({t2} - last2) / 86400) AS IN
 FROM j WHERE last2 IS NOT NULL"""
 
 
-def _inputs(cairn: Any, events: str, features: str, as_of: datetime, run_id: str | None) -> tuple[Any, ...] | Refresh:
-    """Read what a refresh needs (governed reads), or the Refresh that says none is needed."""
-    import pyarrow as pa
-
-    t2 = as_of_time(as_of)
-    state = cairn.data.read(features, columns=_STATE_COLUMNS, run_id=run_id)
-    v2 = latest_version(cairn, events)
-    if state.num_rows == 0:
-        return Refresh("FULL", t2, None, full_sql(cairn, events, features, t2, run_id), None, -1, -1, "the feature table is empty")
-    import pyarrow.compute as pc
-
-    t1 = pc.max(state.column("ts")).as_py().astimezone(UTC)
-    v1 = int(pc.max(state.column("source_version")).as_py())
-    if t2 < t1:
-        raise InvalidArgument(f"the feature table is already at {t1.isoformat()}; a refresh goes forward, not to {t2.isoformat()}")
-    if t2 == t1 and v2 == v1:
-        return Refresh("NOOP", t2, t1, v2, v1, 0, 0, "nothing new")
-    empty = pa.table({"user_id": pa.array([], pa.int64()), "ts": pa.array([], pa.timestamp("us", tz="UTC"))})
-    if v2 > v1:
-        changes = pa.table(cairn.data.read_changes(events, v1 + 1, v2))  # an Arrow C stream (arro3) from delta-rs
-        kinds = set(changes.column("_change_type").to_pylist()) if changes.num_rows else set()
-        if kinds - {"insert"}:
-            version = full_sql(cairn, events, features, t2, run_id)
-            return Refresh("FULL", t2, t1, version, v1, -1, changes.num_rows, f"the raw table had {sorted(kinds - {'insert'})} changes")
-        n = changes.select(["user_id", "ts"])
-    else:
-        n = empty
-
-    def read(lo: datetime, hi: datetime) -> Any:
-        if hi <= lo:
-            return empty
-        return cairn.data.read(events, columns=["user_id", "ts"], filters=[("ts", ">", lo), ("ts", "<=", hi)], version=v1, run_id=run_id)
-
-    x = read(t1, t2)
-    ys = []
-    for w in WINDOWS:
-        y = read(t1 - timedelta(days=w), min(t1, t2 - timedelta(days=w)))
-        ys.append(y.append_column("w", pa.array([w] * y.num_rows, pa.int64())))
-    y = pa.concat_tables(ys)
-    return t1, t2, v1, v2, state, n, x, y
 
 
-def _finish(cairn: Any, features: str, rows: Any, t1: datetime, t2: datetime, v1: int, v2: int, n: Any, run_id: str | None,
-            merge: bool) -> Refresh:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    out = rows.set_column(rows.schema.get_field_index("last_event_ts"), "last_event_ts",
-                          pc.cast(pc.multiply(pc.cast(rows.column("last_event_ts"), pa.int64()), 1_000_000), pa.timestamp("us", tz="UTC")))
-    k = out.num_rows
-    out = out.add_column(1, "ts", pa.array([t2] * k, pa.timestamp("us", tz="UTC"))).append_column(
-        "source_version", pa.array([v2] * k, pa.int64()))
-    if k:
-        if merge or t2 == t1:  # at the same time again (new events, no time passed) the keys exist: update them
-            cairn.data.merge(features, out, on=["user_id", "ts"], when_matched_update="*", run_id=run_id)
-        else:
-            cairn.data.write(features, out, run_id=run_id)
-    return Refresh("INCREMENTAL", t2, t1, v2, v1, k, n.num_rows)
+@dataclass
+class _Work:
+    """What one refresh computes from: the watermarks, and a DuckDB database holding the temp
+    tables `state` (touched users' latest state rows), `n`, `x` and `y`."""
+    t1: datetime
+    t2: datetime
+    v1: int
+    v2: int
+    new_events: int
+    con: Any
 
 
-def _scan_sql(plan: Any, columns: list[str]) -> str:
-    """A governed snapshot (its files, with the reader's row filter and masks) as a DuckDB relation."""
-    from catalog.scan import policy_sql
+def _full(cairn: Any, events: str, features: str, state: str, t2: datetime, t1: datetime | None, v1: int | None, run_id: str | None,
+          reason: str, new_events: int = -1) -> Refresh:
+    version = full_sql(cairn, events, features, t2, run_id)
+    S.rebuild(cairn, features, state, run_id)
+    return Refresh("FULL", t2, t1, version, v1, -1, new_events, reason)
 
-    names = [c.name for c in plan.columns]
-    return f"({policy_sql(plan.policy, f'{plan.source()} AS src', names, columns)})"
 
-
-def refresh(cairn: Any, events: str, features: str, as_of: datetime, run_id: str | None = None, merge: bool = False) -> Refresh:
-    """Bring the feature table to `as_of` (DuckDB embedded), writing rows only for users whose
-    features changed. An empty feature table gets a full recompute.
-
-    Both snapshots are planned by the governed data service (checked, audited, with the reader's row
-    filter and masks) and read straight from their Parquet files by a DuckDB that may read only those
-    files; the `ts` slices skip every row group outside them by the files' statistics."""
+def _prepare(cairn: Any, events: str, features: str, state: str, as_of: datetime, run_id: str | None) -> _Work | Refresh:
+    """Check the state against the feature table (rebuilding it if another writer came between),
+    read the watermarks, and load what the refresh needs into a DuckDB database: the change feed,
+    the `ts` slices of the raw table, and the latest state rows of the touched users."""
     import pyarrow as pa
 
     from pipelines.features.engine import duck, local
 
     t2 = as_of_time(as_of)
-    fplan = cairn.data.plan_scan(features, run_id=run_id)
-    v2 = latest_version(cairn, events)
-    con = duck.database(frozenset(local(f) for f in fplan.files))
-    state = _scan_sql(fplan, _STATE_COLUMNS)
-    t1, v1 = con.execute(f"SELECT MAX(ts), MAX(source_version) FROM {state}").fetchone()
-    if t1 is None:
-        con.close()
-        return Refresh("FULL", t2, None, full_sql(cairn, events, features, t2, run_id), None, -1, -1, "the feature table is empty")
-    t1, v1 = t1.astimezone(UTC), int(v1)
+    v2, fv = latest_version(cairn, events), latest_version(cairn, features)
+    for attempt in (0, 1):
+        splan = S.plan(cairn, state, features)
+        got = S.watermark(splan)
+        if got[0] is not None and got[2] == fv:
+            break
+        if attempt or not S.rebuild(cairn, features, state, run_id):  # the state from the feature table's latest rows
+            why = "the feature table changed while its refresh state was rebuilt" if attempt else "the feature table is empty"
+            return _full(cairn, events, features, state, t2, None, None, run_id, why)
+    t1, v1 = got[0].astimezone(UTC), int(got[1] or 0)
     if t2 < t1:
         raise InvalidArgument(f"the feature table is already at {t1.isoformat()}; a refresh goes forward, not to {t2.isoformat()}")
     if t2 == t1 and v2 == v1:
@@ -205,13 +156,11 @@ def refresh(cairn: Any, events: str, features: str, as_of: datetime, run_id: str
         changes = pa.table(cairn.data.read_changes(events, v1 + 1, v2))  # an Arrow C stream (arro3) from delta-rs
         kinds = set(changes.column("_change_type").to_pylist()) if changes.num_rows else set()
         if kinds - {"insert"}:
-            con.close()
-            version = full_sql(cairn, events, features, t2, run_id)
-            return Refresh("FULL", t2, t1, version, v1, -1, changes.num_rows, f"the raw table had {sorted(kinds - {'insert'})} changes")
+            return _full(cairn, events, features, state, t2, t1, v1, run_id, f"the raw table had {sorted(kinds - {'insert'})} changes",
+                         changes.num_rows)
         n = _seconds(changes.select(["user_id", "ts"]))
     eplan = cairn.data.plan_scan(events, version=v1, run_id=run_id)
-    con.close()
-    con = duck.database(frozenset(local(f) for f in fplan.files + eplan.files))
+    con = duck.database(frozenset(local(f) for f in splan.files + eplan.files))
 
     def secs(col: str) -> str:
         return f"epoch_us({col}) // 1000000"
@@ -219,42 +168,108 @@ def refresh(cairn: Any, events: str, features: str, as_of: datetime, run_id: str
     def lit(t: datetime) -> str:
         return f"TIMESTAMPTZ '{t.isoformat()}'"
 
-    ev = _scan_sql(eplan, ["user_id", "ts"])
-    slices = [f"SELECT user_id, {secs('ts')} AS ts FROM {ev} WHERE ts > {lit(t1)} AND ts <= {lit(t2)}"] if t2 > t1 else []
+    def ev(lo: datetime, hi: datetime) -> str:  # only the files whose `ts` range meets (lo, hi]
+        return S.scan_sql(eplan, ["user_id", "ts"], S.files_meeting(eplan, "ts", lo, hi))
+
+    slices = [f"SELECT user_id, {secs('ts')} AS ts FROM {ev(t1, t2)} WHERE ts > {lit(t1)} AND ts <= {lit(t2)}"] if t2 > t1 else []
     ys = []
     for w in WINDOWS:
         lo, hi = t1 - timedelta(days=w), min(t1, t2 - timedelta(days=w))
         if hi > lo:
-            ys.append(f"SELECT user_id, {secs('ts')} AS ts, {w} AS w FROM {ev} WHERE ts > {lit(lo)} AND ts <= {lit(hi)}")
+            ys.append(f"SELECT user_id, {secs('ts')} AS ts, {w} AS w FROM {ev(lo, hi)} WHERE ts > {lit(lo)} AND ts <= {lit(hi)}")
     con.execute(f"CREATE TEMP TABLE x AS {' UNION ALL '.join(slices) or 'SELECT 0::BIGINT AS user_id, 0::BIGINT AS ts WHERE false'}")
     con.execute(f"CREATE TEMP TABLE y AS {' UNION ALL '.join(ys) or 'SELECT 0::BIGINT AS user_id, 0::BIGINT AS ts, 0 AS w WHERE false'}")
-    # Only the rows of users that can have changed are decoded: those a day count ticks over for (two
-    # columns of every row), and those with events in n, x or y.
-    t1us, t2us, day = int(t1.timestamp()) * 10**6, int(t2.timestamp()) * 10**6, 86_400 * 10**6
-    con.register("n", n)
-    con.execute(f"CREATE TEMP TABLE ticking AS SELECT DISTINCT user_id FROM {state} "
-                f"WHERE ({t2us} - epoch_us(last_event_ts)) // {day} <> ({t1us} - epoch_us(last_event_ts)) // {day}")
-    con.execute(f"CREATE TEMP TABLE state AS SELECT user_id, ts, epoch_us(last_event_ts) // 1000000 AS last_event_ts, freq_7d, freq_30d, "
-                f"freq_90d FROM {state} WHERE user_id IN (SELECT user_id FROM ticking UNION SELECT user_id FROM n "
-                f"UNION SELECT user_id FROM x UNION SELECT user_id FROM y)")
-    rows = con.execute(delta_sql(int(t1.timestamp()), int(t2.timestamp()))).to_arrow_table()
-    con.close()
-    return _finish(cairn, features, rows, t1, t2, v1, v2, n, run_id, merge)
+    con.register("n_arrow", n)
+    con.execute("CREATE TEMP TABLE n AS SELECT * FROM n_arrow")
+    con.unregister("n_arrow")
+    st = S.scan_sql(splan, S.NAMES)
+    s1, s2 = int(t1.timestamp()), int(t2.timestamp())
+    ticking = [f"SELECT user_id FROM {st} WHERE {part}" for part in S.ticking(s1, s2)]  # each a range: zone maps skip
+    con.execute("CREATE TEMP TABLE touched AS " + " UNION ".join(
+        [*ticking, f"SELECT user_id FROM n WHERE ts <= {s2}", "SELECT user_id FROM x", "SELECT user_id FROM y"]))
+    # every state row of the touched users (delta_sql takes each one's latest, by features_version)
+    con.execute(f"CREATE TEMP TABLE state AS SELECT user_id, features_version AS ts, last_event_ts, freq_7d, freq_30d, freq_90d FROM {st} "
+                "WHERE user_id IN (SELECT user_id FROM touched)")
+    return _Work(t1, t2, v1, v2, n.num_rows, con)
+
+
+def _finish(cairn: Any, features: str, state: str, rows: Any, w: _Work, run_id: str | None, merge: bool, compact_after: int) -> Refresh:
+    """Commit the changed users' rows to the feature table, then their state rows to the state."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    k = rows.num_rows
+    if not k:
+        return Refresh("INCREMENTAL", w.t2, w.t1, w.v2, w.v1, 0, w.new_events)
+    secs = rows.column("last_event_ts")
+    out = rows.set_column(rows.schema.get_field_index("last_event_ts"), "last_event_ts",
+                          pc.cast(pc.multiply(pc.cast(secs, pa.int64()), 1_000_000), pa.timestamp("us", tz="UTC")))
+    at = pa.repeat(pa.scalar(w.t2, pa.timestamp("us", tz="UTC")), k)
+    out = out.add_column(1, "ts", at).append_column("source_version", pa.repeat(pa.scalar(w.v2, pa.int64()), k))
+    if merge or w.t2 == w.t1:  # at the same time again (new events, no time passed) the keys exist: update them
+        written = cairn.data.merge(features, out, on=["user_id", "ts"], when_matched_update="*", run_id=run_id)
+    else:
+        written = cairn.data.write(features, out, run_id=run_id)
+    secs = pc.cast(secs, pa.int64())
+    rows_state = pa.table({
+        "user_id": rows.column("user_id"), "last_event_ts": secs, "tod": pc.cast(pc.subtract(secs, pc.multiply(pc.divide(secs, S.DAY), S.DAY)), pa.int32()),
+        "freq_7d": rows.column("freq_7d"), "freq_30d": rows.column("freq_30d"), "freq_90d": rows.column("freq_90d"),
+        "as_of": at, "source_version": pa.repeat(pa.scalar(w.v2, pa.int64()), k),
+        "features_version": pa.repeat(pa.scalar(written.version, pa.int64()), k)})
+    cairn.data.write(state, rows_state.sort_by("tod"))
+    if len(cairn.data.plan_scan(state).files) > compact_after:
+        S.compact(cairn, state)
+    return Refresh("INCREMENTAL", w.t2, w.t1, w.v2, w.v1, k, w.new_events)
+
+
+def refresh(cairn: Any, events: str, features: str, as_of: datetime, run_id: str | None = None, merge: bool = False,
+            state: str | None = None, compact_after: int = COMPACT_AFTER) -> Refresh:
+    """Bring the feature table to `as_of` (DuckDB embedded), writing rows only for users whose
+    features changed. An empty feature table gets a full recompute. The refresh state lives in
+    `state` (default `<features>_state`, created by the refreshing principal if missing).
+
+    Every snapshot is planned by the governed data service (checked, audited, with the reader's row
+    filter and masks) and read straight from its Parquet files by a DuckDB that may read only those
+    files; the `ts` slices and the `tod` range skip every row group outside them by their statistics."""
+    state = state or S.state_table(features)
+    work = _prepare(cairn, events, features, state, as_of, run_id)
+    if isinstance(work, Refresh):
+        return work
+    try:
+        rows = work.con.execute(delta_sql(int(work.t1.timestamp()), int(work.t2.timestamp()))).to_arrow_table()
+    finally:
+        work.con.close()
+    return _finish(cairn, features, state, rows, work, run_id, merge, compact_after)
 
 
 def refresh_spark(spark: Any, cairn: Any, events: str, features: str, as_of: datetime, run_id: str | None = None,
-                  merge: bool = False) -> Refresh:
-    """The same refresh computed on Spark (the same SQL), from the same governed reads."""
-    got = _inputs(cairn, events, features, as_of, run_id)
-    if isinstance(got, Refresh):
-        return got
+                  merge: bool = False, state: str | None = None, compact_after: int = COMPACT_AFTER) -> Refresh:
+    """The same refresh computed on Spark (the same SQL), from the same governed reads: the few rows
+    the touched users need are read as in `refresh`, the new features computed by Spark SQL."""
     import pyarrow as pa
 
-    t1, t2, v1, v2, state, n, x, y = got
-    for name, table in (("state", _seconds(_seconds(state), "last_event_ts")), ("n", _seconds(n)), ("x", _seconds(x)), ("y", _seconds(y))):
-        ddl = ", ".join(f"{f.name} {'bigint' if pa.types.is_integer(f.type) else 'string'}" for f in table.schema)
-        df = spark.createDataFrame([], ddl) if table.num_rows == 0 else spark.createDataFrame(table)
-        df.createOrReplaceTempView(f"cairn_refresh_{name}")
-    sql = re.sub(r"\bFROM (state|n|x|y)\b", r"FROM cairn_refresh_\1", delta_sql(int(t1.timestamp()), int(t2.timestamp())))
-    rows = spark.sql(sql).toArrow()
-    return _finish(cairn, features, rows, t1, t2, v1, v2, n, run_id, merge)
+    state = state or S.state_table(features)
+    work = _prepare(cairn, events, features, state, as_of, run_id)
+    if isinstance(work, Refresh):
+        return work
+    rows_in = 0
+    saved = {k: spark.conf.get(k) for k in ("spark.sql.shuffle.partitions", "spark.sql.execution.arrow.pyspark.enabled")}
+    try:
+        spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")  # the small inputs go over as Arrow, not row by row
+        try:
+            for name in ("state", "n", "x", "y"):
+                table = work.con.execute(f"SELECT * FROM {name}").to_arrow_table()
+                rows_in += table.num_rows
+                ddl = ", ".join(f"{f.name} {'bigint' if pa.types.is_integer(f.type) else 'string'}" for f in table.schema)
+                df = spark.createDataFrame([], ddl) if table.num_rows == 0 else spark.createDataFrame(table)
+                df.createOrReplaceTempView(f"cairn_refresh_{name}")
+        finally:
+            work.con.close()
+        sql = re.sub(r"\bFROM (state|n|x|y)\b", r"FROM cairn_refresh_\1", delta_sql(int(work.t1.timestamp()), int(work.t2.timestamp())))
+        # a few rows per touched user: one shuffle partition per million of them, not the session's default
+        spark.conf.set("spark.sql.shuffle.partitions", str(max(1, rows_in // 1_000_000)))
+        rows = spark.sql(sql).toArrow()
+    finally:
+        for k, v in saved.items():
+            spark.conf.set(k, v)
+    return _finish(cairn, features, state, rows, work, run_id, merge, compact_after)

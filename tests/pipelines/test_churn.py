@@ -58,10 +58,11 @@ def test_sql_on_the_shim_and_pyspark_give_the_same_table(ms: Metastore, spark: o
     assert ("read_table", EV) in spark_rows and any(name == "main.churn.by_spark" for _, name in spark_rows)
 
 
-def test_incremental_refresh_equals_a_full_recompute_over_cycles(ms: Metastore) -> None:
+@pytest.mark.parametrize("compact_after", [32, 2])
+def test_incremental_refresh_equals_a_full_recompute_over_cycles(ms: Metastore, compact_after: int) -> None:
     admin = ms.as_principal("admin")
     history = data.generate(400, 16_000, days=120, seed=11)
-    start = data.end_of(70)
+    start = data.end_of(70) - timedelta(minutes=20)  # the 15-minute refreshes cross midnight (the `tod` range wraps)
     data.create_raw_table(admin, EV, history.filter(pc.less_equal(history["ts"], _ts(start))))
     F.create_feature_table(admin, FT)
     F.create_feature_table(admin, "main.churn.full")
@@ -79,11 +80,20 @@ def test_incremental_refresh_equals_a_full_recompute_over_cycles(ms: Metastore) 
         if step == 15 and cycles % 3 == 1:
             admin.data.write(EV, late.slice(0, 0))  # an empty commit: a version with nothing in it
         t = nxt
-        r = refresh(admin, EV, FT, t)
+        r = refresh(admin, EV, FT, t, compact_after=compact_after)
         F.full_sql(admin, EV, "main.churn.full", t)
         assert r.mode == "INCREMENTAL"
         got, want = F.latest_rows(admin.data.read(FT)), F.latest_rows(admin.data.read("main.churn.full"))
         assert got.num_rows == want.num_rows and got.equals(want), f"cycle {cycles} ({step} min)"
+        # the refresh state holds the same latest values per user (and is compacted every few refreshes)
+        state = _latest_state(admin)
+        assert state.column("user_id").equals(got.column("user_id")) and state.column("freq_90d").equals(got.column("freq_90d"))
+        assert state.column("last_event_ts").to_pylist() == [int(v.timestamp()) for v in got.column("last_event_ts").to_pylist()]
+        assert len(admin.data.plan_scan(FT + "_state").files) <= compact_after + 1
+        if cycles == 5:
+            # another writer rewrites the feature table (a full recompute at the same time): the state no
+            # longer matches the table's version, and the next refresh rebuilds it from the table first
+            F.full_sql(admin, EV, FT, t)
     # an incremental refresh writes only the users that changed
     assert 0 < r.users_written < got.num_rows
     # again at the same time and version: nothing to do; at the same time with new (late) events: updated in place
@@ -105,6 +115,59 @@ def test_incremental_refresh_equals_a_full_recompute_over_cycles(ms: Metastore) 
     assert r.mode == "FULL" and "delete" in r.reason
     F.full_sql(admin, EV, "main.churn.full", t + timedelta(minutes=15))
     assert F.latest_rows(admin.data.read(FT)).equals(F.latest_rows(admin.data.read("main.churn.full")))
+
+
+def test_the_tod_ranges_find_exactly_the_users_whose_recency_ticks_over() -> None:
+    import duckdb
+
+    from pipelines.churn.refresh_state import DAY, ticking
+
+    rng = random.Random(5)
+    con = duckdb.connect()
+    for _ in range(300):
+        t1 = 1_777_000_000 + rng.randint(0, 3 * DAY)
+        t2 = t1 + rng.choice([0, 1, 60, 900, rng.randint(1, DAY - 1), DAY - 1, DAY, 3 * DAY])
+        lasts = [t1 - rng.randint(0, 100 * DAY) for _ in range(40)]
+        lasts += [t1 - k * DAY - d for k in (0, 1, 5) for d in (0, 1, t2 - t1, t2 - t1 - 1, t2 - t1 + 1)]  # the range edges
+        lasts = [v for v in lasts if v <= t1]
+        want = {v for v in lasts if (t2 - v) // DAY != (t1 - v) // DAY}
+        ranges = ticking(t1, t2)
+        got = set() if not ranges else {r[0] for r in con.execute(
+            "SELECT l FROM (SELECT l, l % 86400 AS tod FROM (SELECT unnest($1::BIGINT[]) AS l)) WHERE " + " OR ".join(f"({p})" for p in ranges), [lasts]).fetchall()}
+        assert got == want, (t1, t2)
+
+
+@pytest.mark.slow
+def test_the_refresh_computed_on_spark_equals_a_full_recompute(ms: Metastore, spark: object) -> None:
+    from pipelines.churn.incremental import refresh_spark
+
+    admin = ms.as_principal("admin")
+    history = data.generate(300, 12_000, days=100, seed=8)
+    t = data.end_of(90) - timedelta(minutes=5)
+    data.create_raw_table(admin, EV, history.filter(pc.less_equal(history["ts"], _ts(t))))
+    F.create_feature_table(admin, FT)
+    F.create_feature_table(admin, "main.churn.full")
+    assert refresh(admin, EV, FT, t).mode == "FULL"
+    for step in (15, 15, 24 * 60):  # across midnight, then a whole day
+        nxt = t + timedelta(minutes=step)
+        admin.data.write(EV, pa.concat_tables([
+            history.filter(pc.and_(pc.greater(history["ts"], _ts(t)), pc.less_equal(history["ts"], _ts(nxt + timedelta(hours=1))))),
+            data.generate(20, 100, days=85, seed=step, first_user=290)]))  # late ones, some for new users
+        t = nxt
+        r = refresh_spark(spark, admin, EV, FT, t)
+        F.full_sql(admin, EV, "main.churn.full", t)
+        assert r.mode == "INCREMENTAL" and r.users_written > 0
+        assert F.latest_rows(admin.data.read(FT)).equals(F.latest_rows(admin.data.read("main.churn.full")))
+    assert spark.conf.get("spark.sql.shuffle.partitions") != "1"  # type: ignore[attr-defined]  # the session's settings restored
+
+
+def _latest_state(c: Cairn) -> pa.Table:
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("s", c.data.read(FT + "_state"))
+    return con.execute("SELECT * FROM s QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY features_version DESC) = 1 "
+                       "ORDER BY user_id").to_arrow_table()
 
 
 def test_labels_and_a_point_in_time_training_set(ms: Metastore) -> None:
