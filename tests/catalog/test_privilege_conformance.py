@@ -138,7 +138,8 @@ CASES = [
          lambda c: c.storage_credentials.delete_storage_credential("cred", force=True),
          lambda a, r: list(a.storage_credentials.list_storage_credentials()) == [] and a.external_locations.get_external_location("loc").credential_name is None),
     Case("can-query-endpoint", "CAN QUERY", Kind.SERVING_ENDPOINT, "ep", [],
-         lambda c: c.serving.authorize_query("ep"), lambda a, r: r.sources == {"m-1": "file:///artifacts/m/1"}),
+         lambda c: c.serving.authorize_query("ep"),
+         lambda a, r: r.sources == {"m-1": a.models.get_model_version("c.s.m", 1).storage_location}),  # never the version's source
     Case("can-manage-endpoint", "CAN MANAGE", Kind.SERVING_ENDPOINT, "ep", [],
          lambda c: c.serving.update_config("ep", [{"entity_name": "c.s.m", "entity_version": 1, "scale_to_zero_enabled": True}]),
          lambda a, r: a.serving.get_endpoint("ep").config_version == 2),

@@ -10,7 +10,7 @@ import pytest
 
 from catalog.errors import PermissionDenied
 from pipelines.features import FeatureEngineeringClient
-from pipelines.features.online import RedisOnlineStore, SqliteOnlineStore
+from pipelines.features.online import TABLE_ID_KEY, RedisOnlineStore, SqliteOnlineStore
 
 REDIS_URL = os.environ.get("CAIRN_TEST_REDIS_URL")
 
@@ -125,6 +125,7 @@ def test_sqlite_commits_without_checkpointing_then_checkpoints_in_the_background
     copy = tmp_path / "copy.db"
     copy.write_bytes((tmp_path / "ck.db").read_bytes())
     con = sqlite3.connect(copy)
-    assert con.execute("SELECT count(*) FROM features WHERE tbl = 'main.ml.users'").fetchone()[0] == 3
+    rows = con.execute("SELECT k FROM features WHERE tbl = 'main.ml.users'").fetchall()
+    assert sorted(k for (k,) in rows) == sorted(["[1]", "[2]", "[3]", TABLE_ID_KEY])  # 3 keys and the table-id row
     assert con.execute("SELECT version FROM published WHERE tbl = 'main.ml.users'").fetchone()[0] == 1
     con.close()

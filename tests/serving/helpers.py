@@ -38,6 +38,7 @@ def log_model(tmp: Path, shift: float = 0.0, spec: dict[str, Any] | None = None,
 def register(cairn: Any, model: str, source: str) -> int:
     """A READY catalog model version of the model logged at `source`, uploaded to the version's
     storage location as registration does (serving reads only that copy); returns its number."""
+    import os
     import shutil
 
     try:
@@ -46,7 +47,8 @@ def register(cairn: Any, model: str, source: str) -> int:
         cairn.models.create_registered_model(model)
     v = cairn.models.create_model_version(model, source)
     target = cairn.models.generate_temporary_credentials(model, v.version, "READ_WRITE_MODEL_VERSION").url.removeprefix("file://")
-    shutil.copytree(source.removeprefix("file://"), target, dirs_exist_ok=True)
+    if os.path.isdir(source.removeprefix("file://")):  # a source that does not exist leaves a version that cannot load
+        shutil.copytree(source.removeprefix("file://"), target, dirs_exist_ok=True)
     cairn.models.finalize_model_version(model, v.version)
     return int(v.version)
 
