@@ -155,6 +155,9 @@ def setup_catalog(home: Path, model: Path, keys: int) -> tuple[str, Any]:
     fe.publish_table("bench.s.users")
     admin.models.create_registered_model("bench.s.clf")
     admin.models.create_model_version("bench.s.clf", f"file://{model}")
+    # upload to the version's storage, as registration does: serving reads only that copy
+    target = admin.models.generate_temporary_credentials("bench.s.clf", 1, "READ_WRITE_MODEL_VERSION").url.removeprefix("file://")
+    shutil.copytree(model, target, dirs_exist_ok=True)
     admin.models.finalize_model_version("bench.s.clf", 1)
     served = [{"name": "clf-1", "entity_name": "bench.s.clf", "entity_version": 1}]
     admin.serving.create_endpoint("bench", served, auto_capture_config={"catalog_name": "bench", "schema_name": "s", "table_name_prefix": "bench"})
