@@ -25,7 +25,7 @@ from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoo
 from dataclasses import dataclass
 from typing import Any
 
-from catalog.store.registry import DeliveryRow, RegistryStore, WebhookRow, check_url, decrypt
+from catalog.store.registry import DeliveryRow, RegistryStore, WebhookRow, checked_address, decrypt
 
 log = logging.getLogger(__name__)
 
@@ -153,27 +153,29 @@ class WebhookSender:
     def _send(self, row: DeliveryRow, hook: WebhookRow) -> tuple[bool, int | None, str | None, float]:
         started = time.perf_counter()
         try:
-            check_url(hook.url)  # resolved again at send time: the name may point elsewhere now
+            address = checked_address(hook.url)  # resolved again at send time: the name may point elsewhere now
             timestamp = str(int(time.time()))
             headers = {"Content-Type": "application/json", "X-MLflow-Delivery-Id": row.delivery_id, "X-MLflow-Timestamp": timestamp,
                        "User-Agent": "cairn-webhooks/1"}
             if hook.secret:
                 headers["X-MLflow-Signature"] = sign(self._secret(hook), row.delivery_id, timestamp, row.body)
-            code = self._post(hook.url, row.body.encode(), headers)
+            code = self._post(hook.url, row.body.encode(), headers, address)
             ms = (time.perf_counter() - started) * 1000
             ok = 200 <= code < 300
             return ok, code, None if ok else f"HTTP {code}", ms
         except Exception as exc:  # connection refused, timeout, a URL no longer allowed: retried
             return False, None, f"{type(exc).__name__}: {str(exc)[:200]}", (time.perf_counter() - started) * 1000
 
-    def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+    def _post(self, url: str, body: bytes, headers: dict[str, str], address: str | None = None) -> int:
         """POST over this thread's keep-alive connection to the URL's host (http.client: a tenth of
-        the CPU of a full-featured client, which matters when a backlog drains). No redirects, no proxies."""
+        the CPU of a full-featured client, which matters when a backlog drains). No redirects, no proxies.
+        With `address`, the connection goes to that checked address only (TLS still verifies the host name)."""
         import http.client
+        import socket
         from urllib.parse import urlsplit
 
         parts = urlsplit(url)
-        key = (parts.scheme, parts.hostname, parts.port)
+        key = (parts.scheme, parts.hostname, parts.port, address)
         conns: dict[Any, Any] = self._local.__dict__.setdefault("conns", {})
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         for attempt in (0, 1):  # a kept-alive connection the server closed meanwhile: reconnect once
@@ -181,6 +183,9 @@ class WebhookSender:
             if conn is None:
                 cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
                 conn = conns[key] = cls(parts.hostname or "", parts.port, timeout=self.config.timeout)
+                if address is not None:
+                    conn._create_connection = lambda addr, timeout, source, ip=address: socket.create_connection(  # type: ignore[attr-defined]
+                        (ip, addr[1]), timeout, source)
             try:
                 conn.request("POST", path, body=body, headers=headers)
                 resp = conn.getresponse()

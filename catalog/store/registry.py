@@ -274,13 +274,21 @@ ALLOW_PRIVATE_ENV = "CAIRN_WEBHOOK_ALLOW_PRIVATE"
 def check_url(url: Any) -> str:
     """An http(s) URL whose host resolves to public addresses only, unless CAIRN_WEBHOOK_ALLOW_PRIVATE=1
     (tests and on-premises receivers): a webhook must not reach into the server's own network."""
+    checked_address(url)
+    return url
+
+
+def checked_address(url: Any) -> str | None:
+    """`check_url`, returning the one address a delivery must connect to (None when private addresses
+    are allowed): the sender connects to exactly the address checked, so a name that resolves again
+    to another address (DNS rebinding) never sends it into the server's network."""
     if not isinstance(url, str) or len(url) > 2000:
         raise InvalidArgument("a webhook URL is an http(s) URL of at most 2000 characters")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
         raise InvalidArgument(f"webhook URL {url!r} must be http(s)://host[:port]/path, without credentials")
     if os.environ.get(ALLOW_PRIVATE_ENV) == "1":
-        return url
+        return None
     try:
         infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), proto=socket.IPPROTO_TCP)
     except OSError:
@@ -289,4 +297,4 @@ def check_url(url: Any) -> str:
         ip = ipaddress.ip_address(info[4][0])
         if not ip.is_global:
             raise InvalidArgument(f"webhook host {parts.hostname!r} is a private or loopback address ({ip}); set {ALLOW_PRIVATE_ENV}=1 to allow it")
-    return url
+    return str(infos[0][4][0])

@@ -104,3 +104,42 @@ def test_webhooks_cannot_reach_into_the_servers_network(reg: Cairn, url: str, mo
     with pytest.raises(InvalidArgument):
         reg.webhooks.create_webhook("x", url, ["model_version.created"], "main.ml.churn")
     assert reg.webhooks.list_webhooks() == []
+
+
+def test_a_delivery_connects_only_to_the_address_it_checked(metastore: Metastore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNS rebinding: a webhook host that resolved to a public address when checked must not be
+    resolved again by the HTTP client (a TTL-0 name could then point at 127.0.0.1). The sender
+    connects to the checked address itself: here a name that resolves nowhere still reaches it."""
+    import http.server
+    import threading
+
+    from catalog.service.webhook_delivery import WebhookSender
+    from catalog.store.registry import checked_address
+
+    monkeypatch.delenv("CAIRN_WEBHOOK_ALLOW_PRIVATE", raising=False)
+    assert checked_address("https://8.8.8.8/hook") == "8.8.8.8"
+    with pytest.raises(InvalidArgument, match="private or loopback"):
+        checked_address("http://127.0.0.1:9/hook")
+    hosts: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            hosts.append(self.headers["Host"])
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        sender = WebhookSender(metastore)
+        url = f"http://receiver.invalid:{port}/hook"  # .invalid never resolves (RFC 6761)
+        assert sender._post(url, b"{}", {"Content-Type": "application/json"}, "127.0.0.1") == 204
+        assert hosts == [f"receiver.invalid:{port}"]  # the request names the host; the socket went to the checked address
+    finally:
+        server.shutdown()
+        server.server_close()
