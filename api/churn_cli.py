@@ -53,12 +53,15 @@ def demo(env: Env, users: int, events: int, days: int, max_evals: int, paralleli
     """Build the churn chain on generated data as the service principal `churn-pipeline`, and print
     how to see it: lineage, a scoring curl, the GraphQL query. Run again: new events are not added,
     the job trains a new version and a promoted one is served with the previous champion as canary."""
+    import faulthandler
+
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from catalog.errors import FailedPrecondition
     from pipelines.churn.setup import SP, build_world, model_lineage
     from pipelines.jobs.runner import Runner
 
+    faulthandler.enable()  # a native abort (e.g. a library's thread at exit) shows every thread's Python stack
     ms = env.metastore
     admin = env.principal or "admin"
     started = time.monotonic()
@@ -75,15 +78,24 @@ def demo(env: Env, users: int, events: int, days: int, max_evals: int, paralleli
         c = ms.as_principal(admin)
         run = c.jobs.run_now("churn-train", {"max_evals": str(max_evals), "parallelism": str(parallelism)})
         job = progress.add_task(f"job churn-train run {run.run_id}", total=len(TASKS))
-        outcome: dict[str, Any] = {}
-        worker = threading.Thread(target=lambda: outcome.update(run=Runner(ms, admin).run(run.run_id)), daemon=True)
-        worker.start()
-        while worker.is_alive():
-            worker.join(0.5)
-            done = [t.task_key for t in c.jobs.get_run(run.run_id).tasks if t.task_key in TASKS and t.result_state]
-            running = [t.task_key for t in c.jobs.get_run(run.run_id).tasks if t.task_key in TASKS and not t.result_state]
-            progress.update(job, completed=len(set(done)), description=f"job: {running[0] if running else 'done'}")
-    final = outcome.get("run") or c.jobs.get_run(run.run_id)
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(0.5):
+                tasks = [t for t in c.jobs.get_run(run.run_id).tasks if t.task_key in TASKS]
+                running = [t.task_key for t in tasks if not t.result_state]
+                progress.update(job, completed=len({t.task_key for t in tasks if t.result_state}),
+                                description=f"job: {running[0] if running else 'done'}")
+
+        # The run goes on the main thread, the progress watcher (metastore reads only) beside it: a
+        # DuckDB connection left in a finished thread can abort the interpreter at exit (duckdb#13904).
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            final = Runner(ms, admin).run(run.run_id)
+        finally:
+            stop.set()
+            watcher.join()
     if final.result_state != "SUCCESS":
         failed = "; ".join(f"{t.task_key}: {t.state_message}" for t in final.tasks if t.result_state not in ("SUCCESS", "EXCLUDED"))
         raise FailedPrecondition(f"the churn job run {run.run_id} ended {final.result_state}: {failed}")
