@@ -26,6 +26,7 @@ from typing import Any, cast
 
 from catalog.errors import FailedPrecondition, InvalidArgument
 from catalog.scan import ScanPlan, duckdb_cursor, policy_sql
+from pipelines.lease import Lease
 
 _TIMES = ("timestamp", "timestamp_ntz")
 
@@ -554,9 +555,7 @@ class OnlineReader:
                  ttl_seconds: float = 1.0) -> None:
         self.cairn, self.name, self.ttl = cairn, name, ttl_seconds
         self.store = online_store or default_store(cairn)
-        self.table = _authorize(self.cairn, self.name, self.store)
-        self._valid_until = time.monotonic() + ttl_seconds
-        self._error: Exception | None = None
+        self._lease = Lease(lambda: _authorize(self.cairn, self.name, self.store), ttl_seconds, f"cairn-online-lease-{name}")
         ts = self.table.timestamp_keys[0] if self.table.timestamp_keys else None
         self.pks = [k for k in self.table.primary_keys if k != ts]
         known = {c.name for c in self.table.columns}
@@ -564,31 +563,18 @@ class OnlineReader:
         for f in self.features:
             if f not in known:
                 raise InvalidArgument(f"feature '{f}' is not a column of '{self.table.full_name}'")
-        self._stop = threading.Event()
-        if ttl_seconds > 0:
-            threading.Thread(target=self._renew, name=f"cairn-online-lease-{name}", daemon=True).start()
 
-    def _check(self) -> None:
-        try:
-            self.table = _authorize(self.cairn, self.name, self.store)
-            self._error = None
-            self._valid_until = time.monotonic() + self.ttl
-        except Exception as exc:  # kept, and raised by every lookup until a renewal succeeds
-            self._error = exc
-
-    def _renew(self) -> None:
-        while not self._stop.wait(self.ttl / 2):
-            self._check()
+    @property
+    def table(self) -> Any:
+        """The feature table as the last renewal saw it."""
+        return self._lease.value
 
     def close(self) -> None:
-        self._stop.set()
+        self._lease.close()
 
     def lookup(self, keys: list[Any]) -> list[dict[str, Any]]:
         """Feature values for each key (a dict of primary key values, or the values in key order)."""
-        if self.ttl <= 0 or time.monotonic() > self._valid_until:
-            self._check()  # every call when ttl is 0; otherwise only when renewals fell behind
-        if self._error is not None:
-            raise self._error
+        self._lease.ensure()
         encoded = []
         for k in keys:
             if type(k) is int:

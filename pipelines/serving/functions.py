@@ -12,13 +12,12 @@ function's output, as it overrides a looked-up feature.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from catalog.errors import FailedPrecondition, InvalidArgument
 from pipelines.features.pyfunc import compile_body
+from pipelines.lease import Lease
 
 
 class OnDemandFeatures:
@@ -38,35 +37,21 @@ class OnDemandFeatures:
             output = (f.get("output_name") or f["udf_name"].rsplit(".", 1)[-1]).lower()
             body = compile_body(fn.full_name, params, fn.routine_definition or "return None")
             self.compiled.append((fn.full_name, [bindings.get(p.lower(), p.lower()) for p in params], output, body))
-        self._error: Exception | None = None
-        self._valid_until = time.monotonic() + ttl_seconds
-        self._stop = threading.Event()
-        if ttl_seconds > 0 and self.compiled:
-            threading.Thread(target=self._renew, name="cairn-serving-functions", daemon=True).start()
+        # EXECUTE renewed for the endpoint's owner (the first check was the loop above)
+        self._lease = Lease(self._check, ttl_seconds if self.compiled else 0, "cairn-serving-functions", checked=True)
 
     def _check(self) -> None:
-        try:
-            for name in self.names:
-                self.cairn.functions.authorize_execute(name)
-            self._error, self._valid_until = None, time.monotonic() + self.ttl
-        except Exception as exc:  # kept, and raised by every request until a renewal succeeds
-            self._error = exc
-
-    def _renew(self) -> None:
-        while not self._stop.wait(self.ttl / 2):
-            self._check()
+        for name in self.names:
+            self.cairn.functions.authorize_execute(name)
 
     def close(self) -> None:
-        self._stop.set()
+        self._lease.close()
 
     def apply(self, rows: list[dict[str, Any]]) -> None:
         """Compute every function for every row (lower-cased keys), in spec order, in place."""
         if not self.compiled:
             return
-        if self.ttl <= 0 or time.monotonic() > self._valid_until:
-            self._check()  # renewals fell behind (or every call, with ttl 0)
-        if self._error is not None:
-            raise self._error
+        self._lease.ensure()
         for i, row in enumerate(rows):
             for name, args, output, body in self.compiled:
                 if output in row:  # given in the request: it overrides the function
