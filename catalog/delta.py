@@ -192,6 +192,18 @@ def conform(data: pa.Table, target: pa.Schema, table: str, allow_new: bool) -> p
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
+# Rows per Parquet row group of the files Cairn writes: DuckDB's own size, the unit it reads in
+# parallel and skips by statistics (delta-rs would put up to a million rows in one).
+ROW_GROUP_ROWS = 122_880
+
+
+def writer_properties() -> Any:
+    """The deltalake WriterProperties of every governed write."""
+    from deltalake import WriterProperties
+
+    return WriterProperties(max_row_group_size=ROW_GROUP_ROWS)
+
+
 _open = threading.local()
 # A directory mtime younger than this when we looked may still change within the same clock tick
 # without its mtime moving (the "racy git" problem); only an older one proves nothing changed.
@@ -253,6 +265,13 @@ def open_table(location: str, version: int | None = None, timestamp: Any = None)
             raise NotFound(f"no Delta table at {location}") from None
         cache[location] = (dt, stamp if stamp is not None and started - stamp > _RACY_NS else None)
         return dt
+    if version is not None:
+        try:
+            return DeltaTable(location, version=version)  # replays the log up to `version` only
+        except TableNotFoundError:
+            raise NotFound(f"no Delta table at {location}") from None
+        except Exception:  # noqa: S110 - no such version: the latest, opened next, says which exist
+            pass
     try:
         dt = DeltaTable(location)
     except TableNotFoundError:
@@ -306,6 +325,24 @@ def snapshot_files(location: str, dt: DeltaTable) -> Snapshot:
                 _snapshots.pop(next(iter(_snapshots)))
             _snapshots[key] = hit
     return hit
+
+
+def file_stats(dt: DeltaTable, files: tuple[str, ...]) -> Any:
+    """The Delta log's statistics of each file of `files` (file URIs of `dt`'s snapshot, in their
+    order) as an Arrow table with a `min.<column>` and `max.<column>` per column: null where the
+    writer kept none. Read from the loaded log, no data file is opened."""
+    from urllib.parse import unquote
+
+    import pyarrow as pa
+
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    wanted = [c for c in actions.column_names if c.startswith(("min.", "max."))]
+    root = dt.table_uri.rstrip("/") + "/"
+    index = {unquote(p): i for i, p in enumerate(actions.column("path").to_pylist())}
+    rows = [index.get(f, index.get(f.removeprefix(root), index.get(f.removeprefix(root.removeprefix("file://")), -1))) for f in files]
+    if -1 in rows:  # a file the log's paths do not name as expected: no statistics for any (nothing is skipped)
+        return None
+    return actions.select(wanted).take(pa.array(rows, pa.int64()))
 
 
 def _partition_values(dt: DeltaTable, parts: tuple[str, ...]) -> tuple[tuple[Any, ...], ...]:

@@ -6,7 +6,7 @@ services, the SQL shim and the pipelines' engines (DuckDB, Spark) share them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from catalog import delta
@@ -26,6 +26,28 @@ class ScanPlan:
     policy: Policy = Policy(None, {})  # noqa: RUF009 - immutable; applied by the engine to every batch it reads
     partition_columns: tuple[str, ...] = ()
     partitions: tuple[tuple[Any, ...], ...] = ()  # per file, its partition values from the Delta log (not in the files)
+    stats: Any = None  # per file, its `min.<column>` and `max.<column>` from the Delta log (Arrow), when planned with stats
+
+    def meeting(self, column: str, low: Any, high: Any) -> ScanPlan:
+        """This plan with only the files that may hold rows with `low < column <= high`, by the
+        Delta log's statistics (Delta's data skipping); a file without them stays. The rows read
+        still need the condition applied."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if self.stats is None or f"max.{column}" not in self.stats.column_names:
+            return self
+        lows, highs = self.stats.column(f"min.{column}"), self.stats.column(f"max.{column}")
+        if pa.types.is_timestamp(highs.type):  # kept to the millisecond in the log: a max may be up to 1 ms short
+            highs = pc.add(highs, pa.scalar(1000 if highs.type.unit == "us" else 1, pa.duration(highs.type.unit)))
+        try:
+            keep = pc.fill_null(pc.and_kleene(pc.greater(highs, low), pc.less_equal(lows, high)), True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
+            raise InvalidArgument(f"cannot compare column '{column}' ({highs.type}) with {low!r} and {high!r}") from None
+        index = pc.indices_nonzero(keep)
+        picked = index.to_pylist()
+        return replace(self, files=tuple(self.files[i] for i in picked), stats=self.stats.take(index),
+                       partitions=tuple(self.partitions[i] for i in picked) if self.partitions else ())
 
     @property
     def snapshot(self) -> delta.Snapshot:

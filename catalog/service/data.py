@@ -259,30 +259,31 @@ class TableDataService(Service):
             return changes if policy.empty else apply_policy(changes, policy, None, None)
 
     def plan_scan(self, name: str, version: int | None = None, timestamp: datetime | str | None = None, run_id: str | None = None,
-                  partition_filters: list[tuple[str, str, Any]] | None = None) -> ScanPlan:
+                  partition_filters: list[tuple[str, str, Any]] | None = None, stats: bool = False) -> ScanPlan:
         """The files of one snapshot, for an engine (Spark) that reads them on its executors.
         `partition_filters` ((column, op, value), as `read` takes) skip the files of partitions no
-        row of which could match; the engine still applies them to the rows.
+        row of which could match; the engine still applies them to the rows. With `stats`, the plan
+        carries each file's min and max per column from the Delta log (`ScanPlan.meeting` skips by them).
 
         Checked and audited like `read`: needs USE CATALOG, USE SCHEMA and SELECT.
         """
         with self._uow("read_table", Kind.TABLE, display(name), write=False, version=version,
                        timestamp=str(timestamp) if timestamp else None, plan="scan") as uow:
             table = self._open(uow, name, Privilege.SELECT)
-            plan = self._scan(uow, table, version, timestamp, partition_filters)
+            plan = self._scan(uow, table, version, timestamp, partition_filters, stats)
             uow.params["delta_version"] = plan.version
             self._lineage(uow, run_id, table, plan.version, is_output=False)
             return plan
 
     def _scan(self, uow: UnitOfWork, table: Securable, version: int | None, timestamp: datetime | str | None,
-              partition_filters: list[tuple[str, str, Any]] | None = None) -> ScanPlan:
+              partition_filters: list[tuple[str, str, Any]] | None = None, stats: bool = False) -> ScanPlan:
         location = table.storage_location or ""
         dt = delta.open_table(location, version, timestamp)
         snap = delta.snapshot_files(location, dt)
         if partition_filters:
             snap = delta.prune(snap, partition_filters)
         return ScanPlan(table.full_name, dt.version(), snap.files, snap.columns, self._policy(uow, table), snap.partition_columns,
-                        snap.partitions)
+                        snap.partitions, delta.file_stats(dt, snap.files) if stats else None)
 
     def plan_scans(self, requests: list[tuple[str, int | None, datetime | str | None]], run_id: str | None = None) -> list[ScanPlan | ViewPlan]:
         """`plan_scan` for every table a statement reads, in one unit of work: all are checked
@@ -427,9 +428,10 @@ class TableDataService(Service):
             try:
                 schema_mode: Literal["merge"] | None = "merge" if merge_schema else None
                 if mode == "overwrite":
-                    write_deltalake(dt, incoming, mode="overwrite", schema_mode=schema_mode, predicate=replace_where)
+                    write_deltalake(dt, incoming, mode="overwrite", schema_mode=schema_mode, predicate=replace_where,
+                                    writer_properties=delta.writer_properties())
                 else:
-                    write_deltalake(dt, incoming, mode="append", schema_mode=schema_mode)
+                    write_deltalake(dt, incoming, mode="append", schema_mode=schema_mode, writer_properties=delta.writer_properties())
             except Exception as exc:
                 raise _delta_errors(table.full_name, exc) from None
             dt = delta.open_table(location)
@@ -471,7 +473,8 @@ class TableDataService(Service):
                     raise InvalidArgument(f"merge key '{key}' is not a column of '{table.full_name}'")
             predicate = " AND ".join(f"target.{k.lower()} = source.{k.lower()}" for k in on)
             try:
-                merger = dt.merge(src, predicate, source_alias="source", target_alias="target", merge_schema=merge_schema)
+                merger = dt.merge(src, predicate, source_alias="source", target_alias="target", merge_schema=merge_schema,
+                                  writer_properties=delta.writer_properties())
                 if when_matched_delete_condition:
                     merger = merger.when_matched_delete(when_matched_delete_condition)
                 if when_matched_update == "*":

@@ -10,8 +10,8 @@ version `v2`, a user's features can differ from the ones it had at `T1` only thr
 - the day count of `recency_days` ticking over: the state rows whose second of the day `tod` lies in
   `(T1, T2]` modulo a day, a range of the state sorted by `tod` (row groups outside it skipped).
 
-X and Y are narrow `ts` slices of the raw table (its files are sorted by `ts`, row groups skipped by
-their statistics); N is the change feed. Only the touched users' latest state rows are decoded (one
+X and Y are narrow `ts` slices of the raw table (files outside them skipped by their `ts` range in
+the Delta log, row groups by their Parquet statistics); N is the change feed. Only the touched users' latest state rows are decoded (one
 pass over the state's `user_id` column finds them). Each touched user's new counts are the old ones
 plus the events entering minus those leaving, and the last event time is the later of the old one and
 the newest new one. Only the users whose values changed get rows, at `ts = T2`, appended to the
@@ -133,6 +133,7 @@ def _prepare(cairn: Any, events: str, features: str, state: str, as_of: datetime
     read the watermarks, and load what the refresh needs into a DuckDB database: the change feed,
     the `ts` slices of the raw table, and the latest state rows of the touched users."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     from pipelines.features.engine import duck, local
 
@@ -154,12 +155,12 @@ def _prepare(cairn: Any, events: str, features: str, state: str, as_of: datetime
     n = pa.table({"user_id": pa.array([], pa.int64()), "ts": pa.array([], pa.int64())})
     if v2 > v1:
         changes = pa.table(cairn.data.read_changes(events, v1 + 1, v2))  # an Arrow C stream (arro3) from delta-rs
-        kinds = set(changes.column("_change_type").to_pylist()) if changes.num_rows else set()
+        kinds = set(pc.unique(changes.column("_change_type")).to_pylist())
         if kinds - {"insert"}:
             return _full(cairn, events, features, state, t2, t1, v1, run_id, f"the raw table had {sorted(kinds - {'insert'})} changes",
                          changes.num_rows)
         n = _seconds(changes.select(["user_id", "ts"]))
-    eplan = cairn.data.plan_scan(events, version=v1, run_id=run_id)
+    eplan = cairn.data.plan_scan(events, version=v1, run_id=run_id, stats=True)
     con = duck.database(frozenset(local(f) for f in splan.files + eplan.files))
 
     def secs(col: str) -> str:
@@ -168,8 +169,8 @@ def _prepare(cairn: Any, events: str, features: str, state: str, as_of: datetime
     def lit(t: datetime) -> str:
         return f"TIMESTAMPTZ '{t.isoformat()}'"
 
-    def ev(lo: datetime, hi: datetime) -> str:  # only the files whose `ts` range meets (lo, hi]
-        return S.scan_sql(eplan, ["user_id", "ts"], S.files_meeting(eplan, "ts", lo, hi))
+    def ev(lo: datetime, hi: datetime) -> str:  # only the files whose `ts` range (the Delta log's statistics) meets (lo, hi]
+        return S.scan_sql(eplan.meeting("ts", lo, hi), ["user_id", "ts"])
 
     slices = [f"SELECT user_id, {secs('ts')} AS ts FROM {ev(t1, t2)} WHERE ts > {lit(t1)} AND ts <= {lit(t2)}"] if t2 > t1 else []
     ys = []
@@ -188,8 +189,9 @@ def _prepare(cairn: Any, events: str, features: str, state: str, as_of: datetime
     con.execute("CREATE TEMP TABLE touched AS " + " UNION ".join(
         [*ticking, f"SELECT user_id FROM n WHERE ts <= {s2}", "SELECT user_id FROM x", "SELECT user_id FROM y"]))
     # every state row of the touched users (delta_sql takes each one's latest, by features_version)
+    # (a join, `touched` being distinct, builds its hash on the few touched users: cheaper than IN)
     con.execute(f"CREATE TEMP TABLE state AS SELECT user_id, features_version AS ts, last_event_ts, freq_7d, freq_30d, freq_90d FROM {st} "
-                "WHERE user_id IN (SELECT user_id FROM touched)")
+                "AS s JOIN touched USING (user_id)")
     return _Work(t1, t2, v1, v2, n.num_rows, con)
 
 

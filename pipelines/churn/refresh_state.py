@@ -7,7 +7,7 @@ counts, and the refresh that wrote it: its time `as_of`, the raw table version `
 the feature table version `features_version` committed with it (the order of rows: a user's latest
 row has the highest `features_version`). A refresh appends the rows of the users it changed; every
 `compact_after` files the table is rewritten as one file with the latest row per user, sorted by
-`tod` in small row groups.
+`tod`.
 
 Why `tod`: a user's whole-day recency ticks over between T1 and T2 (less than a day apart) exactly
 when `last_event_ts + k days` falls in (T1, T2] for some k, i.e. when `tod` lies in the range
@@ -58,37 +58,6 @@ def plan(cairn: Any, name: str, features: str) -> Any:
         return cairn.data.plan_scan(name)
 
 
-_ranges: dict[tuple[str, str], tuple[Any, Any] | None] = {}  # (file, column) -> its min and max: data files never change
-
-
-def files_meeting(plan: Any, column: str, lo: Any, hi: Any) -> list[str]:
-    """The files of a scan plan that may hold rows with `lo < column <= hi`, by their Parquet footers'
-    statistics (kept per file: a Delta data file is never rewritten in place); files without them stay."""
-    import pyarrow.parquet as pq
-
-    from pipelines.features.engine import local
-
-    out = []
-    for f in plan.files:
-        key = (f, column)
-        if key not in _ranges:
-            md = pq.read_metadata(local(f))
-            names = [md.schema.column(i).name for i in range(md.num_columns)]
-            stats = [md.row_group(g).column(names.index(column)).statistics for g in range(md.num_row_groups)] if column in names else [None]
-            ok = all(st is not None and st.has_min_max for st in stats) and md.num_row_groups > 0
-            if len(_ranges) > 100_000:
-                _ranges.clear()
-            _ranges[key] = (min(st.min for st in stats), max(st.max for st in stats)) if ok else None  # type: ignore[union-attr]
-        rng = _ranges[key]
-        try:
-            meets = rng is None or (rng[1] > lo and rng[0] <= hi)
-        except TypeError:  # statistics of another type than the bounds: keep the file
-            meets = True
-        if meets:
-            out.append(f)
-    return out
-
-
 def ticking(t1: int, t2: int) -> list[str]:
     """SQL ranges over `tod` (any of them): the rows whose whole-day recency ticks over between the
     epoch seconds t1 and t2 (none when t2 <= t1, every row a day or more apart)."""
@@ -135,28 +104,22 @@ def latest_sql(relation: str, where: str = "true") -> str:
             "QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY features_version DESC) = 1")
 
 
-def scan_sql(plan: Any, columns: list[str], files: list[str] | None = None) -> str:
-    """A governed snapshot (its files, or those of `files` among them, with the reader's row filter
-    and masks, partition columns restored from the log) as a DuckDB relation."""
-    from dataclasses import replace
-
+def scan_sql(plan: Any, columns: list[str]) -> str:
+    """A governed snapshot (with the reader's row filter and masks, partition columns restored from
+    the log) as a DuckDB relation."""
     from catalog.scan import policy_sql
 
-    names = [c.name for c in plan.columns]
-    if files is not None:
-        keep = set(files)
-        picked = [i for i, f in enumerate(plan.files) if f in keep]
-        plan = replace(plan, files=tuple(plan.files[i] for i in picked),
-                       partitions=tuple(plan.partitions[i] for i in picked) if plan.partitions else ())
-    return f"({policy_sql(plan.policy, f'{plan.source()} AS src', names, columns)})"
+    return f"({policy_sql(plan.policy, f'{plan.source()} AS src', [c.name for c in plan.columns], columns)})"
 
 
 def write_base(cairn: Any, name: str, rows: Any) -> None:
-    """Replace the state with `rows` (one per user) sorted by `tod`, in row groups of about 1/128 of
-    the users (at least 4,096): one governed overwrite commit of one Parquet file."""
+    """Replace the state with `rows` (one per user) sorted by `tod`, in row groups of the size every
+    Cairn write uses, uncompressed (its columns are ids, times and counts that compress little, and
+    a refresh decodes every `user_id`): one governed overwrite commit of one Parquet file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from catalog.delta import ROW_GROUP_ROWS
     from catalog.scan import DataFile
     from pipelines.features.engine import local
 
@@ -164,7 +127,7 @@ def write_base(cairn: Any, name: str, rows: Any) -> None:
     schema = pa.schema([(f.name, f.type) for f in rows.schema])
     rows = rows.sort_by([("tod", "ascending"), ("user_id", "ascending")]).cast(schema)
     path = os.path.join(local(plan.files[0]), f"part-state-{uuid.uuid4().hex}.parquet")
-    pq.write_table(rows, path, row_group_size=max(4096, rows.num_rows // 128 + 1), compression="snappy")
+    pq.write_table(rows, path, row_group_size=ROW_GROUP_ROWS, compression="none")
     st = os.stat(path)
     cairn.data.commit_files(name, [DataFile(path, st.st_size, rows.num_rows, int(time.time() * 1000))], "overwrite")
 
