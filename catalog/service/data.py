@@ -90,6 +90,20 @@ def redact_literals(value: Any) -> Any:
 
 
 
+def _visible_stats(stats: Any, policy: Policy) -> Any:
+    """File statistics the reader may see: none under a row filter (a file's min and max are values
+    of rows it may not read), none of a masked column (they are values the mask hides)."""
+    if stats is None or policy.row_filter:
+        return None
+    masked = tuple(m.lower() for m in policy.masks)
+
+    def hidden(stat: str) -> bool:  # `min.<column>` or, for a struct's field, `min.<column>.<field>`
+        name = stat.split(".", 1)[1].lower()
+        return any(name == m or name.startswith(m + ".") for m in masked)
+
+    return stats.select([c for c in stats.column_names if not hidden(c)])
+
+
 class TableDataService(Service):
     def _open(self, uow: UnitOfWork, name: str, *privileges: Privilege) -> Securable:
         fn = parse_for(Kind.TABLE, name)
@@ -282,8 +296,9 @@ class TableDataService(Service):
         snap = delta.snapshot_files(location, dt)
         if partition_filters:
             snap = delta.prune(snap, partition_filters)
-        return ScanPlan(table.full_name, dt.version(), snap.files, snap.columns, self._policy(uow, table), snap.partition_columns,
-                        snap.partitions, delta.file_stats(dt, snap.files) if stats else None)
+        policy = self._policy(uow, table)
+        return ScanPlan(table.full_name, dt.version(), snap.files, snap.columns, policy, snap.partition_columns,
+                        snap.partitions, _visible_stats(delta.file_stats(dt, snap.files), policy) if stats else None)
 
     def plan_scans(self, requests: list[tuple[str, int | None, datetime | str | None]], run_id: str | None = None) -> list[ScanPlan | ViewPlan]:
         """`plan_scan` for every table a statement reads, in one unit of work: all are checked

@@ -9,8 +9,9 @@ import sys
 import textwrap
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -263,3 +264,66 @@ def test_a_cached_snapshot_sees_every_commit_made_behind_its_back(tmp_path) -> N
     assert dt.version() == 3
     snap = delta.snapshot_files(loc, dt)
     assert len(snap.files) == 4 and [c.name for c in snap.columns] == ["x"]
+
+
+def test_versions_open_directly_and_tables_checkpoint_every_ten_commits(lake: Cairn) -> None:
+    """Delta Lake's checkpoint interval (10), so opening any version replays at most 9 JSON commits."""
+    from catalog import delta
+
+    for i in range(10):
+        lake.data.write("main.raw.events", [{"user_id": 100 + i, "spend": 1.0}])
+    location = lake.tables.get_table("main.raw.events").storage_location or ""
+    log = Path(location.removeprefix("file://")) / "_delta_log"
+    assert (log / f"{9:020d}.checkpoint.parquet").is_file()
+    assert delta.open_table(location).metadata().configuration["delta.checkpointInterval"] == "10"
+    assert sorted(r["user_id"] for r in lake.data.read("main.raw.events", version=3).to_pylist()) == [1, 2, 100, 101]
+    with pytest.raises(InvalidArgument, match="version 42 does not exist \\(latest is 11\\)"):
+        lake.data.read("main.raw.events", version=42)
+
+
+def test_governed_writes_use_row_groups_of_122880_rows(lake: Cairn) -> None:
+    import pyarrow.parquet as pq
+
+    n = 300_000
+    lake.data.write("main.raw.events", pa.table({"user_id": pa.array(range(n), pa.int64()), "spend": pa.array([0.5] * n)}), mode="overwrite")
+    [path] = [f.removeprefix("file://") for f in lake.data.plan_scan("main.raw.events").files]
+    md = pq.read_metadata(path)
+    assert [md.row_group(i).num_rows for i in range(md.num_row_groups)] == [122_880, 122_880, 54_240]
+
+
+def test_a_scan_skips_files_by_the_delta_logs_min_and_max(lake: Cairn) -> None:
+    """Delta's data skipping: `plan_scan(stats=True)` carries each file's range per column from the
+    log; `meeting(column, low, high)` keeps the files that may hold `low < column <= high`. A
+    timestamp's max is kept to the millisecond in the log: a row 0.5 ms past it is not lost."""
+    from catalog.scan import DataFile
+
+    lake.tables.create_table("main.raw.clicks", [{"name": "id", "type": "bigint"}, {"name": "ts", "type": "timestamp"}])
+    day = [datetime(2026, 1, d, 12, tzinfo=UTC) for d in (1, 2, 3)]
+    day[2] = day[2].replace(microsecond=500)  # the log keeps 12:00:00.000 as this file's max
+    for d in day:  # one file a day
+        lake.data.write("main.raw.clicks", pa.table({"id": pa.array([d.day], pa.int64()), "ts": pa.array([d], pa.timestamp("us", tz="UTC"))}))
+    plan = lake.data.plan_scan("main.raw.clicks", stats=True)
+    assert plan.stats is not None and plan.stats.num_rows == 3 and {"min.ts", "max.ts", "min.id", "max.id"} <= set(plan.stats.column_names)
+
+    def ids(p: Any) -> list[int]:
+        import pyarrow.parquet as pq
+
+        return sorted(i for f in p.files for i in pq.read_table(f.removeprefix("file://")).column("id").to_pylist())
+
+    hour = timedelta(hours=1)
+    assert ids(plan.meeting("ts", day[0] + hour, day[1] + hour)) == [2]
+    assert plan.meeting("ts", day[0] + hour, day[1] + hour).stats.column("min.id").to_pylist() == [2]
+    assert ids(plan.meeting("ts", day[2].replace(microsecond=200), day[2] + hour)) == [3]  # 0.5 ms past the log's max: kept
+    assert ids(plan.meeting("ts", day[2] + hour, day[2] + 2 * hour)) == []
+    assert ids(plan.meeting("id", 1, 3)) == [2, 3]
+    assert plan.meeting("nope", 0, 1) is plan  # no statistics for it: nothing skipped
+    # a file committed without statistics is always kept
+    writes = lake.data.prepare_write("main.raw.clicks", "append")
+    path = os.path.join(writes.files[0].removeprefix("file://"), "part-nostats.parquet")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": pa.array([9], pa.int64()), "ts": pa.array([day[0]], pa.timestamp("us", tz="UTC"))}), path)
+    lake.data.commit_files("main.raw.clicks", [DataFile(path, os.path.getsize(path), 1, 0)], "append")
+    plan = lake.data.plan_scan("main.raw.clicks", stats=True)
+    assert ids(plan.meeting("ts", day[2] + hour, day[2] + 2 * hour)) == [9]
+    assert lake.data.plan_scan("main.raw.clicks").stats is None  # only when asked
