@@ -32,16 +32,29 @@ def _too_large(limit: int, what: str = "the body") -> TooLarge:
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, read chunk by chunk; TooLarge as soon as it passes `limit` (or the declared
     Content-Length does), so an oversized body is never held whole."""
-    declared = request.headers.get("content-length", "")
+    return await receive_body(request.receive, request.headers.get("content-length", ""), limit)
+
+
+class Disconnected(Exception):
+    """The client went away before its body was read: there is no one to answer."""
+
+
+async def receive_body(receive: Any, declared: str, limit: int) -> bytes:
+    """`read_body` on a bare ASGI `receive` (`declared`: the Content-Length header, or "")."""
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks, size = [], 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Disconnected
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _too_large(limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def gunzip(raw: bytes, limit: int) -> bytes:

@@ -20,6 +20,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
@@ -31,6 +32,7 @@ from api.graphql import execute, may_be_long
 from api.handler import Handler
 from api.http import MAX_BODY, MAX_GRAPHQL_BODY
 from api.metrics import Metrics
+from api.transport import CoalescingHttpToolsProtocol
 from catalog.client import Cairn, Metastore, start_webhook_sender
 from catalog.entities import Source
 
@@ -77,7 +79,8 @@ def make_app(metastore: Metastore, threads: int | None = None, max_body: int = M
         *(jobs := jobs_rest.JobsRest(metastore, handler)).routes(),
         *ui.routes(),  # the web UI at /
     ]
-    app = Starlette(routes=routes, lifespan=_both(serving.lifespan, jobs.lifespan))
+    app = Starlette(routes=routes, lifespan=_both(serving.lifespan, jobs.lifespan),
+                    middleware=[Middleware(serving_rest.Invocations, serving=serving)])
     app.state.metrics = metrics
     return app
 
@@ -116,7 +119,7 @@ def serve(metastore: Metastore, host: str = "127.0.0.1", port: int = 8080, worke
         app = make_app(metastore)
         settle()
         start_webhook_sender(metastore)  # registry webhooks leave from the outbox while the server runs
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.run(app, host=host, port=port, log_level="warning", http=CoalescingHttpToolsProtocol)
         return
     import multiprocessing
 
@@ -154,4 +157,4 @@ def serve(metastore: Metastore, host: str = "127.0.0.1", port: int = 8080, worke
 def _worker(channel: socket.socket) -> None:
     app = app_from_env()
     settle()
-    HandedConnections(uvicorn.Config(app, log_level="warning"), channel).run()
+    HandedConnections(uvicorn.Config(app, log_level="warning", http=CoalescingHttpToolsProtocol), channel).run()

@@ -192,7 +192,11 @@ class DensePredictor:
     """`booster.inplace_predict(x)` for a C-contiguous float32 matrix, through the same xgboost C
     function (`XGBoosterPredictFromDense`) with its arguments prepared once: the Python wrapper
     costs twice what the C call does on one row (type sniffing, JSON config, ctypes types built
-    per call). Used only when `checked` found it answering exactly as `inplace_predict` does."""
+    per call). Used only when `checked` found it answering exactly as `inplace_predict` does.
+
+    The call keeps the GIL (the library loaded again as a `ctypes.PyDLL`): a one-row prediction
+    takes ~60 us, and releasing the GIL around it lets any background thread (the inference log,
+    lease renewals) take it, so the event loop would wait up to a switch interval to answer."""
 
     CONFIG = b'{"type": 0, "training": false, "iteration_begin": 0, "iteration_end": 0, "missing": NaN, "strict_shape": false, "cache_id": 0}'
 
@@ -201,7 +205,8 @@ class DensePredictor:
 
         from xgboost.core import _LIB, c_bst_ulong
 
-        self._booster, self._call, self._ctypes = booster, _LIB.XGBoosterPredictFromDense, ctypes
+        self._booster, self._ctypes = booster, ctypes
+        self._call = ctypes.PyDLL(_LIB._name).XGBoosterPredictFromDense
         self._shape = ctypes.POINTER(c_bst_ulong)()
         self._dims = c_bst_ulong()
         self._preds = ctypes.POINTER(ctypes.c_float)()
