@@ -134,7 +134,9 @@ def serve(metastore: Metastore, host: str = "127.0.0.1", port: int = 8080, worke
     channels, procs = [], []
     for _ in range(workers):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        procs.append(spawn.Process(target=_worker, args=(theirs,), daemon=True))
+        # not daemonic: a worker starts a child of its own (the inference-table writer); it stops
+        # when this process closes its channel, and is terminated and joined below
+        procs.append(spawn.Process(target=_worker, args=(theirs,)))
         procs[-1].start()
         theirs.close()
         channels.append(ours)

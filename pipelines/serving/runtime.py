@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import concurrent.futures
+import functools
 import gc
 import logging
 import os
@@ -32,7 +33,7 @@ from typing import Any
 
 from catalog.entities import EndpointPlan, ServedEntity, Source
 from catalog.errors import NotFound, Unavailable
-from pipelines.serving.inference_log import InferenceLog
+from pipelines.serving.inference_log import InferenceLog, ProcessWriter
 
 log = logging.getLogger("cairn.serving")
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -92,8 +93,7 @@ class Endpoint:
             self.pending_version = ep.config_version
             self.owner = ep.owner
             if ep.inference_table and (self.log is None or self.log.table != ep.inference_table):
-                owner = self.runtime.metastore.as_principal(ep.owner, Source.REST)
-                self.log = InferenceLog(lambda table, rows, c=owner: c.data.write(table, rows), ep.inference_table)
+                self.log = InferenceLog(functools.partial(self.runtime.writer.write, ep.owner), ep.inference_table)
             incoming: dict[str, Entity] = {}
             for e in ep.served_entities:
                 have = self.entities.get(e.name)
@@ -194,6 +194,8 @@ class ServingRuntime:
         self._stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap, name="cairn-scale-to-zero", daemon=True)
         self._reaper.start()
+        settings = metastore.settings
+        self.writer = ProcessWriter(str(settings.home), settings.metastore_url)  # inference tables, written from a child process
         self._preloading: concurrent.futures.Future[Any] | None = None
         if os.environ.get("CAIRN_SERVING_PRELOAD") == "1":  # import MLflow and xgboost now, not on the first request
             self._preloading = self._loader.submit(_preload)
@@ -336,6 +338,7 @@ class ServingRuntime:
         self._stop.set()
         for ep in list(self.endpoints.values()):
             self._retire(ep)
+        self.writer.close()
         self._loader.shutdown(wait=False, cancel_futures=True)
         self._renewer.shutdown(wait=False, cancel_futures=True)
 
