@@ -168,6 +168,18 @@ class SqliteOnlineStore(OnlineStore):
             except sqlite3.Error:  # the file went away (a test's temp dir); the next write retries
                 pass
 
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait (at most `timeout` seconds) until the background checkpoint has finished; True once it has."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._checkpoint_lock:
+                thread = self._checkpointer
+            if thread is None:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            thread.join(max(0.0, deadline - time.monotonic()))
+
     def checkpoint(self) -> None:
         """Copy the committed WAL into the database file now."""
         self._con().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()

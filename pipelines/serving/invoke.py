@@ -45,7 +45,7 @@ async def invoke(runtime: ServingRuntime, ep: Endpoint, principal: str, raw: byt
         records, rows = formats.parse(body)
         entity = ep.choose(pinned)
         model = await runtime.ready_model(entity)
-        predictions = model.predict(records, rows)
+        predictions = await model.batch(records, rows) if model.batch is not None else model.predict(records, rows)
         answer = Answer(200, _dumps({"predictions": predictions}), entity)
     except CairnError as exc:
         answer = Answer(status_of(exc.code), _dumps({"error_code": exc.code, "message": str(exc), "request_id": request_id}), entity, exc)

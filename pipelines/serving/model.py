@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.errors import InvalidArgument
+from pipelines.serving.batch import Batcher
 from pipelines.serving.functions import OnDemandFeatures
 
 SPEC_FILE = "feature_spec.json"
@@ -112,6 +113,8 @@ class LoadedModel:
         if self.columns is None and self._booster is not None and self._booster.feature_names:
             self.columns = list(self._booster.feature_names)
         self._lower = [c.lower() for c in self.columns] if self.columns else None
+        # rows predicted independently (the booster): concurrent requests may share a call
+        self.batch: Batcher | None = Batcher(self.predict) if self._booster is not None else None
 
     def _fast_path(self) -> tuple[Any, Any]:
         if "xgboost" not in self.pyfunc.metadata.flavors or os.environ.get("CAIRN_SERVING_PYFUNC_ONLY"):

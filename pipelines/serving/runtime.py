@@ -308,11 +308,19 @@ class ServingRuntime:
         except Exception:
             raise Unavailable(f"served entity '{entity.name}' failed to load: {entity.error}") from None
 
-    def unload(self, entity: Entity, state: str) -> None:
+    def unload(self, entity: Entity, state: str, grace: float = 2.0) -> None:
+        """Stop routing to the entity's model, and close it (its online readers) after `grace`
+        seconds: a request that took the model just before finishes with it."""
         with entity.lock:
             model, entity.model, entity.state = entity.model, None, state
-        if model is not None:
+        if model is None:
+            return
+        if grace <= 0:
             model.close()
+            return
+        closer = threading.Timer(grace, model.close)
+        closer.daemon = True
+        closer.start()
 
     def _reap(self) -> None:
         while not self._stop.wait(max(0.05, min(self.idle_seconds / 4, 5.0))):
@@ -331,7 +339,7 @@ class ServingRuntime:
         if ep.log is not None:
             ep.log.close()
         for e in ep.entities.values():
-            self.unload(e, "NOT_LOADED")
+            self.unload(e, "NOT_LOADED", grace=0)
 
     def close(self) -> None:
         """Stop: flush every inference log (no row lost), unload the models."""

@@ -179,7 +179,10 @@ def test_online_rows_of_a_table_never_serve_another_table_of_the_same_name(admin
     fa, fb = FeatureEngineeringClient(admin), FeatureEngineeringClient(metastore.as_principal("bob"))
     path = metastore.settings.home / "elsewhere.db"
     fa.create_table("m.shared.salary", "user_id", df=pd.DataFrame({"user_id": [1, 2], "pay": [250000.0, 99000.0]}))
-    fa.publish_table("m.shared.salary", online_store=SqliteOnlineStore(path))
+    publisher = SqliteOnlineStore(path)
+    fa.publish_table("m.shared.salary", online_store=publisher)
+    assert publisher.settle()  # its checkpoint thread, which holds it, is done
+    del publisher
     gc.collect()  # the publishing store is gone: as if another server had published (its Redis, say), drop_table cannot clear it
     store = SqliteOnlineStore(path)
     if how == "rename":

@@ -46,3 +46,34 @@ def test_the_dense_predictor_answers_as_inplace_predict_with_missing_values(tmp_
     assert np.array_equal(model._dense(x[:1].copy()), want[:1])
     nan_row = [None] * len(FEATURES)  # every feature missing: the trees' default directions
     assert model.predict(None, [nan_row]) == model.predict(None, [[float("nan")] * len(FEATURES)])
+
+
+def test_requests_ready_together_share_one_predict_call_and_keep_their_own_answers(tmp_path: Path) -> None:
+    """Dynamic batching (pipelines/serving/batch.py): requests that reach the event loop in the same
+    turn are predicted in one call, each getting exactly its own rows' predictions; a request with
+    bad rows fails alone, the others in its batch are still answered."""
+    import asyncio
+
+    model = LoadedModel(log_model(tmp_path / "mlflow", kind="regressor"))
+    assert model.batch is not None
+    requests = [[{f: (i * 0.11 + j * 0.05) % 1 for j, f in enumerate(FEATURES)} for i in range(k, k + n)] for k, n in ((0, 1), (5, 3), (9, 2))]
+    alone = [model.predict(r, None) for r in requests]
+
+    async def together() -> list[object]:
+        bad = [{"f0": 1.0}]  # lacks f1..f4
+        return await asyncio.gather(*(model.batch(r, None) for r in [*requests, bad]), model.batch(None, [[0.5] * len(FEATURES)]),
+                                    return_exceptions=True)
+
+    *got, failed, positional = asyncio.run(together())
+    assert got == alone
+    assert isinstance(failed, InvalidArgument) and "f4" in str(failed)
+    assert positional == model.predict(None, [[0.5] * len(FEATURES)])
+    # five requests: the failing batch call, then each alone
+    assert (model.batch.requests, model.batch.calls) == (5, 6)
+    calls = model.batch.calls
+
+    async def good_only() -> list[object]:
+        return await asyncio.gather(*(model.batch(r, None) for r in requests))
+
+    assert asyncio.run(good_only()) == alone
+    assert model.batch.calls == calls + 1  # three requests, one call
