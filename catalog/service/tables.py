@@ -93,14 +93,10 @@ def create_delta(table: Securable, data: Any, change_data_feed: bool, partition_
 
 def with_partitions(table: Securable) -> Securable:
     """`table` with its partition columns, from the metadata of its latest snapshot in the Delta log
-    (cached with the open table): () for a view, a table in another format or one without a log."""
+    (`delta.partition_columns_at`): () for a view, a table in another format or one without a log."""
     if (table.data_source_format or "") != "DELTA" or not table.storage_location:
         return replace(table, partition_columns=())
-    try:
-        found = delta.open_table(table.storage_location).metadata().partition_columns
-    except NotFound:
-        found = []
-    return replace(table, partition_columns=tuple(p.lower() for p in found))
+    return replace(table, partition_columns=delta.partition_columns_at(table.storage_location))
 
 
 def _checked_view(uow: Any, definition: Any, catalog: str, schema: str) -> str:
