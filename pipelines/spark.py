@@ -18,7 +18,11 @@ touch the metastore, so this runs unchanged on a cluster whose nodes share the t
 Filters Spark pushes down (`pushFilters`: =, <, <=, >, >=, IN, IS [NOT] NULL, <>, NOT IN) skip whole
 files before any task starts: by a partition column's value in the Delta log, and by another column's
 min and max in the log (`ScanPlan.skip`), never by a masked column's. Spark still applies every filter
-to the rows read.
+to the rows read. Only where Spark keeps the read planned by a pushdown to that scan, though: Spark
+4.3 keeps it on the loaded relation, shared by every scan of the DataFrame, so after
+`df.where("id = 1").count()` a plain `df.count()` (or the other side of `df.where(a).union(df.where(b))`)
+would read only the files kept for `id = 1`. There files are skipped only with `.option("skipFiles",
+"true")`, for a DataFrame scanned once (one filter set per load).
 """
 
 from __future__ import annotations
@@ -73,18 +77,26 @@ class CairnDataSource(DataSource):
     def schema(self) -> str:
         return _ddl(self._scan().columns)
 
+    def _skip_files(self) -> bool:
+        text = (self.options.get("skipFiles") or ("true" if SCAN_SCOPED_PUSHDOWN else "false")).lower()
+        if text not in ("true", "false"):
+            from catalog.errors import InvalidArgument
+
+            raise InvalidArgument(f"option skipFiles is true or false, not {text!r}")
+        return text == "true"
+
     def _scan(self) -> Any:
         if not hasattr(self, "_plan"):
             version = self.options.get("versionAsOf")
             # With the log's per-file min and max (none under a row filter or of a masked column), for `pushFilters`.
             self._plan = _client(self.options).data.plan_scan(
                 _table_name(self.options), int(version) if version is not None else None, self.options.get("timestampAsOf"),
-                run_id=self.options.get("run") or None, stats=True,
+                run_id=self.options.get("run") or None, stats=self._skip_files(),
             )
         return self._plan
 
     def reader(self, schema: StructType) -> DataSourceReader:
-        return CairnReader(self._scan(), schema)
+        return CairnReader(self._scan(), schema, self._skip_files())
 
     def writer(self, schema: StructType, overwrite: bool) -> CairnWriter:
         mode = "overwrite" if overwrite else "append"
@@ -120,9 +132,15 @@ def _filter_tuple(f: Filter) -> tuple[str, str, Any] | None:
     return (column, op, f.value) if op else None  # type: ignore[attr-defined]
 
 
+# Whether Spark plans the read of a pushdown for that scan alone. Spark 4.3's PythonScanBuilder hands
+# it to the relation's provider instead (PythonDataSourceV2.setReadInfo), which every later scan of
+# the same DataFrame reuses; the release that keeps it per scan is the one with limit pushdown.
+SCAN_SCOPED_PUSHDOWN = hasattr(DataSourceReader, "pushLimit")
+
+
 class CairnReader(DataSourceReader):
-    def __init__(self, plan: Any, schema: StructType) -> None:
-        self._plan = plan  # kept for `pushFilters`, on the driver only (see __getstate__)
+    def __init__(self, plan: Any, schema: StructType, skip_files: bool = True) -> None:
+        self._plan = plan if skip_files else None  # kept for `pushFilters`, on the driver only (see __getstate__)
         self.files = list(plan.files)
         self.partition_values = list(plan.partitions) or [()] * len(self.files)
         self.partition_columns = tuple(plan.partition_columns)
@@ -134,9 +152,10 @@ class CairnReader(DataSourceReader):
         self.policy = plan.policy
 
     def pushFilters(self, filters: list[Filter]) -> Iterable[Filter]:
-        """Skip the files no row of which can meet all of `filters` (`ScanPlan.skip`). File skipping
-        alone decides nothing about a row, so every filter is handed back: Spark applies each one
-        to the rows read, after the reader's row filter and masks."""
+        """Skip the files no row of which can meet all of `filters` (`ScanPlan.skip`; not unless
+        skipping files is on, see the module's docstring). File skipping alone decides nothing about
+        a row, so every filter is handed back: Spark applies each one to the rows read, after the
+        reader's row filter and masks."""
         pushed = [t for t in map(_filter_tuple, filters) if t is not None]
         if pushed and self._plan is not None:
             plan = self._plan.skip(pushed)

@@ -51,10 +51,11 @@ def rows_of(df: Any) -> list[tuple[Any, ...]]:
     return sorted((tuple(r) for r in df.collect()), key=lambda r: [(v is None, 0 if v is None else v) for v in r])
 
 
-def scan(spark: Any, lake: Cairn, table: str, where: str) -> tuple[int, list[tuple[Any, ...]]]:
-    """(files read, rows) of a filtered read through the source: one Spark partition per file, and
-    one empty partition of Spark's own when no file is left (see test_a_scan_with_no_file_left)."""
-    df = spark.read.format("cairn").options(**opts(lake)).load(table).where(where)
+def scan(spark: Any, lake: Cairn, table: str, where: str, skip: bool = True) -> tuple[int, list[tuple[Any, ...]]]:
+    """(files read, rows) of a filtered read through the source, loaded for this one scan: one Spark
+    partition per file, and one empty partition of Spark's own when no file is left (see
+    test_a_scan_with_no_file_left). `skip`: option skipFiles (this Spark's default otherwise)."""
+    df = spark.read.format("cairn").options(**opts(lake), **({"skipFiles": "true"} if skip else {})).load(table).where(where)
     return df.rdd.getNumPartitions(), rows_of(df)
 
 
@@ -98,7 +99,7 @@ def test_filters_on_partition_columns_skip_partitions(spark, lake: Cairn, where:
 def test_skipping_is_per_snapshot_and_plain_reads_read_every_file(spark, lake: Cairn) -> None:  # type: ignore[no-untyped-def]
     df = spark.read.format("cairn").options(**opts(lake)).load("main.raw.ranges")
     assert df.rdd.getNumPartitions() == 4 and df.count() == 40
-    old = spark.read.format("cairn").options(**opts(lake)).option("versionAsOf", 2).load("main.raw.ranges").where("id >= 10")
+    old = spark.read.format("cairn").options(**opts(lake), skipFiles="true").option("versionAsOf", 2).load("main.raw.ranges").where("id >= 10")
     assert old.rdd.getNumPartitions() == 1 and sorted(r.id for r in old.collect()) == list(range(10, 20))
 
 
@@ -109,6 +110,21 @@ def test_a_spark_session_of_ones_own_gets_pushdown_from_register(tmp_path: Path,
     register(spark)
     assert spark.conf.get("spark.sql.python.filterPushdown.enabled") == "true"
     assert scan(spark, lake, "main.raw.ranges", "id = 15") == (1, [(15, datetime(2024, 1, 2, 5), "b5", 15.0, None)])
+
+
+def test_a_dataframe_scanned_again_reads_every_file_it_needs(spark, lake: Cairn) -> None:  # type: ignore[no-untyped-def]
+    """Spark 4.3 shares the read planned by one scan's pushdown with every scan of the DataFrame:
+    by default files are skipped only where Spark keeps that read to its scan, so a reused
+    DataFrame gives every row on both Sparks."""
+    from pipelines.spark import SCAN_SCOPED_PUSHDOWN
+
+    df = spark.read.format("cairn").options(**opts(lake)).load("main.raw.ranges")
+    assert df.where("id = 15").count() == 1
+    assert df.count() == 40 and df.rdd.getNumPartitions() == 4
+    assert df.where("id < 10").union(df.where("id >= 30")).count() == 20
+    assert scan(spark, lake, "main.raw.ranges", "id = 15", skip=False)[0] == (1 if SCAN_SCOPED_PUSHDOWN else 4)
+    with pytest.raises(Exception, match="option skipFiles is true or false, not 'maybe'"):
+        _ = spark.read.format("cairn").options(**opts(lake), skipFiles="maybe").load("main.raw.ranges").schema
 
 
 def test_a_scan_with_no_file_left_reads_nothing(lake: Cairn) -> None:
