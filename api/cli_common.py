@@ -144,7 +144,7 @@ def with_partition_columns(cairn: Any, tables: list[Any]) -> list[Any]:
     from dataclasses import replace
 
     found = cairn.tables.partition_columns_many(tables) if tables else {}
-    return [t if isinstance(found.get(t.id), Exception) else replace(t, partition_columns=found.get(t.id, ())) for t in tables]
+    return [t if isinstance(found.get(t.id), Exception) else replace(t, partition_columns=found.get(t.id)) for t in tables]
 
 
 def table_row(t: Any, as_json: bool) -> dict[str, Any]:

@@ -93,10 +93,14 @@ def create_delta(table: Securable, data: Any, change_data_feed: bool, partition_
 
 def with_partitions(table: Securable) -> Securable:
     """`table` with its partition columns, from the metadata of its latest snapshot in the Delta log
-    (`delta.partition_columns_at`): () for a view, a table in another format or one without a log."""
+    (`delta.partition_columns_at`): () for a view, a table in another format or one without a log;
+    None (unknown) when its storage cannot be read: a metadata call does not fail on the data's store."""
     if (table.data_source_format or "") != "DELTA" or not table.storage_location:
         return replace(table, partition_columns=())
-    return replace(table, partition_columns=delta.partition_columns_at(table.storage_location))
+    try:
+        return replace(table, partition_columns=delta.partition_columns_at(table.storage_location))
+    except Exception:  # an object store's errors are many (credentials, network); the rest of the table stands
+        return replace(table, partition_columns=None)
 
 
 def _checked_view(uow: Any, definition: Any, catalog: str, schema: str) -> str:
@@ -236,20 +240,20 @@ class TableService(Service):
             uow.require_visible(sid, Kind.TABLE, rows[0].full_name)  # type: ignore[arg-type]
             return with_partitions(fetch(uow, sid))  # type: ignore[arg-type]
 
-    def partition_columns_many(self, tables: list[Securable]) -> dict[int, tuple[str, ...] | CairnError]:
+    def partition_columns_many(self, tables: list[Securable]) -> dict[int, tuple[str, ...] | CairnError | None]:
         """The partition columns of many tables (as returned by governed lists) in one call and one
         audit row (batch loaders): for each id, what `get_table` would give, or NotFound where the
         caller may not see the table (any more)."""
         with self._uow("get_table", None, f"{len(tables)} tables", write=False) as uow:
             uow.allow()
             current = uow.store.get_securables_by_ids([s.id for s in tables], columns=False)
-            out: dict[int, tuple[str, ...] | CairnError] = {}
+            out: dict[int, tuple[str, ...] | CairnError | None] = {}
             for s in tables:
                 table = current.get(s.id)
                 if table is None or table.kind is not Kind.TABLE or not uow.authz.can_see(uow.principal, s.id):
                     out[s.id] = NotFound(f"table '{s.full_name}' does not exist")
                 else:
-                    out[s.id] = with_partitions(table).partition_columns or ()
+                    out[s.id] = with_partitions(table).partition_columns
             return out
 
     def list_tables(

@@ -75,3 +75,14 @@ def test_uc_rest_get_table_has_partition_index(lake: Cairn, metastore: Metastore
     assert "partition_index" not in got.json()["columns"][0]
     assert flat.status_code == 200 and all("partition_index" not in c for c in flat.json()["columns"])
     assert hidden.status_code == 404 and hidden.json()["error_code"] == "NOT_FOUND"
+
+
+def test_a_table_whose_log_cannot_be_read_still_shows_the_rest(lake: Cairn) -> None:
+    from pathlib import Path
+
+    location = Path((lake.tables.get_table("main.s.byday").storage_location or "").removeprefix("file://"))
+    (location / "_delta_log" / f"{1:020d}.json").write_text("not json")  # a commit no reader can parse
+    table = lake.tables.get_table("main.s.byday")
+    assert table.partition_columns is None and [c.name for c in table.columns] == ["id", "day", "region"]  # unknown, not ()
+    res = execute(lake, '{ table(name: "main.s.byday") { name partitionColumns } }')
+    assert res["data"]["table"] == {"name": "byday", "partitionColumns": None} and "errors" not in res
