@@ -82,7 +82,7 @@ class ScanPlan:
                 if c in self.partition_columns and self.partitions:
                     values = pa.array([p[self.partition_columns.index(c)] for p in self.partitions], delta.arrow_type(types[c]))
                     test = _exact(values, o, value)
-                elif self.stats is not None and not self.policy.row_filter and f"max.{c}" in self.stats.column_names:
+                elif self.stats is not None and not self.policy.row_filter and {f"min.{c}", f"max.{c}"} <= set(self.stats.column_names):
                     test = _ranged(self.stats.column(f"min.{c}"), self.stats.column(f"max.{c}"), o, value)
                 else:
                     continue
@@ -113,11 +113,15 @@ SKIP_OPS = ("=", "<", "<=", ">", ">=", "in", "!=", "not in", "is null", "is not 
 def _scalar(value: Any, dtype: Any) -> Any:
     """`value` as an Arrow scalar of `dtype`; never text read as a number or a date, nor the other way
     round (an engine compares those as something else)."""
+    from datetime import datetime
+
     import pyarrow as pa
 
     text = pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
     if isinstance(value, str) != text or isinstance(value, bool) != pa.types.is_boolean(dtype):
         raise TypeError(f"{value!r} is not a {dtype}")
+    if isinstance(value, datetime) and pa.types.is_timestamp(dtype) and (value.tzinfo is None) != (dtype.tz is None):
+        raise TypeError(f"{value!r} is not a {dtype}: a time without a zone is no instant, and the other way round")
     return pa.scalar(value).cast(dtype)
 
 

@@ -48,6 +48,7 @@ def plan(**kw: Any) -> ScanPlan:
     ([("ts", ">", datetime(2024, 1, 3, 12, 0, 0, 500, tzinfo=UTC))], ["f2", "f3"]),  # the log's max is to the ms: 0.5 ms past it kept
     ([("ts", ">", datetime(2024, 1, 3, 12, 0, 1, tzinfo=UTC))], ["f3"]),
     ([("ts", "<", datetime(2024, 1, 2, tzinfo=UTC))], ["f0", "f3"]),
+    ([("ts", "<", datetime(2024, 1, 2))], FILES),  # a time without a zone against instants: not judged
     ([("amount", ">=", Decimal("20.5"))], ["f2", "f3"]),
     ([("day", "=", date(2024, 1, 2))], ["f1", "f2"]), ([("day", "is null", None)], ["f3"]), ([("day", "is not null", None)], ["f0", "f1", "f2"]),
     ([("day", "!=", date(2024, 1, 2))], ["f0"]), ([("day", "not in", [date(2024, 1, 1)])], ["f1", "f2"]),
