@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from api.audit_cli import audit
-from api.cli_common import Env, emit, fail, governed, say, securable_row, table_row
+from api.cli_common import Env, emit, fail, governed, say, securable_row, table_row, with_partition_columns
 from api.lineage_cli import lineage
 from api.serve_cli import serve, token
 from catalog.paging import every
@@ -141,7 +141,7 @@ def table_list(env: Env, scope: str) -> None:
 
     fn = names.parse(scope)
     tables = list(every(env.cairn().tables.list_tables, fn.catalog, fn.schema if len(fn.parts) > 1 else None))
-    emit(env, [table_row(t, env.as_json) for t in tables], "tables")
+    emit(env, [table_row(t, env.as_json) for t in with_partition_columns(env.cairn(), tables)], "tables")
 
 
 @table.command("get")
@@ -153,7 +153,7 @@ def table_get(env: Env, name: str) -> None:
     if env.as_json:
         emit(env, table_row(t, True))
         return
-    emit(env, securable_row(t))
+    emit(env, table_row(t, False))  # with its partition columns
     emit(env, [{"column": c.name, "type": c.type_text, "nullable": c.nullable, "comment": c.comment} for c in t.columns])
 
 

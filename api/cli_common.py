@@ -138,9 +138,22 @@ def securable_row(s: Any) -> dict[str, Any]:
     return row
 
 
+def with_partition_columns(cairn: Any, tables: list[Any]) -> list[Any]:
+    """Listed tables with their partition columns (one governed batch call), so that `table list`
+    shows what `table get` does."""
+    from dataclasses import replace
+
+    found = cairn.tables.partition_columns_many(tables) if tables else {}
+    return [t if isinstance(found.get(t.id), Exception) else replace(t, partition_columns=found.get(t.id)) for t in tables]
+
+
 def table_row(t: Any, as_json: bool) -> dict[str, Any]:
     """A table as `table get` and `table list` print it (with --json, its columns too)."""
     row = securable_row(t)
+    if t.partition_columns is not None:  # `table get` reads them from the Delta log; lists do not
+        row["partition_columns"] = list(t.partition_columns) if as_json else ", ".join(t.partition_columns)
     if as_json:
-        row["columns"] = [{"name": c.name, "type": c.type_text, "nullable": c.nullable, "comment": c.comment} for c in t.columns]
+        parts = t.partition_columns or ()
+        row["columns"] = [{"name": c.name, "type": c.type_text, "nullable": c.nullable, "comment": c.comment,
+                           **({"partition_index": parts.index(c.name)} if c.name in parts else {})} for c in t.columns]
     return row

@@ -72,10 +72,18 @@ def _type_json(c: Any) -> str:
     return json.dumps({"name": c.name, "type": spark, "nullable": c.nullable, "metadata": {}})
 
 
+def _with_partition_index(column: dict[str, Any], s: Any) -> dict[str, Any]:
+    """UC's ColumnInfo.partition_index: the column's place among the table's partition columns
+    (as `get_table` reads them from the Delta log; lists do not, so they leave it out)."""
+    parts = s.partition_columns or ()
+    return {**column, "partition_index": parts.index(column["name"])} if column["name"] in parts else column
+
+
 def table_json(s: Any) -> dict[str, Any]:
     cat, sch, name = s.full_name.split(".")
     out = {"name": name, "catalog_name": cat, "schema_name": sch, "table_type": s.table_type.value if s.table_type else None,
-           "data_source_format": s.data_source_format, "columns": [column_json(c) for c in s.columns], "storage_location": s.storage_location,
+           "data_source_format": s.data_source_format, "columns": [_with_partition_index(column_json(c), s) for c in s.columns],
+           "storage_location": s.storage_location,
            "table_id": str(s.id), **_common(s)}
     if s.view_definition:
         out["view_definition"] = s.view_definition

@@ -327,6 +327,33 @@ def snapshot_files(location: str, dt: DeltaTable) -> Snapshot:
     return hit
 
 
+_parts_at: dict[str, tuple[int, tuple[str, ...]]] = {}
+
+
+def partition_columns_at(location: str) -> tuple[str, ...]:
+    """The partition columns (lower case) of the latest snapshot of the table at `location`, () where
+    there is none. Kept per location while its `_delta_log` directory's mtime holds still (a change of
+    metadata is a commit, which adds a file there), so a warm lookup costs one stat."""
+    stamp = _log_stamp(location)
+    hit = _parts_at.get(location)
+    if hit is not None and stamp is not None and hit[0] == stamp:
+        return hit[1]
+    path = location.removeprefix("file://")
+    if stamp is None and "://" not in path:
+        return ()  # a local path without a log: no Delta table (yet)
+    started = time.time_ns()
+    try:
+        parts = tuple(p.lower() for p in open_table(location).metadata().partition_columns)
+    except NotFound:
+        return ()
+    if stamp is not None and started - stamp > _RACY_NS:
+        with _snapshots_lock:
+            if len(_parts_at) >= 4096:
+                _parts_at.pop(next(iter(_parts_at)), None)
+            _parts_at[location] = (stamp, parts)
+    return parts
+
+
 def file_stats(dt: DeltaTable, files: tuple[str, ...]) -> Any:
     """The Delta log's statistics of each file of `files` (file URIs of `dt`'s snapshot, in their
     order) as an Arrow table with a `min.<column>` and `max.<column>` per column: null where the

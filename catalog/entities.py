@@ -101,6 +101,9 @@ class Securable:
     # External locations: the storage credential they use (their URL is `storage_location`).
     credential_name: str | None = None
     read_only: bool | None = None
+    # Tables: their partition columns in order, from the Delta log (the metastore does not keep them);
+    # None where not read (lists), () for an unpartitioned table or a view.
+    partition_columns: tuple[str, ...] | None = None
 
     @property
     def catalog_name(self) -> str:

@@ -6,6 +6,7 @@ services, the SQL shim and the pipelines' engines (DuckDB, Spark) share them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -49,6 +50,53 @@ class ScanPlan:
         return replace(self, files=tuple(self.files[i] for i in picked), stats=self.stats.take(index),
                        partitions=tuple(self.partitions[i] for i in picked) if self.partitions else ())
 
+    def skip(self, filters: Sequence[tuple[str, str, Any]]) -> ScanPlan:
+        """This plan without the files no row of which can match all of `filters` (a conjunction of
+        (column, op, value), op one of `SKIP_OPS`): judged by a partition column's value in the Delta
+        log, exactly, and by another column's min and max in the log (a plan with `stats`) for =, <,
+        <=, >, >= and in. A file the log has no value or statistics for stays, and so does every
+        file for a filter this cannot judge: an unknown column or op, a value not of the column's
+        type, a float column's > and >= (NaN sorts above every number and is in no min or max), and
+        a masked column (its rows show the mask, so skipping by the values beneath would both lose
+        rows and tell the reader what the mask hides). The rows read still need every filter applied.
+
+        >>> from catalog.entities import Column
+        >>> plan = ScanPlan("t", 0, ("a", "b"), (Column("d", "string"), Column("x", "bigint")), partition_columns=("d",),
+        ...                 partitions=(("x",), (None,)))
+        >>> plan.skip([("d", "is null", None)]).files, plan.skip([("d", "in", ["x", "y"])]).files
+        (('b',), ('a',))
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not self.files or not filters:
+            return self
+        types = {c.name.lower(): c.type_text for c in self.columns}
+        masked = {m.lower() for m in self.policy.masks}
+        keep = pa.array([True] * len(self.files))
+        for column, op, value in filters:
+            c, o = column.lower(), str(op).lower()
+            if c not in types or c in masked or o not in SKIP_OPS:
+                continue
+            try:
+                if c in self.partition_columns and self.partitions:
+                    values = pa.array([p[self.partition_columns.index(c)] for p in self.partitions], delta.arrow_type(types[c]))
+                    test = _exact(values, o, value)
+                elif self.stats is not None and not self.policy.row_filter and {f"min.{c}", f"max.{c}"} <= set(self.stats.column_names):
+                    test = _ranged(self.stats.column(f"min.{c}"), self.stats.column(f"max.{c}"), o, value)
+                else:
+                    continue
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+                continue  # a value this cannot compare with the column: every file may hold a match
+            if test is not None:
+                keep = pc.and_(keep, test.combine_chunks() if isinstance(test, pa.ChunkedArray) else test)
+        if keep.true_count == len(self.files):
+            return self
+        index = pc.indices_nonzero(keep)
+        picked = index.to_pylist()
+        return replace(self, files=tuple(self.files[i] for i in picked), stats=self.stats.take(index) if self.stats is not None else None,
+                       partitions=tuple(self.partitions[i] for i in picked) if self.partitions else ())
+
     @property
     def snapshot(self) -> delta.Snapshot:
         return delta.Snapshot(self.files, self.columns, self.partition_columns, self.partitions)
@@ -56,6 +104,77 @@ class ScanPlan:
     def source(self, options: str = "") -> str:
         """DuckDB SQL reading the snapshot's rows, partition columns restored (`delta.parquet_source`)."""
         return delta.parquet_source(self.snapshot, options)
+
+
+# What `ScanPlan.skip` judges: all on partition values, the first six on min and max.
+SKIP_OPS = ("=", "<", "<=", ">", ">=", "in", "!=", "not in", "is null", "is not null")
+
+
+def _scalar(value: Any, dtype: Any) -> Any:
+    """`value` as an Arrow scalar of `dtype`; never text read as a number or a date, nor the other way
+    round (an engine compares those as something else)."""
+    from datetime import datetime
+
+    import pyarrow as pa
+
+    text = pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
+    if isinstance(value, str) != text or isinstance(value, bool) != pa.types.is_boolean(dtype):
+        raise TypeError(f"{value!r} is not a {dtype}")
+    if isinstance(value, datetime) and pa.types.is_timestamp(dtype) and (value.tzinfo is None) != (dtype.tz is None):
+        raise TypeError(f"{value!r} is not a {dtype}: a time without a zone is no instant, and the other way round")
+    return pa.scalar(value).cast(dtype)
+
+
+def _exact(values: Any, op: str, value: Any) -> Any:
+    """Which partition values (one per file, the value of all its rows) meet `op value`: a
+    comparison with NULL is never true."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if op == "is null":
+        return pc.is_null(values)
+    if op == "is not null":
+        return pc.is_valid(values)
+    if op in ("in", "not in"):
+        wanted = pa.array([_scalar(v, values.type) if v is not None else None for v in value], values.type)
+        if op == "not in" and wanted.null_count:
+            return None  # `x NOT IN (.., NULL)` is never true; leave that to the engine
+        found = pc.is_in(values, value_set=wanted.drop_null())
+        return pc.fill_null(pc.and_(pc.is_valid(values), found if op == "in" else pc.invert(found)), False)
+    compare = {"=": pc.equal, "!=": pc.not_equal, "<": pc.less, "<=": pc.less_equal, ">": pc.greater, ">=": pc.greater_equal}[op]
+    return pc.fill_null(compare(values, _scalar(value, values.type)), False)
+
+
+def _ranged(lows: Any, highs: Any, op: str, value: Any) -> Any:
+    """Which files, by their min and max (null: unknown, the file stays), may hold a row meeting `op value`."""
+    import math
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if op not in ("=", "<", "<=", ">", ">=", "in"):
+        return None
+    wanted = [v for v in (value if op == "in" else [value]) if v is not None]
+    if pa.types.is_floating(highs.type) and (op in (">", ">=") or any(isinstance(v, float) and math.isnan(v) for v in wanted)):
+        return None  # NaN is above every number for Spark, and the log's min and max leave it out
+    if not wanted:
+        return None
+    if pa.types.is_timestamp(highs.type):  # kept to the millisecond in the log: a max may be up to 1 ms short
+        highs = pc.add(highs, pa.scalar(1000 if highs.type.unit == "us" else 1, pa.duration(highs.type.unit)))
+    if op == "<":
+        test = pc.less(lows, _scalar(wanted[0], lows.type))
+    elif op == "<=":
+        test = pc.less_equal(lows, _scalar(wanted[0], lows.type))
+    elif op == ">":
+        test = pc.greater(highs, _scalar(wanted[0], highs.type))
+    elif op == ">=":
+        test = pc.greater_equal(highs, _scalar(wanted[0], highs.type))
+    else:
+        test = None
+        for v in wanted:
+            one = pc.and_kleene(pc.less_equal(lows, _scalar(v, lows.type)), pc.greater_equal(highs, _scalar(v, highs.type)))
+            test = one if test is None else pc.or_kleene(test, one)
+    return pc.fill_null(test, True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,13 +14,22 @@ writes the audit rows and fixes the snapshot version. Executors then read the sn
 files (one partition per file) or write new Parquet files into the table's location; the driver
 commits those files to the Delta log in one transaction, or deletes them on abort. Executors never
 touch the metastore, so this runs unchanged on a cluster whose nodes share the table storage.
+
+Filters Spark pushes down (`pushFilters`: =, <, <=, >, >=, IN, IS [NOT] NULL, <>, NOT IN) skip whole
+files before any task starts: by a partition column's value in the Delta log, and by another column's
+min and max in the log (`ScanPlan.skip`), never by a masked column's. Spark still applies every filter
+to the rows read. Only where Spark keeps the read planned by a pushdown to that scan, though: Spark
+4.3 keeps it on the loaded relation, shared by every scan of the DataFrame, so after
+`df.where("id = 1").count()` a plain `df.count()` (or the other side of `df.where(a).union(df.where(b))`)
+would read only the files kept for `id = 1`. There files are skipped only with `.option("skipFiles",
+"true")`, for a DataFrame scanned once (one filter set per load).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +37,7 @@ from pyspark.sql.datasource import (
     DataSource,
     DataSourceArrowWriter,
     DataSourceReader,
+    Filter,
     InputPartition,
     WriterCommitMessage,
 )
@@ -67,17 +77,26 @@ class CairnDataSource(DataSource):
     def schema(self) -> str:
         return _ddl(self._scan().columns)
 
+    def _skip_files(self) -> bool:
+        text = (self.options.get("skipFiles") or ("true" if SCAN_SCOPED_PUSHDOWN else "false")).lower()
+        if text not in ("true", "false"):
+            from catalog.errors import InvalidArgument
+
+            raise InvalidArgument(f"option skipFiles is true or false, not {text!r}")
+        return text == "true"
+
     def _scan(self) -> Any:
         if not hasattr(self, "_plan"):
             version = self.options.get("versionAsOf")
+            # With the log's per-file min and max (none under a row filter or of a masked column), for `pushFilters`.
             self._plan = _client(self.options).data.plan_scan(
                 _table_name(self.options), int(version) if version is not None else None, self.options.get("timestampAsOf"),
-                run_id=self.options.get("run") or None,
+                run_id=self.options.get("run") or None, stats=self._skip_files(),
             )
         return self._plan
 
     def reader(self, schema: StructType) -> DataSourceReader:
-        return CairnReader(self._scan(), schema)
+        return CairnReader(self._scan(), schema, self._skip_files())
 
     def writer(self, schema: StructType, overwrite: bool) -> CairnWriter:
         mode = "overwrite" if overwrite else "append"
@@ -91,8 +110,37 @@ class FilePartition(InputPartition):
     values: tuple[Any, ...] = ()  # its partition values, from the Delta log (not in the file)
 
 
+def _filter_tuple(f: Filter) -> tuple[str, str, Any] | None:
+    """A pushed Spark filter as `ScanPlan.skip` takes it, or None for one it does not judge."""
+    from pyspark.sql import datasource as ds
+
+    negated = isinstance(f, ds.Not)
+    inner = f.child if isinstance(f, ds.Not) else f
+    attribute: tuple[str, ...] = getattr(inner, "attribute", ())
+    if len(attribute) != 1:  # a struct's field: not judged
+        return None
+    column = attribute[0]
+    if negated:
+        op = {ds.EqualTo: "!=", ds.In: "not in"}.get(type(inner))
+        return (column, op, inner.value) if op else None  # type: ignore[attr-defined]
+    if isinstance(f, ds.IsNull | ds.IsNotNull):
+        return column, "is null" if isinstance(f, ds.IsNull) else "is not null", None
+    if isinstance(f, ds.EqualNullSafe):
+        return (column, "is null", None) if f.value is None else (column, "=", f.value)
+    op = {ds.EqualTo: "=", ds.GreaterThan: ">", ds.GreaterThanOrEqual: ">=", ds.LessThan: "<", ds.LessThanOrEqual: "<=",
+          ds.In: "in"}.get(type(f))
+    return (column, op, f.value) if op else None  # type: ignore[attr-defined]
+
+
+# Whether Spark plans the read of a pushdown for that scan alone. Spark 4.3's PythonScanBuilder hands
+# it to the relation's provider instead (PythonDataSourceV2.setReadInfo), which every later scan of
+# the same DataFrame reuses; the release that keeps it per scan is the one with limit pushdown.
+SCAN_SCOPED_PUSHDOWN = hasattr(DataSourceReader, "pushLimit")
+
+
 class CairnReader(DataSourceReader):
-    def __init__(self, plan: Any, schema: StructType) -> None:
+    def __init__(self, plan: Any, schema: StructType, skip_files: bool = True) -> None:
+        self._plan = plan if skip_files else None  # kept for `pushFilters`, on the driver only (see __getstate__)
         self.files = list(plan.files)
         self.partition_values = list(plan.partitions) or [()] * len(self.files)
         self.partition_columns = tuple(plan.partition_columns)
@@ -103,7 +151,24 @@ class CairnReader(DataSourceReader):
         # The reader's row filter and masks travel with the plan and run on the executors.
         self.policy = plan.policy
 
+    def pushFilters(self, filters: list[Filter]) -> Iterable[Filter]:
+        """Skip the files no row of which can meet all of `filters` (`ScanPlan.skip`; not unless
+        skipping files is on, see the module's docstring). File skipping alone decides nothing about
+        a row, so every filter is handed back: Spark applies each one to the rows read, after the
+        reader's row filter and masks."""
+        pushed = [t for t in map(_filter_tuple, filters) if t is not None]
+        if pushed and self._plan is not None:
+            plan = self._plan.skip(pushed)
+            self.files = list(plan.files)
+            self.partition_values = list(plan.partitions) or [()] * len(self.files)
+        return filters
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Executors need the files and the policy, not the plan's per-file statistics.
+        return {k: v for k, v in self.__dict__.items() if k != "_plan"} | {"_plan": None}
+
     def partitions(self) -> list[InputPartition]:
+        """One partition per data file left after `pushFilters`."""
         return [FilePartition(p, v) for p, v in zip(self.files, self.partition_values)]
 
     def load(self, partition: Any) -> Any:
@@ -123,6 +188,8 @@ class CairnReader(DataSourceReader):
         return table
 
     def read(self, partition: InputPartition) -> Iterator[Any]:
+        if not isinstance(partition, FilePartition):  # Spark's one empty partition of a scan with no file left
+            return
         table = self.load(partition)
         present = [c for c in self.columns if c in table.column_names]
         if not self.policy.empty:
@@ -277,7 +344,9 @@ def governed(spark: Any, **options: str) -> GovernedSpark:
 
 
 def register(spark: Any) -> None:
-    """Make `format("cairn")` available in this Spark session."""
+    """Make `format("cairn")` available in this Spark session, with filter pushdown on (Spark
+    refuses to plan a Python source that takes filters while it is off)."""
+    spark.conf.set("spark.sql.python.filterPushdown.enabled", "true")
     spark.dataSource.register(CairnDataSource)
 
 

@@ -49,6 +49,10 @@ class Loaders:
     def history_of(self, s: Any, limit: int) -> list[dict[str, Any]]:
         return self.load(s, lambda xs: self.cairn.data.history_many(xs, limit), "history", limit, kinds=("TABLE",))
 
+    def partitions_of(self, s: Any) -> list[str] | None:
+        found = self.load(s, self.cairn.tables.partition_columns_many, "partitions", kinds=("TABLE",))
+        return None if found is None else list(found)
+
     def load(self, s: Any, fetch: Callable[[list[Any]], dict[int, Any]], *key: Any, kinds: tuple[str, ...] | None = None) -> Any:
         """`s`'s entry of the cache named `key`, loading every known securable (of `kinds`) missing
         from it in one call. A row's error (NOT_FOUND, PERMISSION_DENIED) is its entry, raised for

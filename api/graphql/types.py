@@ -97,7 +97,13 @@ class Table(graphene.ObjectType):
     columns = graphene.List(graphene.NonNull(Column), required=True)
     primary_keys = graphene.List(graphene.NonNull(graphene.String), required=True)
     timestamp_keys = graphene.List(graphene.NonNull(graphene.String), required=True)
+    partition_columns = graphene.List(graphene.NonNull(graphene.String),
+                                      description="The Delta table's partition columns, in order ([]: not partitioned; null: its storage could not be read).")
     history = graphene.List(graphene.NonNull(HistoryEntry), limit=graphene.Int(default_value=20), required=True)
+
+    def resolve_partition_columns(self, info: Any) -> list[str] | None:
+        known = self.partition_columns  # type: ignore[attr-defined]
+        return list(known) if known is not None else ctx(info)[1].partitions_of(self)  # a listed table: batched
 
     def resolve_table_type(self, info: Any) -> str | None:
         return self.table_type.value if self.table_type else None  # type: ignore[attr-defined]

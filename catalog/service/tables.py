@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import sqlglot
@@ -11,7 +12,7 @@ from sqlglot import exp
 from catalog import delta, names, storage
 from catalog.authz import Node
 from catalog.entities import Column, Page, Securable, TableType, TemporaryCredentials
-from catalog.errors import FailedPrecondition, InvalidArgument, NotFound
+from catalog.errors import CairnError, FailedPrecondition, InvalidArgument, NotFound
 from catalog.privileges import Kind, Privilege
 from catalog.relations import catalog_relations, qualify, qualify_definition
 from catalog.service.base import UnitOfWork
@@ -88,6 +89,18 @@ def create_delta(table: Securable, data: Any, change_data_feed: bool, partition_
     else:
         DeltaTable.create(location, schema, mode="error", configuration=config, partition_by=parts)
     return DeltaTable(location).version()
+
+
+def with_partitions(table: Securable) -> Securable:
+    """`table` with its partition columns, from the metadata of its latest snapshot in the Delta log
+    (`delta.partition_columns_at`): () for a view, a table in another format or one without a log;
+    None (unknown) when its storage cannot be read: a metadata call does not fail on the data's store."""
+    if (table.data_source_format or "") != "DELTA" or not table.storage_location:
+        return replace(table, partition_columns=())
+    try:
+        return replace(table, partition_columns=delta.partition_columns_at(table.storage_location))
+    except Exception:  # an object store's errors are many (credentials, network); the rest of the table stands
+        return replace(table, partition_columns=None)
 
 
 def _checked_view(uow: Any, definition: Any, catalog: str, schema: str) -> str:
@@ -202,15 +215,18 @@ class TableService(Service):
                 # The Delta commit comes last: if it fails, the metastore rolls back with it.
                 version = create_delta(table, incoming, enable_change_data_feed, parts)
                 uow.params["delta_version"] = version
-            return table
+                # An external table over an existing Delta table keeps that table's partitioning.
+                return replace(table, partition_columns=tuple(parts)) if parts or ttype is TableType.MANAGED else with_partitions(table)
+            return replace(table, partition_columns=())
 
     def get_table(self, name: str) -> Securable:
-        """A table the caller may see (BROWSE, ownership, or usage and any privilege on it)."""
+        """A table the caller may see (BROWSE, ownership, or usage and any privilege on it), with
+        its partition columns (from the Delta log)."""
         with self._uow("get_table", Kind.TABLE, display(name), write=False) as uow:
             fn = parse_for(Kind.TABLE, name)
             sid = resolve(uow, Kind.TABLE, fn.key)
             uow.require_visible(sid, Kind.TABLE, fn.key)
-            return fetch(uow, sid)
+            return with_partitions(fetch(uow, sid))
 
     def get_table_by_id(self, table_id: str) -> Securable:
         """A table by its id (the UC REST `table_id`), if the caller may see it."""
@@ -222,7 +238,23 @@ class TableService(Service):
                 raise NotFound(f"table {table_id} does not exist")
             sid = uow.authz.resolve(Kind.TABLE, rows[0].full_name)
             uow.require_visible(sid, Kind.TABLE, rows[0].full_name)  # type: ignore[arg-type]
-            return fetch(uow, sid)  # type: ignore[arg-type]
+            return with_partitions(fetch(uow, sid))  # type: ignore[arg-type]
+
+    def partition_columns_many(self, tables: list[Securable]) -> dict[int, tuple[str, ...] | CairnError | None]:
+        """The partition columns of many tables (as returned by governed lists) in one call and one
+        audit row (batch loaders): for each id, what `get_table` would give, or NotFound where the
+        caller may not see the table (any more)."""
+        with self._uow("get_table", None, f"{len(tables)} tables", write=False) as uow:
+            uow.allow()
+            current = uow.store.get_securables_by_ids([s.id for s in tables], columns=False)
+            out: dict[int, tuple[str, ...] | CairnError | None] = {}
+            for s in tables:
+                table = current.get(s.id)
+                if table is None or table.kind is not Kind.TABLE or not uow.authz.can_see(uow.principal, s.id):
+                    out[s.id] = NotFound(f"table '{s.full_name}' does not exist")
+                else:
+                    out[s.id] = with_partitions(table).partition_columns
+            return out
 
     def list_tables(
         self, catalog: str, schema: str | None = None, page_token: str | None = None, max_results: int | None = None

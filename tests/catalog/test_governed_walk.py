@@ -29,7 +29,7 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
         "create_table": ("c.s.t2", COLS), "get_table": ("c.s.t",), "get_table_by_id": ("5",), "list_tables": ("c", "s"), "update_table": ("c.s.t", "x"),
         "delete_table": ("c.s.t",), "generate_temporary_credentials": ("c.s.t",),
         "set_row_filter": ("c.s.t", "c.s.f", []), "drop_row_filter": ("c.s.t",), "set_column_mask": ("c.s.t", "x", "c.s.f"),
-        "drop_column_mask": ("c.s.t", "x"),
+        "drop_column_mask": ("c.s.t", "x"), "partition_columns_many": ([],),
     },
     "data": {
         "read": ("c.s.t",), "read_pandas": ("c.s.t",), "history": ("c.s.t",), "read_changes": ("c.s.t", 0),
@@ -99,7 +99,7 @@ CALLS: dict[str, dict[str, tuple[Any, ...]]] = {
 
 # Open to every known principal, as in Databricks: directory lookups and filtered lists.
 OPEN = {"request", "statement", "list_catalogs", "get_principal", "list_principals", "list_members", "list_groups_of", "list_events", "start_run", "extract_sql", "list_edges", "list_tokens", "list_tags_many", "list_grants_many",
-        "history_many", "get_effective_privileges_many", "list_storage_credentials", "list_external_locations", "list_webhooks", "list_endpoints"}
+        "history_many", "get_effective_privileges_many", "partition_columns_many", "list_storage_credentials", "list_external_locations", "list_webhooks", "list_endpoints"}
 
 # The audit log's count ("showing 100 of 2,345") is open like its listing, and as filtered.
 CALLS["audit"]["count_events"] = ()
@@ -160,6 +160,7 @@ def test_every_method_is_governed_and_audited(metastore: Metastore, admin: Cairn
     # Per-row batches answer each row as the single call would: here, each row refused.
     CALLS["data"]["history_many"] = ([admin.tables.get_table("c.s.t")],)
     CALLS["grants"]["get_effective_privileges_many"] = ([admin.tables.get_table("c.s.t")],)
+    CALLS["tables"]["partition_columns_many"] = ([admin.tables.get_table("c.s.t")],)
     CALLS["tokens"]["revoke_token"] = (admin.tokens.create_token("other")[1].token_id,)
     monkeypatch.setenv("CAIRN_WEBHOOK_ALLOW_PRIVATE", "1")  # no DNS in tests; the URL check is tested on its own
     hook = admin.webhooks.create_webhook("mine", "https://example.com/h", ["model_version.created"], "c.s.m").id
@@ -198,7 +199,7 @@ def test_every_method_is_governed_and_audited(metastore: Metastore, admin: Cairn
                     assert {e.principal for e in result} == {"nobody"}
                 if method in ("list_tags_many", "list_grants_many"):
                     assert result == {}
-                if method in ("history_many", "get_effective_privileges_many"):
+                if method in ("history_many", "get_effective_privileges_many", "partition_columns_many"):
                     assert [type(e) for e in result.values()] == [NotFound], (method, result)
             after = audit_count()
             assert len(after) == len(before) + 1, f"{attr}.{method} wrote {len(after) - len(before)} audit rows"
