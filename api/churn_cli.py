@@ -13,6 +13,8 @@ Registered on the main command group in api/cli.py; uses its context object and 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import threading
 import time
 from typing import Any
@@ -113,7 +115,7 @@ def demo(env: Env, users: int, events: int, days: int, max_evals: int, paralleli
     if env.as_json:
         click.echo(json.dumps({"names": names, "champion": champion, "build_seconds": round(build_seconds, 1), "lineage": edges,
                                "curl": curl, "graphql": query}, default=str, indent=2))
-        return
+        _leave()
     ep = c.serving.get_endpoint("churn")
     click.echo(f"\nbuilt in {build_seconds:.0f} s: {users:,} users, {c.data.read(names['events'], columns=['user_id']).num_rows:,} events; "
                f"champion {model}/{champion}, endpoint churn routes "
@@ -124,3 +126,14 @@ def demo(env: Env, users: int, events: int, days: int, max_evals: int, paralleli
         click.echo(f"  {'  ' * e['depth']}{e['source']}{at(e['source_version'])} -> {e['target']}{at(e['target_version'])}")
     click.echo(f"\nscore user {user} through the endpoint (token of {SP}, valid one day), once `cairn serve` is up:\n  {curl}")
     click.echo(f"\nthe chain in GraphQL (paste into {base}/graphql, or run):\n{query}\n\n  {gql}\n")
+    _leave()
+
+
+def _leave() -> None:
+    """Exit now, without the interpreter's teardown: everything the demo made is committed (the
+    metastore, Delta, MLflow), and at teardown a native thread pool left by a finished thread can
+    abort the process ('terminate called without an active exception', duckdb#13904), which CI
+    saw a few times under load even with the job on the main thread."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
