@@ -25,10 +25,12 @@ def h(token: str) -> dict[str, str]:
 
 def while_running(server: str, call: Callable[[], httpx.Response]) -> tuple[httpx.Response, list[float]]:
     """Run `call` and poll /healthz meanwhile; the call's response and every health check's latency."""
-    done, latencies = threading.Event(), []
+    done, latencies, ready = threading.Event(), [], threading.Event()
 
     def poll() -> None:
         with httpx.Client() as client:
+            client.get(f"{server}/healthz", timeout=30)  # the client's own setup and connection: not the server's latency
+            ready.set()
             while not done.is_set():
                 start = time.perf_counter()
                 assert client.get(f"{server}/healthz", timeout=10).json() == {"status": "ok"}
@@ -37,6 +39,7 @@ def while_running(server: str, call: Callable[[], httpx.Response]) -> tuple[http
 
     poller = threading.Thread(target=poll)
     poller.start()
+    ready.wait(30)
     try:
         response = call()
     finally:
