@@ -67,10 +67,11 @@ def _seconds(table: Any, column: str = "ts") -> Any:
 
 
 def delta_sql(t1: int, t2: int) -> str:
-    """The new features of the affected users, from `state` (the state rows, `ts` ordering them, of
-    the users touched: with events in n, x or y, or with a state row in the ticking `tod` range),
-    `n`, `x`, `y` (all with epoch-second `ts`), in SQL both DuckDB and Spark run. A user whose stale
-    state row was in the `tod` range but whose latest is not is dropped by the test on its latest row."""
+    """The new features of the affected users, from `state` (the latest state row of each user
+    touched: with events in n, x or y, or with a state row in the ticking `tod` range), `n`, `x`,
+    `y` (all with epoch-second `ts`), in SQL both DuckDB and Spark run (one aggregation, one join:
+    one shuffle on Spark). A user whose stale state row was in the `tod` range but whose latest is
+    not is dropped by the test on its latest row."""
     def enter(w: int, src: str) -> str:
         low = max(t1, t2 - w * 86400) if src == "x" else t2 - w * 86400
         return f"CASE WHEN ts > {low} THEN 1 ELSE 0 END"
@@ -85,9 +86,7 @@ def delta_sql(t1: int, t2: int) -> str:
     sums = ", ".join(f"SUM(e{w}) AS d{w}" for w in WINDOWS)
     return f"""
 WITH prev AS (
-  SELECT user_id, MAX_BY(last_event_ts, ts) AS last1, MAX_BY(freq_7d, ts) AS f7, MAX_BY(freq_30d, ts) AS f30,
-    MAX_BY(freq_90d, ts) AS f90
-  FROM state GROUP BY user_id
+  SELECT user_id, last_event_ts AS last1, freq_7d AS f7, freq_30d AS f30, freq_90d AS f90 FROM state
 ),
 contrib AS (
   SELECT user_id, ts AS newest, {cols} FROM n WHERE ts <= {t2}
@@ -188,10 +187,10 @@ def _prepare(cairn: Any, events: str, features: str, state: str, as_of: datetime
     ticking = [f"SELECT user_id FROM {st} WHERE {part}" for part in S.ticking(s1, s2)]  # each a range: zone maps skip
     con.execute("CREATE TEMP TABLE touched AS " + " UNION ".join(
         [*ticking, f"SELECT user_id FROM n WHERE ts <= {s2}", "SELECT user_id FROM x", "SELECT user_id FROM y"]))
-    # every state row of the touched users (delta_sql takes each one's latest, by features_version)
-    # (a join, `touched` being distinct, builds its hash on the few touched users: cheaper than IN)
-    con.execute(f"CREATE TEMP TABLE state AS SELECT user_id, features_version AS ts, last_event_ts, freq_7d, freq_30d, freq_90d FROM {st} "
-                "AS s JOIN touched USING (user_id)")
+    # the latest state row (by features_version) of each touched user (a join, `touched` being
+    # distinct, builds its hash on the few touched users: cheaper than IN)
+    con.execute(f"CREATE TEMP TABLE state AS SELECT user_id, last_event_ts, freq_7d, freq_30d, freq_90d FROM {st} "
+                "AS s JOIN touched USING (user_id) QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY features_version DESC) = 1")
     return _Work(t1, t2, v1, v2, n.num_rows, con)
 
 
@@ -255,7 +254,8 @@ def refresh_spark(spark: Any, cairn: Any, events: str, features: str, as_of: dat
     if isinstance(work, Refresh):
         return work
     rows_in = 0
-    saved = {k: spark.conf.get(k) for k in ("spark.sql.shuffle.partitions", "spark.sql.execution.arrow.pyspark.enabled")}
+    saved = {k: spark.conf.get(k) for k in ("spark.sql.shuffle.partitions", "spark.sql.execution.arrow.pyspark.enabled",
+                                            "spark.sql.adaptive.enabled")}
     try:
         spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")  # the small inputs go over as Arrow, not row by row
         try:
@@ -264,12 +264,13 @@ def refresh_spark(spark: Any, cairn: Any, events: str, features: str, as_of: dat
                 rows_in += table.num_rows
                 ddl = ", ".join(f"{f.name} {'bigint' if pa.types.is_integer(f.type) else 'string'}" for f in table.schema)
                 df = spark.createDataFrame([], ddl) if table.num_rows == 0 else spark.createDataFrame(table)
-                df.createOrReplaceTempView(f"cairn_refresh_{name}")
+                df.coalesce(1).createOrReplaceTempView(f"cairn_refresh_{name}")  # small: one task each
         finally:
             work.con.close()
         sql = re.sub(r"\bFROM (state|n|x|y)\b", r"FROM cairn_refresh_\1", delta_sql(int(work.t1.timestamp()), int(work.t2.timestamp())))
         # a few rows per touched user: one shuffle partition per million of them, not the session's default
         spark.conf.set("spark.sql.shuffle.partitions", str(max(1, rows_in // 1_000_000)))
+        spark.conf.set("spark.sql.adaptive.enabled", "false")  # one small shuffle: re-planning it after it runs only costs
         rows = spark.sql(sql).toArrow()
     finally:
         for k, v in saved.items():
