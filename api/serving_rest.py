@@ -75,23 +75,11 @@ class Serving:
             Route(BASE + "/{name}", h(self._delete), methods=["DELETE"]),
             Route(BASE + "/{name}/config", h(self._update), methods=["PUT"]),
             Route(BASE + "/{name}/metrics", self._metrics, methods=["GET"]),
-            # answered by `Invocations` ahead of routing; listed so that other methods get 405
-            Route("/serving-endpoints/{name}/invocations", self._by_route, methods=["POST"]),
-            Route("/serving-endpoints/{name}/served-models/{entity}/invocations", self._by_route, methods=["POST"]),
+            # answered by `Invocations` ahead of routing (these answer the same, for an app built
+            # without it); listed so that other methods get 405
+            Route("/serving-endpoints/{name}/invocations", _Routed(self), methods=["POST"]),
+            Route("/serving-endpoints/{name}/served-models/{entity}/invocations", _Routed(self), methods=["POST"]),
         ]
-
-    async def _by_route(self, request: Request) -> Response:
-        """An invocation that reached the router (an app built without `Invocations`)."""
-        sent: list[Any] = []
-
-        async def keep(message: Any) -> None:
-            sent.append(message)
-
-        await self.answer(request.scope, request.receive, keep, request.path_params["name"], request.path_params.get("entity"))
-        if not sent:
-            return Response(status_code=499)
-        return Response(sent[1]["body"], status_code=sent[0]["status"], headers={k.decode(): v.decode() for k, v in sent[0]["headers"]
-                                                                                 if k != b"content-length"})
 
     # management ------------------------------------------------------------------------------
     def _create(self, c: Cairn, request: Request, body: Any) -> Any:
@@ -192,6 +180,17 @@ def _error_body(code: str, message: str, request_id: str) -> bytes:
 
 
 _INVOCATION = re.compile(r"/serving-endpoints/([^/]+)(?:/served-models/([^/]+))?/invocations")
+
+
+class _Routed:
+    """An invocation reached through the router: an ASGI app, answered as `Invocations` does."""
+
+    def __init__(self, serving: Serving) -> None:
+        self.serving = serving
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        params = scope["path_params"]
+        await self.serving.answer(scope, receive, send, params["name"], params.get("entity"))
 
 
 class Invocations:

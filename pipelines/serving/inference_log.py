@@ -98,8 +98,7 @@ def rows_table(rows: list[tuple[Any, ...]]) -> Any:
     """Queued rows as an Arrow table (one array per column: far cheaper than row dicts)."""
     import pyarrow as pa
 
-    columns = list(zip(*rows)) if rows else [()] * len(COLUMNS)
-    return pa.table({name: pa.array(values) for name, values in zip(COLUMNS, columns)})
+    return pa.table({name: pa.array(values) for name, values in zip(COLUMNS, zip(*rows))})
 
 
 class ProcessWriter:

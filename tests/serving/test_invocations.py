@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from catalog.client import Cairn
+from catalog.client import Cairn, Metastore
 from tests.serving.conftest import auth, entities
 from tests.serving.helpers import feature_spec, log_model, register
 
@@ -124,3 +124,23 @@ def test_on_demand_python_functions_are_computed_from_the_request(server: str, w
     assert r.status_code == 400 and "m.s.tenth failed" in r.json()["message"]
     executed = [e for e in admin.audit.list_events(principal="admin", max_results=1000) if e.action == "execute_function"]
     assert executed and {e.result.value for e in executed} == {"ALLOWED"}
+
+
+def test_the_routes_answer_as_the_middleware_does_and_other_methods_get_405(metastore: Metastore, live, world: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    """Invocations are answered by the `Invocations` middleware ahead of routing; the routes behind
+    it (an app used without the middleware: its bare router) answer the same, and refuse GET."""
+    from api.server import make_app
+
+    token, v = world["token"], world["versions"]["plain"]
+    row = {"dataframe_records": [{f"f{i}": 0.1 * (i + 1) for i in range(5)}]}
+    answers = []
+    for asgi in (make_app(metastore), make_app(metastore).router):  # each its own runtime: a stopped app's is closed
+        with live(asgi) as url:
+            if not answers:
+                _create(url, token, "plain", {"served_entities": entities(("plain", v))})
+            r = httpx.post(f"{url}/serving-endpoints/plain/invocations", json=row, headers=auth(token))
+            assert r.status_code == 200 and r.headers["served-entity"] == "plain" and len(r.headers["x-request-id"]) == 32
+            answers.append(r.json())
+            assert httpx.post(f"{url}/serving-endpoints/plain/invocations", json=row).status_code == 401
+            assert httpx.get(f"{url}/serving-endpoints/plain/invocations", headers=auth(token)).status_code == 405
+    assert answers[0] == answers[1] and len(answers[0]["predictions"]) == 1
