@@ -29,7 +29,6 @@ refresh (its version is not the state's) gets its state rebuilt from its latest 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,52 +65,49 @@ def _seconds(table: Any, column: str = "ts") -> Any:
     return table.set_column(i, column, secs)
 
 
-def delta_sql(t1: int, t2: int) -> str:
-    """The new features of the affected users, from `state` (the latest state row of each user
-    touched: with events in n, x or y, or with a state row in the ticking `tod` range), `n`, `x`,
-    `y` (all with epoch-second `ts`), in SQL both DuckDB and Spark run (one aggregation, one join:
-    one shuffle on Spark). A user whose stale state row was in the `tod` range but whose latest is
-    not is dropped by the test on its latest row."""
-    def enter(w: int, src: str) -> str:
-        low = max(t1, t2 - w * 86400) if src == "x" else t2 - w * 86400
-        return f"CASE WHEN ts > {low} THEN 1 ELSE 0 END"
+def delta_sql(span: int) -> str:
+    """The new features of the affected users from `inputs`, one row per piece of what the refresh
+    read (`src` 0: the latest state row of a touched user, `last1`, `f7`, `f30`, `f90`; 1: a new
+    event `n` (from the change feed, up to T2); 2: an event `x` already there but then in the
+    future; 3: an event `y` leaving the window `w`), in SQL both DuckDB and Spark run: one
+    aggregation by user and no join, so one stage on Spark when the input is one partition.
 
-    def ticks(col: str) -> str:
-        return f"FLOOR(({t2} - {col}) / 86400) <> FLOOR(({t1} - {col}) / 86400)"
+    Every time is in seconds relative to T2 (T2 is 0, T1 is `-span`), and so is the `last_event_ts`
+    returned: the SQL depends only on the time between refreshes, so an engine that compiles its
+    queries (Spark's generated code inlines literals) compiles it once for a schedule, not each time.
 
-    cols = ", ".join(f"{enter(w, 'n')} AS e{w}" for w in WINDOWS)
-    xcols = ", ".join(f"{enter(w, 'x')} AS e{w}" for w in WINDOWS)
-    ycols = ", ".join(f"CASE WHEN w = {w} THEN -1 ELSE 0 END AS e{w}" for w in WINDOWS)
-    zero = ", ".join(f"0 AS e{w}" for w in WINDOWS)
-    sums = ", ".join(f"SUM(e{w}) AS d{w}" for w in WINDOWS)
+    A user is written when it has events in n, x or y, or when its latest state row's recency ticks
+    over (a touched user whose stale state row was in the `tod` range but whose latest is not, and
+    who has no events, is dropped by that test)."""
+    def delta(w: int) -> str:
+        return (f"CASE src WHEN 1 THEN CASE WHEN ts > {-w * 86400} THEN 1 ELSE 0 END "
+                f"WHEN 2 THEN CASE WHEN ts > {max(-span, -w * 86400)} THEN 1 ELSE 0 END "
+                f"WHEN 3 THEN CASE WHEN w = {w} THEN -1 ELSE 0 END ELSE 0 END AS e{w}")
+
+    deltas = ", ".join(delta(w) for w in WINDOWS)
+    sums = ", ".join(f"COALESCE(MAX(f{w}), 0) + SUM(e{w}) AS f{w}" for w in WINDOWS)
     return f"""
-WITH prev AS (
-  SELECT user_id, last_event_ts AS last1, freq_7d AS f7, freq_30d AS f30, freq_90d AS f90 FROM state
+WITH c AS (
+  SELECT user_id, last1, f7, f30, f90, CASE WHEN src IN (1, 2) THEN ts END AS newest,
+    CASE WHEN src = 0 THEN 0 ELSE 1 END AS hit, {deltas}
+  FROM inputs
 ),
-contrib AS (
-  SELECT user_id, ts AS newest, {cols} FROM n WHERE ts <= {t2}
-  UNION ALL SELECT user_id, ts AS newest, {xcols} FROM x
-  UNION ALL SELECT user_id, CAST(NULL AS BIGINT) AS newest, {ycols} FROM y
-  UNION ALL SELECT user_id, CAST(NULL AS BIGINT) AS newest, {zero} FROM prev WHERE {ticks('last1')}
+d AS (
+  SELECT user_id, MAX(last1) AS last1, MAX(newest) AS newest, {sums}
+  FROM c GROUP BY user_id HAVING SUM(hit) > 0 OR FLOOR(-MAX(last1) / 86400) <> FLOOR((-{span} - MAX(last1)) / 86400)
 ),
-d AS (SELECT user_id, MAX(newest) AS newest, {sums} FROM contrib GROUP BY user_id),
-j AS (
-  SELECT d.user_id, GREATEST(COALESCE(p.last1, d.newest), COALESCE(d.newest, p.last1)) AS last2,
-    COALESCE(p.f7, 0) + d.d7 AS f7, COALESCE(p.f30, 0) + d.d30 AS f30, COALESCE(p.f90, 0) + d.d90 AS f90
-  FROM d LEFT JOIN prev p ON p.user_id = d.user_id
-)
-SELECT user_id, last2 AS last_event_ts, CAST(FLOOR(({t2} - last2) / 86400) AS INT) AS recency_days,
+j AS (SELECT user_id, GREATEST(COALESCE(last1, newest), COALESCE(newest, last1)) AS last2, f7, f30, f90 FROM d)
+SELECT user_id, last2 AS last_event_ts, CAST(FLOOR(-last2 / 86400) AS INT) AS recency_days,
   CAST(f7 AS BIGINT) AS freq_7d, CAST(f30 AS BIGINT) AS freq_30d, CAST(f90 AS BIGINT) AS freq_90d,
   CASE WHEN f30 = 0 THEN NULL ELSE CAST(f7 AS DOUBLE) * 30.0 / (CAST(f30 AS DOUBLE) * 7.0) END AS activity_trend
 FROM j WHERE last2 IS NOT NULL"""
 
 
-
-
 @dataclass
 class _Work:
     """What one refresh computes from: the watermarks, and a DuckDB database holding the temp
-    tables `state` (touched users' latest state rows), `n`, `x` and `y`."""
+    table `inputs` (delta_sql's input: the touched users' latest state rows and their events in
+    `n`, `x` and `y`)."""
     t1: datetime
     t2: datetime
     v1: int
@@ -162,8 +158,10 @@ def _prepare(cairn: Any, events: str, features: str, state: str, as_of: datetime
     eplan = cairn.data.plan_scan(events, version=v1, run_id=run_id, stats=True)
     con = duck.database(frozenset(local(f) for f in splan.files + eplan.files))
 
-    def secs(col: str) -> str:
-        return f"epoch_us({col}) // 1000000"
+    s1, s2 = int(t1.timestamp()), int(t2.timestamp())
+
+    def secs(col: str) -> str:  # seconds relative to T2 (delta_sql)
+        return f"epoch_us({col}) // 1000000 - {s2}"
 
     def lit(t: datetime) -> str:
         return f"TIMESTAMPTZ '{t.isoformat()}'"
@@ -177,20 +175,22 @@ def _prepare(cairn: Any, events: str, features: str, state: str, as_of: datetime
         lo, hi = t1 - timedelta(days=w), min(t1, t2 - timedelta(days=w))
         if hi > lo:
             ys.append(f"SELECT user_id, {secs('ts')} AS ts, {w} AS w FROM {ev(lo, hi)} WHERE ts > {lit(lo)} AND ts <= {lit(hi)}")
-    con.execute(f"CREATE TEMP TABLE x AS {' UNION ALL '.join(slices) or 'SELECT 0::BIGINT AS user_id, 0::BIGINT AS ts WHERE false'}")
-    con.execute(f"CREATE TEMP TABLE y AS {' UNION ALL '.join(ys) or 'SELECT 0::BIGINT AS user_id, 0::BIGINT AS ts, 0 AS w WHERE false'}")
+    none = "SELECT 0::BIGINT AS user_id, 0::BIGINT AS ts, 0::BIGINT AS w WHERE false"
+    con.execute(f"CREATE TEMP TABLE x AS SELECT user_id, ts, NULL::BIGINT AS w FROM ({' UNION ALL '.join(slices) or none})")
+    con.execute(f"CREATE TEMP TABLE y AS {' UNION ALL '.join(ys) or none}")
     con.register("n_arrow", n)
-    con.execute("CREATE TEMP TABLE n AS SELECT * FROM n_arrow")
+    con.execute(f"CREATE TEMP TABLE n AS SELECT user_id, ts - {s2} AS ts, NULL::BIGINT AS w FROM n_arrow WHERE ts <= {s2}")  # later ones wait
     con.unregister("n_arrow")
     st = S.scan_sql(splan, S.NAMES)
-    s1, s2 = int(t1.timestamp()), int(t2.timestamp())
     ticking = [f"SELECT user_id FROM {st} WHERE {part}" for part in S.ticking(s1, s2)]  # each a range: zone maps skip
-    con.execute("CREATE TEMP TABLE touched AS " + " UNION ".join(
-        [*ticking, f"SELECT user_id FROM n WHERE ts <= {s2}", "SELECT user_id FROM x", "SELECT user_id FROM y"]))
     # the latest state row (by features_version) of each touched user (a join, `touched` being
-    # distinct, builds its hash on the few touched users: cheaper than IN)
-    con.execute(f"CREATE TEMP TABLE state AS SELECT user_id, last_event_ts, freq_7d, freq_30d, freq_90d FROM {st} "
-                "AS s JOIN touched USING (user_id) QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY features_version DESC) = 1")
+    # distinct, builds its hash on the few touched users: cheaper than IN), then the events, as one table
+    con.execute("CREATE TEMP TABLE touched AS " + " UNION ".join([*ticking, *(f"SELECT user_id FROM {e}" for e in "nxy")]))
+    state = (f"SELECT user_id, 0::BIGINT AS src, NULL::BIGINT AS ts, NULL::BIGINT AS w, last_event_ts - {s2} AS last1, freq_7d AS f7, "
+             f"freq_30d AS f30, freq_90d AS f90 FROM {st} AS s JOIN touched USING (user_id) "
+             "QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY features_version DESC) = 1")
+    events = " UNION ALL ".join(f"SELECT user_id, {i}::BIGINT, ts, w, NULL, NULL, NULL, NULL FROM {e}" for i, e in ((1, "n"), (2, "x"), (3, "y")))
+    con.execute(f"CREATE TEMP TABLE inputs AS SELECT * FROM ({state}) UNION ALL {events}")
     return _Work(t1, t2, v1, v2, n.num_rows, con)
 
 
@@ -202,16 +202,15 @@ def _finish(cairn: Any, features: str, state: str, rows: Any, w: _Work, run_id: 
     k = rows.num_rows
     if not k:
         return Refresh("INCREMENTAL", w.t2, w.t1, w.v2, w.v1, 0, w.new_events)
-    secs = rows.column("last_event_ts")
+    secs = pc.add(pc.cast(rows.column("last_event_ts"), pa.int64()), int(w.t2.timestamp()))  # delta_sql's are relative to T2
     out = rows.set_column(rows.schema.get_field_index("last_event_ts"), "last_event_ts",
-                          pc.cast(pc.multiply(pc.cast(secs, pa.int64()), 1_000_000), pa.timestamp("us", tz="UTC")))
+                          pc.cast(pc.multiply(secs, 1_000_000), pa.timestamp("us", tz="UTC")))
     at = pa.repeat(pa.scalar(w.t2, pa.timestamp("us", tz="UTC")), k)
     out = out.add_column(1, "ts", at).append_column("source_version", pa.repeat(pa.scalar(w.v2, pa.int64()), k))
     if merge or w.t2 == w.t1:  # at the same time again (new events, no time passed) the keys exist: update them
         written = cairn.data.merge(features, out, on=["user_id", "ts"], when_matched_update="*", run_id=run_id)
     else:
         written = cairn.data.write(features, out, run_id=run_id)
-    secs = pc.cast(secs, pa.int64())
     rows_state = pa.table({
         "user_id": rows.column("user_id"), "last_event_ts": secs, "tod": pc.cast(pc.subtract(secs, pc.multiply(pc.divide(secs, S.DAY), S.DAY)), pa.int32()),
         "freq_7d": rows.column("freq_7d"), "freq_30d": rows.column("freq_30d"), "freq_90d": rows.column("freq_90d"),
@@ -237,7 +236,7 @@ def refresh(cairn: Any, events: str, features: str, as_of: datetime, run_id: str
     if isinstance(work, Refresh):
         return work
     try:
-        rows = work.con.execute(delta_sql(int(work.t1.timestamp()), int(work.t2.timestamp()))).to_arrow_table()
+        rows = work.con.execute(delta_sql(int((work.t2 - work.t1).total_seconds()))).to_arrow_table()
     finally:
         work.con.close()
     return _finish(cairn, features, state, rows, work, run_id, merge, compact_after)
@@ -247,31 +246,25 @@ def refresh_spark(spark: Any, cairn: Any, events: str, features: str, as_of: dat
                   merge: bool = False, state: str | None = None, compact_after: int = COMPACT_AFTER) -> Refresh:
     """The same refresh computed on Spark (the same SQL), from the same governed reads: the few rows
     the touched users need are read as in `refresh`, the new features computed by Spark SQL."""
-    import pyarrow as pa
-
     state = state or S.state_table(features)
     work = _prepare(cairn, events, features, state, as_of, run_id)
     if isinstance(work, Refresh):
         return work
-    rows_in = 0
-    saved = {k: spark.conf.get(k) for k in ("spark.sql.shuffle.partitions", "spark.sql.execution.arrow.pyspark.enabled",
-                                            "spark.sql.adaptive.enabled")}
     try:
-        spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")  # the small inputs go over as Arrow, not row by row
-        try:
-            for name in ("state", "n", "x", "y"):
-                table = work.con.execute(f"SELECT * FROM {name}").to_arrow_table()
-                rows_in += table.num_rows
-                ddl = ", ".join(f"{f.name} {'bigint' if pa.types.is_integer(f.type) else 'string'}" for f in table.schema)
-                df = spark.createDataFrame([], ddl) if table.num_rows == 0 else spark.createDataFrame(table)
-                df.coalesce(1).createOrReplaceTempView(f"cairn_refresh_{name}")  # small: one task each
-        finally:
-            work.con.close()
-        sql = re.sub(r"\bFROM (state|n|x|y)\b", r"FROM cairn_refresh_\1", delta_sql(int(work.t1.timestamp()), int(work.t2.timestamp())))
-        # a few rows per touched user: one shuffle partition per million of them, not the session's default
-        spark.conf.set("spark.sql.shuffle.partitions", str(max(1, rows_in // 1_000_000)))
-        spark.conf.set("spark.sql.adaptive.enabled", "false")  # one small shuffle: re-planning it after it runs only costs
-        rows = spark.sql(sql).toArrow()
+        inputs = work.con.execute("SELECT * FROM inputs").to_arrow_table()
+    finally:
+        work.con.close()
+    saved = {k: spark.conf.get(k) for k in ("spark.sql.execution.arrow.pyspark.enabled", "spark.sql.adaptive.enabled")}
+    try:
+        spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")  # the input goes over as Arrow, not row by row
+        spark.conf.set("spark.sql.adaptive.enabled", "false")  # one stage: nothing to re-plan
+        df = spark.createDataFrame(inputs) if inputs.num_rows else spark.createDataFrame([], ", ".join(f"{n} bigint" for n in inputs.column_names))
+        # a few rows per touched user: up to a million rows are one partition, so the aggregation by user
+        # needs no shuffle and the query is one task; more are split by user (one shuffle)
+        parts = inputs.num_rows // 1_000_000
+        df = df.repartition(parts, "user_id") if parts > 1 else df.coalesce(1)
+        sql = delta_sql(int((work.t2 - work.t1).total_seconds())).replace("FROM inputs", "FROM {inputs}")
+        rows = spark.sql(sql, inputs=df).toArrow()
     finally:
         for k, v in saved.items():
             spark.conf.set(k, v)
