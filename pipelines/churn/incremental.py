@@ -38,6 +38,7 @@ from pipelines.churn import refresh_state as S
 from pipelines.churn.features import WINDOWS, as_of_time, full_sql, latest_version
 
 COMPACT_AFTER = 32  # state files (one per refresh) before the state is rewritten compact
+SPARK_PARTITION_ROWS = 1_000_000  # input rows per Spark partition: up to this many are one task, no shuffle
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,8 @@ def refresh(cairn: Any, events: str, features: str, as_of: datetime, run_id: str
 def refresh_spark(spark: Any, cairn: Any, events: str, features: str, as_of: datetime, run_id: str | None = None,
                   merge: bool = False, state: str | None = None, compact_after: int = COMPACT_AFTER) -> Refresh:
     """The same refresh computed on Spark (the same SQL), from the same governed reads: the few rows
-    the touched users need are read as in `refresh`, the new features computed by Spark SQL."""
+    the touched users need are read as in `refresh` and handed to Spark as one Arrow table, the new
+    features computed by Spark SQL."""
     state = state or S.state_table(features)
     work = _prepare(cairn, events, features, state, as_of, run_id)
     if isinstance(work, Refresh):
@@ -261,7 +263,7 @@ def refresh_spark(spark: Any, cairn: Any, events: str, features: str, as_of: dat
         df = spark.createDataFrame(inputs) if inputs.num_rows else spark.createDataFrame([], ", ".join(f"{n} bigint" for n in inputs.column_names))
         # a few rows per touched user: up to a million rows are one partition, so the aggregation by user
         # needs no shuffle and the query is one task; more are split by user (one shuffle)
-        parts = inputs.num_rows // 1_000_000
+        parts = -(-inputs.num_rows // SPARK_PARTITION_ROWS)
         df = df.repartition(parts, "user_id") if parts > 1 else df.coalesce(1)
         sql = delta_sql(int((work.t2 - work.t1).total_seconds())).replace("FROM inputs", "FROM {inputs}")
         rows = spark.sql(sql, inputs=df).toArrow()
