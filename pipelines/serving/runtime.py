@@ -26,6 +26,7 @@ import gc
 import logging
 import os
 import random
+import re
 import sys
 import threading
 import time
@@ -41,6 +42,16 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 
 def _env(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
+
+
+_PATHS = re.compile(r"(?:\b[A-Za-z][\w+.-]*:)?(?<![\w.])/[^\s'\"`,;()\[\]{}<>]+")
+
+
+def public_error(exc: BaseException) -> str:
+    """A load failure as told to the endpoint's callers: the exception's type and message, with
+    every file path and URI (the server's storage layout) replaced by `<path>`. The server's log
+    keeps the whole of it."""
+    return _PATHS.sub("<path>", f"{type(exc).__name__}: {exc}")[:500]
 
 
 class Entity:
@@ -281,7 +292,7 @@ class ServingRuntime:
         except Exception as exc:
             log.exception("loading %s (%s) failed", entity.name, entity.source)
             with entity.lock:
-                entity.state, entity.error, entity.failed_at = "LOAD_FAILED", f"{type(exc).__name__}: {exc}"[:500], time.monotonic()
+                entity.state, entity.error, entity.failed_at = "LOAD_FAILED", public_error(exc), time.monotonic()
             raise
         with entity.lock:
             entity.model, entity.state, entity.error = model, "READY", None

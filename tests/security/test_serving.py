@@ -144,3 +144,21 @@ def test_an_on_demand_function_the_owner_may_not_execute_is_never_run(
                        headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 503 and "m.s.leak" in r.json()["message"] and "Traceback" not in r.text
     assert len(denials(admin, "bob", "execute_function")) >= 1
+
+
+def test_a_failed_load_tells_callers_what_failed_not_where_the_server_keeps_files(
+        admin: Cairn, setup: dict[str, Any], metastore: Metastore, live, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "secret-model").mkdir()
+    (tmp_path / "secret-model" / "notes.txt").write_text("not a model")  # a version whose files are no MLflow model
+    v = register(admin, "m.s.churn", f"file://{tmp_path / 'secret-model'}")
+    admin.serving.create_endpoint("ep", served(v, "gone"))
+    admin.grants.grant("serving_endpoint", "ep", "bob", "CAN QUERY")
+    token = admin.tokens.create_token("bob")[0]
+    storage = admin.models.get_model_version("m.s.churn", v).storage_location
+    with live(make_app(metastore)) as url:
+        r = httpx.post(url + "/serving-endpoints/ep/invocations", json={"dataframe_records": [{"f0": 1.0}]},
+                       headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    message = r.json()["message"]
+    assert r.status_code == 503 and message.startswith("served entity 'gone' failed to load: ") and "<path>" in message
+    home = storage.removeprefix("file://").split("/warehouse")[0]
+    assert home not in message and "warehouse" not in message and "secret-model" not in message and "Traceback" not in r.text
