@@ -37,7 +37,7 @@ uncompressed Parquet (21 MB at 1M), compacted every 32 refreshes (~1 minute of a
 amortized to a few seconds a cycle); the feature table grows by ~2.4M rows a refresh (appended,
 never re-read by the refresh). Spark computes the delta as one task (one input partition of the
 touched users' rows, one aggregation, no shuffle, generated code compiled once per schedule): its
-fixed cost per refresh (handing the rows over as Arrow, planning, one task) is ~0.4 s warm at these
+fixed cost per refresh (handing the rows over as Arrow, planning, one task) is ~0.4-0.5 s warm at these
 sizes; at 80M its delta is ~5M input rows, split by user into a few partitions, seconds on a cluster.
 """
 
