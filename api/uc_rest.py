@@ -8,6 +8,7 @@ from one table, never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -147,8 +148,12 @@ def _no_identity(b: dict[str, Any]) -> None:
         raise InvalidArgument(f"purpose must be STORAGE (service credentials are not supported), not {b['purpose']!r}")
 
 
+def _flag(r: Request, name: str) -> bool:
+    return r.query_params.get(name, "false").lower() == "true"
+
+
 def _force(r: Request) -> bool:
-    return r.query_params.get("force", "false").lower() == "true"
+    return _flag(r, "force")
 
 
 def page(items: Any, key: str, fmt: Any) -> dict[str, Any]:
@@ -249,7 +254,12 @@ def routes(handler: Any) -> list[Route]:
     def list_tables(c: Any, r: Request, b: Any) -> Any:
         cat = r.query_params.get("catalog_name") or _need({}, "catalog_name")
         sch = r.query_params.get("schema_name") or _need({}, "schema_name")
-        return page(c.tables.list_tables(cat, sch, r.query_params.get("page_token"), _int(r, "max_results")), "tables", table_json)
+        found = c.tables.list_tables(cat, sch, r.query_params.get("page_token"), _int(r, "max_results"))
+        if _flag(r, "include_delta_metadata"):  # UC's switch for what the Delta log says: here each column's partition_index
+            parts = c.tables.partition_columns_many(list(found.items))  # one governed call for the page
+            found = dataclasses.replace(found, items=tuple(
+                dataclasses.replace(s, partition_columns=p) if isinstance(p := parts.get(s.id), tuple) else s for s in found.items))
+        return page(found, "tables", table_json)
 
     def create_table(c: Any, r: Request, b: Any) -> Any:
         full = f"{_need(b, 'catalog_name')}.{_need(b, 'schema_name')}.{_need(b, 'name')}"

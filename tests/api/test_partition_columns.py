@@ -70,11 +70,25 @@ def test_uc_rest_get_table_has_partition_index(lake: Cairn, metastore: Metastore
         got = get("main.s.byday", "ana")
         flat = get("main.s.flat", "admin")
         hidden = get("main.s.byday", "bob")
+
+        def listed(who: str, **params: str) -> dict[str, list]:
+            r = httpx.get(f"{url}{UC}/tables", params={"catalog_name": "main", "schema_name": "s", **params},
+                          headers={"Authorization": f"Bearer {tokens[who]}"})
+            assert r.status_code == 200, r.text
+            return {t["name"]: [(c["name"], c.get("partition_index")) for c in t["columns"]] for t in r.json()["tables"]}
+
+        # lists read no Delta log unless asked with UC's include_delta_metadata; then one governed call for the page
+        plain, rich = listed("admin"), listed("admin", include_delta_metadata="true")
+        as_ana = listed("ana", include_delta_metadata="true")
     assert got.status_code == 200, got.text
     assert [(c["name"], c.get("partition_index")) for c in got.json()["columns"]] == [("id", None), ("day", 1), ("region", 0)]
     assert "partition_index" not in got.json()["columns"][0]
     assert flat.status_code == 200 and all("partition_index" not in c for c in flat.json()["columns"])
     assert hidden.status_code == 404 and hidden.json()["error_code"] == "NOT_FOUND"
+    assert plain["byday"] == [("id", None), ("day", None), ("region", None)]
+    assert rich["byday"] == [("id", None), ("day", 1), ("region", 0)] and rich["flat"] == [("id", None)]
+    assert as_ana == {"byday": [("id", None), ("day", 1), ("region", 0)]}  # ana sees only that table, and its partitions
+    assert len([e for e in lake.audit.list_events(action="get_table", max_results=100) if e.securable_name == "3 tables"]) == 1
 
 
 def test_a_table_whose_log_cannot_be_read_still_shows_the_rest(lake: Cairn) -> None:
