@@ -356,14 +356,15 @@ def partition_columns_at(location: str) -> tuple[str, ...]:
 
 def file_stats(dt: DeltaTable, files: tuple[str, ...]) -> Any:
     """The Delta log's statistics of each file of `files` (file URIs of `dt`'s snapshot, in their
-    order) as an Arrow table with a `min.<column>` and `max.<column>` per column: null where the
-    writer kept none. Read from the loaded log, no data file is opened."""
+    order) as an Arrow table with a `min.<column>`, `max.<column>` and `null_count.<column>` per
+    column and the file's `num_records`: null where the writer kept none. Read from the loaded log,
+    no data file is opened."""
     from urllib.parse import unquote
 
     import pyarrow as pa
 
     actions = pa.table(dt.get_add_actions(flatten=True))
-    wanted = [c for c in actions.column_names if c.startswith(("min.", "max."))]
+    wanted = [c for c in actions.column_names if c.startswith(("min.", "max.", "null_count.")) or c == "num_records"]
     root = dt.table_uri.rstrip("/") + "/"
     index = {unquote(p): i for i, p in enumerate(actions.column("path").to_pylist())}
     rows = [index.get(f, index.get(f.removeprefix(root), index.get(f.removeprefix(root.removeprefix("file://")), -1))) for f in files]

@@ -53,8 +53,9 @@ class ScanPlan:
     def skip(self, filters: Sequence[tuple[str, str, Any]]) -> ScanPlan:
         """This plan without the files no row of which can match all of `filters` (a conjunction of
         (column, op, value), op one of `SKIP_OPS`): judged by a partition column's value in the Delta
-        log, exactly, and by another column's min and max in the log (a plan with `stats`) for =, <,
-        <=, >, >= and in. A file the log has no value or statistics for stays, and so does every
+        log, exactly, by another column's min and max in the log (a plan with `stats`) for =, <,
+        <=, >, >= and in, and by its null count for is null (none: skipped) and is not null (all of
+        the file's rows: skipped). A file the log has no value or statistics for stays, and so does every
         file for a filter this cannot judge: an unknown column or op, a value not of the column's
         type, a float column's > and >= (NaN sorts above every number and is in no min or max), and
         a masked column (its rows show the mask, so skipping by the values beneath would both lose
@@ -82,6 +83,8 @@ class ScanPlan:
                 if c in self.partition_columns and self.partitions:
                     values = pa.array([p[self.partition_columns.index(c)] for p in self.partitions], delta.arrow_type(types[c]))
                     test = _exact(values, o, value)
+                elif self.stats is not None and not self.policy.row_filter and o in ("is null", "is not null"):
+                    test = _nulls(self.stats, c, o)
                 elif self.stats is not None and not self.policy.row_filter and {f"min.{c}", f"max.{c}"} <= set(self.stats.column_names):
                     test = _ranged(self.stats.column(f"min.{c}"), self.stats.column(f"max.{c}"), o, value)
                 else:
@@ -106,7 +109,7 @@ class ScanPlan:
         return delta.parquet_source(self.snapshot, options)
 
 
-# What `ScanPlan.skip` judges: all on partition values, the first six on min and max.
+# What `ScanPlan.skip` judges: all on partition values, the first six on min and max, the last two on null counts.
 SKIP_OPS = ("=", "<", "<=", ">", ">=", "in", "!=", "not in", "is null", "is not null")
 
 
@@ -143,6 +146,18 @@ def _exact(values: Any, op: str, value: Any) -> Any:
         return pc.fill_null(pc.and_(pc.is_valid(values), found if op == "in" else pc.invert(found)), False)
     compare = {"=": pc.equal, "!=": pc.not_equal, "<": pc.less, "<=": pc.less_equal, ">": pc.greater, ">=": pc.greater_equal}[op]
     return pc.fill_null(compare(values, _scalar(value, values.type)), False)
+
+
+def _nulls(stats: Any, column: str, op: str) -> Any:
+    """Which files, by the log's null count of `column` and their row count (null: unknown, the
+    file stays), may hold a row where it is null (`is null`) or not (`is not null`)."""
+    import pyarrow.compute as pc
+
+    if f"null_count.{column}" not in stats.column_names or "num_records" not in stats.column_names:
+        return None
+    nulls, rows = stats.column(f"null_count.{column}"), stats.column("num_records")
+    test = pc.greater(nulls, 0) if op == "is null" else pc.less(nulls, rows)
+    return pc.fill_null(test, True)
 
 
 def _ranged(lows: Any, highs: Any, op: str, value: Any) -> Any:

@@ -92,12 +92,15 @@ def redact_literals(value: Any) -> Any:
 
 def _visible_stats(stats: Any, policy: Policy) -> Any:
     """File statistics the reader may see: none under a row filter (a file's min and max are values
-    of rows it may not read), none of a masked column (they are values the mask hides)."""
+    of rows it may not read, and its counts count them), none of a masked column (its min and max
+    are values the mask hides, its null count tells where the hidden values are null)."""
     if stats is None or policy.row_filter:
         return None
     masked = tuple(m.lower() for m in policy.masks)
 
-    def hidden(stat: str) -> bool:  # `min.<column>` or, for a struct's field, `min.<column>.<field>`
+    def hidden(stat: str) -> bool:  # `min.<column>` or, for a struct's field, `min.<column>.<field>`; `num_records`
+        if "." not in stat:
+            return False
         name = stat.split(".", 1)[1].lower()
         return any(name == m or name.startswith(m + ".") for m in masked)
 
