@@ -44,14 +44,20 @@ def _env(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
+_QUOTED_PATHS = re.compile(r"""(['"])[^'"\n]*/[^'"\n]*\1""")  # a quoted path, spaces and all
 _PATHS = re.compile(r"(?:\b[A-Za-z][\w+.-]*:)?(?<![\w.])/[^\s'\"`,;()\[\]{}<>]+")
 
 
 def public_error(exc: BaseException) -> str:
     """A load failure as told to the endpoint's callers: the exception's type and message, with
     every file path and URI (the server's storage layout) replaced by `<path>`. The server's log
-    keeps the whole of it."""
-    return _PATHS.sub("<path>", f"{type(exc).__name__}: {exc}")[:500]
+    keeps the whole of it.
+
+    >>> public_error(OSError("no MLmodel at '/srv/cairn home/m/1' nor s3://bucket/m/1, see and/or ask"))
+    "OSError: no MLmodel at '<path>' nor <path>, see and/or ask"
+    """
+    text = _QUOTED_PATHS.sub(lambda m: f"{m.group(1)}<path>{m.group(1)}", f"{type(exc).__name__}: {exc}")
+    return _PATHS.sub("<path>", text)[:500]
 
 
 class Entity:
