@@ -90,21 +90,26 @@ def redact_literals(value: Any) -> Any:
 
 
 
-def _visible_stats(stats: Any, policy: Policy) -> Any:
+def _visible_stats(stats: Any, policy: Policy, columns: tuple[Any, ...]) -> Any:
     """File statistics the reader may see: none under a row filter (a file's min and max are values
     of rows it may not read, and its counts count them), none of a masked column (its min and max
-    are values the mask hides, its null count tells where the hidden values are null)."""
+    are values the mask hides, its null count tells where the hidden values are null), and none the
+    log keeps under a name that is no column of the table (`columns`): a table with Delta column
+    mapping keeps them under physical names (`min.col-<uuid>`), which no mask names."""
     if stats is None or policy.row_filter:
         return None
     masked = tuple(m.lower() for m in policy.masks)
+    known = {c.name.lower() for c in columns}
 
-    def hidden(stat: str) -> bool:  # `min.<column>` or, for a struct's field, `min.<column>.<field>`; `num_records`
-        if "." not in stat:
+    def shown(stat: str) -> bool:  # `min.<column>` or, for a struct's field, `min.<column>.<field>`; `num_records`
+        if stat == "num_records":
+            return True
+        kind, _, name = stat.lower().partition(".")
+        if kind not in ("min", "max", "null_count") or name.split(".", 1)[0] not in known:
             return False
-        name = stat.split(".", 1)[1].lower()
-        return any(name == m or name.startswith(m + ".") for m in masked)
+        return not any(name == m or name.startswith(m + ".") for m in masked)
 
-    return stats.select([c for c in stats.column_names if not hidden(c)])
+    return stats.select([c for c in stats.column_names if shown(c)])
 
 
 class TableDataService(Service):
@@ -301,7 +306,7 @@ class TableDataService(Service):
             snap = delta.prune(snap, partition_filters)
         policy = self._policy(uow, table)
         return ScanPlan(table.full_name, dt.version(), snap.files, snap.columns, policy, snap.partition_columns,
-                        snap.partitions, _visible_stats(delta.file_stats(dt, snap.files), policy) if stats else None)
+                        snap.partitions, _visible_stats(delta.file_stats(dt, snap.files), policy, snap.columns) if stats else None)
 
     def plan_scans(self, requests: list[tuple[str, int | None, datetime | str | None]], run_id: str | None = None) -> list[ScanPlan | ViewPlan]:
         """`plan_scan` for every table a statement reads, in one unit of work: all are checked

@@ -4,7 +4,9 @@ mask on `ssn`, gets none under the row filter, and never a masked column's."""
 
 from __future__ import annotations
 
-from catalog.client import Cairn
+from pathlib import Path
+
+from catalog.client import Cairn, Metastore
 
 
 def test_file_statistics_never_show_filtered_rows_or_masked_values(redteam: Cairn, admin: Cairn) -> None:
@@ -23,3 +25,27 @@ def test_file_statistics_never_show_filtered_rows_or_masked_values(redteam: Cair
     assert sorted(stats.column_names) == ["max.name", "max.region", "min.name", "min.region", "null_count.name", "null_count.region",
                                           "num_records"]  # nothing of ssn: not even where it is null
     assert "987-65-4321" not in str(stats.to_pylist())
+
+
+def test_a_column_mapped_table_shows_no_statistics_under_physical_names(admin: Cairn, metastore: Metastore, ext_dir: Path) -> None:
+    """A Delta table with column mapping (as Spark and Databricks write them) keeps its statistics
+    under physical names (`max.col-<uuid>`), which no mask names: they are not handed out."""
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    where = str(ext_dir / "people")
+    rows = pa.table({"name": ["ann", "bo"], "ssn": ["111-11-1111", "987-65-4321"]})
+    DeltaTable.create(where, rows.schema, configuration={"delta.columnMapping.mode": "name", "delta.minReaderVersion": "2",
+                                                         "delta.minWriterVersion": "5"})
+    write_deltalake(where, rows, mode="append")
+    assert any("987-65-4321" in str(v) for v in pa.table(DeltaTable(where).get_add_actions(flatten=True)).to_pylist()[0].values())
+    admin.sql("CREATE CATALOG main; CREATE SCHEMA main.s;"
+              "CREATE FUNCTION main.s.hide_ssn(ssn STRING) RETURNS STRING RETURN '***-**-****'")
+    admin.tables.create_table("main.s.people", table_type="EXTERNAL", storage_location=where)
+    admin.sql("ALTER TABLE main.s.people ALTER COLUMN ssn SET MASK main.s.hide_ssn")
+    admin.principals.create_user("bob")
+    admin.sql("GRANT USE CATALOG ON CATALOG main TO bob; GRANT USE SCHEMA ON SCHEMA main.s TO bob; GRANT SELECT ON TABLE main.s.people TO bob")
+    plan = metastore.as_principal("bob").data.plan_scan("main.s.people", stats=True)
+    assert plan.stats is not None and plan.stats.column_names == ["num_records"]  # nothing under a name that is no column
+    assert "987-65-4321" not in str(plan.stats.to_pylist()) and "111-11-1111" not in str(plan.stats.to_pylist())
+    assert plan.skip([("ssn", "is null", None)]).files == plan.files  # and nothing skipped by the masked column
