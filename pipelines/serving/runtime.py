@@ -45,7 +45,11 @@ def _env(name: str, default: float) -> float:
 
 
 _QUOTED_PATHS = re.compile(r"""(['"])[^'"\n]*/[^'"\n]*\1""")  # a quoted path, spaces and all
-_PATHS = re.compile(r"(?:\b[A-Za-z][\w+.-]*:)?(?<![\w.])/[^\s'\"`,;()\[\]{}<>]+")
+_PATHS = re.compile(r"(?:\b[A-Za-z][\w+.-]*:)?(?<![\w.~])(?:\.{1,2}|~)?/[^\s'\"`,;()\[\]{}<>]+"  # absolute, ./ ../ ~/, URIs
+                    r"|(?:\b[A-Za-z]:\\|\\\\)[^\s'\"`,;()\[\]{}<>]+")  # Windows: C:\x, \\server\share
+# A traceback inside a message: Python's, or a native library's (xgboost's `Stack trace:` of frames
+# with their load addresses): the message before it says what failed.
+_TRACES = re.compile(r"\s*(?:Traceback \(most recent call last\)|Stack trace:).*", re.S)
 
 
 def public_error(exc: BaseException) -> str:
@@ -56,7 +60,8 @@ def public_error(exc: BaseException) -> str:
     >>> public_error(OSError("no MLmodel at '/srv/cairn home/m/1' nor s3://bucket/m/1, see and/or ask"))
     "OSError: no MLmodel at '<path>' nor <path>, see and/or ask"
     """
-    text = _QUOTED_PATHS.sub(lambda m: f"{m.group(1)}<path>{m.group(1)}", f"{type(exc).__name__}: {exc}")
+    text = _TRACES.sub("", f"{type(exc).__name__}: {exc}")
+    text = _QUOTED_PATHS.sub(lambda m: f"{m.group(1)}<path>{m.group(1)}", text)
     return _PATHS.sub("<path>", text)[:500]
 
 

@@ -162,3 +162,47 @@ def test_a_failed_load_tells_callers_what_failed_not_where_the_server_keeps_file
     assert r.status_code == 503 and message.startswith("served entity 'gone' failed to load: ") and "<path>" in message
     home = storage.removeprefix("file://").split("/warehouse")[0]
     assert home not in message and "warehouse" not in message and "secret-model" not in message and "Traceback" not in r.text
+
+
+XGB_MLMODEL = """flavors:
+  python_function:
+    loader_module: mlflow.xgboost
+    data: model.xgb
+    env: {}
+  xgboost:
+    xgb_version: 2.0.0
+    data: model.xgb
+    model_class: xgboost.core.Booster
+    model_format: xgb
+"""
+
+
+def test_a_failed_load_tells_callers_no_native_stack_trace(
+        admin: Cairn, setup: dict[str, Any], metastore: Metastore, live, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """xgboost's errors carry a native stack trace (`Stack trace: [bt] (0) /lib/...so(+0x..) [0x7f..]`):
+    the library's load addresses in the server's memory, a traceback no caller gets."""
+    model = tmp_path / "secret-model"
+    model.mkdir()
+    (model / "MLmodel").write_text(XGB_MLMODEL)
+    (model / "model.xgb").write_bytes(b"not a booster" * 10)
+    v = register(admin, "m.s.churn", f"file://{model}")
+    admin.serving.create_endpoint("ep", served(v, "broken"))
+    admin.grants.grant("serving_endpoint", "ep", "bob", "CAN QUERY")
+    token = admin.tokens.create_token("bob")[0]
+    with live(make_app(metastore)) as url:
+        r = httpx.post(url + "/serving-endpoints/ep/invocations", json={"dataframe_records": [{"f0": 1.0}]},
+                       headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    message = r.json()["message"]
+    assert r.status_code == 503 and message.startswith("served entity 'broken' failed to load: XGBoostError: ")
+    assert "Invalid model format" in message  # what failed is told
+    assert "Stack trace" not in message and "[bt]" not in message and "0x7" not in message and ".so" not in message
+    assert str(tmp_path) not in message and "secret-model" not in message and "Traceback" not in r.text
+
+
+def test_load_failure_messages_hide_relative_and_windows_paths_and_tracebacks() -> None:
+    from pipelines.serving.runtime import public_error
+
+    for where in ("./warehouse/m/1/MLmodel", "../cairn/m/1", "~/cairn/m/1", r"C:\srv\cairn\m\1", r"\\fs01\cairn\m\1"):
+        assert public_error(OSError(f"cannot read {where} now")) == "OSError: cannot read <path> now"
+    told = public_error(RuntimeError("load failed\nTraceback (most recent call last):\n  File \"x.py\", line 1, in <module>\nboom"))
+    assert told == "RuntimeError: load failed"
