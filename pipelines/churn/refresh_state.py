@@ -50,12 +50,20 @@ def state_table(features: str) -> str:
 
 def plan(cairn: Any, name: str, features: str) -> Any:
     """The state's scan plan; the state table is created first (as the refreshing principal, which
-    needs CREATE TABLE on the schema) if missing."""
+    needs CREATE TABLE on the schema) if missing. A refresh copies the feature table's values into
+    the state and computes features from it, so a state owned by anyone but the refreshing principal
+    or the feature table's owner is refused: whoever made a table of that name first would read
+    every user's features, and write the ones the refresh computes."""
     try:
-        return cairn.data.plan_scan(name)
+        found = cairn.data.plan_scan(name)
     except NotFound:
         cairn.tables.create_table(name, COLUMNS, comment=f"incremental refresh state of {features} (one row per user; internal)")
         return cairn.data.plan_scan(name)
+    owner = cairn.tables.get_table(name).owner
+    if owner != cairn.ctx.principal and owner != cairn.tables.get_table(features).owner:
+        raise FailedPrecondition(f"the refresh state '{name}' is owned by {owner}, neither the refreshing principal nor the owner of "
+                                 f"'{features}'; its owner must drop it or transfer it before a refresh writes into it")
+    return found
 
 
 def ticking(t1: int, t2: int) -> list[str]:

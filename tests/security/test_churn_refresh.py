@@ -1,6 +1,7 @@
 """Attacks on the churn refresh's state table (pipelines/churn/refresh_state.py): a principal who may
-not create tables cannot get one made for it by a refresh, and a row filter on the state (which would
-make the refresh compute wrong features from a partial state) is refused, with nothing written."""
+not create tables cannot get one made for it by a refresh, a row filter on the state (which would
+make the refresh compute wrong features from a partial state) is refused, with nothing written, and
+so is a state table someone else made (the refresh would copy the features into it)."""
 
 from __future__ import annotations
 
@@ -55,3 +56,28 @@ def test_a_row_filter_on_the_state_is_refused_not_a_partial_state(world: Cairn, 
     F.create_feature_table(admin, "main.churn.full")
     F.full_sql(admin, EV, "main.churn.full", t + timedelta(minutes=15))
     assert F.latest_rows(admin.data.read(FT)).equals(F.latest_rows(admin.data.read("main.churn.full")))
+
+
+def test_a_state_table_made_by_someone_else_is_refused_not_filled_with_the_features(world: Cairn, admin: Cairn, metastore: Metastore) -> None:
+    """mallory may create tables in the schema but read neither the raw events nor the features. She
+    makes `<features>_state` before carol's first refresh and lets carol read and write it: the
+    refresh would copy every user's features into her table (and compute features from her rows)."""
+    from pipelines.churn import refresh_state as S
+
+    admin.principals.create_user("mallory")
+    admin.sql("GRANT USE CATALOG ON CATALOG main TO mallory; GRANT USE SCHEMA, CREATE TABLE ON SCHEMA main.churn TO mallory;"
+              "GRANT CREATE TABLE ON SCHEMA main.churn TO carol")
+    t = data.end_of(60)
+    F.full_sql(admin, EV, FT, t)  # the feature table has every user's features
+    mallory = metastore.as_principal("mallory")
+    mallory.tables.create_table(FT + "_state", S.COLUMNS)
+    mallory.sql(f"GRANT SELECT, MODIFY ON TABLE {FT}_state TO carol")
+    before = F.latest_version(admin, FT)
+    with pytest.raises(FailedPrecondition, match="owned by mallory"):
+        refresh(world, EV, FT, t + timedelta(minutes=15))
+    assert mallory.data.read(FT + "_state").num_rows == 0  # nothing of the features in her table
+    assert F.latest_version(admin, FT) == before
+    # a state carol made herself is hers: the refresh goes through
+    admin.sql(f"DROP TABLE {FT}_state")
+    assert refresh(world, EV, FT, t + timedelta(minutes=15)).mode in ("FULL", "INCREMENTAL")
+    assert admin.tables.get_table(FT + "_state").owner == "carol"
