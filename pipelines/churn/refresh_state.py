@@ -147,6 +147,8 @@ def rebuild(cairn: Any, features: str, name: str, run_id: str | None) -> int:
 
     fv = latest_version(cairn, features)
     plan = cairn.data.plan_scan(features, version=fv, run_id=run_id)
+    if not plan.policy.empty:  # a state of the rows this reader sees would make the refresh write wrong features for the others
+        raise FailedPrecondition(f"'{features}' has a row filter or column mask for this reader; a refresh rebuilds its state from it whole")
     con = duck.database(frozenset(local(f) for f in plan.files))
     try:
         src = scan_sql(plan, ["user_id", "ts", "last_event_ts", "freq_7d", "freq_30d", "freq_90d", "source_version"])

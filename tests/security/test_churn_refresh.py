@@ -81,3 +81,19 @@ def test_a_state_table_made_by_someone_else_is_refused_not_filled_with_the_featu
     admin.sql(f"DROP TABLE {FT}_state")
     assert refresh(world, EV, FT, t + timedelta(minutes=15)).mode in ("FULL", "INCREMENTAL")
     assert admin.tables.get_table(FT + "_state").owner == "carol"
+
+
+def test_a_row_filter_on_the_feature_table_is_refused_not_a_partial_state(world: Cairn, admin: Cairn) -> None:
+    """carol sees only some users of the feature table: a state rebuilt from what she sees would lack
+    the others, and the refresh would then write them features counted from the new events alone."""
+    t = data.end_of(60)
+    F.full_sql(admin, EV, FT, t)
+    admin.sql("GRANT CREATE TABLE ON SCHEMA main.churn TO carol;"
+              "CREATE FUNCTION main.churn.few(user_id BIGINT) RETURNS BOOLEAN RETURN user_id < 20;"
+              f"ALTER TABLE {FT} SET ROW FILTER main.churn.few ON (user_id)")
+    admin.data.write(EV, data.generate(200, 2_000, days=60, seed=9))
+    before, rows = F.latest_version(admin, FT), admin.data.read(FT).num_rows
+    with pytest.raises(FailedPrecondition, match="row filter or column mask"):
+        refresh(world, EV, FT, t + timedelta(minutes=15))
+    assert F.latest_version(admin, FT) == before and admin.data.read(FT).num_rows == rows  # no features from a partial state
+    assert admin.data.read(FT + "_state").num_rows == 0
