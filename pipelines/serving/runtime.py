@@ -49,7 +49,7 @@ _PATHS = re.compile(r"(?:\b[A-Za-z][\w+.-]*:)?(?<![\w.~])(?:\.{1,2}|~)?/[^\s'\"`
                     r"|(?:\b[A-Za-z]:\\|\\\\)[^\s'\"`,;()\[\]{}<>]+")  # Windows: C:\x, \\server\share
 # A traceback inside a message: Python's, or a native library's (xgboost's `Stack trace:` of frames
 # with their load addresses): the message before it says what failed.
-_TRACES = re.compile(r"\s*(?:Traceback \(most recent call last\)|Stack trace:).*", re.S)
+_TRACES = re.compile(r"Traceback \(most recent call last\)|Stack trace:")
 
 
 def public_error(exc: BaseException) -> str:
@@ -60,7 +60,11 @@ def public_error(exc: BaseException) -> str:
     >>> public_error(OSError("no MLmodel at '/srv/cairn home/m/1' nor s3://bucket/m/1, see and/or ask"))
     "OSError: no MLmodel at '<path>' nor <path>, see and/or ask"
     """
-    text = _TRACES.sub("", f"{type(exc).__name__}: {exc}")
+    # Only the start of a long message is read (it is told in 500 characters): the patterns cost more
+    # than linear time on some texts, and a model's files choose what its loader's errors quote.
+    text = f"{type(exc).__name__}: {exc}"[:2000]
+    trace = _TRACES.search(text)
+    text = text[: trace.start()].rstrip() if trace else text
     text = _QUOTED_PATHS.sub(lambda m: f"{m.group(1)}<path>{m.group(1)}", text)
     return _PATHS.sub("<path>", text)[:500]
 

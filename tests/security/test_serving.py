@@ -206,3 +206,13 @@ def test_load_failure_messages_hide_relative_and_windows_paths_and_tracebacks() 
         assert public_error(OSError(f"cannot read {where} now")) == "OSError: cannot read <path> now"
     told = public_error(RuntimeError("load failed\nTraceback (most recent call last):\n  File \"x.py\", line 1, in <module>\nboom"))
     assert told == "RuntimeError: load failed"
+
+
+def test_a_long_crafted_load_failure_message_is_told_in_its_first_characters() -> None:
+    """A model's files choose what its loader's errors quote: an unclosed quote before many slashes
+    (or a long run of spaces) cost the patterns quadratic time (100 KB: 17 s of CPU, the serving
+    process stalled). Only a message's start is read; this checks what is told, not how fast."""
+    from pipelines.serving.runtime import public_error
+
+    assert public_error(OSError("'" + "/a" * 30_000)) == "OSError: '<path>"
+    assert public_error(OSError("bad" + " " * 30_000 + "/srv/x")) == "OSError: bad" + " " * 488
