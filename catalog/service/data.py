@@ -112,6 +112,17 @@ def _visible_stats(stats: Any, policy: Policy, columns: tuple[Any, ...]) -> Any:
     return stats.select([c for c in stats.column_names if shown(c)])
 
 
+def _readable(table: Securable, dt: Any) -> Any:
+    """`dt`, unless its Parquet files name columns by Delta column mapping's physical names: no
+    reader here (delta-rs's Arrow datasets, DuckDB, Spark's executors) maps them, and each would
+    read every column as NULL. Refused with a clear error rather than answered wrongly."""
+    mode = dt.metadata().configuration.get("delta.columnMapping.mode", "none")
+    if mode not in ("none", ""):
+        raise FailedPrecondition(f"'{table.full_name}' uses Delta column mapping (mode {mode}), which Cairn cannot read yet: "
+                                 "its readers would see every column as NULL; rewrite the table without column mapping")
+    return dt
+
+
 class TableDataService(Service):
     def _open(self, uow: UnitOfWork, name: str, *privileges: Privilege) -> Securable:
         fn = parse_for(Kind.TABLE, name)
@@ -197,7 +208,7 @@ class TableDataService(Service):
             table = self._open(uow, name, Privilege.SELECT)
             if version is not None and timestamp is not None:
                 raise InvalidArgument("give a version or a timestamp, not both")
-            dt = delta.open_table(table.storage_location or "", version, timestamp)
+            dt = _readable(table, delta.open_table(table.storage_location or "", version, timestamp))
             if version is None and timestamp is None:
                 self._sync_columns(uow, table, dt)
             known = {c.name for c in table.columns} | {f.name for f in delta.table_schema(dt)}
@@ -270,7 +281,7 @@ class TableDataService(Service):
         with self._uow("read_table_changes", Kind.TABLE, display(name), write=False, starting_version=starting_version,
                        ending_version=ending_version) as uow:
             table = self._open(uow, name, Privilege.SELECT)
-            dt = delta.open_table(table.storage_location or "")
+            dt = _readable(table, delta.open_table(table.storage_location or ""))
             if dt.metadata().configuration.get("delta.enableChangeDataFeed") != "true":
                 raise FailedPrecondition(f"change data feed is not enabled on '{table.full_name}'")
             try:
@@ -300,7 +311,7 @@ class TableDataService(Service):
     def _scan(self, uow: UnitOfWork, table: Securable, version: int | None, timestamp: datetime | str | None,
               partition_filters: list[tuple[str, str, Any]] | None = None, stats: bool = False) -> ScanPlan:
         location = table.storage_location or ""
-        dt = delta.open_table(location, version, timestamp)
+        dt = _readable(table, delta.open_table(location, version, timestamp))
         snap = delta.snapshot_files(location, dt)
         if partition_filters:
             snap = delta.prune(snap, partition_filters)
