@@ -96,7 +96,9 @@ def test_graphql_is_bounded_before_parsing(server: str, world: dict[str, str], q
     assert r.status_code == 400 and "Traceback" not in r.text and "data" not in r.json()
     errors = r.json()["errors"]
     assert errors[0]["extensions"]["code"] == "INVALID_ARGUMENT" and words in errors[0]["message"]
-    assert max(health) < 1.0 and r.elapsed.total_seconds() < 1.0
+    # refused in about a second even on a loaded machine (unbounded, the fan-out asks for 2^40 fields
+    # and never ends), while the server kept answering others
+    assert max(health) < 1.0 and r.elapsed.total_seconds() < 5.0
 
 
 def test_a_query_deeper_than_12_fields_is_refused_and_one_of_12_runs(server: str, world: dict[str, str]) -> None:
