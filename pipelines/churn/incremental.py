@@ -121,6 +121,7 @@ class _Work:
 
 def _full(cairn: Any, events: str, features: str, state: str, t2: datetime, t1: datetime | None, v1: int | None, run_id: str | None,
           reason: str, new_events: int = -1) -> Refresh:
+    S.whole(cairn, features)  # the state is rebuilt from the table whole after: refused now, before anything is written
     version = full_sql(cairn, events, features, t2, run_id)
     S.rebuild(cairn, features, state, run_id)
     return Refresh("FULL", t2, t1, version, v1, -1, new_events, reason)

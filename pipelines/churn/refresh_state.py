@@ -140,15 +140,23 @@ def write_base(cairn: Any, name: str, rows: Any) -> None:
     cairn.data.commit_files(name, [DataFile(path, st.st_size, rows.num_rows, int(time.time() * 1000))], "overwrite")
 
 
+def whole(cairn: Any, features: str, version: int | None = None, run_id: str | None = None) -> Any:
+    """The feature table's scan plan, refused when the reader has a row filter or column mask on it:
+    a state of the rows this reader sees would make the refresh write wrong features for the others.
+    A full recompute checks it before writing, so a refusal leaves the feature table as it was."""
+    plan = cairn.data.plan_scan(features, version=version, run_id=run_id)
+    if not plan.policy.empty:
+        raise FailedPrecondition(f"'{features}' has a row filter or column mask for this reader; a refresh rebuilds its state from it whole")
+    return plan
+
+
 def rebuild(cairn: Any, features: str, name: str, run_id: str | None) -> int:
     """The state from the feature table's latest row per user; returns the number of users."""
     from pipelines.churn.features import latest_version
     from pipelines.features.engine import duck, local
 
     fv = latest_version(cairn, features)
-    plan = cairn.data.plan_scan(features, version=fv, run_id=run_id)
-    if not plan.policy.empty:  # a state of the rows this reader sees would make the refresh write wrong features for the others
-        raise FailedPrecondition(f"'{features}' has a row filter or column mask for this reader; a refresh rebuilds its state from it whole")
+    plan = whole(cairn, features, fv, run_id)
     con = duck.database(frozenset(local(f) for f in plan.files))
     try:
         src = scan_sql(plan, ["user_id", "ts", "last_event_ts", "freq_7d", "freq_30d", "freq_90d", "source_version"])

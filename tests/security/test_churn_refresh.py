@@ -97,3 +97,22 @@ def test_a_row_filter_on_the_feature_table_is_refused_not_a_partial_state(world:
         refresh(world, EV, FT, t + timedelta(minutes=15))
     assert F.latest_version(admin, FT) == before and admin.data.read(FT).num_rows == rows  # no features from a partial state
     assert admin.data.read(FT + "_state").num_rows == 0
+
+
+def test_a_full_recompute_under_a_row_filter_on_the_feature_table_writes_nothing(world: Cairn, admin: Cairn) -> None:
+    """A refresh that falls back to a full recompute (deletes in the raw table) rebuilds its state
+    from the feature table whole after writing it: with a row filter for the refresher, refused
+    before anything is written, not after the overwrite."""
+    t = data.end_of(60)
+    admin.sql("GRANT CREATE TABLE ON SCHEMA main.churn TO carol")
+    assert refresh(world, EV, FT, t).mode == "FULL"  # carol's state, built without any filter
+    rows = admin.data.read(FT).num_rows
+    admin.sql("CREATE FUNCTION main.churn.few(user_id BIGINT) RETURNS BOOLEAN RETURN user_id < 20;"
+              f"ALTER TABLE {FT} SET ROW FILTER main.churn.few ON (user_id)")
+    admin.data.delete(EV, "user_id = 3")  # the change feed has a delete: the next refresh is a full recompute
+    before = F.latest_version(admin, FT)
+    with pytest.raises(FailedPrecondition, match="row filter or column mask"):
+        refresh(world, EV, FT, t + timedelta(minutes=15))
+    assert F.latest_version(admin, FT) == before  # the feature table untouched
+    admin.sql(f"ALTER TABLE {FT} DROP ROW FILTER")
+    assert rows > 20 and admin.data.read(FT).num_rows == rows  # every user's rows still there
